@@ -151,7 +151,9 @@ def _explained(name: str, inputs: tuple, error: Exception) -> Exception:
     return kind(f"{name}: {error} (inputs: {detail})")
 
 
-def primitive(name: str, forward: Callable[..., Any], *, vjp: Callable, jvp: Callable, arity: int | None = 1) -> Primitive:
+def primitive(
+    name: str, forward: Callable[..., Any], *, vjp: Callable, jvp: Callable, arity: int | None = 1
+) -> Primitive:
     """Define and register a primitive: one definition holding its three rules."""
     return Primitive(name, forward, vjp, jvp, arity, register=True)
 
