@@ -67,10 +67,6 @@ class no_grad(ContextDecorator):
         _state.recording = self._outer.pop()
 
 
-def _is_differentiable(value: object) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
-
-
 _NO_TARGETS = {n: (None,) * n for n in range(8)}
 
 
@@ -173,17 +169,28 @@ class Autograd:
         )
 
     def _record(self, primitive: Any, inputs: tuple, output: np.ndarray, params: dict) -> None:
-        """Append a primitive's record, if any of its inputs is differentiable."""
+        """Append a primitive's record, if any of its inputs is differentiable.
+
+        This runs once per operation, so it is written flat: the same work as `_guard` and
+        `GradientBuffer.add_spot`, inlined.
+        """
         tracked = False
-        memory = self.gradient_buffer
+        memory, arrays = self.gradient_buffer.memory, self.gradient_buffer._arrays
         for value in inputs:
             if type(value) is np.ndarray and value.dtype.kind == "f":
                 tracked = True
                 if value.flags.writeable:
                     self._guard(value)
-                memory.add_spot(value)
+                key = id(value)
+                if key not in memory:
+                    memory[key] = None
+                    arrays[key] = value
         if tracked:
-            self._guard(output)
+            if output.base is None and output.flags.writeable:  # a fresh array: guard it alone
+                output.flags.writeable = False
+                self._locked.append(output)
+            else:
+                self._guard(output)
             self.operation_list.append(
                 Operation(inputs, output, _NO_TARGETS[len(inputs)], primitive.backward, primitive, params)
             )
@@ -274,32 +281,37 @@ class Autograd:
         """
         tape = self.operation_list
         adjoints: dict[int, np.ndarray] = {id(tape[start].output): seed}
+        freed_memory = freed.memory if freed is not None else {}
         outer_recording = _state.recording
         _state.recording = create_graph
         try:
             for index in range(start, stop - 1, -1):
                 op = tape[index]
-                grad_output = adjoints.pop(id(op.output), None)
+                key = id(op.output)
+                grad_output = adjoints.pop(key, None)
                 if grad_output is None:
                     continue  # this operation does not lead to the start
-                if freed is not None and id(op.output) in freed.memory:
-                    freed.memory[id(op.output)] = _FREED
+                if key in freed_memory:
+                    freed_memory[key] = _FREED
                 if op.primitive is not None:
-                    grads = op.primitive.vjp(grad_output, op.output, *op.inputs, **op.params)
+                    if op.params:
+                        grads = op.primitive.vjp(grad_output, op.output, *op.inputs, **op.params)
+                    else:
+                        grads = op.primitive.vjp(grad_output, op.output, *op.inputs)
                 else:
                     grads = op.backward_operation(grad_output, *op.inputs)
                     if len(op.inputs) == 1 and not isinstance(grads, (tuple, list)):
                         grads = (grads,)
                     _check_gradient_count(op, grads)
                 for value, grad, target in zip(op.inputs, grads, op.gradients_to_update):
-                    if grad is None or not _is_differentiable(value):
+                    if grad is None or type(value) is not np.ndarray or value.dtype.kind != "f":
                         continue
                     if type(grad) is not np.ndarray or grad.shape != value.shape:
                         grad = _checked_gradient(op, value, grad)
                     if target is not None:
                         target += grad
                         continue
-                    if grad.dtype != value.dtype:
+                    if grad.dtype is not value.dtype and grad.dtype != value.dtype:
                         grad = _cast(grad, value.dtype, create_graph)
                     key = id(value)
                     previous = adjoints.get(key)

@@ -64,6 +64,8 @@ class Primitive:
         self._names = [p.name for p in signature if p.kind is not p.VAR_POSITIONAL]
         self._defaults = {p.name: p.default for p in signature if p.default is not p.empty}
         self._input_count = 1 if arity is None else arity
+        # Calls with exactly this many positional arguments skip binding (the hot path).
+        self._plain_arity = arity if arity is not None and len(self._names) == arity else -1
         self.backward = self._make_backward()
         if register:
             PRIMITIVES[name] = self
@@ -74,7 +76,7 @@ class Primitive:
     def _bind(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         """Split a call's arguments into the inputs and the parameters."""
         count = self._input_count
-        if not kwargs and len(args) == count and self.arity is not None and len(self._names) == count:
+        if not kwargs and len(args) == self._plain_arity:
             return args, _NO_PARAMS
         names = self._names
         if self.arity is None:  # one sequence of inputs, then the parameters
@@ -97,8 +99,18 @@ class Primitive:
         return tuple(bound.pop(n) for n in names[:count]), bound
 
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        inputs, params = self._bind(args, kwargs)
-        return self.apply(inputs, params)
+        if kwargs or len(args) != self._plain_arity:
+            return self.apply(*self._bind(args, kwargs))
+        # The hot path, inlined: it runs for every operation and for every step of every rule.
+        try:
+            output = self.forward(*args)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _explained(self.name, args, error) from error
+        if type(output) is not np.ndarray:
+            output = np.asarray(output)  # numpy hands back scalars for 0-d results
+        if _state.recording:
+            (_state.engine or engine())._record(self, args, output, _NO_PARAMS)
+        return output
 
     def apply(self, inputs: tuple, params: dict) -> np.ndarray:
         """Compute the forward rule on `inputs` and record it on the current engine."""
@@ -109,7 +121,7 @@ class Primitive:
         if type(output) is not np.ndarray:
             output = np.asarray(output)  # numpy hands back scalars for 0-d results
         if _state.recording:
-            engine()._record(self, inputs, output, params)
+            (_state.engine or engine())._record(self, inputs, output, params)
         return output
 
     def _make_backward(self) -> Callable[..., Any]:
@@ -164,7 +176,7 @@ def primitive(
 def _grad(x: Any, g: np.ndarray) -> np.ndarray | None:
     """`g` reduced to `x`'s shape, or None when `x` is a constant (no gradient to compute)."""
     if type(x) is np.ndarray and x.dtype.kind == "f":
-        return unbroadcast(g, x.shape)
+        return g if g.shape == x.shape else unbroadcast(g, x.shape)
     return None
 
 
@@ -621,6 +633,56 @@ def _linear_jvp(t: list, ans: np.ndarray, x: Any, W: Any, b: Any) -> np.ndarray:
 
 
 linear = primitive("linear", _linear, arity=3, vjp=_linear_vjp, jvp=_linear_jvp)
+
+# ---- the fused loss: mean softmax cross-entropy, one tape entry instead of five ---------------
+
+
+def _target_distribution(logits: np.ndarray, target: Any) -> np.ndarray:
+    """Integer labels (N,) as one-hot rows; probability rows (N, C) as they are."""
+    target = np.asarray(target)
+    if target.dtype.kind in "iub":
+        if target.shape != logits.shape[:-1]:
+            raise ValueError(f"labels of shape {target.shape} for logits of shape {logits.shape}")
+        classes = logits.shape[-1]
+        if target.size and (target.min() < 0 or target.max() >= classes):
+            raise IndexError(f"labels must lie in [0, {classes}), got {target.min()}..{target.max()}")
+        return np.eye(classes, dtype=logits.dtype)[target]
+    if target.shape != logits.shape:
+        raise ValueError(f"target of shape {target.shape} for logits of shape {logits.shape}")
+    return target
+
+
+def _cross_entropy(logits: np.ndarray, target: Any) -> np.ndarray:
+    rows = _target_distribution(logits, target)
+    log_probs = logits - _logsumexp(logits, axis=-1, keepdims=True)
+    return -np.sum(rows * log_probs) / np.prod(logits.shape[:-1])
+
+
+def _cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, logits: Any, target: Any) -> tuple:
+    # L = −(1/N) Σ t · log_softmax(z):  z̄ = ḡ (softmax(z) Σt − t)/N,  t̄ = −ḡ log_softmax(z)/N
+    count = int(np.prod(np.shape(logits)[:-1])) or 1
+    rows = target if _wants(target) else _constant(_target_distribution(logits, target), logits)
+    scale = div(g, count)
+    grad_logits = grad_target = None
+    if _wants(logits):
+        mass = sum(rows, axis=-1, keepdims=True)
+        grad_logits = mul(scale, sub(mul(softmax(logits), mass), rows))
+    if _wants(target):
+        grad_target = neg(mul(scale, log_softmax(logits)))
+    return grad_logits, grad_target
+
+
+def _cross_entropy_jvp(t: list, ans: np.ndarray, logits: Any, target: Any) -> np.ndarray:
+    grad_logits, grad_target = _cross_entropy_vjp(np.ones_like(ans), ans, logits, target)
+    tangent = sum(mul(t[0], grad_logits)) if grad_logits is not None else 0.0
+    if grad_target is not None:
+        tangent = add(tangent, sum(mul(t[1], grad_target)))
+    return tangent
+
+
+cross_entropy = primitive(
+    "cross_entropy", _cross_entropy, arity=2, vjp=_cross_entropy_vjp, jvp=_cross_entropy_jvp
+)
 
 # A cast that keeps the chain (used where dtypes meet).
 astype = primitive(
