@@ -10,7 +10,9 @@ import argparse
 import importlib
 
 # subcommand -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("mytorch.bench", "time mytorch beside hand-written NumPy and installed peers"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

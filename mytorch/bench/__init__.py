@@ -1,0 +1,142 @@
+"""`python -m mytorch bench`: mytorch beside hand-written NumPy (and peers, when installed).
+
+Every row is timed in one run as a median over repeats after a warm-up, and reported as a ratio
+to the hand-written NumPy baseline of the same row. Before timing, each implementation's
+gradients are compared with the baseline's, and the largest difference is printed, so the
+comparison is honest. Peak memory of the MLP step comes from tracemalloc (NumPy allocations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mytorch.bench.peers import PEERS, installed
+from mytorch.bench.workloads import Workload, chain_data, chain_mytorch, workloads
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="few repeats (under a minute)")
+    parser.add_argument("--json", metavar="PATH", help="also save the results as JSON")
+    parser.add_argument("--no-peers", action="store_true", help="skip PyTorch, HIPS autograd and MyGrad")
+
+
+def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `run()` over `repeats` calls after `warmup` calls."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def peak_bytes(run: Callable[[], Any]) -> int:
+    """Peak traced allocation during one `run()`."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def gradient_difference(expected: list[np.ndarray], actual: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(np.asarray(a, dtype=np.float64) - e), initial=0.0))
+               for e, a in zip(expected, actual))
+
+
+def implementations(row: Workload, with_peers: bool) -> dict[str, Callable]:
+    found = dict(row.implementations)
+    if with_peers:
+        for peer, (module, by_kind) in PEERS.items():
+            if installed(module) and row.kind in by_kind:
+                found[peer] = by_kind[row.kind]
+    return found
+
+
+def measure(row: Workload, repeats: int, with_peers: bool) -> dict[str, Any]:
+    data = row.make_data()
+    expected = row.baseline(copy.deepcopy(data))
+    result: dict[str, Any] = {"workload": row.name, "description": row.description, "target": row.target,
+                              "unit": row.unit, "seconds": {}, "grad_diff": {}, "peak_bytes": {}}
+    runs = {"NumPy": row.baseline, **implementations(row, with_peers)}
+    if row.floor is not None:
+        runs["NumPy forward floor"] = row.floor
+    for name, run in runs.items():
+        mine = copy.deepcopy(data)
+        once = functools.partial(run, mine)
+        if name != "NumPy forward floor":
+            result["grad_diff"][name] = gradient_difference(expected, run(copy.deepcopy(data)))
+        result["seconds"][name] = median_seconds(once, repeats) / row.per
+        if row.kind == "mlp" and name != "PyTorch":  # tracemalloc sees NumPy's allocations only
+            result["peak_bytes"][name] = peak_bytes(once)
+    return result
+
+
+def linear_time(repeats: int) -> dict[str, float]:
+    """The chain at 100,000 and at 1,000,000 operations: linear time means a ratio near 10."""
+    times = {}
+    for ops in (100_000, 1_000_000):
+        times[ops] = median_seconds(functools.partial(chain_mytorch, chain_data(ops // 4, 1)()), repeats, 0)
+    return {"seconds_1e5": times[100_000], "seconds_1e6": times[1_000_000],
+            "ratio": times[1_000_000] / times[100_000]}
+
+
+def format_time(seconds: float, unit: str) -> str:
+    if unit == "op" or seconds < 1e-3:
+        return f"{seconds * 1e6:.2f} us"
+    return f"{seconds * 1e3:.2f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        base = r["seconds"]["NumPy"]
+        print(f"\n{r['workload']}: {r['description']}   (target: {r['target']})")
+        print(f"  {'implementation':<22}{'time':>12}{'vs NumPy':>10}{'max |Δgrad|':>14}{'peak MB':>10}")
+        for name, seconds in r["seconds"].items():
+            diff = r["grad_diff"].get(name)
+            peak = r["peak_bytes"].get(name)
+            diff_text = "" if diff is None else f"{diff:.1e}"
+            peak_text = "" if peak is None else f"{peak / 2**20:.1f}"
+            time_text = format_time(seconds, r["unit"])
+            print(f"  {name:<22}{time_text:>12}{seconds / base:>9.2f}x{diff_text:>14}{peak_text:>10}")
+        if "NumPy forward floor" in r["seconds"]:
+            ratio = r["seconds"]["mytorch"] / r["seconds"]["NumPy forward floor"]
+            print(f"  mytorch per op / NumPy forward floor: {ratio:.1f}x")
+        if r["peak_bytes"].get("mytorch"):
+            memory_ratio = r["peak_bytes"]["mytorch"] / r["peak_bytes"]["NumPy"]
+            print(f"  mytorch peak memory / hand-written: {memory_ratio:.2f}x")
+
+
+def run(args: argparse.Namespace) -> int:
+    repeats = 3 if args.quick else 11
+    results = []
+    for row in workloads():
+        if args.quick and row.name.startswith("B3"):
+            repeats_here = 1
+        else:
+            repeats_here = repeats
+        results.append(measure(row, repeats_here, with_peers=not args.no_peers))
+    print_table(results)
+    report: dict[str, Any] = {"rows": results}
+    if not args.quick:
+        report["linear_time"] = scaling = linear_time(repeats=1)
+        print(f"\nchain 1e5 ops {scaling['seconds_1e5']:.2f} s, 1e6 ops {scaling['seconds_1e6']:.2f} s: "
+              f"ratio {scaling['ratio']:.1f} (linear time: ~10)")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return 0

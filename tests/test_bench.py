@@ -1,0 +1,42 @@
+"""The benchmark runs in --quick mode and every implementation's gradients agree with the baseline.
+
+No timing is asserted here: the machines are noisy. Speed is read off `python -m mytorch bench`.
+"""
+
+import json
+
+import pytest
+
+from mytorch.bench import gradient_difference, implementations
+from mytorch.bench.workloads import workloads
+from mytorch.cli import main
+
+TOLERANCE = {"chain": 1e-9, "mlp": 1e-5}  # float64 chains; float32 MLP
+
+
+def test_quick_bench_runs_and_its_gradients_agree(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--no-peers", "--json", str(path)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(path.read_text())
+    names = [row["workload"] for row in report["rows"]]
+    assert names == ["B1 elementwise", "B2 MLP N=256", "B2 MLP N=32", "B3 chain 1e5"]
+    for row in report["rows"]:
+        kind = "chain" if row["workload"].startswith(("B1", "B3")) else "mlp"
+        assert set(row["seconds"]) >= {"NumPy", "mytorch"}
+        assert row["grad_diff"]["mytorch"] <= TOLERANCE[kind], row
+        assert row["workload"] in printed
+    assert "mytorch per op / NumPy forward floor" in printed
+
+
+@pytest.mark.parametrize("row", workloads(), ids=lambda row: row.name)
+def test_peers_compute_the_same_gradients(row):
+    pytest.importorskip("torch")
+    if row.name.startswith("B3"):
+        pytest.skip("the long chain is covered by the quick run")
+    data = row.make_data()
+    import copy
+
+    expected = row.baseline(copy.deepcopy(data))
+    for name, run in implementations(row, with_peers=True).items():
+        assert gradient_difference(expected, run(copy.deepcopy(data))) <= TOLERANCE[row.kind], name
