@@ -12,6 +12,8 @@ array([2., 4., 6.])
 
 from mytorch import functional
 from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_recording, no_grad
+from mytorch.gradcheck import check_grads
+from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from mytorch.utils import GradientBuffer, MemoryBuffer
 
 __all__ = [
@@ -20,9 +22,17 @@ __all__ = [
     "MemoryBuffer",
     "Operation",
     "backward",
+    "check_grads",
     "engine",
     "functional",
+    "grad",
+    "hessian",
+    "hvp",
     "is_recording",
+    "jacobian",
+    "jvp",
     "no_grad",
+    "value_and_grad",
+    "vjp",
 ]
 __version__ = "0.1.0"
