@@ -187,7 +187,7 @@ class Autograd:
                     arrays[key] = value
         if tracked:
             if output.base is None and output.flags.writeable:  # a fresh array: guard it alone
-                output.flags.writeable = False
+                output.setflags(write=False)
                 self._locked.append(output)
             else:
                 self._guard(output)
@@ -200,17 +200,22 @@ class Autograd:
         # while `W.T` is on the tape.
         while array is not None:
             if array.flags.writeable:
-                array.flags.writeable = False
+                array.setflags(write=False)
                 self._locked.append(array)
             array = array.base if isinstance(array.base, np.ndarray) else None
 
     def _release(self, since: int = 0) -> None:
-        # Owners before views: numpy lets a view be writeable only if its base is.
         locked = self._locked[since:]
         del self._locked[since:]
-        for array in sorted(locked, key=lambda a: a.base is not None):
+        views = []
+        for array in locked:
+            if array.base is None:
+                array.setflags(write=True)
+            else:
+                views.append(array)
+        for array in views:  # after the owners: numpy lets a view be writeable only if its base is
             try:
-                array.flags.writeable = True
+                array.setflags(write=True)
             except ValueError:  # its base belongs to someone who keeps it read-only
                 pass
 
