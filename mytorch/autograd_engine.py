@@ -25,6 +25,7 @@ from mytorch.utils import _FREED, GradientBuffer
 class _ThreadState(threading.local):
     engine: Autograd | None = None  # the current engine of this thread
     recording: bool = True  # False inside no_grad() and inside a non-recording backward walk
+    wanted: set[int] | None = None  # during a walk asked for some leaves only: ids on their paths
 
 
 _state = _ThreadState()
@@ -221,17 +222,22 @@ class Autograd:
 
     # ---- the reverse walk -----------------------------------------------------------------
 
-    def backward(self, divergence: Any = 1.0, *, create_graph: bool = False) -> None:
+    def backward(
+        self, divergence: Any = 1.0, *, create_graph: bool = False, inputs: Sequence[np.ndarray] | None = None
+    ) -> None:
         """Walk the tape in reverse and accumulate the gradients of the leaves.
 
         `divergence` is either the output of a recorded operation (the walk starts there with
         seed dL/dL = 1) or the seed gradient (number or array) for the last operation's output.
         With `create_graph=True` the walk is itself recorded, so its gradients can be
-        differentiated again.
+        differentiated again. With `inputs` (as in PyTorch), only those leaves' gradients are
+        computed and accumulated, skipping work such as the gradient of a data batch; the other
+        leaves keep the gradient they had.
         """
         start, seed = self._start_of_walk(divergence)
         memory = self.gradient_buffer
-        adjoints = self.walk_backward(start, seed, create_graph=create_graph, freed=memory)
+        wanted = None if inputs is None else self._paths_from(inputs, start)
+        adjoints = self.walk_backward(start, seed, create_graph=create_graph, freed=memory, wanted=wanted)
         for key, adjoint in adjoints.items():
             array = memory._arrays.get(key)
             if array is not None:
@@ -269,6 +275,14 @@ class Autograd:
             return len(tape) - 1, np.full(last.shape, divergence, dtype=last.dtype)
         raise TypeError(f"backward: expected an array or a number, got {type(divergence).__name__}")
 
+    def _paths_from(self, leaves: Sequence[np.ndarray], start: int) -> set[int]:
+        """Ids of `leaves` and of every output recorded up to `start` that depends on them."""
+        reached = {id(leaf) for leaf in leaves}
+        for op in self.operation_list[: start + 1]:
+            if any(id(value) in reached for value in op.inputs):
+                reached.add(id(op.output))
+        return reached
+
     def walk_backward(
         self,
         start: int,
@@ -277,25 +291,27 @@ class Autograd:
         *,
         create_graph: bool = False,
         freed: GradientBuffer | None = None,
+        wanted: set[int] | None = None,
     ) -> dict[int, np.ndarray]:
         """Reverse walk over `operation_list[stop:start + 1]`, seeding the output of op `start`.
 
         Returns the adjoints left at the end, keyed by `id(array)`: those of the arrays that
         entered this stretch of tape without being produced on it. An intermediate's adjoint is
         dropped as soon as its producer has been processed (and marked in `freed`, if given).
+        With `wanted` (ids), gradients are computed only for those arrays.
         """
         tape = self.operation_list
         adjoints: dict[int, np.ndarray] = {id(tape[start].output): seed}
         freed_memory = freed.memory if freed is not None else {}
-        outer_recording = _state.recording
-        _state.recording = create_graph
+        outer_recording, outer_wanted = _state.recording, _state.wanted
+        _state.recording, _state.wanted = create_graph, wanted
         try:
             for index in range(start, stop - 1, -1):
                 op = tape[index]
                 key = id(op.output)
                 grad_output = adjoints.pop(key, None)
-                if grad_output is None:
-                    continue  # this operation does not lead to the start
+                if grad_output is None or wanted is not None and key not in wanted:
+                    continue  # this operation does not lead to the start (or to a wanted leaf)
                 if key in freed_memory:
                     freed_memory[key] = _FREED
                 if op.primitive is not None:
@@ -310,6 +326,8 @@ class Autograd:
                     _check_gradient_count(op, grads)
                 for value, grad, target in zip(op.inputs, grads, op.gradients_to_update):
                     if grad is None or type(value) is not np.ndarray or value.dtype.kind != "f":
+                        continue
+                    if wanted is not None and target is None and id(value) not in wanted:
                         continue
                     if type(grad) is not np.ndarray or grad.shape != value.shape:
                         grad = _checked_gradient(op, value, grad)
@@ -327,7 +345,7 @@ class Autograd:
                     else:
                         adjoints[key] = previous + grad  # out of place: grad may be shared
         finally:
-            _state.recording = outer_recording
+            _state.recording, _state.wanted = outer_recording, outer_wanted
         return adjoints
 
     # ---- the forward walk -----------------------------------------------------------------

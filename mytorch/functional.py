@@ -173,15 +173,19 @@ def primitive(
 # ---- helpers used by the rules ------------------------------------------------------------
 
 
+def _wants(x: Any) -> bool:
+    """Whether the walk needs `x`'s gradient: `x` is a float array, on the way to a requested leaf."""
+    if type(x) is not np.ndarray or x.dtype.kind != "f":
+        return False
+    wanted = _state.wanted
+    return wanted is None or id(x) in wanted
+
+
 def _grad(x: Any, g: np.ndarray) -> np.ndarray | None:
-    """`g` reduced to `x`'s shape, or None when `x` is a constant (no gradient to compute)."""
-    if type(x) is np.ndarray and x.dtype.kind == "f":
+    """`g` reduced to `x`'s shape, or None when `x`'s gradient is not wanted (a constant, say)."""
+    if _wants(x):
         return g if g.shape == x.shape else unbroadcast(g, x.shape)
     return None
-
-
-def _wants(x: Any) -> bool:
-    return type(x) is np.ndarray and x.dtype.kind == "f"
 
 
 def _keep_axes(g: np.ndarray, ndim: int, axis: Any, keepdims: bool) -> np.ndarray:

@@ -410,3 +410,18 @@ def test_create_graph_records_the_backward_walk():
     producer = next(i for i, op in enumerate(engine.operation_list) if op.output is dx)
     second = engine.walk_backward(producer, np.ones_like(dx))  # differentiate the gradient again
     np.testing.assert_allclose(second[id(x)], -np.sin(1.3) * 1.3 + 2 * np.cos(1.3))
+
+
+def test_backward_for_chosen_inputs_skips_the_others():
+    rng = np.random.default_rng(4)
+    X, W, b = rng.normal(size=(5, 3)), rng.normal(size=(2, 3)), rng.normal(size=2)
+    engine = mytorch.engine()
+    L = F.sum(F.tanh(F.linear(X, W, b)))
+    engine.backward(L, inputs=[W])
+    dW = grad_of(W).copy()
+    np.testing.assert_array_equal(grad_of(X), np.zeros_like(X))  # not asked for: left as it was
+    full = Autograd()
+    L = F.sum(F.tanh(F.linear(X, W, b)))
+    full.backward(L)
+    np.testing.assert_allclose(dW, grad_of(W, full), rtol=1e-14)
+    assert np.any(grad_of(X, full) != 0)
