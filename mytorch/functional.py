@@ -249,8 +249,11 @@ neg = primitive(
 
 def _log_base(x: Any) -> np.ndarray:
     # d(x**p)/dp = x**p log x, where the power is real (x > 0); 0 elsewhere, as x**p is constant
-    # in p at x = 0 for p > 0.
-    return _constant(np.log(np.where(np.asarray(x) > 0, x, 1)), x)
+    # in p at x = 0 for p > 0. For a float x it is recorded (not a constant), so the mixed second
+    # derivative ∂²(x**p)/∂x∂p = x**(p-1) (1 + p log x) keeps its x**(p-1) term.
+    if not _wants(x):
+        return _constant(np.log(np.where(np.asarray(x) > 0, x, 1)), x)
+    return log(where(x > 0, x, 1))
 
 
 power = primitive(
