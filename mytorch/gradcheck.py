@@ -25,7 +25,7 @@ from mytorch.transforms import jacobian
 
 _MODE_NAMES = {"rev": "reverse-mode ('rev')", "fwd": "forward-mode ('fwd')"}
 
-# Default (eps, rtol, atol) by the least precise dtype among the arguments checked.
+# Default (eps, rtol, atol) by the least precise float dtype among the arguments and outputs.
 _DEFAULTS = {
     np.dtype(np.float64): (1e-4, 1e-5, 1e-6),
     np.dtype(np.float32): (1e-3, 2e-3, 2e-3),
@@ -65,9 +65,12 @@ def check_grads(
     positions = tuple(i for i, value in enumerate(args) if _is_float_array(value))
     if not positions:
         raise ValueError("check_grads: none of the arguments is a float array or a Python float")
-    default_eps, default_rtol, default_atol = _DEFAULTS.get(
-        min((args[i].dtype for i in positions), key=lambda d: d.itemsize), _DEFAULTS[np.dtype(np.float64)]
-    )
+    with no_grad():
+        outputs = [np.asarray(o) for o in _leaves(f(*args))]
+    # The least precise float among arguments and outputs sets the step and the tolerances.
+    dtypes = [args[i].dtype for i in positions] + [o.dtype for o in outputs if o.dtype.kind == "f"]
+    least_precise = min(dtypes, key=lambda d: d.itemsize)
+    default_eps, default_rtol, default_atol = _DEFAULTS.get(least_precise, _DEFAULTS[np.dtype(np.float64)])
     tolerances = (
         default_eps if eps is None else eps,
         default_rtol if rtol is None else rtol,

@@ -1,0 +1,115 @@
+"""check_grads: it passes correct derivatives, and a wrong one fails with the argument, the element,
+the two values and the error."""
+
+import numpy as np
+import pytest
+from _primitive_cases import CASES
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_forward_mode import as_function
+
+from mytorch import check_grads
+from mytorch import functional as F
+from mytorch.gradcheck import numeric_jacobian
+
+
+def broken_sin(wrong_in: str):
+    """sin with a tangent or adjoint rule that doubles the slope where x > 1."""
+    right = lambda x: F.cos(x)
+    wrong = lambda x: F.mul(F.cos(x), np.where(np.asarray(x) > 1, 2.0, 1.0))
+    return F.Primitive(
+        "broken_sin", np.sin,
+        vjp=lambda g, ans, x: (F.mul(g, (wrong if wrong_in == "rev" else right)(x)),),
+        jvp=lambda t, ans, x: F.mul(t[0], (wrong if wrong_in == "fwd" else right)(x)),
+    )
+
+
+def test_correct_derivatives_pass():
+    x, W = np.array([0.3, -1.2, 2.0]), np.array([[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]])
+    check_grads(lambda x, W: F.softmax(F.matmul(W, x)), (x, W), order=2)
+    check_grads(lambda x: (F.sin(x), F.sum(F.exp(x))), (x,))  # several outputs
+    check_grads(lambda x, n: F.power(x, n), (np.array([0.5, 1.5]), 3))  # an int held constant
+    check_grads(F.mul, (2.0, np.array([1.0, 2.0])), modes="fwd")
+    check_grads(lambda x: F.tanh(F.mul(x, x)), (x.astype(np.float32),), order=2)
+
+
+@pytest.mark.parametrize("mode", ["rev", "fwd"])
+def test_a_wrong_rule_is_caught_in_its_mode_only(mode):
+    f = broken_sin(mode)
+    x = np.array([0.1, 0.5, 1.5])
+    other = "fwd" if mode == "rev" else "rev"
+    check_grads(f, (x,), modes=(other,))
+    with pytest.raises(AssertionError) as failure:
+        check_grads(f, (x,), modes=(mode,))
+    message = str(failure.value)
+    wanted = "reverse-mode ('rev')" if mode == "rev" else "forward-mode ('fwd')"
+    assert wanted in message
+    assert "d output[2] / d argument 0[2]" in message  # the element: output 2 along input 2
+    assert f"autodiff {2 * np.cos(1.5):.10g}" in message
+    assert f"finite differences {np.cos(1.5):.10g}" in message
+    assert f"error {abs(np.cos(1.5)):.3g}" in message
+    assert "1 of 9 elements differ" in message
+
+
+def test_the_argument_is_named():
+    f = broken_sin("rev")
+    with pytest.raises(AssertionError, match=r"d output / d argument 1\[1, 0\]"):
+        check_grads(lambda a, b: F.sum(F.mul(a, f(b))), (np.ones((2, 2)), np.array([[0.2, 0.3], [1.2, 0.4]])))
+
+
+def test_order_two_catches_a_rule_that_escapes_the_tape():
+    """A backward rule computed with plain numpy is right at first order but cannot be
+    differentiated again: order=2 notices."""
+    escaped = F.Primitive(
+        "escaped_sin", np.sin,
+        vjp=lambda g, ans, x: (F.mul(g, np.cos(x)),),
+        jvp=lambda t, ans, x: F.mul(t[0], F.cos(x)),
+    )
+    f = lambda x: F.sum(escaped(x))
+    x = np.array([0.4, 0.8])
+    check_grads(f, (x,), order=1)
+    check_grads(f, (x,), modes=("fwd",), order=2)
+    with pytest.raises(AssertionError, match=r"of \(reverse-mode \('rev'\) Jacobian of f\)"):
+        check_grads(f, (x,), order=2)
+
+
+def test_tolerances_and_step_are_honoured():
+    slightly_off = F.Primitive(
+        "slightly_off", np.exp,
+        vjp=lambda g, ans, x: (F.mul(g, F.mul(ans, 1 + 1e-4)),),
+        jvp=lambda t, ans, x: F.mul(t[0], F.mul(ans, 1 + 1e-4)),
+    )
+    x = np.array([0.5, 1.0])
+    with pytest.raises(AssertionError):
+        check_grads(slightly_off, (x,))
+    check_grads(slightly_off, (x,), rtol=1e-3)
+    check_grads(slightly_off, (x,), atol=1e-3)
+    check_grads(F.exp, (x,), eps=1e-2)  # a coarse step still passes, thanks to Richardson
+
+
+def test_refusals():
+    with pytest.raises(ValueError, match="modes must be 'rev' and/or 'fwd'"):
+        check_grads(F.sin, (1.0,), modes=("backward",))
+    with pytest.raises(ValueError, match="order must be 1 or more"):
+        check_grads(F.sin, (1.0,), order=0)
+    with pytest.raises(ValueError, match="none of the arguments is a float"):
+        check_grads(F.sum, (np.arange(3),))
+
+
+def test_numeric_jacobian_is_accurate():
+    x = np.array([-1.0, 0.0, 2.0])
+    J = numeric_jacobian(lambda x: (F.exp(x), F.sum(F.sin(x))), [x], [0])
+    np.testing.assert_allclose(J[0][0], np.diag(np.exp(x)), atol=1e-11)
+    np.testing.assert_allclose(J[1][0], np.cos(x), atol=1e-11)
+    assert numeric_jacobian(lambda x: (np.arange(2),), [x], [0]) == [None]  # integer output
+
+
+@pytest.mark.parametrize("name", sorted(F.PRIMITIVES))
+@settings(max_examples=min(5, settings().max_examples))
+@given(data=st.data())
+def test_every_primitive_passes_check_grads(name, data):
+    if name not in CASES:
+        pytest.skip("no input case")
+    case = data.draw(CASES[name], label="case")
+    f, primals = as_function(name, case)
+    check_grads(f, primals, rtol=max(case.rtol, 1e-5))
