@@ -10,9 +10,10 @@
 array([2., 4., 6.])
 """
 
-from mytorch import functional
+from mytorch import functional, nn, optim  # functional first: layers are built on it
 from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_recording, no_grad
 from mytorch.gradcheck import check_grads
+from mytorch.serialization import load, save
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from mytorch.utils import GradientBuffer, MemoryBuffer
 
@@ -31,7 +32,11 @@ __all__ = [
     "is_recording",
     "jacobian",
     "jvp",
+    "load",
+    "nn",
     "no_grad",
+    "optim",
+    "save",
     "value_and_grad",
     "vjp",
 ]

@@ -11,6 +11,7 @@ import importlib
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("mytorch.demo", "the lecture's traces, an MLP trained on Iris, the tape as a graph"),
     "bench": ("mytorch.bench", "time mytorch beside hand-written NumPy and installed peers"),
 }
 

@@ -1,0 +1,152 @@
+"""Optimizers: SGD (with momentum and weight decay) and Adam, updating parameters in place.
+
+Gradients are read from the current engine's gradient buffer, where the reverse walk leaves them
+for every parameter (parameters enter the tape without being produced on it: they are leaves).
+A parameter with no gradient in the buffer is left alone, as PyTorch skips a `.grad` of None.
+
+>>> import mytorch
+>>> from mytorch import functional as F
+>>> w = np.array([1.0, -2.0])
+>>> opt = SGD([w], lr=0.1)
+>>> mytorch.backward(F.sum(F.mul(w, w)))     # gradient 2w
+>>> opt.step()
+>>> w
+array([ 0.8, -1.6])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from mytorch.autograd_engine import engine
+
+
+class Optimizer:
+    """Holds the parameters; reads their gradients from the current engine; zeroes them."""
+
+    def __init__(self, params: Iterable[np.ndarray], lr: float) -> None:
+        self.params = list(params)
+        name = type(self).__name__
+        if not self.params:
+            raise ValueError(f"{name}: got an empty parameter list")
+        for position, p in enumerate(self.params):
+            if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
+                raise TypeError(
+                    f"{name}: parameter {position} must be a float numpy array, got "
+                    f"{getattr(p, 'dtype', type(p).__name__)}"
+                )
+        if lr < 0:
+            raise ValueError(f"{name}: learning rate must be non-negative, got {lr}")
+        self.lr = lr
+        self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
+
+    def gradient(self, p: np.ndarray) -> np.ndarray | None:
+        """The gradient of `p` in the current engine's buffer, or None if it has none."""
+        buffer = engine().gradient_buffer
+        if not buffer.is_in_memory(p):
+            return None
+        try:
+            return buffer.get_param(p)
+        except KeyError:  # produced on the tape, so not a parameter
+            return None
+
+    def zero_grad(self) -> None:
+        """Set the parameters' gradients in the current engine's buffer to zero."""
+        buffer = engine().gradient_buffer
+        for p in self.params:
+            if buffer.is_in_memory(p):
+                buffer.set_param(p, np.zeros_like(p))
+
+    def _apply(self, p: np.ndarray, step: np.ndarray) -> None:
+        try:
+            p -= step
+        except ValueError as error:
+            if p.flags.writeable:
+                raise
+            raise RuntimeError(
+                f"{type(self).__name__}.step: a parameter of shape {p.shape} is still held read-only by "
+                "the tape. Run engine.backward(loss) (or engine.zero_grad()) before step()."
+            ) from error
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as torch.optim.SGD:
+
+        g ← ∇ + weight_decay · p
+        v ← momentum · v + (1 - dampening) · g      (v = g on the first step)
+        p ← p - lr · (g + momentum · v if nesterov else v)
+    """
+
+    def __init__(self, params: Iterable[np.ndarray], lr: float = 1e-3, momentum: float = 0.0,
+                 weight_decay: float = 0.0, dampening: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(params, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: momentum ({momentum}) and weight_decay ({weight_decay}) must be >= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.dampening, self.nesterov = dampening, nesterov
+
+    def step(self) -> None:
+        for p, state in zip(self.params, self.state):
+            g = self.gradient(p)
+            if g is None:
+                continue
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            if self.momentum:
+                velocity = state.get("momentum_buffer")
+                if velocity is None:
+                    velocity = state["momentum_buffer"] = np.array(g, dtype=p.dtype)
+                else:
+                    velocity *= self.momentum
+                    velocity += (1 - self.dampening) * g
+                g = g + self.momentum * velocity if self.nesterov else velocity
+            self._apply(p, self.lr * g)
+
+
+class Adam(Optimizer):
+    """Adam, as torch.optim.Adam:
+
+        m ← β1 m + (1 - β1) g,   v ← β2 v + (1 - β2) g²
+        p ← p - lr · (m / (1 - β1ᵗ)) / (√(v / (1 - β2ᵗ)) + eps)
+    """
+
+    def __init__(self, params: Iterable[np.ndarray], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        super().__init__(params, lr)
+        if not all(0 <= beta < 1 for beta in betas):
+            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
+        self.betas, self.eps, self.weight_decay, self.amsgrad = tuple(betas), eps, weight_decay, amsgrad
+
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        for p, state in zip(self.params, self.state):
+            g = self.gradient(p)
+            if g is None:
+                continue
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            if not state:
+                state["step"] = np.array(0)
+                state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
+                if self.amsgrad:
+                    state["max_exp_avg_sq"] = np.zeros_like(p)
+            state["step"] += 1
+            t = int(state["step"])
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * g * g
+            if self.amsgrad:
+                np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+                v = state["max_exp_avg_sq"]
+            denominator = np.sqrt(v) / np.sqrt(1 - beta2**t) + self.eps
+            self._apply(p, (self.lr / (1 - beta1**t)) * m / denominator)
