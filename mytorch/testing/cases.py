@@ -1,0 +1,822 @@
+"""One input spec per primitive: how to draw its inputs and parameters, and its PyTorch twin.
+
+A `Case` knows, for one primitive,
+
+- `examples(dtype, ties=False)`: a hypothesis strategy of `Example`s (inputs + parameters) that
+  covers its signature: broadcast shapes with size-1 axes, 0-d and empty arrays where legal,
+  `axis`/`keepdims`, basic/advanced/boolean indices, pad widths, lists of arrays, and integer
+  arrays or Python numbers as constant inputs. With `ties=False` inputs keep away from kinks and
+  ties (finite differences need that); `ties=True` draws from a coarse grid so kinks and ties
+  happen often (PyTorch can judge what the gradient should be there);
+- `torch`: the same computation in PyTorch (the oracle), taking tensors for the inputs;
+- `bad`: an input the primitive must refuse, and what its error message must name.
+
+>>> example = CASES["add"].examples().example()
+>>> len(example.inputs)
+2
+
+Every primitive in `mytorch.functional.PRIMITIVES` must have a case (`missing_cases()` lists the
+ones that do not; the test suite fails on any).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mytorch import functional
+from mytorch.testing.strategies import (
+    arrays_away_from,
+    axes,
+    broadcast_targets,
+    broadcastable_shapes,
+    distinct_arrays,
+    float_arrays,
+    indices,
+    matmul_shapes,
+    non_tying_pairs,
+    reshape_targets,
+    shapes,
+)
+
+__all__ = ["CASES", "Case", "Example", "all_primitives", "missing_cases"]
+
+# Modules that define primitives besides mytorch.functional (imported when present).
+_PRIMITIVE_MODULES = ("mytorch.conv",)
+
+
+@dataclass
+class Example:
+    """The arguments of one call: `primitive.apply(example.inputs, example.params)`."""
+
+    inputs: tuple
+    params: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        lines = [f"input {i}: {_show(value)}" for i, value in enumerate(self.inputs)]
+        lines += [f"{name}={_show(value)}" for name, value in self.params.items()]
+        return "Example(\n  " + "\n  ".join(lines) + "\n)"
+
+    def astype(self, dtype: Any) -> Example:
+        """The same example with its float arrays cast to `dtype` (constants untouched)."""
+        cast = tuple(
+            v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v for v in self.inputs
+        )
+        return Example(cast, dict(self.params))
+
+
+def _array_text(array: np.ndarray) -> str:
+    """An array's values on as few lines as will do, each number to full precision."""
+    return np.array2string(array, separator=", ", precision=17, floatmode="maxprec", threshold=60)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return _array_text(value) + f"  # shape {value.shape} {value.dtype}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_show(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to draw the inputs of one primitive, and its PyTorch twin."""
+
+    name: str
+    draw: Callable[[st.DrawFn, np.dtype, bool], Example]
+    torch: Callable[..., Any] | None = None
+    # (inputs, params, words the error must contain): a call the primitive must refuse.
+    bad: tuple[tuple, dict, tuple[str, ...]] | None = None
+
+    def examples(self, dtype: Any = np.float64, *, ties: bool = False) -> st.SearchStrategy[Example]:
+        """Examples of this primitive's arguments, float arrays of `dtype`."""
+        dtype = np.dtype(dtype)
+        return st.composite(lambda draw: self.draw(draw, dtype, ties))()
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(name: str, torch: Callable[..., Any] | None = None, bad: tuple | None = None) -> Callable:
+    """Register the decorated `draw(draw, dtype, ties) -> Example` as the case of `name`."""
+
+    def register(draw: Callable[[st.DrawFn, np.dtype, bool], Example]) -> Callable:
+        CASES[name] = Case(name, draw, torch, bad)
+        return draw
+
+    return register
+
+
+def all_primitives() -> dict[str, Any]:
+    """Every registered primitive, after importing the modules that define more of them."""
+    for module in _PRIMITIVE_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+    return dict(functional.PRIMITIVES)
+
+
+def missing_cases() -> list[str]:
+    """Registered primitives with no case here (each one is a primitive without a property test)."""
+    return sorted(set(all_primitives()) - set(CASES))
+
+
+# ---- drawing helpers --------------------------------------------------------------------------
+
+# Values where kinks and ties live: drawn from when `ties=True`.
+_GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
+
+
+def _values(
+    draw: st.DrawFn,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    ties: bool = False,
+    *,
+    kinks: tuple[float, ...] = (),
+    margin: float = 0.05,
+    low: float = -3.0,
+    high: float = 3.0,
+) -> np.ndarray:
+    """A float array in [low, high]; away from `kinks`, or on the tie grid when `ties`."""
+    if ties:
+        grid = sorted({v for v in _GRID + kinks if low <= v <= high})
+        return draw(hnp.arrays(dtype, shape, elements=st.sampled_from(grid), fill=st.nothing()))
+    if kinks:
+        return draw(arrays_away_from(shape, dtype, kinks=kinks, margin=margin, low=low, high=high))
+    return draw(float_arrays(shape, dtype, low=low, high=high))
+
+
+def _constant_or(
+    draw: st.DrawFn, shape: tuple[int, ...], make_float: Callable[[], Any], integers: st.SearchStrategy[int]
+) -> Any:
+    """Usually a float array (from `make_float`); sometimes an int array or a Python number (constants)."""
+    kind = draw(st.sampled_from(["float", "float", "float", "int array", "number"]))
+    if kind == "float":
+        return make_float()
+    if kind == "int array":
+        return draw(hnp.arrays(np.int64, shape, elements=integers, fill=st.nothing()))
+    number = draw(integers)
+    return float(number) if draw(st.booleans()) else number
+
+
+def _elementwise_shapes(count: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
+    # Mostly non-empty; empty arrays (a side of 0) broadcast like any other.
+    return st.one_of(broadcastable_shapes(count), broadcastable_shapes(count, min_side=0))
+
+
+def _reduction_args(draw: st.DrawFn, ndim: int, keepdims: bool = True, default_axis: Any = None) -> dict:
+    axis = draw(axes(ndim))
+    params = {} if axis is default_axis else {"axis": axis}
+    if keepdims and draw(st.booleans()):
+        params["keepdims"] = True
+    return params
+
+
+# ---- PyTorch helpers --------------------------------------------------------------------------
+
+
+def _dims(axis: Any, ndim: int) -> Any:
+    """A NumPy `axis` as a PyTorch `dim` (None: every axis)."""
+    if axis is None:
+        return tuple(range(ndim))
+    return axis
+
+
+def _torch_reduce(reduce: Callable, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    dim = _dims(axis, x.ndim)
+    if dim == ():  # reducing over no axis is the identity (PyTorch reads dim=() as "all")
+        return x * 1
+    return reduce(x, dim=dim, keepdim=keepdims)
+
+
+def _flat_positions(shape: tuple[int, ...], index: Any) -> np.ndarray:
+    """Where each element of `zeros(shape)[index]` sits in the flattened array: any NumPy index
+    as one gather, so PyTorch computes it whatever its own indexing rules."""
+    return np.array(np.arange(math.prod(shape)).reshape(shape)[index])  # a copy: no negative strides
+
+
+def _torch_getitem(x: Any, index: Any) -> Any:
+    import torch
+
+    positions = torch.as_tensor(_flat_positions(tuple(x.shape), index))
+    return x.reshape(-1)[positions.reshape(-1)].reshape(positions.shape)
+
+
+def _torch_scatter_add(upstream: Any, index: Any, shape: tuple[int, ...]) -> Any:
+    import torch
+
+    positions = torch.as_tensor(_flat_positions(tuple(shape), index)).reshape(-1)
+    values = upstream.broadcast_to(tuple(positions.shape) if upstream.ndim == 0 else upstream.shape).reshape(-1)
+    zeros = torch.zeros(math.prod(shape), dtype=upstream.dtype)
+    return zeros.index_put((positions,), values, accumulate=True).reshape(shape)
+
+
+def _torch_pad(x: Any, pad_width: Any, constant_values: float = 0) -> Any:
+    import torch
+
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
+    flat = [int(w) for pair in widths[::-1] for w in pair]  # PyTorch lists the last axis first
+    return torch.nn.functional.pad(x, flat, value=constant_values)
+
+
+def _torch_expand_dims(x: Any, axis: Any) -> Any:
+    places = (axis,) if isinstance(axis, int) else tuple(axis)
+    out_ndim = x.ndim + len(places)
+    for place in sorted(a % out_ndim for a in places):
+        x = x.unsqueeze(place)
+    return x
+
+
+def _torch_squeeze(x: Any, axis: Any = None) -> Any:
+    if axis is None:
+        return x.squeeze()
+    return x.squeeze(axis) if isinstance(axis, int) else (x.squeeze(tuple(axis)) if axis else x * 1)
+
+
+def _torch_astype(x: Any, dtype: Any) -> Any:
+    import torch
+
+    return x.to({np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}[np.dtype(dtype)])
+
+
+def _same_dtype(a: Any, b: Any) -> tuple[Any, Any]:
+    """Integer operands cast to the float one's dtype: PyTorch's matmul does not mix them."""
+    if not a.dtype.is_floating_point:
+        a = a.to(b.dtype)
+    if not b.dtype.is_floating_point:
+        b = b.to(a.dtype)
+    return a, b
+
+
+def _torch(name: str) -> Callable[..., Any]:
+    """`torch.<name>`, looked up when called (torch is imported only by the checks that use it)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        function = torch
+        for part in name.split("."):
+            function = getattr(function, part)
+        return function(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+# ---- elementwise, one input -------------------------------------------------------------------
+
+_UNARY = {
+    # name: (torch name, domain of the drawn values)
+    "neg": ("neg", {}),
+    "exp": ("exp", {}),
+    "log": ("log", {"low": 0.1, "high": 4.0}),
+    "sqrt": ("sqrt", {"low": 0.1, "high": 4.0}),
+    "abs": ("abs", {"kinks": (0.0,)}),
+    "sin": ("sin", {}),
+    "cos": ("cos", {}),
+    "tanh": ("tanh", {}),
+    "sigmoid": ("sigmoid", {"low": -6.0, "high": 6.0}),
+    "erf": ("erf", {}),
+    "relu": ("relu", {"kinks": (0.0,)}),
+}
+
+
+def _unary_case(name: str, torch_name: str, domain: dict) -> None:
+    def draw_unary(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+        return Example((_values(draw, shape, dtype, ties, **domain),))
+
+    strings = np.array(["a", "b"])
+    case(name, torch=_torch(torch_name), bad=((strings,), {}, (name, "(2,)")))(draw_unary)
+
+
+for _name, (_torch_name, _domain) in _UNARY.items():
+    _unary_case(_name, _torch_name, _domain)
+
+# ---- elementwise, two or three inputs, broadcasting --------------------------------------------
+
+_MISMATCH = ((np.ones((2, 3)), np.ones((4, 5))), {}, ("(2, 3)", "(4, 5)"))
+
+
+def _binary_case(name: str, torch_name: str, y_domain: dict, y_integers: st.SearchStrategy[int]) -> None:
+    def draw_binary(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        x_shape, y_shape = draw(_elementwise_shapes(2))
+        x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype), st.integers(-3, 3))
+        y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype, **y_domain), y_integers)
+        return Example((x, y))
+
+    inputs, params, words = _MISMATCH
+    case(name, torch=_torch(torch_name), bad=(inputs, params, (name, *words)))(draw_binary)
+
+
+_binary_case("add", "add", {}, st.integers(-3, 3))
+_binary_case("sub", "sub", {}, st.integers(-3, 3))
+_binary_case("mul", "mul", {}, st.integers(-3, 3))
+_binary_case("div", "div", {"kinks": (0.0,), "margin": 0.5}, st.integers(1, 3) | st.integers(-3, -1))
+
+
+@case("power", torch=_torch("pow"), bad=(*_MISMATCH[:2], ("power", "(2, 3)", "(4, 5)")))
+def _power(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    x_shape, p_shape = draw(_elementwise_shapes(2))
+    if draw(st.booleans()):  # a positive base, any real exponent
+        x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, low=0.5, high=2.5), st.integers(1, 3))
+        p = _constant_or(draw, p_shape, lambda: _values(draw, p_shape, dtype, low=-2.0, high=2.5), st.integers(0, 3))
+    else:  # any base (away from 0), a constant whole exponent
+        x = _values(draw, x_shape, dtype, kinks=(0.0,), margin=0.2)
+        p = draw(st.integers(0, 3) | hnp.arrays(np.int64, p_shape, elements=st.integers(0, 3), fill=st.nothing()))
+    return Example((x, p))
+
+
+def _select_case(name: str, torch_name: str) -> None:
+    def draw_select(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        x_shape, y_shape = draw(_elementwise_shapes(2))
+        if ties:
+            return Example((_values(draw, x_shape, dtype, True), _values(draw, y_shape, dtype, True)))
+        constant = draw(st.sampled_from([None, None, None, 0, 1]))
+        if constant is None:  # even and odd multiples of the spacing never tie
+            return Example(draw(non_tying_pairs(x_shape, y_shape, dtype)))
+        # An integer constant never ties an odd multiple of 0.05.
+        floats, _ = draw(non_tying_pairs(x_shape, (), dtype))
+        odd = (floats + np.asarray(0.05, dtype)).astype(dtype)
+        other = _constant_or(draw, y_shape, lambda: None, st.integers(-3, 3))
+        other = other if other is not None else draw(st.integers(-3, 3))
+        return Example((odd, other) if constant == 0 else (other, odd))
+
+    case(name, torch=_select_torch(torch_name), bad=(*_MISMATCH[:2], (name, "(2, 3)", "(4, 5)")))(draw_select)
+
+
+def _select_torch(torch_name: str) -> Callable[..., Any]:
+    def call(x: Any, y: Any) -> Any:
+        import torch
+
+        x, y = (v if isinstance(v, torch.Tensor) else torch.tensor(v) for v in (x, y))
+        return getattr(torch, torch_name)(x, y)
+
+    return call
+
+
+_select_case("maximum", "maximum")
+_select_case("minimum", "minimum")
+
+
+def _clip_torch(x: Any, lo: Any, hi: Any) -> Any:
+    import torch
+
+    # numpy broadcasts x against the bounds; torch.clamp keeps x's shape, so broadcast first
+    present = [v for v in (x, lo, hi) if v is not None]
+    shaped = dict(zip([id(v) for v in present], torch.broadcast_tensors(*present)))
+    pick = lambda v: None if v is None else shaped[id(v)]
+    return torch.clamp(pick(x), pick(lo), pick(hi))
+
+
+@case("clip", torch=_clip_torch, bad=((np.ones((2, 3)), np.zeros(4), 1.0), {}, ("clip", "(2, 3)", "(4,)")))
+def _clip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    x_shape, lo_shape, hi_shape = draw(_elementwise_shapes(3))
+    # Bounds near -1 and 1; x stays 0.3 away from both (or sits on the grid when ties are wanted).
+    x = _values(draw, x_shape, dtype, ties, kinks=(-1.0, 1.0), margin=0.3)
+
+    def bound(shape: tuple[int, ...], centre: float) -> Any:
+        make = lambda: (
+            np.full(shape, centre, dtype) if ties else _values(draw, shape, dtype, low=centre - 0.2, high=centre + 0.2)
+        )
+        return _constant_or(draw, shape, make, st.just(int(centre)))
+
+    which = draw(st.sampled_from(["both", "both", "lo", "hi"]))
+    lo = bound(lo_shape, -1.0) if which in ("both", "lo") else None
+    hi = bound(hi_shape, 1.0) if which in ("both", "hi") else None
+    return Example((x, lo, hi))
+
+
+@case(
+    "where", torch=_torch("where"),
+    bad=((np.ones(2, bool), np.ones((3,)), 0.0), {}, ("where", "(2,)", "(3,)")),
+)
+def _where(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    c_shape, x_shape, y_shape = draw(_elementwise_shapes(3))
+    condition = draw(hnp.arrays(np.bool_, c_shape, fill=st.nothing()))
+    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype), st.integers(-3, 3))
+    y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype), st.integers(-3, 3))
+    return Example((condition, x, y))
+
+
+# ---- reductions -------------------------------------------------------------------------------
+
+
+def _reduction_torch(reduce_name: str, default_axis: Any = None) -> Callable[..., Any]:
+    def call(x: Any, axis: Any = default_axis, keepdims: bool = False) -> Any:
+        import torch
+
+        return _torch_reduce(getattr(torch, reduce_name), x, axis, keepdims)
+
+    return call
+
+
+_AXIS_OUT_OF_RANGE = ((np.ones((2, 3)),), {"axis": 3}, ("(2, 3)", "axis 3"))
+
+
+@case("sum", torch=_reduction_torch("sum"), bad=(*_AXIS_OUT_OF_RANGE[:2], ("sum", *_AXIS_OUT_OF_RANGE[2])))
+def _sum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    return Example((_values(draw, shape, dtype),), _reduction_args(draw, len(shape)))
+
+
+@case("mean", torch=_reduction_torch("mean"), bad=(*_AXIS_OUT_OF_RANGE[:2], ("mean", *_AXIS_OUT_OF_RANGE[2])))
+def _mean(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes())  # the mean of nothing is nan
+    return Example((_values(draw, shape, dtype),), _reduction_args(draw, len(shape)))
+
+
+def _extremum_case(name: str, torch_name: str) -> None:
+    def draw_extremum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        shape = draw(shapes())
+        x = _values(draw, shape, dtype, True) if ties else draw(distinct_arrays(shape, dtype))
+        return Example((x,), _reduction_args(draw, len(shape)))
+
+    bad = ((np.ones((0, 3)),), {}, (name, "(0, 3)"))
+    case(name, torch=_reduction_torch(torch_name), bad=bad)(draw_extremum)
+
+
+_extremum_case("max", "amax")
+_extremum_case("min", "amin")
+
+
+@case(
+    "logsumexp", torch=_reduction_torch("logsumexp", default_axis=-1),
+    bad=(*_AXIS_OUT_OF_RANGE[:2], ("logsumexp", *_AXIS_OUT_OF_RANGE[2])),
+)
+def _logsumexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes())
+    params = _reduction_args(draw, len(shape), default_axis=-1)
+    if not shape and "axis" not in params:
+        params["axis"] = None  # a 0-d array has no axis -1
+    return Example((_values(draw, shape, dtype, low=-5.0, high=5.0),), params)
+
+
+def _softmax_case(name: str) -> None:
+    def draw_softmax(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        shape = draw(shapes(min_dims=1))
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        params = {} if axis == -1 and draw(st.booleans()) else {"axis": axis}
+        return Example((_values(draw, shape, dtype, low=-5.0, high=5.0),), params)
+
+    def torch_softmax(x: Any, axis: int = -1) -> Any:
+        import torch
+
+        return getattr(torch, name)(x, dim=axis)
+
+    bad = ((np.ones((2,)),), {"axis": 3}, (name, "(2,)"))
+    case(name, torch=torch_softmax, bad=bad)(draw_softmax)
+
+
+_softmax_case("softmax")
+_softmax_case("log_softmax")
+
+# ---- shape ------------------------------------------------------------------------------------
+
+
+@case(
+    "reshape", torch=lambda x, shape: x.reshape(shape),
+    bad=((np.ones((2, 3)), (4,)), {}, ("reshape", "(2, 3)", "(4,)")),
+)
+def _reshape(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    return Example((_values(draw, shape, dtype),), {"shape": draw(reshape_targets(shape))})
+
+
+def _transpose_torch(x: Any, axes: Any = None) -> Any:
+    return x.permute(tuple(reversed(range(x.ndim))) if axes is None else tuple(axes))
+
+
+@case("transpose", torch=_transpose_torch, bad=((np.ones((2, 3)),), {"axes": (0, 0)}, ("transpose", "(2, 3)")))
+def _transpose(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    x = _values(draw, shape, dtype)
+    if draw(st.booleans()):
+        return Example((x,))
+    order = draw(st.permutations(range(len(shape))))
+    order = tuple(a - len(shape) if draw(st.booleans()) else a for a in order)
+    return Example((x,), {"axes": order})
+
+
+@case(
+    "broadcast_to", torch=lambda x, shape: x.broadcast_to(shape),
+    bad=((np.ones((2, 3)), (4, 3)), {}, ("broadcast_to", "(2, 3)", "(4, 3)")),
+)
+def _broadcast_to(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    return Example((_values(draw, shape, dtype),), {"shape": draw(broadcast_targets(shape))})
+
+
+@case(
+    "expand_dims", torch=_torch_expand_dims,
+    bad=((np.ones((2, 3)), 5), {}, ("expand_dims", "(2, 3)")),
+)
+def _expand_dims(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    new = draw(st.integers(1, 2))
+    out_ndim = len(shape) + new
+    places = draw(st.lists(st.integers(0, out_ndim - 1), min_size=new, max_size=new, unique=True))
+    places = [p - out_ndim if draw(st.booleans()) else p for p in places]
+    axis = places[0] if new == 1 and draw(st.booleans()) else tuple(places)
+    return Example((_values(draw, shape, dtype),), {"axis": axis})
+
+
+@case("squeeze", torch=_torch_squeeze, bad=((np.ones((2, 3)),), {"axis": 0}, ("squeeze", "(2, 3)")))
+def _squeeze(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(max_side=2))
+    x = _values(draw, shape, dtype)
+    ones = [a for a, side in enumerate(shape) if side == 1]
+    if not ones or draw(st.booleans()):
+        return Example((x,), {} if draw(st.booleans()) else {"axis": None})
+    chosen = draw(st.lists(st.sampled_from(ones), unique=True, min_size=1))
+    chosen = [a - len(shape) if draw(st.booleans()) else a for a in chosen]
+    return Example((x,), {"axis": chosen[0] if len(chosen) == 1 else tuple(chosen)})
+
+
+@case("getitem", torch=_torch_getitem, bad=((np.ones((2,)), 5), {}, ("getitem", "(2,)")))
+def _getitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    return Example((_values(draw, shape, dtype),), {"index": draw(indices(shape))})
+
+
+@case(
+    "scatter_add", torch=_torch_scatter_add,
+    bad=((np.ones((1,)), 5, (2,)), {}, ("scatter_add", "(1,)")),
+)
+def _scatter_add(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    index = draw(indices(shape))
+    picked = np.zeros(shape)[index].shape
+    return Example((_values(draw, picked, dtype),), {"index": index, "shape": shape})
+
+
+def _listed(draw: st.DrawFn, shapes_: list[tuple[int, ...]], dtype: np.dtype) -> tuple:
+    """Float arrays of the given shapes; now and then an integer array among them (a constant)."""
+    return tuple(
+        draw(hnp.arrays(np.int64, s, elements=st.integers(-3, 3), fill=st.nothing()))
+        if draw(st.integers(0, 4)) == 0
+        else _values(draw, s, dtype)
+        for s in shapes_
+    )
+
+
+@case(
+    "concatenate", torch=lambda *xs, axis=0: __import__("torch").cat(xs, dim=axis),
+    bad=((np.ones((2, 3)), np.ones((2, 4))), {"axis": 0}, ("concatenate", "(2, 3)", "(2, 4)")),
+)
+def _concatenate(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = list(draw(shapes(min_dims=1)))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    pieces = []
+    for _ in range(draw(st.integers(1, 3))):
+        shape[axis] = draw(st.integers(0, 3))
+        pieces.append(tuple(shape))
+    params = {} if axis == 0 and draw(st.booleans()) else {"axis": axis}
+    return Example(_listed(draw, pieces, dtype), params)
+
+
+@case(
+    "stack", torch=lambda *xs, axis=0: __import__("torch").stack(xs, dim=axis),
+    bad=((np.ones((2,)), np.ones((3,))), {}, ("stack", "(2,)", "(3,)")),
+)
+def _stack(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    params = {} if axis == 0 and draw(st.booleans()) else {"axis": axis}
+    return Example(_listed(draw, [shape] * draw(st.integers(1, 3)), dtype), params)
+
+
+@case("pad", torch=_torch_pad, bad=((np.ones((2, 3)), -1), {}, ("pad", "(2, 3)")))
+def _pad(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(min_dims=1, min_side=0))
+    width = st.integers(0, 2)
+    pairs = st.tuples(width, width)
+    form = draw(st.sampled_from(["int", "pair", "per axis"]))
+    pad_width = {"int": width, "pair": pairs, "per axis": st.tuples(*[pairs] * len(shape))}[form]
+    params = {"pad_width": draw(pad_width)}
+    if draw(st.booleans()):
+        params["constant_values"] = draw(st.sampled_from([0, 1.5]))
+    return Example((_values(draw, shape, dtype),), params)
+
+
+# ---- matrix products --------------------------------------------------------------------------
+
+
+@case("matmul", torch=lambda a, b: _torch("matmul")(*_same_dtype(a, b)), bad=((np.ones((2, 3)), np.ones((4, 5))), {}, ("matmul", "(2, 3)", "(4, 5)")))
+def _matmul(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    a_shape, b_shape = draw(matmul_shapes())
+    a, b = (_values(draw, s, dtype, low=-2.0, high=2.0) for s in (a_shape, b_shape))
+    constant = draw(st.sampled_from([None, None, None, 0, 1]))  # matmul takes arrays, not numbers
+    if constant is not None:
+        shape = (a_shape, b_shape)[constant]
+        integers = draw(hnp.arrays(np.int64, shape, elements=st.integers(-2, 2), fill=st.nothing()))
+        a, b = (integers, b) if constant == 0 else (a, integers)
+    return Example((a, b))
+
+
+@case(
+    "linear", torch=lambda x, W, b: _torch("nn.functional.linear")(*_same_dtype(x, W), b),
+    bad=((np.ones((2, 3)), np.ones((4, 5)), None), {}, ("linear", "(2, 3)", "(4, 5)")),
+)
+def _linear(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    lead = draw(shapes(min_dims=0, max_dims=2))
+    n_in, n_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    x_shape = (*lead, n_in)
+    x = _values(draw, x_shape, dtype, low=-2.0, high=2.0)
+    if draw(st.integers(0, 4)) == 0:  # integer features are constants
+        x = draw(hnp.arrays(np.int64, x_shape, elements=st.integers(-2, 2), fill=st.nothing()))
+    W = _values(draw, (n_out, n_in), dtype, low=-2.0, high=2.0)
+    b = _values(draw, (n_out,), dtype) if draw(st.booleans()) else None
+    return Example((x, W, b))
+
+
+@case("astype", torch=_torch_astype, bad=((np.ones((2, 3)), "no such dtype"), {}, ("astype", "(2, 3)")))
+def _astype(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    target = draw(st.sampled_from([np.float64, np.float32]))
+    return Example((_values(draw, shape, dtype),), {"dtype": np.dtype(target)})
+
+
+@case(
+    "cross_entropy", torch=lambda z, t: _torch_cross_entropy(z, t),
+    bad=((np.ones((2, 3)), np.zeros(4, np.int64)), {}, ("cross_entropy", "(2, 3)", "(4,)")),
+)
+def _cross_entropy(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    lead = draw(shapes(min_dims=0, max_dims=2, max_side=3))
+    classes = draw(st.integers(1, 4))
+    logits = _values(draw, (*lead, classes), dtype, low=-4.0, high=4.0)
+    if draw(st.booleans()):  # integer labels: constants
+        target = draw(hnp.arrays(np.int64, lead, elements=st.integers(0, classes - 1), fill=st.nothing()))
+    else:  # probability rows: differentiable too
+        target = _values(draw, (*lead, classes), dtype, low=0.0, high=1.0)
+    return Example((logits, target))
+
+
+def _torch_cross_entropy(logits: Any, target: Any) -> Any:
+    import torch
+
+    if logits.ndim > 2:  # PyTorch wants the classes on axis 1
+        logits = logits.movedim(-1, 1)
+        target = target.movedim(-1, 1) if target.dtype.is_floating_point else target
+    return torch.nn.functional.cross_entropy(logits, target)
+
+
+# ---- convolution and pooling --------------------------------------------------------------------
+
+
+def _window_positions(x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> np.ndarray:
+    """For im2col's twin: the flat position in x of every window element, written out with plain
+    loops (an oracle independent of the vectorised code); padding points one past the end."""
+    size = math.prod(x_shape)
+    spatial = x_shape[2:]
+    out = [
+        (n + before + after - d * (k - 1) - 1) // s + 1
+        for n, k, s, (before, after), d in zip(spatial, kernel, stride, padding, dilation)
+    ]
+    flat = np.arange(size).reshape(x_shape)
+    positions = np.full((*x_shape[:2], *out, *kernel), size)
+    for o in np.ndindex(*out):
+        for k in np.ndindex(*kernel):
+            spot = [oi * s + ki * d - p[0] for oi, ki, s, d, p in zip(o, k, stride, dilation, padding)]
+            if all(0 <= i < n for i, n in zip(spot, spatial)):
+                positions[(slice(None), slice(None), *o, *k)] = flat[(slice(None), slice(None), *spot)]
+    return positions
+
+
+def _torch_im2col(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, pad_value: float = 0.0) -> Any:
+    import torch
+
+    positions = torch.as_tensor(_window_positions(tuple(x.shape), kernel, stride, padding, dilation))
+    padded = torch.cat([x.reshape(-1), torch.full((1,), pad_value, dtype=x.dtype)])
+    return padded[positions]
+
+
+def _torch_col2im(cols: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
+    import torch
+
+    positions = torch.as_tensor(_window_positions(tuple(x_shape), kernel, stride, padding, dilation))
+    size = math.prod(x_shape)
+    sums = torch.zeros(size + 1, dtype=cols.dtype).index_put(
+        (positions.reshape(-1),), cols.reshape(-1), accumulate=True
+    )
+    return sums[:size].reshape(x_shape)
+
+
+@st.composite
+def _window_geometry(draw: st.DrawFn, dims: int) -> tuple:
+    """(x_shape, kernel, stride, padding pairs, dilation) that leave at least one window."""
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(dims))
+    spatial = tuple(
+        draw(st.integers(max(1, d * (k - 1) + 1 - b - a), max(1, d * (k - 1) + 1 - b - a) + 3))
+        for k, d, (b, a) in zip(kernel, dilation, padding)
+    )
+    x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *spatial)
+    return x_shape, kernel, stride, padding, dilation
+
+
+def _im2col_case(name: str) -> None:
+    def draw_windows(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        x_shape, kernel, stride, padding, dilation = draw(_window_geometry(draw(st.integers(1, 2))))
+        geometry = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+        if name == "im2col":
+            params = dict(geometry)
+            if draw(st.booleans()):
+                params["pad_value"] = draw(st.sampled_from([1.5, -np.inf] if ties else [0.0, 1.5]))
+            return Example((_values(draw, x_shape, dtype),), params)
+        cols_shape = _window_positions(x_shape, kernel, stride, padding, dilation).shape
+        return Example((_values(draw, cols_shape, dtype),), {"x_shape": x_shape, **geometry})
+
+    twin = _torch_im2col if name == "im2col" else _torch_col2im
+    case(name, torch=twin)(draw_windows)
+
+
+_im2col_case("im2col")
+_im2col_case("col2im")
+
+
+def _conv_case(name: str, dims: int) -> None:
+    def draw_conv(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        kernel = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+        params: dict[str, Any] = {}
+        stride = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+        dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+        padding = draw(st.sampled_from(["int", "per axis", "valid", "same"]))
+        if padding == "same":
+            stride = (1,) * dims  # PyTorch allows 'same' only with stride 1
+            params["padding"] = "same"
+            pads = [d * (k - 1) // 2 for k, d in zip(kernel, dilation)]
+        elif padding == "valid":
+            params["padding"] = "valid"
+            pads = [0] * dims
+        else:
+            pads = [draw(st.integers(0, 2))] * dims if padding == "int" else [draw(st.integers(0, 2)) for _ in kernel]
+            if any(pads) or draw(st.booleans()):
+                params["padding"] = pads[0] if padding == "int" else tuple(pads)
+        if any(s != 1 for s in stride) or draw(st.booleans()):
+            params["stride"] = stride[0] if len(set(stride)) == 1 and draw(st.booleans()) else stride
+        if any(d != 1 for d in dilation) or draw(st.booleans()):
+            params["dilation"] = dilation
+        spatial = tuple(
+            draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), max(1, d * (k - 1) + 1 - 2 * p) + 3))
+            for k, d, p in zip(kernel, dilation, pads)
+        )
+        batch, channels, out_channels = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        x = _values(draw, (batch, channels, *spatial), dtype, low=-2.0, high=2.0)
+        W = _values(draw, (out_channels, channels, *kernel), dtype, low=-2.0, high=2.0)
+        b = _values(draw, (out_channels,), dtype) if draw(st.booleans()) else None
+        return Example((x, W, b), params)
+
+    def torch_conv(x: Any, W: Any, b: Any, **params: Any) -> Any:
+        import torch
+
+        return getattr(torch.nn.functional, name)(x, W, b, **params)
+
+    x = np.ones((1, 2) + (5,) * dims)
+    bad = ((x, np.ones((4, 3) + (3,) * dims), None), {}, (name, str(x.shape), str((4, 3) + (3,) * dims)))
+    case(name, torch=torch_conv, bad=bad)(draw_conv)
+
+
+_conv_case("conv1d", 1)
+_conv_case("conv2d", 2)
+
+
+@case(
+    "max_pool2d", torch=lambda x, **params: __import__("torch").nn.functional.max_pool2d(x, **params),
+    bad=((np.ones((2, 3)),), {"kernel_size": 2}, ("max_pool2d", "(2, 3)")),
+)
+def _max_pool2d(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    params: dict[str, Any] = {"kernel_size": kernel[0] if kernel[0] == kernel[1] else kernel}
+    dilation = draw(st.integers(1, 2))
+    if dilation != 1:
+        params["dilation"] = dilation
+    # Dilated windows with padding can lie wholly in the padding (an output of -inf), where
+    # PyTorch 2.13's max_pool2d backward writes out of bounds: pad undilated windows only.
+    pads = (0, 0) if dilation != 1 else (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    if any(pads):
+        params["padding"] = pads
+    stride = draw(st.none() | st.integers(1, 3))
+    if stride is not None:
+        params["stride"] = stride
+    if draw(st.booleans()):
+        params["ceil_mode"] = True
+    spatial = tuple(
+        draw(st.integers(max(1, dilation * (k - 1) + 1 - 2 * p), max(1, dilation * (k - 1) + 1 - 2 * p) + 3))
+        for k, p in zip(kernel, pads)
+    )
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *spatial)
+    x = _values(draw, shape, dtype, True) if ties else draw(distinct_arrays(shape, dtype))
+    return Example((x,), params)

@@ -1,0 +1,502 @@
+"""Property checks of gradient rules: a primitive's backward and tangent rules against central
+finite differences (or PyTorch) over hypothesis-generated inputs.
+
+For one example (inputs x, parameters, an output adjoint ȳ and an input tangent ẋ):
+
+    column k of the Jacobian     J[:, k] ≈ (f(x + h eₖ) − f(x − h eₖ)) / 2h
+    backward rule (reverse)      x̄[k] = ⟨ȳ, J[:, k]⟩               for every element k of x
+    tangent rule (forward)       ẏ    ≈ (f(x + h ẋ) − f(x − h ẋ)) / 2h
+
+Each float input is checked in turn, the others held fixed; integer and bool arrays and Python
+numbers are constants. When a check fails, hypothesis shrinks the example to a minimal one, and
+the error shows that example, the quantity at fault and the worst element.
+
+>>> check_primitive("mul").examples > 0
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from mytorch.autograd_engine import _state, engine
+from mytorch.functional import Primitive
+from mytorch.testing.cases import CASES, Example, all_primitives
+from mytorch.testing.strategies import float_arrays
+
+__all__ = [
+    "CheckReport",
+    "GradientCheckError",
+    "check_against_torch",
+    "check_primitive",
+    "primitive_gradients",
+    "primitive_tangent",
+]
+
+# (atol, rtol) by the least precise float dtype of a check's computation.
+TOLERANCES = {
+    "finite differences": {np.dtype(np.float64): (1e-5, 1e-5), np.dtype(np.float32): (2e-3, 2e-3)},
+    "torch": {np.dtype(np.float64): (1e-9, 1e-7), np.dtype(np.float32): (1e-4, 1e-4)},
+}
+# Finite-difference step by the output's float dtype (roundoff eps/h against truncation h²).
+STEPS = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-3, np.dtype(np.float16): 1e-2}
+# Inputs with more elements than this get their Jacobian columns sampled, not all taken.
+MAX_COLUMNS = 48
+# A relative error is reported only where the reference is at least this large.
+REL_FLOOR = 1e-3
+
+
+class GradientCheckError(AssertionError):
+    """A gradient or tangent rule disagrees with its reference; the message shows the example."""
+
+
+@dataclass
+class CheckReport:
+    """What a check tried and how far the rules were from the reference at worst."""
+
+    op: str
+    reference: str  # "finite differences" or "torch float32" / "torch float64"
+    examples: int = 0
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    skipped: str = ""  # why nothing was checked (e.g. PyTorch missing), if so
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return f"{self.op} vs {self.reference}: skipped ({self.skipped})"
+        return (
+            f"{self.op} vs {self.reference}: {self.examples} examples, "
+            f"max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e}"
+        )
+
+    def _absorb(self, comparisons: Sequence[_Comparison]) -> None:
+        self.examples += 1
+        for comparison in comparisons:
+            self.max_abs_error = max(self.max_abs_error, comparison.abs_error)
+            self.max_rel_error = max(self.max_rel_error, comparison.rel_error)
+
+
+@dataclass
+class _Comparison:
+    """One quantity (a gradient, a tangent, a value) against its reference."""
+
+    quantity: str
+    got: Any
+    expected: np.ndarray
+    atol: float
+    rtol: float
+    problem: str = ""  # set when `got` is missing or has the wrong shape
+    hint: str = ""  # a guess at the mistake behind a mismatch
+    abs_error: float = 0.0
+    rel_error: float = 0.0
+    worst: tuple = field(default_factory=tuple)
+    ok: bool = True
+
+    def __post_init__(self) -> None:
+        expected = np.asarray(self.expected, dtype=np.float64)
+        if self.problem:
+            self.ok = False
+            return
+        if self.got is None:
+            self.got = np.zeros_like(expected)  # "no gradient" is a zero gradient
+        got = np.asarray(self.got, dtype=np.float64)
+        if got.shape != expected.shape:
+            self.problem = f"has shape {got.shape}, expected {expected.shape}"
+            self.ok = False
+            return
+        if not got.size:
+            return
+        with np.errstate(invalid="ignore"):
+            error = np.abs(got - expected)
+        same = (got == expected) | (np.isnan(got) & np.isnan(expected))  # equal infinities too
+        error = np.where(same, 0.0, np.where(np.isnan(error), np.inf, error))
+        excess = error - (self.atol + self.rtol * np.abs(expected))
+        self.worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), error.shape))
+        self.ok = bool(excess[self.worst] <= 0)
+        self.abs_error = float(error.max())
+        large = (np.abs(expected) >= REL_FLOOR) & np.isfinite(expected)
+        self.rel_error = float((error[large] / np.abs(expected[large])).max()) if large.any() else 0.0
+
+    def explain(self) -> str:
+        hint = f"\n    hint: {self.hint}" if self.hint else ""
+        if self.problem:
+            return f"{self.quantity} {self.problem}{hint}"
+        got = np.asarray(self.got, dtype=np.float64)
+        expected = np.asarray(self.expected, dtype=np.float64)
+        where = f" at index {self.worst}" if self.worst else ""
+        mine, theirs = float(got[self.worst]), float(expected[self.worst])
+        return (
+            f"{self.quantity}{where}: got {mine!r}, expected {theirs!r} "
+            f"(abs error {abs(mine - theirs):.3g} > "
+            f"atol {self.atol:g} + rtol {self.rtol:g} * |expected|)\n"
+            f"    got:      {_brief(got)}\n    expected: {_brief(expected)}{hint}"
+        )
+
+
+def _brief(array: Any, indent: int = 14) -> str:
+    """Values to 8 significant digits, continuation lines indented by `indent`."""
+    text = np.array2string(np.asarray(array), separator=", ", precision=8, floatmode="maxprec", threshold=60)
+    return text.replace("\n", "\n" + " " * indent)
+
+
+# ---- running a primitive and its rules -------------------------------------------------------
+
+
+def _lookup(op: str | Primitive) -> Primitive:
+    if isinstance(op, Primitive):
+        return op
+    primitives = all_primitives()
+    if op not in primitives:
+        raise KeyError(f"no primitive named {op!r}; known: {', '.join(sorted(primitives))}")
+    return primitives[op]
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+
+
+def _float_positions(example: Example) -> list[int]:
+    return [i for i, value in enumerate(example.inputs) if _is_float(value)]
+
+
+def _forward(primitive: Primitive, inputs: Sequence[Any], params: dict) -> np.ndarray:
+    outer, _state.recording = _state.recording, False
+    try:
+        return primitive.apply(tuple(inputs), params)
+    finally:
+        _state.recording = outer
+
+
+def primitive_gradients(primitive: Primitive, example: Example, adjoint: np.ndarray) -> tuple:
+    """The backward rule's input gradients (`F.<name>_backward`), one per input.
+
+    >>> from mytorch import functional as F
+    >>> primitive_gradients(F.mul, Example((np.array([2.0]), np.array([3.0]))), np.ones(1))
+    (array([3.]), array([2.]))
+    """
+    if primitive.arity is None:
+        grads = primitive.backward(adjoint, example.inputs, **example.params)
+    else:
+        grads = primitive.backward(adjoint, *example.inputs, **example.params)
+    if len(example.inputs) == 1 and not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    return tuple(grads)
+
+
+def primitive_tangent(primitive: Primitive, example: Example, tangents: dict[int, np.ndarray]) -> Any:
+    """The output tangent the engine's forward walk gives, for tangents of some inputs
+    (by position; the other inputs have a zero tangent). None means a zero tangent.
+
+    >>> from mytorch import functional as F
+    >>> primitive_tangent(F.mul, Example((np.array([2.0]), np.array([3.0]))), {0: np.ones(1)})
+    array([3.])
+    """
+    tape = engine()
+    mark = tape.mark()
+    outer, _state.recording = _state.recording, True  # the forward walk needs the op on the tape
+    try:
+        output = primitive.apply(example.inputs, example.params)
+        seeds = {id(example.inputs[i]): tangent for i, tangent in tangents.items()}
+        return tape.walk_forward(mark[0], seeds).get(id(output))
+    finally:
+        _state.recording = outer
+        tape.cut_back(mark)
+
+
+def _engine_gradients(primitive: Primitive, example: Example, adjoint: np.ndarray) -> dict[int, Any]:
+    """The input gradients of a reverse walk of the engine, by input position."""
+    tape = engine()
+    mark = tape.mark()
+    outer, _state.recording = _state.recording, True
+    try:
+        output = primitive.apply(example.inputs, example.params)
+        if len(tape.operation_list) == mark[0]:
+            return {}  # nothing differentiable: nothing recorded
+        adjoints = tape.walk_backward(len(tape.operation_list) - 1, adjoint, stop=mark[0])
+        assert tape.operation_list[-1].output is output
+        return {i: adjoints.get(id(value)) for i, value in enumerate(example.inputs) if _is_float(value)}
+    finally:
+        _state.recording = outer
+        tape.cut_back(mark)
+
+
+# ---- the reference: central differences --------------------------------------------------------
+
+
+def _shifted(example: Example, position: int, shift: np.ndarray) -> tuple:
+    inputs = list(example.inputs)
+    inputs[position] = inputs[position] + shift.astype(inputs[position].dtype)
+    return tuple(inputs)
+
+
+def _difference(primitive: Primitive, example: Example, position: int, direction: np.ndarray, step: float) -> np.ndarray:
+    ahead = _forward(primitive, _shifted(example, position, step * direction), example.params)
+    behind = _forward(primitive, _shifted(example, position, -step * direction), example.params)
+    ahead, behind = ahead.astype(np.float64), behind.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        change = np.where(ahead == behind, 0.0, ahead - behind)  # an infinite output stays put
+    return change / (2 * step)
+
+
+def _columns_to_check(size: int, rng_seed: int) -> np.ndarray:
+    if size <= MAX_COLUMNS:
+        return np.arange(size)
+    return np.sort(np.random.default_rng(rng_seed).choice(size, MAX_COLUMNS, replace=False))
+
+
+def _finite_difference_comparisons(
+    primitive: Primitive,
+    example: Example,
+    adjoint: np.ndarray,
+    tangents: dict[int, np.ndarray],
+    modes: Sequence[str],
+    tolerance: tuple[float, float],
+    step: float | None,
+    column_seed: int,
+) -> list[_Comparison]:
+    """Compare the rules at `example` with central differences taken in float64."""
+    atol, rtol = tolerance
+    exact = example.astype(np.float64)
+    output = _forward(primitive, exact.inputs, exact.params)
+    if output.dtype.kind != "f":
+        return []  # an integer or bool output has no derivative
+    step = STEPS.get(output.dtype, 1e-6) if step is None else step
+    adjoint64 = adjoint.astype(np.float64)
+    comparisons = []
+    grads = primitive_gradients(primitive, example, adjoint) if "rev" in modes else ()
+    if "rev" in modes and len(grads) != len(example.inputs):
+        return [_Comparison("backward rule", None, np.zeros(0), atol, rtol,
+                            problem=f"returned {len(grads)} gradients for {len(example.inputs)} inputs")]
+    for position in _float_positions(example):
+        x = exact.inputs[position]
+        label = f"input {position} (shape {x.shape} {example.inputs[position].dtype})"
+        if "rev" in modes:
+            columns = _columns_to_check(x.size, column_seed + position)
+            numeric = np.zeros(x.size)
+            for k in columns:
+                unit = np.zeros(x.size)
+                unit[k] = 1.0
+                numeric[k] = np.sum(adjoint64 * _difference(primitive, exact, position, unit.reshape(x.shape), step))
+            got = grads[position]
+            problem = ""
+            if got is not None and np.shape(got) != x.shape:
+                problem = f"has shape {np.shape(got)}, but its input has shape {x.shape}"
+            elif got is not None:
+                got = np.asarray(got, dtype=np.float64).reshape(-1)[columns]
+            comparisons.append(
+                _Comparison(f"backward rule: gradient of {label}", got, numeric[columns], atol, rtol, problem)
+            )
+        if "fwd" in modes:
+            direction = tangents[position]
+            numeric = _difference(primitive, exact, position, direction.astype(np.float64), step)
+            got = primitive_tangent(primitive, example, {position: direction})
+            problem = ""
+            if got is not None and np.shape(got) != output.shape:
+                problem = f"has shape {np.shape(got)}, but the output has shape {output.shape}"
+            comparisons.append(
+                _Comparison(f"tangent rule: output tangent along {label}", got, numeric, atol, rtol, problem)
+            )
+    return comparisons
+
+
+# ---- the other reference: PyTorch --------------------------------------------------------------
+
+
+def _to_torch(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, np.ndarray):
+        tensor = torch.from_numpy(value.copy())
+        return tensor.requires_grad_(True) if value.dtype.kind == "f" else tensor
+    if isinstance(value, (bool, int, float)) and not isinstance(value, np.ndarray):
+        return torch.tensor(value)
+    return value
+
+
+def _torch_comparisons(
+    primitive: Primitive, example: Example, adjoint: np.ndarray, tolerance: tuple[float, float]
+) -> list[_Comparison]:
+    """Forward value and engine gradients against PyTorch's, for one example."""
+    import torch
+
+    atol, rtol = tolerance
+    twin = CASES[primitive.name].torch
+    tensors = [_to_torch(v) for v in example.inputs]
+    twin_output = twin(*tensors, **example.params)
+    output = _forward(primitive, example.inputs, example.params)
+    comparisons = [_Comparison("forward value", output, twin_output.detach().numpy(), atol, rtol)]
+    if not comparisons[0].ok or output.dtype.kind != "f":
+        return comparisons
+    grads = _engine_gradients(primitive, example, adjoint)
+    if twin_output.requires_grad:
+        twin_output.backward(torch.from_numpy(adjoint).to(twin_output.dtype))
+    for position, got in grads.items():
+        value = example.inputs[position]
+        label = f"engine gradient of input {position} (shape {value.shape} {value.dtype})"
+        twin_grad = tensors[position].grad
+        expected = np.zeros(value.shape) if twin_grad is None else twin_grad.numpy()
+        problem = ""
+        if got is not None and got.dtype != value.dtype:
+            problem = f"has dtype {got.dtype}, but its input has dtype {value.dtype}"
+        comparisons.append(_Comparison(label, got, expected, atol, rtol, problem))
+    return comparisons
+
+
+# ---- the property checks -------------------------------------------------------------------------
+
+
+def _as_example(drawn: Any) -> Example:
+    if isinstance(drawn, Example):
+        return drawn
+    if isinstance(drawn, tuple):
+        return Example(drawn)
+    return Example((drawn,))
+
+
+def _least_precise(example: Example) -> np.dtype:
+    dtypes = [v.dtype for v in example.inputs if _is_float(v)]
+    return min(dtypes, key=lambda d: d.itemsize) if dtypes else np.dtype(np.float64)
+
+
+def _settings(max_examples: int | None) -> settings:
+    # Inherit the active profile (derandomized in CI), but never write a database: the inner test
+    # is rebuilt on every call, and the same key would replay one primitive's failures on another.
+    return settings(
+        max_examples=settings.default.max_examples if max_examples is None else max_examples,
+        database=None,
+        deadline=None,
+        report_multiple_bugs=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.nested_given],
+    )
+
+
+def _failure(title: str, example: Example, adjoint: Any, comparison: _Comparison, extra: str = "") -> str:
+    return (
+        f"{title}\n  {comparison.explain()}\n  minimal example (shrunk by hypothesis): {example!r}\n"
+        f"  output adjoint: {_brief(np.asarray(adjoint))}{extra}"
+    )
+
+
+def check_primitive(
+    op: str | Primitive,
+    inputs: st.SearchStrategy[Any] | None = None,
+    *,
+    dtype: Any = np.float64,
+    modes: Sequence[str] = ("rev", "fwd"),
+    max_examples: int | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    step: float | None = None,
+    seed: int | None = None,
+) -> CheckReport:
+    """Property-check a primitive's backward ('rev') and tangent ('fwd') rules against central
+    finite differences over generated inputs; raise `GradientCheckError` with a minimal example.
+
+    `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
+    `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of inputs, or one array;
+    by default the built-in case of `op` (`mytorch.testing.CASES`) in `dtype`. Float32 rules are
+    compared with differences taken in float64. Returns a `CheckReport`.
+
+    >>> from mytorch import functional as F
+    >>> from mytorch.testing import float_arrays
+    >>> cube = F.Primitive("cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
+    ...                    jvp=lambda t, ans, x: t[0] * 3 * x**2)
+    >>> check_primitive(cube, float_arrays(), max_examples=20).examples
+    20
+    """
+    primitive = _lookup(op)
+    if inputs is None:
+        if primitive.name not in CASES or CASES[primitive.name].draw is None:
+            raise KeyError(f"check_primitive: no built-in inputs for {primitive.name!r}; pass inputs=")
+        inputs = CASES[primitive.name].examples(dtype)
+    modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    report = CheckReport(primitive.name, "finite differences")
+
+    @_settings(max_examples)
+    @given(st.data())
+    def run(data: st.DataObject) -> None:
+        example = _as_example(data.draw(inputs, label="example"))
+        output = _forward(primitive, example.inputs, example.params)
+        out_dtype = output.dtype if output.dtype.kind == "f" else np.dtype(np.float64)
+        least = min(_least_precise(example), out_dtype, key=lambda d: d.itemsize)
+        default_atol, default_rtol = TOLERANCES["finite differences"].get(least, (1e-2, 1e-2))
+        tolerance = (default_atol if atol is None else atol, default_rtol if rtol is None else rtol)
+        adjoint = data.draw(float_arrays(output.shape, out_dtype), label="output adjoint")
+        tangents = {
+            i: data.draw(float_arrays(example.inputs[i].shape, example.inputs[i].dtype), label=f"tangent {i}")
+            for i in _float_positions(example)
+        }
+        column_seed = data.draw(st.integers(0, 2**16), label="column sample") if output.size else 0
+        comparisons = _finite_difference_comparisons(
+            primitive, example, adjoint, tangents, modes, tolerance, step, column_seed
+        )
+        for comparison in comparisons:
+            if not comparison.ok:
+                title = f"check_primitive({primitive.name!r}): a rule disagrees with finite differences"
+                raise GradientCheckError(_failure(title, example, adjoint, comparison))
+        report._absorb(comparisons)
+
+    if seed is not None:
+        run = hypothesis_seed(seed)(run)
+    run()
+    return report
+
+
+def check_against_torch(
+    op: str | Primitive,
+    dtype: Any = np.float64,
+    *,
+    ties: bool = True,
+    max_examples: int | None = None,
+    seed: int | None = None,
+) -> CheckReport:
+    """Property-check a built-in primitive's forward value and engine gradients against PyTorch.
+
+    Inputs are drawn in `dtype`; with `ties=True` they sit on a coarse grid, so kinks and ties
+    (relu at 0, equal maxima, clip at its bounds) happen often and the two must agree there
+    too. Gradients must come back in their input's dtype. Skipped (the report says so) when
+    PyTorch is not installed.
+    """
+    primitive = _lookup(op)
+    report = CheckReport(primitive.name, f"torch {np.dtype(dtype).name}")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        report.skipped = "PyTorch is not installed"
+        return report
+    case = CASES.get(primitive.name)
+    if case is None or case.torch is None:
+        report.skipped = "no PyTorch twin"
+        return report
+    tolerance = TOLERANCES["torch"][np.dtype(dtype)]
+
+    @_settings(max_examples)
+    @given(st.data())
+    def run(data: st.DataObject) -> None:
+        example = data.draw(case.examples(dtype, ties=ties), label="example")
+        output = _forward(primitive, example.inputs, example.params)
+        out_dtype = output.dtype if output.dtype.kind == "f" else np.dtype(np.float64)
+        adjoint = data.draw(float_arrays(output.shape, out_dtype), label="output adjoint")
+        comparisons = _torch_comparisons(primitive, example, adjoint, tolerance)
+        for comparison in comparisons:
+            if not comparison.ok:
+                title = f"check_against_torch({primitive.name!r}, {np.dtype(dtype).name}): disagrees with PyTorch"
+                raise GradientCheckError(_failure(title, example, adjoint, comparison))
+        report._absorb(comparisons)
+
+    if seed is not None:
+        run = hypothesis_seed(seed)(run)
+    run()
+    return report
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)

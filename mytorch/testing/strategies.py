@@ -1,0 +1,346 @@
+"""Hypothesis strategies for gradient checks: arrays, shapes, domains, indices.
+
+Finite differences see a function through a window of width `2h` around each input. The window
+must not straddle a kink (`abs` at 0, `relu` at 0, `max` where two elements tie, `clip` at its
+bounds) nor leave the domain (`log` and `sqrt` of non-positive numbers), or the numerical
+derivative is meaningless. These strategies draw inputs that keep a margin far wider than `h`.
+
+>>> from hypothesis import given
+>>> @given(positive_arrays((2, 3)))
+... def test_log_is_defined(x):
+...     assert np.all(np.isfinite(np.log(x)))
+>>> test_log_is_defined()
+
+Shapes may be given as a tuple or as a strategy of tuples. Arrays are drawn element by element
+(no fill value), so small arrays do not come out as runs of one repeated number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+Shape = tuple[int, ...]
+ShapeLike = Shape | st.SearchStrategy[Shape]
+T = TypeVar("T")
+
+__all__ = [
+    "arrays_away_from",
+    "axes",
+    "broadcast_targets",
+    "broadcastable_shapes",
+    "distinct_arrays",
+    "float_arrays",
+    "floats",
+    "indices",
+    "matmul_shapes",
+    "non_tying_pairs",
+    "positive_arrays",
+    "reshape_targets",
+    "shapes",
+    "well_conditioned_matrices",
+]
+
+
+def _with_shape(shape: ShapeLike, build: Callable[[Shape], st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
+    if isinstance(shape, st.SearchStrategy):
+        return shape.flatmap(lambda drawn: build(tuple(drawn)))
+    return build(tuple(shape))
+
+
+# ---- shapes ----------------------------------------------------------------------------------
+
+
+def shapes(*, min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4) -> st.SearchStrategy[Shape]:
+    """Array shapes; `min_side=0` lets empty axes in, `min_dims=0` the 0-d shape `()`.
+
+    >>> shapes(min_dims=2, max_dims=2, max_side=1).example()
+    (1, 1)
+    """
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def broadcastable_shapes(
+    count: int = 2, *, min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4
+) -> st.SearchStrategy[tuple[Shape, ...]]:
+    """`count` shapes that broadcast together, with size-1 axes, missing leading axes and 0-d.
+
+    >>> a, b = broadcastable_shapes(2).example()
+    >>> np.broadcast_shapes(a, b) is not None
+    True
+    """
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=count, min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
+    ).map(lambda drawn: drawn.input_shapes)
+
+
+def matmul_shapes(*, max_batch_dims: int = 2, max_side: int = 4) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    """Shape pairs `np.matmul` accepts: 1-D operands, and batch axes that broadcast.
+
+    >>> a, b = matmul_shapes().example()
+    >>> np.matmul(np.ones(a), np.ones(b)).ndim >= 0
+    True
+    """
+    return hnp.mutually_broadcastable_shapes(
+        signature=np.matmul.signature, max_dims=max_batch_dims, max_side=max_side
+    ).map(lambda drawn: drawn.input_shapes)
+
+
+def broadcast_targets(shape: Shape, *, max_new_dims: int = 2, max_side: int = 3) -> st.SearchStrategy[Shape]:
+    """Shapes that an array of `shape` broadcasts to (`np.broadcast_to(x, target)` works).
+
+    >>> np.broadcast_to(np.ones((1, 2)), broadcast_targets((1, 2)).example()).shape[-1]
+    2
+    """
+
+    @st.composite
+    def target(draw: st.DrawFn) -> Shape:
+        lead = draw(st.lists(st.integers(0, max_side), max_size=max_new_dims))
+        kept = tuple(draw(st.integers(0, max_side)) if side == 1 else side for side in shape)
+        return tuple(lead) + kept
+
+    return target()
+
+
+def reshape_targets(shape: Shape) -> st.SearchStrategy[Shape]:
+    """Shapes with as many elements as `shape`, sometimes with a `-1` to infer.
+
+    >>> int(np.prod(reshape_targets((2, 6)).filter(lambda s: -1 not in s).example()))
+    12
+    """
+    size = math.prod(shape)
+
+    @st.composite
+    def target(draw: st.DrawFn) -> Shape:
+        if size == 0:
+            return draw(st.sampled_from([(0,), tuple(reversed(shape)), (-1,), (0, 1)]))
+        factors = _prime_factors(size)
+        count = draw(st.integers(1, max(1, len(factors)) + 1))
+        sides = [1] * count
+        for factor in factors:
+            sides[draw(st.integers(0, count - 1))] *= factor
+        if draw(st.booleans()):
+            sides[draw(st.integers(0, count - 1))] = -1
+        return tuple(sides)
+
+    return target()
+
+
+def _prime_factors(n: int) -> list[int]:
+    factors, divisor = [], 2
+    while n > 1:
+        while n % divisor == 0:
+            factors.append(divisor)
+            n //= divisor
+        divisor += 1
+    return factors
+
+
+def axes(
+    ndim: int, *, allow_none: bool = True, allow_tuple: bool = True, allow_negative: bool = True
+) -> st.SearchStrategy[Any]:
+    """An `axis=` argument for an array of `ndim` axes: None, an int, or a tuple of distinct axes.
+
+    >>> axes(0).example() in (None, ())
+    True
+    """
+    choices: list[st.SearchStrategy[Any]] = []
+    if allow_none:
+        choices.append(st.none())
+    low = -ndim if allow_negative else 0
+    if ndim:
+        choices.append(st.integers(low, ndim - 1))
+    if allow_tuple:
+        chosen = st.lists(st.integers(0, ndim - 1), unique=True, max_size=ndim) if ndim else st.just([])
+        choices.append(
+            chosen.flatmap(
+                lambda picked: st.tuples(
+                    *(st.sampled_from([a, a - ndim]) if allow_negative else st.just(a) for a in picked)
+                )
+            )
+        )
+    return st.one_of(choices)
+
+
+def indices(shape: Shape, *, kinds: Sequence[str] = ("basic", "integer", "boolean", "mixed")) -> st.SearchStrategy[Any]:
+    """Any NumPy index into an array of `shape`.
+
+    Kinds: `basic` (ints, slices, None, Ellipsis), `integer` (integer arrays, one per axis,
+    with repeats), `boolean` (a mask over the leading axes), `mixed` (slices, then one integer
+    array). Kinds that cannot index `shape` (integer arrays into an empty axis) are left out.
+
+    >>> index = indices((3, 4)).example()
+    >>> np.zeros((3, 4))[index].ndim >= 0
+    True
+    """
+    choices = []
+    has_elements = len(shape) > 0 and all(side > 0 for side in shape)
+    if "basic" in kinds:
+        choices.append(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
+    if "integer" in kinds and has_elements:
+        result = hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3)
+        choices.append(hnp.integer_array_indices(shape, result_shape=result))
+    if "boolean" in kinds and shape:
+        choices.append(
+            st.integers(1, len(shape)).flatmap(
+                lambda lead: hnp.arrays(np.bool_, shape[:lead], fill=st.nothing())
+            )
+        )
+    if "mixed" in kinds and has_elements:
+        choices.append(st.integers(0, len(shape) - 1).flatmap(lambda axis: _one_integer_axis(shape, axis)))
+    return st.one_of(choices)
+
+
+def _one_integer_axis(shape: Shape, axis: int) -> st.SearchStrategy[tuple]:
+    side = shape[axis]
+    positions = hnp.arrays(np.intp, st.integers(1, 4), elements=st.integers(-side, side - 1), fill=st.nothing())
+    return positions.map(lambda picked: (slice(None),) * axis + (picked,))
+
+
+# ---- elements and arrays ---------------------------------------------------------------------
+
+
+def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrategy[float]:
+    """Finite floats in [low, high] that `dtype` represents exactly (bounds rounded inwards).
+
+    >>> -1.0 <= floats(-1.0, 1.0, np.float32).example() <= 1.0
+    True
+    """
+    dtype = np.dtype(dtype)
+    lo, hi = dtype.type(low), dtype.type(high)
+    if lo < low:
+        lo = np.nextafter(lo, dtype.type(np.inf))
+    if hi > high:
+        hi = np.nextafter(hi, dtype.type(-np.inf))
+    return st.floats(float(lo), float(hi), width=dtype.itemsize * 8, allow_subnormal=False)
+
+
+def float_arrays(
+    shape: ShapeLike | None = None, dtype: Any = np.float64, *, low: float = -3.0, high: float = 3.0
+) -> st.SearchStrategy[np.ndarray]:
+    """Float arrays of `dtype` and `shape` (default: any shape up to 3-D) with values in [low, high].
+
+    >>> float_arrays((2,), np.float32).example().dtype
+    dtype('float32')
+    """
+    shape = shapes() if shape is None else shape
+    return hnp.arrays(np.dtype(dtype), shape, elements=floats(low, high, dtype), fill=st.nothing())
+
+
+def positive_arrays(
+    shape: ShapeLike, dtype: Any = np.float64, *, low: float = 0.1, high: float = 4.0
+) -> st.SearchStrategy[np.ndarray]:
+    """Arrays in [low, high] with low > 0: the domain of `log`, `sqrt`, `x ** p`.
+
+    >>> bool(np.all(positive_arrays((3,)).example() > 0))
+    True
+    """
+    if low <= 0:
+        raise ValueError(f"positive_arrays: low must be > 0, got {low}")
+    return float_arrays(shape, dtype, low=low, high=high)
+
+
+def arrays_away_from(
+    shape: ShapeLike,
+    dtype: Any = np.float64,
+    *,
+    kinks: Sequence[float] = (0.0,),
+    margin: float = 0.05,
+    low: float = -3.0,
+    high: float = 3.0,
+) -> st.SearchStrategy[np.ndarray]:
+    """Arrays in [low, high] whose every element is at least `margin` away from each kink.
+
+    >>> x = arrays_away_from((5,), kinks=(0.0,), margin=0.1).example()
+    >>> bool(np.all(np.abs(x) >= 0.1))
+    True
+    """
+    edges = sorted(k for k in kinks if low - margin < k < high + margin)
+    starts = [low] + [k + margin for k in edges]
+    ends = [k - margin for k in edges] + [high]
+    pieces = [floats(a, b, dtype) for a, b in zip(starts, ends) if a <= b]
+    if not pieces:
+        raise ValueError(f"arrays_away_from: no room in [{low}, {high}] at {margin} from {list(kinks)}")
+    return hnp.arrays(np.dtype(dtype), shape, elements=st.one_of(pieces), fill=st.nothing())
+
+
+def distinct_arrays(
+    shape: ShapeLike, dtype: Any = np.float64, *, spacing: float = 0.05, low: float = -3.0
+) -> st.SearchStrategy[np.ndarray]:
+    """Arrays whose elements differ pairwise by at least `spacing`: no ties for `max`/`min`.
+
+    Elements are distinct multiples of `spacing`, shifted by `low`'s fraction.
+
+    >>> x = distinct_arrays((4,)).example()
+    >>> len(set(x.tolist())) == 4
+    True
+    """
+
+    def build(concrete: Shape) -> st.SearchStrategy[np.ndarray]:
+        reach = max(math.prod(concrete), int(-2 * low / spacing))
+        steps = hnp.arrays(
+            np.int64, concrete, elements=st.integers(-reach // 2, reach // 2), unique=True, fill=st.nothing()
+        )
+        return steps.map(lambda k: (k * spacing).astype(dtype))
+
+    return _with_shape(shape, build)
+
+
+def non_tying_pairs(
+    shape_x: Shape, shape_y: Shape, dtype: Any = np.float64, *, spacing: float = 0.05, reach: float = 3.0
+) -> st.SearchStrategy[tuple[np.ndarray, np.ndarray]]:
+    """Arrays x, y with |x - y| >= spacing wherever they meet after broadcasting.
+
+    x holds even multiples of `spacing`, y odd ones, so no element of x ties any element of y:
+    safe for `maximum`, `minimum` and comparisons.
+
+    >>> x, y = non_tying_pairs((3,), (2, 1)).example()
+    >>> bool(np.all(np.abs(x - y) >= 0.05 - 1e-12))
+    True
+    """
+    half = max(1, int(reach / (2 * spacing)))
+    steps = st.integers(-half, half)
+
+    def scaled(shape: Shape, odd: int) -> st.SearchStrategy[np.ndarray]:
+        ints = hnp.arrays(np.int64, shape, elements=steps, fill=st.nothing())
+        return ints.map(lambda k: ((2 * k + odd) * spacing).astype(dtype))
+
+    return st.tuples(scaled(shape_x, 0), scaled(shape_y, 1))
+
+
+def well_conditioned_matrices(
+    n: int | st.SearchStrategy[int] = st.integers(1, 4),
+    dtype: Any = np.float64,
+    *,
+    batch_shape: Shape = (),
+) -> st.SearchStrategy[np.ndarray]:
+    """Square matrices with condition number (infinity norm) at most 5.
+
+    Each row is strictly diagonally dominant with slack 1/2: |a_ii| >= 1 and the off-diagonal
+    entries of a row add up to at most 1/2, so ||A⁻¹|| <= 2 and ||A|| <= 2.5.
+
+    >>> A = well_conditioned_matrices(3).example()
+    >>> bool(np.linalg.cond(A, np.inf) <= 5)
+    True
+    """
+
+    def build(size: int) -> st.SearchStrategy[np.ndarray]:
+        shape = (*batch_shape, size, size)
+        off = float_arrays(shape, np.float64, low=-1.0, high=1.0)
+        diagonal = arrays_away_from(
+            (*batch_shape, size), np.float64, kinks=(0.0,), margin=1.0, low=-2.0, high=2.0
+        )
+        return st.tuples(off, diagonal).map(lambda parts: _dominant(*parts, size).astype(dtype))
+
+    return n.flatmap(build) if isinstance(n, st.SearchStrategy) else build(n)
+
+
+def _dominant(off: np.ndarray, diagonal: np.ndarray, size: int) -> np.ndarray:
+    scaled = off * (0.5 / max(size - 1, 1))
+    eye = np.eye(size, dtype=bool)
+    return np.where(eye, diagonal[..., None] * np.ones(size), scaled)
