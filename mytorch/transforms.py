@@ -172,6 +172,12 @@ class _Trace:
         self.variables = [fresh[position] for position in argnums]
         start = len(tape.operation_list)
         self.outputs, self.is_tuple = _outputs_of(f(*args), who)
+        if engine() is not tape:
+            raise RuntimeError(
+                f"{who}: the function started a new engine (Autograd()) while it was being "
+                "differentiated, so its operations are not on the tape being walked; create the "
+                "engine once, outside the function"
+            )
         # A copy of the list: walks that record append to the tape, never to the stretch.
         self.stretch = _Stretch(tape.operation_list[start:])
         self._producer = {id(op.output): index for index, op in enumerate(self.stretch.operation_list)}

@@ -171,6 +171,15 @@ def test_shape_mismatches_are_named():
         grad(lambda x: "not a number")(1.0)
 
 
+def test_a_function_that_starts_a_new_engine_is_refused():
+    def f(x):
+        mytorch.Autograd()
+        return F.sin(x)
+
+    with pytest.raises(RuntimeError, match="started a new engine"):
+        grad(f)(1.0)
+
+
 def test_a_refusal_leaves_the_tape_clean(fresh_engine):
     with pytest.raises(ValueError):
         grad(F.sin)(np.zeros(3))
