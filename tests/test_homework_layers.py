@@ -27,9 +27,10 @@ def compare_np_torch(np_array, tensor):
 
 
 def torch_linear(layer):
+    # Copies: torch.DoubleTensor(array) would share the array's memory with PyTorch.
     linear = torch.nn.Linear(layer.W.shape[1], layer.W.shape[0])
-    linear.weight = torch.nn.Parameter(torch.DoubleTensor(layer.W))
-    linear.bias = torch.nn.Parameter(torch.DoubleTensor(layer.b.squeeze()))
+    linear.weight = torch.nn.Parameter(torch.DoubleTensor(layer.W.copy()))
+    linear.bias = torch.nn.Parameter(torch.DoubleTensor(layer.b.squeeze().copy()))
     return linear
 
 
@@ -116,7 +117,7 @@ def test_activation(name):
     x = np.random.random((1, 5))
     l1_out = l1(x)
     torch_l1 = torch_linear(l1)
-    torch_l1_out = torch_l1(torch.DoubleTensor(x))
+    torch_l1_out = torch_l1(torch.DoubleTensor(x.copy()))
 
     test_act = getattr(nn, name)(autograd)
     torch_act = getattr(torch.nn, name)()
@@ -159,7 +160,7 @@ def test_softmaxXentropy_backward():
     l1_out = l1(x)
 
     torch_l1 = torch_linear(l1)
-    torch_l1_out = torch_l1(torch.DoubleTensor(x))
+    torch_l1_out = torch_l1(torch.DoubleTensor(x.copy()))
 
     test_loss = nn.SoftmaxCrossEntropy(autograd)
     a1_out = test_loss(y, l1_out)
@@ -187,7 +188,7 @@ def test_softmaxXentropy_batch_and_either_argument_order():
     loss.backward()
 
     torch_l1 = torch_linear(l1)
-    torch_out = torch_l1(torch.DoubleTensor(x))
+    torch_out = torch_l1(torch.DoubleTensor(x.copy()))
     torch_value = torch.nn.CrossEntropyLoss()(torch_out, torch.LongTensor(labels)).reshape(1)
     torch_value.backward()
     compare_np_torch(value, torch_value)
