@@ -71,6 +71,12 @@ class no_grad(ContextDecorator):
 _NO_TARGETS = {n: (None,) * n for n in range(8)}
 
 
+def _no_targets(count: int) -> tuple[None, ...]:
+    # Shared tuples for the usual arities; concatenate and stack may take any number of inputs.
+    targets = _NO_TARGETS.get(count)
+    return targets if targets is not None else (None,) * count
+
+
 class Operation:
     """One record on the tape.
 
@@ -193,7 +199,7 @@ class Autograd:
             else:
                 self._guard(output)
             self.operation_list.append(
-                Operation(inputs, output, _NO_TARGETS[len(inputs)], primitive.backward, primitive, params)
+                Operation(inputs, output, _no_targets(len(inputs)), primitive.backward, primitive, params)
             )
 
     def _guard(self, array: np.ndarray) -> None:

@@ -552,3 +552,13 @@ def test_a_parameter_used_twice_gets_both_paths():
     (t(torch.tensor(x1)) + t(torch.tensor(x2))).sum().backward()
     np.testing.assert_allclose(shared.dLdW, t.weight.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(engine.gradient_buffer.get_param(x1), 1 + shared.W.sum(0)[None].repeat(2, 0))
+
+
+def test_a_primitive_with_many_inputs_records_and_walks():
+    """Engine fix: stack/concatenate of more than 7 arrays used to fail while recording (KeyError)."""
+    engine = Autograd()
+    parts = [np.full(2, float(i)) for i in range(12)]
+    total = F.sum(F.mul(F.stack(parts), F.reshape(F.concatenate(parts), (12, 2))))  # Σ part²
+    engine.backward(total)
+    for i, part in enumerate(parts):
+        np.testing.assert_array_equal(engine.gradient_buffer.get_param(part), np.full(2, 2.0 * i))
