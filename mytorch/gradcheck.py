@@ -8,9 +8,10 @@ The numeric derivative is the central difference, improved by one Richardson ste
 so a step of 1e-4 leaves an error near 1e-12 of f's scale instead of 1e-8. It is taken in float64
 whatever the argument's dtype, so float32 code is checked against an accurate reference.
 
-`order=2` also checks the derivatives of the derivatives: the Jacobian computed in each mode is
-itself differentiated in each mode and compared with finite differences of it (as jax's
-`check_grads` does), which covers reverse over reverse, forward over reverse, and so on.
+`order=2` also checks the derivatives of the derivatives, as jax's `check_grads` does: the
+reverse-mode derivative along a random cotangent (x ↦ uᵀ ∂f/∂x) and the forward-mode derivative
+along a random tangent (x ↦ ∂f/∂x · v) are themselves checked in each mode against finite
+differences of them, which covers reverse over reverse, forward over reverse, and so on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import no_grad
-from mytorch.transforms import jacobian
+from mytorch.transforms import jacobian, jvp, vjp
 
 _MODE_NAMES = {"rev": "reverse-mode ('rev')", "fwd": "forward-mode ('fwd')"}
 
@@ -117,10 +118,45 @@ def _check(
                 _compare(np.asarray(block, dtype=np.float64), numeric[k][p], rtol, atol,
                          f"the {_MODE_NAMES[mode]} derivative of {label}", k, len(derived), p, args[p].shape)
     if order > 1:
+        # The derivatives of the derivatives, as jax does: differentiate f's vjp along a random
+        # cotangent and f's jvp along a random tangent, which are functions of the same arguments.
+        # Every second-order rule is exercised, at a fraction of a full Jacobian of the Jacobian.
+        directions = np.random.default_rng(0)
         for mode in modes:
-            derivative = _flattened(jacobian(f, argnums=positions, mode=mode))
+            derivative = _directional(f, args, positions, mode, directions)
             _check(derivative, args, positions, modes, order - 1, tolerances,
-                   f"({_MODE_NAMES[mode]} Jacobian of {label})")
+                   f"({label} differentiated in {_MODE_NAMES[mode]} along a random direction)")
+
+
+def _directional(f: Callable, args: list[Any], positions: tuple[int, ...], mode: str,
+                 directions: np.random.Generator) -> Callable:
+    """x ↦ uᵀ ∂f/∂x for a fixed random u ("rev"), or x ↦ ∂f/∂x · v for a fixed random v ("fwd")."""
+    with no_grad():
+        outputs = [np.asarray(o) for o in f(*args)]
+
+    def random_like(array: np.ndarray) -> np.ndarray:
+        dtype = array.dtype if array.dtype.kind == "f" else np.float64
+        return directions.standard_normal(array.shape).astype(dtype) * (array.dtype.kind == "f")
+
+    cotangents = tuple(random_like(o) for o in outputs)
+    tangents = [random_like(args[p]) for p in positions]
+
+    def of_differentiated(point: Sequence[Any]) -> Callable:
+        def g(*xs: Any) -> Any:
+            full = list(point)
+            for p, x in zip(positions, xs):
+                full[p] = x
+            return f(*full)
+
+        return g
+
+    def along(*point: Any) -> tuple:
+        g, primals = of_differentiated(point), [point[p] for p in positions]
+        if mode == "rev":
+            return vjp(g, *primals)[1](cotangents)
+        return jvp(g, primals, tangents)[1]
+
+    return _flattened(along)
 
 
 def numeric_jacobian(

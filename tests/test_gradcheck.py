@@ -57,19 +57,23 @@ def test_the_argument_is_named():
         check_grads(lambda a, b: F.sum(F.mul(a, f(b))), (np.ones((2, 2)), np.array([[0.2, 0.3], [1.2, 0.4]])))
 
 
-def test_order_two_catches_a_rule_that_escapes_the_tape():
-    """A backward rule computed with plain numpy is right at first order but cannot be
-    differentiated again: order=2 notices."""
-    escaped = F.Primitive(
+@pytest.mark.parametrize("escaping", ["rev", "fwd"])
+def test_order_two_catches_a_rule_that_escapes_the_tape(escaping):
+    """A rule computed with plain numpy is right at first order but cannot be differentiated
+    again: order=2 notices, in the derivative built with that rule."""
+    recorded, escaped = (lambda x: F.cos(x)), (lambda x: np.cos(x))
+    primitive = F.Primitive(
         "escaped_sin", np.sin,
-        vjp=lambda g, ans, x: (F.mul(g, np.cos(x)),),
-        jvp=lambda t, ans, x: F.mul(t[0], F.cos(x)),
+        vjp=lambda g, ans, x: (F.mul(g, (escaped if escaping == "rev" else recorded)(x)),),
+        jvp=lambda t, ans, x: F.mul(t[0], (escaped if escaping == "fwd" else recorded)(x)),
     )
-    f = lambda x: F.sum(escaped(x))
+    f = lambda x: F.sum(primitive(x))
     x = np.array([0.4, 0.8])
     check_grads(f, (x,), order=1)
-    check_grads(f, (x,), modes=("fwd",), order=2)
-    with pytest.raises(AssertionError, match=r"of \(reverse-mode \('rev'\) Jacobian of f\)"):
+    sound = "fwd" if escaping == "rev" else "rev"
+    check_grads(f, (x,), modes=(sound,), order=2)
+    wanted = r"of \(f differentiated in " + ("reverse" if escaping == "rev" else "forward") + "-mode"
+    with pytest.raises(AssertionError, match=wanted):
         check_grads(f, (x,), order=2)
 
 

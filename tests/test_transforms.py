@@ -264,6 +264,14 @@ def test_jacobian_shapes_follow_out_then_in():
     assert jacobian(F.sin)(np.zeros(0)).shape == (0, 0)
 
 
+def test_jacobians_with_many_rows_and_columns():
+    """Rows and columns are stacked in one operation, whatever their number."""
+    x = np.linspace(-1.0, 1.0, 12)
+    for mode in ("rev", "fwd"):
+        np.testing.assert_allclose(jacobian(F.sin, mode=mode)(x), np.diag(np.cos(x)), atol=1e-15)
+    np.testing.assert_allclose(hessian(lambda x: F.sum(F.sin(x)))(x), np.diag(-np.sin(x)), atol=1e-15)
+
+
 def test_hvp_equals_hessian_times_vector():
     A = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, -1.0], [0.0, -1.0, 4.0]])
     f = lambda x: F.add(F.mul(0.5, F.sum(F.mul(x, F.matmul(A, x)))), F.sum(F.exp(x)))
