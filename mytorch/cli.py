@@ -13,6 +13,7 @@ import importlib
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mytorch.demo", "the lecture's traces, an MLP trained on Iris, the tape as a graph"),
     "bench": ("mytorch.bench", "time mytorch beside hand-written NumPy and installed peers"),
+    "check": ("mytorch.check", "property-check every primitive against finite differences and PyTorch"),
 }
 
 

@@ -90,6 +90,9 @@ class Primitive:
         unknown = set(kwargs) - set(names)
         if unknown:
             raise TypeError(f"{self.name}() got unexpected arguments {sorted(unknown)}")
+        repeated = set(names[: len(args)]) & set(kwargs)
+        if repeated:  # concatenate(a, b, axis=0) would otherwise read b as the axis, then drop it
+            raise TypeError(f"{self.name}() got multiple values for {sorted(repeated)}")
         bound.update(kwargs)
         missing = [n for n in names if n not in bound]
         if missing:
@@ -129,9 +132,12 @@ class Primitive:
 
         def backward(grad_output: Any, *args: Any, **kwargs: Any) -> Any:
             inputs, params = primitive._bind(args, kwargs)
+            # Called by hand (or by a walk over add_operation records, which are first-order
+            # only), the rule must not record: that would lock the user's arrays and put stray
+            # operations at the end of the tape, where backward(seed) would start.
             with _not_recording():
                 ans = np.asarray(primitive.forward(*inputs, **params))
-            grads = primitive.vjp(np.asarray(grad_output), ans, *inputs, **params)
+                grads = primitive.vjp(np.asarray(grad_output), ans, *inputs, **params)
             return grads[0] if len(grads) == 1 else tuple(grads)
 
         backward.__name__ = backward.__qualname__ = f"{self.name}_backward"
@@ -164,10 +170,16 @@ def _explained(name: str, inputs: tuple, error: Exception) -> Exception:
 
 
 def primitive(
-    name: str, forward: Callable[..., Any], *, vjp: Callable, jvp: Callable, arity: int | None = 1
+    name: str, forward: Callable[..., Any], *, vjp: Callable, jvp: Callable, arity: int | None = 1,
+    register: bool = True,
 ) -> Primitive:
-    """Define and register a primitive: one definition holding its three rules."""
-    return Primitive(name, forward, vjp, jvp, arity, register=True)
+    """Define a primitive: one definition holding its three rules (see `Primitive`).
+
+    `register=True` also lists it in `PRIMITIVES`, the built-in table that `python -m mytorch
+    check` and the test suite walk (each entry needs an input spec in mytorch.testing.cases);
+    `register=False` keeps a user-defined primitive out of it. See mytorch.testing for a guide.
+    """
+    return Primitive(name, forward, vjp, jvp, arity, register=register)
 
 
 # ---- helpers used by the rules ------------------------------------------------------------

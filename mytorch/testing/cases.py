@@ -572,7 +572,7 @@ def _listed(draw: st.DrawFn, shapes_: list[tuple[int, ...]], dtype: np.dtype) ->
 
 @case(
     "concatenate", torch=lambda *xs, axis=0: __import__("torch").cat(xs, dim=axis),
-    bad=((np.ones((2, 3)), np.ones((2, 4))), {"axis": 0}, ("concatenate", "(2, 3)", "(2, 4)")),
+    bad=(([np.ones((2, 3)), np.ones((2, 4))],), {"axis": 0}, ("concatenate", "(2, 3)", "(2, 4)")),
 )
 def _concatenate(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     shape = list(draw(shapes(min_dims=1)))
@@ -587,7 +587,7 @@ def _concatenate(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 @case(
     "stack", torch=lambda *xs, axis=0: __import__("torch").stack(xs, dim=axis),
-    bad=((np.ones((2,)), np.ones((3,))), {}, ("stack", "(2,)", "(3,)")),
+    bad=(([np.ones((2,)), np.ones((3,))],), {}, ("stack", "(2,)", "(3,)")),
 )
 def _stack(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     shape = draw(st.one_of(shapes(), shapes(min_side=0)))
@@ -775,6 +775,8 @@ def _conv_case(name: str, dims: int) -> None:
         )
         batch, channels, out_channels = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
         x = _values(draw, (batch, channels, *spatial), dtype, low=-2.0, high=2.0)
+        if draw(st.integers(0, 4)) == 0:  # an integer signal is a constant
+            x = draw(hnp.arrays(np.int64, x.shape, elements=st.integers(-2, 2), fill=st.nothing()))
         W = _values(draw, (out_channels, channels, *kernel), dtype, low=-2.0, high=2.0)
         b = _values(draw, (out_channels,), dtype) if draw(st.booleans()) else None
         return Example((x, W, b), params)
@@ -782,7 +784,7 @@ def _conv_case(name: str, dims: int) -> None:
     def torch_conv(x: Any, W: Any, b: Any, **params: Any) -> Any:
         import torch
 
-        return getattr(torch.nn.functional, name)(x, W, b, **params)
+        return getattr(torch.nn.functional, name)(*_same_dtype(x, W), b, **params)
 
     x = np.ones((1, 2) + (5,) * dims)
     bad = ((x, np.ones((4, 3) + (3,) * dims), None), {}, (name, str(x.shape), str((4, 3) + (3,) * dims)))

@@ -1,0 +1,127 @@
+"""`python -m mytorch check`: property-check every primitive and print a table.
+
+For each primitive, hypothesis draws inputs from its case (mytorch.testing.cases) and compares
+
+- its backward and tangent rules with central finite differences, in float64 and in float32;
+- its forward value and engine gradients with PyTorch's, in float64 and float32, on inputs full
+  of kinks and ties (when PyTorch is installed).
+
+The exit code is 1 if any check fails (or a registered primitive has no input spec), else 0.
+
+    python -m mytorch check                      # every primitive, 30 examples per check
+    python -m mytorch check --op matmul --examples 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HEADER = ("op", "examples", "fd abs err", "fd rel err", "torch abs err", "torch rel err", "result")
+
+
+@dataclass
+class Row:
+    """One primitive's line of the table."""
+
+    op: str
+    examples: int = 0
+    fd_abs: float = 0.0
+    fd_rel: float = 0.0
+    torch_abs: float | None = None
+    torch_rel: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+    def cells(self) -> tuple[str, ...]:
+        number = lambda v: "-" if v is None else f"{v:.1e}"
+        result = "FAIL" if self.failures else "pass"
+        return (self.op, str(self.examples), number(self.fd_abs), number(self.fd_rel),
+                number(self.torch_abs), number(self.torch_rel), result)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--op", action="append", metavar="NAME",
+                        help="check only this primitive (repeatable); default: every primitive")
+    parser.add_argument("--examples", type=int, default=30, metavar="N",
+                        help="hypothesis examples per check (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="hypothesis seed, for a reproducible run (default 0)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the comparisons with PyTorch")
+
+
+def check_one(name: str, examples: int, seed: int, use_torch: bool) -> Row:
+    """Run the four checks of one primitive (two without PyTorch)."""
+    from mytorch.testing import CASES, GradientCheckError, check_against_torch, check_primitive
+
+    row = Row(name)
+    if name not in CASES:
+        row.failures.append(f"{name}: no input spec in mytorch.testing.cases, so it cannot be checked")
+        return row
+    runs = [("finite differences", lambda dtype: check_primitive(name, dtype=dtype, max_examples=examples,
+                                                                  seed=seed))]
+    if use_torch:
+        runs.append(("torch", lambda dtype: check_against_torch(name, dtype, max_examples=examples, seed=seed)))
+    for reference, run in runs:
+        for dtype in (np.float64, np.float32):
+            try:
+                report = run(dtype)
+            except GradientCheckError as error:
+                row.failures.append(str(error))
+                continue
+            except Exception as error:  # a crash is a failure of this op, not of the whole table
+                row.failures.append(f"{name} vs {reference} ({np.dtype(dtype).name}): "
+                                    f"{type(error).__name__}: {error}")
+                continue
+            if report.skipped:
+                continue
+            row.examples += report.examples
+            if reference == "torch":
+                row.torch_abs = max(row.torch_abs or 0.0, report.max_abs_error)
+                row.torch_rel = max(row.torch_rel or 0.0, report.max_rel_error)
+            else:
+                row.fd_abs = max(row.fd_abs, report.max_abs_error)
+                row.fd_rel = max(row.fd_rel, report.max_rel_error)
+    return row
+
+
+def _torch_installed() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    from mytorch.testing import all_primitives
+
+    primitives = sorted(all_primitives())
+    names = args.op or primitives
+    unknown = [n for n in names if n not in primitives]
+    if unknown:
+        print(f"check: unknown primitive(s) {', '.join(unknown)}; known: {', '.join(primitives)}", file=sys.stderr)
+        return 2
+    use_torch = not args.no_torch and _torch_installed()
+    widths = (14, 9, 11, 11, 14, 14, 6)
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    print(line(HEADER))
+    print(line(tuple("-" * w for w in widths)))
+    rows, started = [], time.perf_counter()
+    for name in names:
+        row = check_one(name, args.examples, args.seed, use_torch)
+        rows.append(row)
+        print(line(row.cells()), flush=True)
+    failed = [row for row in rows if row.failures]
+    total = sum(row.examples for row in rows)
+    per_op = "float64 and float32 vs finite differences" + (" and vs PyTorch" if use_torch else "")
+    print(f"\n{len(rows)} ops, {total} examples ({args.examples} per check: {per_op}), "
+          f"{len(failed)} failed, in {time.perf_counter() - started:.1f} s")
+    if not use_torch:
+        print("PyTorch comparisons skipped" + (" (--no-torch)" if args.no_torch else " (PyTorch is not installed)"))
+    for row in failed:
+        for failure in row.failures:
+            print(f"\n{failure}")
+    return 1 if failed else 0
