@@ -4,6 +4,7 @@ Homework code does `from mytorch.nn.functional import *` and passes `add_backwar
 `matmul_backward`, ... to `Autograd.add_operation`; every primitive of `mytorch.functional`
 (conv1d, conv2d and max_pool2d included) is here with its rule.
 
+>>> import numpy as np
 >>> from mytorch.nn.functional import add_backward
 >>> add_backward(np.ones((2, 3)), np.zeros((2, 3)), np.zeros(3))[1]
 array([2., 2., 2.])

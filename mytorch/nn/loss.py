@@ -109,6 +109,8 @@ class CrossEntropyLoss(_Loss):
         super().__init__(reduction, autograd_engine)
         if weight is not None:
             raise NotImplementedError("CrossEntropyLoss: class weights are not supported")
+        if ignore_index != -100:
+            raise NotImplementedError("CrossEntropyLoss: ignore_index is not supported")
         if not 0 <= label_smoothing <= 1:
             raise ValueError(f"CrossEntropyLoss: label_smoothing must lie in [0, 1], got {label_smoothing}")
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
