@@ -1,0 +1,524 @@
+"""Differential fuzzing: random programs of primitives, run by mytorch and by a reference.
+
+`programs()` is a hypothesis strategy of `Program`s: a few float inputs of broadcastable shapes,
+then a sequence of primitive calls, each on earlier values (or on a new input leaf, a weight for
+a matmul say), and a scalar loss, the weighted sum of every value no later step used. Each call
+is drawn only where it is smooth: `log` of positive values, `relu` away from 0, `max` without
+near-ties, `maximum` of values that do not meet, so finite differences are meaningful too.
+
+`compare_with_torch(program)` runs it in mytorch and in PyTorch (through each primitive's twin in
+`mytorch.testing.cases`) and compares every value, the gradient of the loss with respect to each
+input, and a Hessian-vector product (the backward rules differentiated again);
+`compare_with_finite_differences(program)` compares the gradients with central differences.
+
+>>> program = programs(max_steps=3).example()
+>>> len(program.leaves) >= 1
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mytorch import functional as F
+from mytorch.autograd_engine import no_grad
+from mytorch.testing.cases import CASES, _show
+from mytorch.testing.strategies import (
+    axes,
+    broadcast_targets,
+    broadcastable_shapes,
+    float_arrays,
+    indices,
+    reshape_targets,
+)
+
+__all__ = ["Program", "Step", "compare_with_finite_differences", "compare_with_torch", "programs"]
+
+MAX_SIZE = 48  # values stay small: the finite differences take one pair of runs per input element
+MARGIN = 0.02  # distance from kinks and ties, far above the finite-difference step
+
+
+@dataclass
+class Step:
+    """`values[k] = op(*operands, **params)`; an operand is a value's position or a constant.
+    `op="leaf"` brings in a new input (`params["value"]`)."""
+
+    op: str
+    operands: tuple = ()
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Const:
+    """A constant operand (an integer or bool array, or a Python number)."""
+
+    value: Any
+
+    def __repr__(self) -> str:
+        return _show(self.value)
+
+
+@dataclass
+class Program:
+    steps: list[Step]
+    weights: dict[int, np.ndarray]  # loss = Σ_k sum(weights[k] * values[k])
+
+    @property
+    def leaves(self) -> list[int]:
+        return [k for k, step in enumerate(self.steps) if step.op == "leaf"]
+
+    def __repr__(self) -> str:
+        lines = []
+        for k, step in enumerate(self.steps):
+            if step.op == "leaf":
+                lines.append(f"v{k} = {_show(step.params['value'])}")
+                continue
+            args = [f"v{a}" if isinstance(a, int) else repr(a) for a in step.operands]
+            args += [f"{name}={_show(value)}" for name, value in step.params.items()]
+            lines.append(f"v{k} = {step.op}({', '.join(args)})")
+        lines.append("loss = " + " + ".join(f"sum(w{k} * v{k})" for k in self.weights))
+        return "Program(\n  " + "\n  ".join(lines) + "\n)"
+
+    def evaluate(self, leaves: list[Any], call: Callable[[str, tuple, dict], Any]) -> list[Any]:
+        """Every value, with the leaves given; `call(op, inputs, params)` runs one step."""
+        values: list[Any] = []
+        given = iter(leaves)
+        for step in self.steps:
+            if step.op == "leaf":
+                values.append(next(given))
+            else:
+                inputs = tuple(values[a] if isinstance(a, int) else a.value for a in step.operands)
+                values.append(call(step.op, inputs, step.params))
+        return values
+
+    def run_mytorch(self, leaves: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """(values, loss) computed (and recorded) by mytorch's primitives."""
+        values = self.evaluate(leaves, lambda op, inputs, params: F.PRIMITIVES[op].apply(inputs, params))
+        loss = None
+        for k, weight in self.weights.items():
+            term = F.sum(F.mul(values[k], weight))
+            loss = term if loss is None else F.add(loss, term)
+        return values, loss
+
+
+# ---- drawing programs --------------------------------------------------------------------------
+
+
+def _size_ok(shape: tuple[int, ...]) -> bool:
+    return math.prod(shape) <= MAX_SIZE
+
+
+def _pick(draw: st.DrawFn, values: list[np.ndarray], ok: Callable[[np.ndarray], bool] = lambda v: True) -> int | None:
+    """The position of a value satisfying `ok`, the newest first (so shrinking keeps chains)."""
+    candidates = [k for k in range(len(values) - 1, -1, -1) if ok(values[k])]
+    return draw(st.sampled_from(candidates)) if candidates else None
+
+
+def _broadcasts(a: np.ndarray, b: np.ndarray) -> bool:
+    try:
+        return _size_ok(np.broadcast_shapes(a.shape, b.shape))
+    except ValueError:
+        return False
+
+
+def _apart(a: np.ndarray, b: np.ndarray, gap: float = MARGIN) -> bool:
+    difference = np.abs(a - b)
+    return difference.size == 0 or float(difference.min()) > gap
+
+
+def _unary(op: str, ok: Callable[[np.ndarray], bool] = lambda v: True) -> Callable:
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        k = _pick(draw, values, ok)
+        return None if k is None else Step(op, (k,))
+
+    return propose
+
+
+def _binary(op: str, ok: Callable[[np.ndarray, np.ndarray], bool] = lambda a, b: True) -> Callable:
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        x = _pick(draw, values)
+        y = _pick(draw, values, lambda v: _broadcasts(values[x], v) and ok(values[x], v))
+        if y is None:
+            return None
+        if draw(st.integers(0, 5)) == 0 and ok(values[x], np.asarray(2.0)):  # a Python number
+            return Step(op, (x, Const(2.0)))
+        return Step(op, (x, y))
+
+    return propose
+
+
+def _positive(v: np.ndarray) -> bool:
+    return v.size == 0 or float(v.min()) > 0.1
+
+
+def _off_zero(v: np.ndarray) -> bool:
+    return v.size == 0 or float(np.abs(v).min()) > MARGIN
+
+
+def _power(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    base = _pick(draw, values, _positive)
+    if base is None:
+        return None
+    if draw(st.booleans()):
+        return Step("power", (base, Const(draw(st.sampled_from([2, 3, 0.5, -1.0])))))
+    exponent = _pick(draw, values, lambda v: _broadcasts(values[base], v) and (v.size == 0 or np.abs(v).max() < 3))
+    return None if exponent is None else Step("power", (base, exponent))
+
+
+def _reduction(op: str) -> Callable:
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        k = _pick(draw, values, lambda v: v.size > 0)
+        if k is None:
+            return None
+        x = values[k]
+        axis = draw(axes(x.ndim))
+        params = {"axis": axis, "keepdims": draw(st.booleans())}
+        if op in ("max", "min") and not _no_ties(x, axis):
+            return None
+        return Step(op, (k,), params)
+
+    return propose
+
+
+def _no_ties(x: np.ndarray, axis: Any) -> bool:
+    if axis is None:
+        flat = np.sort(x.reshape(-1))
+        return flat.size < 2 or float(np.diff(flat).min()) > MARGIN
+    reduced = (axis,) if isinstance(axis, int) else tuple(axis)
+    if not reduced:
+        return True
+    moved = np.moveaxis(x, [a % x.ndim for a in reduced], range(-len(reduced), 0))
+    rows = np.sort(moved.reshape(*moved.shape[: x.ndim - len(reduced)], -1), axis=-1)
+    return rows.shape[-1] < 2 or float(np.diff(rows, axis=-1).min()) > MARGIN
+
+
+def _along_axis(op: str) -> Callable:
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        k = _pick(draw, values, lambda v: v.ndim >= 1)
+        if k is None:
+            return None
+        axis = draw(st.integers(-values[k].ndim, values[k].ndim - 1))
+        return Step(op, (k,), {"axis": axis})
+
+    return propose
+
+
+def _matmul(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    a = _pick(draw, values, lambda v: v.ndim >= 1)
+    if a is None:
+        return None
+    inner = values[a].shape[-1]
+
+    def fits(v: np.ndarray) -> bool:
+        if v.ndim == 0 or (v.shape[-2] if v.ndim > 1 else v.shape[0]) != inner:
+            return False
+        try:
+            return _size_ok(np.matmul(np.zeros(values[a].shape), np.zeros(v.shape)).shape)
+        except ValueError:
+            return False
+
+    b = _pick(draw, values, fits)
+    return None if b is None else Step("matmul", (a, b))
+
+
+def _reshape(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values)
+    return Step("reshape", (k,), {"shape": draw(reshape_targets(values[k].shape))})
+
+
+def _transpose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values)
+    return Step("transpose", (k,), {"axes": tuple(draw(st.permutations(range(values[k].ndim))))})
+
+
+def _expand_dims(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim < 4)
+    return None if k is None else Step("expand_dims", (k,), {"axis": draw(st.integers(0, values[k].ndim))})
+
+
+def _squeeze(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: 1 in v.shape)
+    return None if k is None else Step("squeeze", (k,), {"axis": values[k].shape.index(1)})
+
+
+def _getitem(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values)
+    return Step("getitem", (k,), {"index": draw(indices(values[k].shape))})
+
+
+def _broadcast_to(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values)
+    target = draw(broadcast_targets(values[k].shape, max_new_dims=1, max_side=3))
+    return Step("broadcast_to", (k,), {"shape": target}) if _size_ok(target) else None
+
+
+def _concatenate(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    x = values[k]
+    axis = draw(st.integers(0, x.ndim - 1))
+    same_but_axis = lambda v: v.ndim == x.ndim and all(a == b for i, (a, b) in enumerate(zip(v.shape, x.shape)) if i != axis)
+    other = _pick(draw, values, lambda v: same_but_axis(v) and _size_ok((x.size + v.size,)))
+    return None if other is None else Step("concatenate", (k, other), {"axis": axis})
+
+
+def _stack(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: 2 * v.size <= MAX_SIZE)
+    if k is None:
+        return None
+    other = _pick(draw, values, lambda v: v.shape == values[k].shape)
+    return Step("stack", (k, other), {"axis": draw(st.integers(0, values[k].ndim))})
+
+
+def _pad(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1 and _size_ok(tuple(s + 2 for s in v.shape)))
+    return None if k is None else Step("pad", (k,), {"pad_width": draw(st.integers(0, 1))})
+
+
+def _where(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    x = _pick(draw, values)
+    y = _pick(draw, values, lambda v: _broadcasts(values[x], v))
+    mask = draw(hnp.arrays(np.bool_, np.broadcast_shapes(values[x].shape, values[y].shape), fill=st.nothing()))
+    return Step("where", (Const(mask), x, y))
+
+
+def _clip(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values)
+    x = values[k]
+    bounds = [b for b in (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5) if _apart(x, np.asarray(b))]
+    if len(bounds) < 2:
+        return None
+    lo = draw(st.sampled_from(bounds[:-1]))
+    hi = draw(st.sampled_from([b for b in bounds if b > lo]))
+    return Step("clip", (k, Const(lo), Const(hi)))
+
+
+def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+    """A new weight leaf W (in, out) and x @ W: the shape of a layer."""
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    inner, out = values[k].shape[-1], draw(st.integers(1, 3))
+    if not _size_ok(values[k].shape[:-1] + (out,)) or not _size_ok((inner, out)):
+        return None
+    weight = draw(float_arrays((inner, out), low=-1.0, high=1.0))
+    return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
+
+
+def _cross_entropy(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1 and v.shape[-1] >= 1 and v.size > 0)
+    if k is None:
+        return None
+    logits = values[k]
+    labels = draw(hnp.arrays(np.int64, logits.shape[:-1], elements=st.integers(0, logits.shape[-1] - 1)))
+    return Step("cross_entropy", (k, Const(labels)))
+
+
+MENU: dict[str, Callable] = {
+    "tanh": _unary("tanh"),
+    "add": _binary("add"),
+    "mul": _binary("mul"),
+    "sub": _binary("sub"),
+    "sin": _unary("sin"),
+    "cos": _unary("cos"),
+    "sigmoid": _unary("sigmoid"),
+    "erf": _unary("erf"),
+    "neg": _unary("neg"),
+    "exp": _unary("exp", lambda v: v.size == 0 or float(v.max()) < 2.5),
+    "log": _unary("log", _positive),
+    "sqrt": _unary("sqrt", _positive),
+    "abs": _unary("abs", _off_zero),
+    "relu": _unary("relu", _off_zero),
+    "div": _binary("div", lambda a, b: _off_zero(b) and (b.size == 0 or float(np.abs(b).min()) > 0.2)),
+    "maximum": _binary("maximum", _apart),
+    "minimum": _binary("minimum", _apart),
+    "power": _power,
+    "sum": _reduction("sum"),
+    "mean": _reduction("mean"),
+    "max": _reduction("max"),
+    "min": _reduction("min"),
+    "logsumexp": _reduction("logsumexp"),
+    "softmax": _along_axis("softmax"),
+    "log_softmax": _along_axis("log_softmax"),
+    "matmul": _matmul,
+    "leaf+matmul": _leaf_matmul,
+    "reshape": _reshape,
+    "transpose": _transpose,
+    "expand_dims": _expand_dims,
+    "squeeze": _squeeze,
+    "getitem": _getitem,
+    "broadcast_to": _broadcast_to,
+    "concatenate": _concatenate,
+    "stack": _stack,
+    "pad": _pad,
+    "where": _where,
+    "clip": _clip,
+    "cross_entropy": _cross_entropy,
+}
+
+
+def _evaluate(step: Step, values: list[np.ndarray]) -> np.ndarray:
+    inputs = tuple(values[a] if isinstance(a, int) else a.value for a in step.operands)
+    with no_grad():
+        return F.PRIMITIVES[step.op].apply(inputs, step.params)
+
+
+@st.composite
+def programs(draw: st.DrawFn, *, max_inputs: int = 3, max_steps: int = 8, ops: tuple[str, ...] | None = None) -> Program:
+    """Random programs: 1..max_inputs inputs of broadcastable shapes, then 1..max_steps calls."""
+    menu = list(MENU) if ops is None else list(ops)
+    shapes = draw(broadcastable_shapes(draw(st.integers(1, max_inputs)), max_dims=3, max_side=3))
+    steps = [Step("leaf", params={"value": draw(float_arrays(s, low=-2.0, high=2.0))}) for s in shapes]
+    values = [step.params["value"] for step in steps]
+    for _ in range(draw(st.integers(1, max_steps))):
+        proposal = MENU[draw(st.sampled_from(menu))](draw, values)
+        if proposal is None:  # not applicable to the values at hand: a smooth step instead
+            proposal = Step("tanh", (len(values) - 1,))
+        for step in proposal if isinstance(proposal, list) else [proposal]:
+            values.append(step.params["value"] if step.op == "leaf" else _evaluate(step, values))
+            steps.append(step)
+    used = {a for step in steps for a in step.operands if isinstance(a, int)}
+    sinks = [k for k in range(len(steps)) if k not in used and steps[k].op != "leaf"]
+    weights = {k: draw(float_arrays(values[k].shape, low=-1.0, high=1.0)) for k in sinks}
+    return Program(steps, weights)
+
+
+# ---- running and comparing ---------------------------------------------------------------------
+
+
+def _leaves(program: Program) -> list[np.ndarray]:
+    return [program.steps[k].params["value"].copy() for k in program.leaves]
+
+
+def mytorch_run(program: Program, leaves: list[np.ndarray]) -> tuple:
+    """Values, loss, and the gradient of the loss with respect to each leaf, by the engine."""
+    import mytorch
+
+    engine = mytorch.engine()
+    mark = engine.mark()
+    try:
+        values, loss = program.run_mytorch(leaves)
+        adjoints = engine.walk_backward(len(engine.operation_list) - 1, np.ones_like(loss), stop=mark[0])
+        assert engine.operation_list[-1].output is loss
+        grads = [adjoints.get(id(leaf), np.zeros_like(leaf)) for leaf in leaves]
+        return [np.array(v) for v in values], float(loss), grads
+    finally:
+        engine.cut_back(mark)
+
+
+def _tangent_mytorch(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> float:
+    """The loss's derivative along `directions`, by forward mode (tangent rules)."""
+    import mytorch
+
+    _, tangent = mytorch.jvp(lambda *xs: program.run_mytorch(list(xs))[1], leaves, directions)
+    return float(tangent)
+
+
+def _hvp_mytorch(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> list[np.ndarray]:
+    import mytorch
+
+    count = len(leaves)
+
+    def loss(*xs: np.ndarray) -> np.ndarray:
+        return program.run_mytorch(list(xs))[1]
+
+    def directional(*xs: np.ndarray) -> np.ndarray:
+        grads = mytorch.grad(loss, argnums=tuple(range(count)))(*xs)
+        total = None
+        for g, v in zip(grads, directions):
+            term = F.sum(F.mul(g, v))
+            total = term if total is None else F.add(total, term)
+        return total
+
+    return list(mytorch.grad(directional, argnums=tuple(range(count)))(*leaves))
+
+
+def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> tuple:
+    import torch
+
+    from mytorch.testing.checks import _to_torch
+
+    tensors = [torch.from_numpy(leaf.copy()).requires_grad_(True) for leaf in leaves]
+
+    def call(op: str, inputs: tuple, params: dict) -> Any:
+        return CASES[op].torch(*[v if isinstance(v, torch.Tensor) else _to_torch(v) for v in inputs], **params)
+
+    values = program.evaluate(tensors, call)
+    loss = None
+    for k, weight in program.weights.items():
+        term = torch.sum(values[k] * torch.from_numpy(weight))
+        loss = term if loss is None else loss + term
+    if loss is None or not loss.requires_grad:
+        zeros = [np.zeros_like(leaf) for leaf in leaves]
+        return [v.detach().numpy(force=True) for v in values], float(loss if loss is not None else 0), zeros, zeros
+    grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
+    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+    directional = sum(torch.sum(g * torch.from_numpy(v)) for g, v in zip(grads, directions))
+    hvp = [torch.zeros_like(t) for t in tensors]
+    if directional.requires_grad:
+        hvp = torch.autograd.grad(directional, tensors, allow_unused=True)
+        hvp = [torch.zeros_like(t) if h is None else h for h, t in zip(hvp, tensors)]
+    return ([v.detach().numpy(force=True) for v in values], float(loss.detach()), [g.detach().numpy(force=True) for g in grads],
+            [h.detach().numpy(force=True) for h in hvp])
+
+
+def _assert_close(what: str, got: Any, expected: Any, program: Program, rtol: float, atol: float) -> None:
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
+        raise AssertionError(
+            f"fuzz: {what} differs\n  mytorch:   {_show(got)}\n  reference: {_show(expected)}\n{program!r}"
+        )
+
+
+def compare_with_torch(program: Program, *, second_order: bool = True, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """Values, gradients and a Hessian-vector product against PyTorch (float64). Raises AssertionError."""
+    leaves = _leaves(program)
+    rng = np.random.default_rng(len(program.steps))
+    directions = [rng.uniform(-1, 1, leaf.shape) for leaf in leaves]
+    values, loss, grads = mytorch_run(program, leaves)
+    twin_values, twin_loss, twin_grads, twin_hvp = _torch_run(program, leaves, directions)
+    for k, (mine, theirs) in enumerate(zip(values, twin_values)):
+        _assert_close(f"value v{k}", mine, theirs, program, rtol, atol)
+    _assert_close("loss", loss, twin_loss, program, rtol, atol)
+    for k, mine, theirs in zip(program.leaves, grads, twin_grads):
+        _assert_close(f"gradient of the loss with respect to v{k}", mine, theirs, program, rtol, atol)
+    expected_tangent = sum(float(np.sum(g * v)) for g, v in zip(twin_grads, directions))
+    _assert_close("forward-mode derivative of the loss along a random direction",
+                  _tangent_mytorch(program, leaves, directions), expected_tangent, program, rtol, atol)
+    if second_order:
+        for k, mine, theirs in zip(program.leaves, _hvp_mytorch(program, leaves, directions), twin_hvp):
+            _assert_close(f"Hessian-vector product, component v{k}", mine, theirs, program, 1e-5, 1e-7)
+
+
+def compare_with_finite_differences(program: Program, *, step: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """Gradients of the loss against central differences (float64). Raises AssertionError."""
+    leaves = _leaves(program)
+    _, _, grads = mytorch_run(program, leaves)
+
+    def loss_at(points: list[np.ndarray]) -> float:
+        with no_grad():
+            return float(program.run_mytorch(points)[1])
+
+    rng = np.random.default_rng(len(program.steps))
+    directions = [rng.uniform(-1, 1, leaf.shape) for leaf in leaves]
+    ahead = [leaf + step * v for leaf, v in zip(leaves, directions)]
+    behind = [leaf - step * v for leaf, v in zip(leaves, directions)]
+    _assert_close("forward-mode derivative of the loss along a random direction (finite differences)",
+                  _tangent_mytorch(program, leaves, directions), (loss_at(ahead) - loss_at(behind)) / (2 * step),
+                  program, rtol, atol)
+    for position, (k, grad) in enumerate(zip(program.leaves, grads)):
+        numeric = np.zeros(leaves[position].shape)
+        for index in np.ndindex(*numeric.shape):
+            ahead, behind = [leaf.copy() for leaf in leaves], [leaf.copy() for leaf in leaves]
+            ahead[position][index] += step
+            behind[position][index] -= step
+            numeric[index] = (loss_at(ahead) - loss_at(behind)) / (2 * step)
+        _assert_close(f"gradient of the loss with respect to v{k} (finite differences)", grad, numeric, program, rtol, atol)

@@ -1,0 +1,103 @@
+"""Differential fuzzing: random programs of primitives against PyTorch (or finite differences).
+
+Each program (mytorch.testing.fuzz.programs) chains up to 8 primitives over inputs of random
+broadcastable shapes; its values, the gradients of its loss, the forward-mode derivative along a
+random direction and a Hessian-vector product must agree with PyTorch's. The number of programs
+run is printed at the end of this module's tests.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from mytorch import functional as F
+from mytorch.testing.fuzz import compare_with_finite_differences, compare_with_torch, programs
+
+PROGRAMS = {"PyTorch": 0, "finite differences": 0}
+FUZZ_SETTINGS = dict(database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_how_many_programs_ran(request):
+    yield
+    line = "fuzz: " + ", ".join(f"{count} random programs compared with {what}" for what, count in PROGRAMS.items())
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():  # shown even though pytest captures output
+        print(f"\n{line}")
+
+
+@pytest.mark.torch
+def test_random_programs_match_pytorch():
+    pytest.importorskip("torch")
+    before = PROGRAMS["PyTorch"]
+
+    @settings(max_examples=10 * settings.default.max_examples, **FUZZ_SETTINGS)
+    @given(programs())
+    def run(program):
+        compare_with_torch(program)
+        PROGRAMS["PyTorch"] += 1
+
+    run()
+    assert PROGRAMS["PyTorch"] - before >= 5 * settings.default.max_examples
+
+
+def test_random_programs_match_finite_differences():
+    before = PROGRAMS["finite differences"]
+
+    @settings(max_examples=2 * settings.default.max_examples, **FUZZ_SETTINGS)
+    @given(programs(max_steps=5))
+    def run(program):
+        compare_with_finite_differences(program)
+        PROGRAMS["finite differences"] += 1
+
+    run()
+    assert PROGRAMS["finite differences"] - before >= settings.default.max_examples
+
+
+# ---- the fuzzer can fail: a wrong rule is caught and shrunk -------------------------------------
+
+
+def _wrong_tanh_backward(g, ans, x):
+    return (F.mul(g, F.sub(1, ans)),)  # forgot to square: 1 - tanh instead of 1 - tanh²
+
+
+@pytest.mark.parametrize("reference", ["PyTorch", "finite differences"])
+def test_the_fuzzer_catches_a_wrong_backward_rule(monkeypatch, reference):
+    if reference == "PyTorch":
+        pytest.importorskip("torch")
+    compare = compare_with_torch if reference == "PyTorch" else compare_with_finite_differences
+    monkeypatch.setattr(F.tanh, "vjp", _wrong_tanh_backward)
+
+    @settings(max_examples=50, **FUZZ_SETTINGS)
+    @given(programs(ops=("tanh", "add", "sum")))
+    def run(program):
+        compare(program)
+
+    # Either the gradient or, where 1 - tanh happens to equal 1 - tanh² (at 0), the second derivative.
+    with pytest.raises(AssertionError, match="gradient of the loss|Hessian-vector product") as info:
+        run()
+    assert "tanh(v" in str(info.value)  # the shrunk program is shown
+
+
+def test_the_fuzzer_catches_a_wrong_tangent_rule(monkeypatch):
+    monkeypatch.setattr(F.sin, "jvp", lambda t, ans, x: F.mul(t[0], F.sin(x)))  # should be cos
+
+    @settings(max_examples=50, **FUZZ_SETTINGS)
+    @given(programs(ops=("sin",)))
+    def run(program):
+        compare_with_finite_differences(program)
+
+    with pytest.raises(AssertionError, match="forward-mode derivative"):
+        run()
+
+
+@settings(max_examples=5, database=None)
+@given(programs(max_steps=2))
+def test_programs_are_printed_readably(program):
+    text = repr(program)
+    assert text.startswith("Program(") and "loss = sum(w" in text
+    assert all(f"v{k} =" in text for k in range(len(program.steps)))
+    assert np.all([np.isfinite(program.steps[k].params["value"]).all() for k in program.leaves])
