@@ -41,3 +41,13 @@ __all__ = [
     "vjp",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # mytorch.testing imports hypothesis (about 0.1 s, half the package's own import time),
+    # so it loads on first use: `mytorch.testing.check_primitive(...)` works without an import.
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module("mytorch.testing")
+    raise AttributeError(f"module 'mytorch' has no attribute {name!r}")

@@ -39,16 +39,30 @@ class Row:
     def cells(self) -> tuple[str, ...]:
         number = lambda v: "-" if v is None else f"{v:.1e}"
         result = "FAIL" if self.failures else "pass"
-        return (self.op, str(self.examples), number(self.fd_abs), number(self.fd_rel),
-                number(self.torch_abs), number(self.torch_rel), result)
+        return (
+            self.op,
+            str(self.examples),
+            number(self.fd_abs),
+            number(self.fd_rel),
+            number(self.torch_abs),
+            number(self.torch_rel),
+            result,
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--op", action="append", metavar="NAME",
-                        help="check only this primitive (repeatable); default: every primitive")
-    parser.add_argument("--examples", type=int, default=30, metavar="N",
-                        help="hypothesis examples per check (default 30)")
-    parser.add_argument("--seed", type=int, default=0, help="hypothesis seed, for a reproducible run (default 0)")
+    parser.add_argument(
+        "--op",
+        action="append",
+        metavar="NAME",
+        help="check only this primitive (repeatable); default: every primitive",
+    )
+    parser.add_argument(
+        "--examples", type=int, default=30, metavar="N", help="hypothesis examples per check (default 30)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="hypothesis seed, for a reproducible run (default 0)"
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip the comparisons with PyTorch")
 
 
@@ -60,10 +74,16 @@ def check_one(name: str, examples: int, seed: int, use_torch: bool) -> Row:
     if name not in CASES:
         row.failures.append(f"{name}: no input spec in mytorch.testing.cases, so it cannot be checked")
         return row
-    runs = [("finite differences", lambda dtype: check_primitive(name, dtype=dtype, max_examples=examples,
-                                                                  seed=seed))]
+    runs = [
+        (
+            "finite differences",
+            lambda dtype: check_primitive(name, dtype=dtype, max_examples=examples, seed=seed),
+        )
+    ]
     if use_torch:
-        runs.append(("torch", lambda dtype: check_against_torch(name, dtype, max_examples=examples, seed=seed)))
+        runs.append(
+            ("torch", lambda dtype: check_against_torch(name, dtype, max_examples=examples, seed=seed))
+        )
     for reference, run in runs:
         for dtype in (np.float64, np.float32):
             try:
@@ -72,8 +92,9 @@ def check_one(name: str, examples: int, seed: int, use_torch: bool) -> Row:
                 row.failures.append(str(error))
                 continue
             except Exception as error:  # a crash is a failure of this op, not of the whole table
-                row.failures.append(f"{name} vs {reference} ({np.dtype(dtype).name}): "
-                                    f"{type(error).__name__}: {error}")
+                row.failures.append(
+                    f"{name} vs {reference} ({np.dtype(dtype).name}): {type(error).__name__}: {error}"
+                )
                 continue
             if report.skipped:
                 continue
@@ -102,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
     names = args.op or primitives
     unknown = [n for n in names if n not in primitives]
     if unknown:
-        print(f"check: unknown primitive(s) {', '.join(unknown)}; known: {', '.join(primitives)}", file=sys.stderr)
+        print(
+            f"check: unknown primitive(s) {', '.join(unknown)}; known: {', '.join(primitives)}",
+            file=sys.stderr,
+        )
         return 2
     use_torch = not args.no_torch and _torch_installed()
     widths = (14, 9, 11, 11, 14, 14, 6)
@@ -117,10 +141,15 @@ def run(args: argparse.Namespace) -> int:
     failed = [row for row in rows if row.failures]
     total = sum(row.examples for row in rows)
     per_op = "float64 and float32 vs finite differences" + (" and vs PyTorch" if use_torch else "")
-    print(f"\n{len(rows)} ops, {total} examples ({args.examples} per check: {per_op}), "
-          f"{len(failed)} failed, in {time.perf_counter() - started:.1f} s")
+    print(
+        f"\n{len(rows)} ops, {total} examples ({args.examples} per check: {per_op}), "
+        f"{len(failed)} failed, in {time.perf_counter() - started:.1f} s"
+    )
     if not use_torch:
-        print("PyTorch comparisons skipped" + (" (--no-torch)" if args.no_torch else " (PyTorch is not installed)"))
+        print(
+            "PyTorch comparisons skipped"
+            + (" (--no-torch)" if args.no_torch else " (PyTorch is not installed)")
+        )
     for row in failed:
         for failure in row.failures:
             print(f"\n{failure}")

@@ -20,7 +20,9 @@ FUZZ_SETTINGS = dict(database=None, suppress_health_check=[HealthCheck.too_slow,
 @pytest.fixture(scope="module", autouse=True)
 def report_how_many_programs_ran(request):
     yield
-    line = "fuzz: " + ", ".join(f"{count} random programs compared with {what}" for what, count in PROGRAMS.items())
+    line = "fuzz: " + ", ".join(
+        f"{count} random programs compared with {what}" for what, count in PROGRAMS.items()
+    )
     capture = request.config.pluginmanager.getplugin("capturemanager")
     if capture is None:
         print(line)

@@ -101,7 +101,8 @@ def test_integer_and_bool_arrays_and_numbers_are_constants(name):
     @given(CASES[name].examples())
     def run(example):
         constants = [
-            (i, v) for i, v in enumerate(example.inputs)
+            (i, v)
+            for i, v in enumerate(example.inputs)
             if v is not None and not (isinstance(v, np.ndarray) and v.dtype.kind == "f")
         ]
         engine = Autograd()
@@ -189,7 +190,12 @@ def test_user_primitive_records_checks_and_transforms_like_a_builtin():
 
 
 def test_registering_a_user_primitive_is_opt_in():
-    twice = F.primitive("twice_for_test", lambda x: 2 * x, vjp=lambda g, ans, x: (F.mul(g, 2.0),),
-                        jvp=lambda t, ans, x: F.mul(t[0], 2.0), register=False)
+    twice = F.primitive(
+        "twice_for_test",
+        lambda x: 2 * x,
+        vjp=lambda g, ans, x: (F.mul(g, 2.0),),
+        jvp=lambda t, ans, x: F.mul(t[0], 2.0),
+        register=False,
+    )
     assert "twice_for_test" not in F.PRIMITIVES
     check_primitive(twice, st.just(np.array([1.0, 2.0])), max_examples=1)

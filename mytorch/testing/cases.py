@@ -216,7 +216,9 @@ def _torch_scatter_add(upstream: Any, index: Any, shape: tuple[int, ...]) -> Any
     import torch
 
     positions = torch.as_tensor(_flat_positions(tuple(shape), index)).reshape(-1)
-    values = upstream.broadcast_to(tuple(positions.shape) if upstream.ndim == 0 else upstream.shape).reshape(-1)
+    values = upstream.broadcast_to(tuple(positions.shape) if upstream.ndim == 0 else upstream.shape).reshape(
+        -1
+    )
     zeros = torch.zeros(math.prod(shape), dtype=upstream.dtype)
     return zeros.index_put((positions,), values, accumulate=True).reshape(shape)
 
@@ -329,11 +331,17 @@ _binary_case("div", "div", {"kinks": (0.0,), "margin": 0.5}, st.integers(1, 3) |
 def _power(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x_shape, p_shape = draw(_elementwise_shapes(2))
     if draw(st.booleans()):  # a positive base, any real exponent
-        x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, low=0.5, high=2.5), st.integers(1, 3))
-        p = _constant_or(draw, p_shape, lambda: _values(draw, p_shape, dtype, low=-2.0, high=2.5), st.integers(0, 3))
+        x = _constant_or(
+            draw, x_shape, lambda: _values(draw, x_shape, dtype, low=0.5, high=2.5), st.integers(1, 3)
+        )
+        p = _constant_or(
+            draw, p_shape, lambda: _values(draw, p_shape, dtype, low=-2.0, high=2.5), st.integers(0, 3)
+        )
     else:  # any base (away from 0), a constant whole exponent
         x = _values(draw, x_shape, dtype, kinks=(0.0,), margin=0.2)
-        p = draw(st.integers(0, 3) | hnp.arrays(np.int64, p_shape, elements=st.integers(0, 3), fill=st.nothing()))
+        p = draw(
+            st.integers(0, 3) | hnp.arrays(np.int64, p_shape, elements=st.integers(0, 3), fill=st.nothing())
+        )
     return Example((x, p))
 
 
@@ -387,7 +395,9 @@ def _clip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
     def bound(shape: tuple[int, ...], centre: float) -> Any:
         make = lambda: (
-            np.full(shape, centre, dtype) if ties else _values(draw, shape, dtype, low=centre - 0.2, high=centre + 0.2)
+            np.full(shape, centre, dtype)
+            if ties
+            else _values(draw, shape, dtype, low=centre - 0.2, high=centre + 0.2)
         )
         return _constant_or(draw, shape, make, st.just(int(centre)))
 
@@ -398,7 +408,8 @@ def _clip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 @case(
-    "where", torch=_torch("where"),
+    "where",
+    torch=_torch("where"),
     bad=((np.ones(2, bool), np.ones((3,)), 0.0), {}, ("where", "(2,)", "(3,)")),
 )
 def _where(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -451,7 +462,8 @@ _extremum_case("min", "amin")
 
 
 @case(
-    "logsumexp", torch=_reduction_torch("logsumexp", default_axis=-1),
+    "logsumexp",
+    torch=_reduction_torch("logsumexp", default_axis=-1),
     bad=(*_AXIS_OUT_OF_RANGE[:2], ("logsumexp", *_AXIS_OUT_OF_RANGE[2])),
 )
 def _logsumexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -485,7 +497,8 @@ _softmax_case("log_softmax")
 
 
 @case(
-    "reshape", torch=lambda x, shape: x.reshape(shape),
+    "reshape",
+    torch=lambda x, shape: x.reshape(shape),
     bad=((np.ones((2, 3)), (4,)), {}, ("reshape", "(2, 3)", "(4,)")),
 )
 def _reshape(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -497,7 +510,9 @@ def _transpose_torch(x: Any, axes: Any = None) -> Any:
     return x.permute(tuple(reversed(range(x.ndim))) if axes is None else tuple(axes))
 
 
-@case("transpose", torch=_transpose_torch, bad=((np.ones((2, 3)),), {"axes": (0, 0)}, ("transpose", "(2, 3)")))
+@case(
+    "transpose", torch=_transpose_torch, bad=((np.ones((2, 3)),), {"axes": (0, 0)}, ("transpose", "(2, 3)"))
+)
 def _transpose(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     shape = draw(st.one_of(shapes(), shapes(min_side=0)))
     x = _values(draw, shape, dtype)
@@ -509,7 +524,8 @@ def _transpose(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 @case(
-    "broadcast_to", torch=lambda x, shape: x.broadcast_to(shape),
+    "broadcast_to",
+    torch=lambda x, shape: x.broadcast_to(shape),
     bad=((np.ones((2, 3)), (4, 3)), {}, ("broadcast_to", "(2, 3)", "(4, 3)")),
 )
 def _broadcast_to(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -518,7 +534,8 @@ def _broadcast_to(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 @case(
-    "expand_dims", torch=_torch_expand_dims,
+    "expand_dims",
+    torch=_torch_expand_dims,
     bad=((np.ones((2, 3)), 5), {}, ("expand_dims", "(2, 3)")),
 )
 def _expand_dims(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -550,7 +567,8 @@ def _getitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 @case(
-    "scatter_add", torch=_torch_scatter_add,
+    "scatter_add",
+    torch=_torch_scatter_add,
     bad=((np.ones((1,)), 5, (2,)), {}, ("scatter_add", "(1,)")),
 )
 def _scatter_add(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -571,7 +589,8 @@ def _listed(draw: st.DrawFn, shapes_: list[tuple[int, ...]], dtype: np.dtype) ->
 
 
 @case(
-    "concatenate", torch=lambda *xs, axis=0: __import__("torch").cat(xs, dim=axis),
+    "concatenate",
+    torch=lambda *xs, axis=0: __import__("torch").cat(xs, dim=axis),
     bad=(([np.ones((2, 3)), np.ones((2, 4))],), {"axis": 0}, ("concatenate", "(2, 3)", "(2, 4)")),
 )
 def _concatenate(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -586,7 +605,8 @@ def _concatenate(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 @case(
-    "stack", torch=lambda *xs, axis=0: __import__("torch").stack(xs, dim=axis),
+    "stack",
+    torch=lambda *xs, axis=0: __import__("torch").stack(xs, dim=axis),
     bad=(([np.ones((2,)), np.ones((3,))],), {}, ("stack", "(2,)", "(3,)")),
 )
 def _stack(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -612,7 +632,11 @@ def _pad(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 # ---- matrix products --------------------------------------------------------------------------
 
 
-@case("matmul", torch=lambda a, b: _torch("matmul")(*_same_dtype(a, b)), bad=((np.ones((2, 3)), np.ones((4, 5))), {}, ("matmul", "(2, 3)", "(4, 5)")))
+@case(
+    "matmul",
+    torch=lambda a, b: _torch("matmul")(*_same_dtype(a, b)),
+    bad=((np.ones((2, 3)), np.ones((4, 5))), {}, ("matmul", "(2, 3)", "(4, 5)")),
+)
 def _matmul(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     a_shape, b_shape = draw(matmul_shapes())
     a, b = (_values(draw, s, dtype, low=-2.0, high=2.0) for s in (a_shape, b_shape))
@@ -625,7 +649,8 @@ def _matmul(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 @case(
-    "linear", torch=lambda x, W, b: _torch("nn.functional.linear")(*_same_dtype(x, W), b),
+    "linear",
+    torch=lambda x, W, b: _torch("nn.functional.linear")(*_same_dtype(x, W), b),
     bad=((np.ones((2, 3)), np.ones((4, 5)), None), {}, ("linear", "(2, 3)", "(4, 5)")),
 )
 def _linear(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -648,7 +673,8 @@ def _astype(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 @case(
-    "cross_entropy", torch=lambda z, t: _torch_cross_entropy(z, t),
+    "cross_entropy",
+    torch=lambda z, t: _torch_cross_entropy(z, t),
     bad=((np.ones((2, 3)), np.zeros(4, np.int64)), {}, ("cross_entropy", "(2, 3)", "(4,)")),
 )
 def _cross_entropy(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -674,7 +700,9 @@ def _torch_cross_entropy(logits: Any, target: Any) -> Any:
 # ---- convolution and pooling --------------------------------------------------------------------
 
 
-def _window_positions(x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> np.ndarray:
+def _window_positions(
+    x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple
+) -> np.ndarray:
     """For im2col's twin: the flat position in x of every window element, written out with plain
     loops (an oracle independent of the vectorised code); padding points one past the end."""
     size = math.prod(x_shape)
@@ -693,7 +721,9 @@ def _window_positions(x_shape: tuple, kernel: tuple, stride: tuple, padding: tup
     return positions
 
 
-def _torch_im2col(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, pad_value: float = 0.0) -> Any:
+def _torch_im2col(
+    x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, pad_value: float = 0.0
+) -> Any:
     import torch
 
     positions = torch.as_tensor(_window_positions(tuple(x.shape), kernel, stride, padding, dilation))
@@ -701,7 +731,9 @@ def _torch_im2col(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation
     return padded[positions]
 
 
-def _torch_col2im(cols: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple) -> Any:
+def _torch_col2im(
+    cols: Any, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple
+) -> Any:
     import torch
 
     positions = torch.as_tensor(_window_positions(tuple(x_shape), kernel, stride, padding, dilation))
@@ -762,7 +794,11 @@ def _conv_case(name: str, dims: int) -> None:
             params["padding"] = "valid"
             pads = [0] * dims
         else:
-            pads = [draw(st.integers(0, 2))] * dims if padding == "int" else [draw(st.integers(0, 2)) for _ in kernel]
+            pads = (
+                [draw(st.integers(0, 2))] * dims
+                if padding == "int"
+                else [draw(st.integers(0, 2)) for _ in kernel]
+            )
             if any(pads) or draw(st.booleans()):
                 params["padding"] = pads[0] if padding == "int" else tuple(pads)
         if any(s != 1 for s in stride) or draw(st.booleans()):
@@ -773,7 +809,11 @@ def _conv_case(name: str, dims: int) -> None:
             draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), max(1, d * (k - 1) + 1 - 2 * p) + 3))
             for k, d, p in zip(kernel, dilation, pads)
         )
-        batch, channels, out_channels = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        batch, channels, out_channels = (
+            draw(st.integers(1, 2)),
+            draw(st.integers(1, 3)),
+            draw(st.integers(1, 3)),
+        )
         x = _values(draw, (batch, channels, *spatial), dtype, low=-2.0, high=2.0)
         if draw(st.integers(0, 4)) == 0:  # an integer signal is a constant
             x = draw(hnp.arrays(np.int64, x.shape, elements=st.integers(-2, 2), fill=st.nothing()))
@@ -796,7 +836,8 @@ _conv_case("conv2d", 2)
 
 
 @case(
-    "max_pool2d", torch=lambda x, **params: __import__("torch").nn.functional.max_pool2d(x, **params),
+    "max_pool2d",
+    torch=lambda x, **params: __import__("torch").nn.functional.max_pool2d(x, **params),
     bad=((np.ones((2, 3)),), {"kernel_size": 2}, ("max_pool2d", "(2, 3)")),
 )
 def _max_pool2d(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
@@ -807,7 +848,11 @@ def _max_pool2d(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
         params["dilation"] = dilation
     # Dilated windows with padding can lie wholly in the padding (an output of -inf), where
     # PyTorch 2.13's max_pool2d backward writes out of bounds: pad undilated windows only.
-    pads = (0, 0) if dilation != 1 else (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    pads = (
+        (0, 0)
+        if dilation != 1
+        else (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    )
     if any(pads):
         params["padding"] = pads
     stride = draw(st.none() | st.integers(1, 3))

@@ -238,7 +238,9 @@ def _shifted(example: Example, position: int, shift: np.ndarray) -> tuple:
     return tuple(inputs)
 
 
-def _difference(primitive: Primitive, example: Example, position: int, direction: np.ndarray, step: float) -> np.ndarray:
+def _difference(
+    primitive: Primitive, example: Example, position: int, direction: np.ndarray, step: float
+) -> np.ndarray:
     ahead = _forward(primitive, _shifted(example, position, step * direction), example.params)
     behind = _forward(primitive, _shifted(example, position, -step * direction), example.params)
     ahead, behind = ahead.astype(np.float64), behind.astype(np.float64)
@@ -274,8 +276,16 @@ def _finite_difference_comparisons(
     comparisons = []
     grads = primitive_gradients(primitive, example, adjoint) if "rev" in modes else ()
     if "rev" in modes and len(grads) != len(example.inputs):
-        return [_Comparison("backward rule", None, np.zeros(0), atol, rtol,
-                            problem=f"returned {len(grads)} gradients for {len(example.inputs)} inputs")]
+        return [
+            _Comparison(
+                "backward rule",
+                None,
+                np.zeros(0),
+                atol,
+                rtol,
+                problem=f"returned {len(grads)} gradients for {len(example.inputs)} inputs",
+            )
+        ]
     for position in _float_positions(example):
         x = exact.inputs[position]
         label = f"input {position} (shape {x.shape} {example.inputs[position].dtype})"
@@ -285,7 +295,9 @@ def _finite_difference_comparisons(
             for k in columns:
                 unit = np.zeros(x.size)
                 unit[k] = 1.0
-                numeric[k] = np.sum(adjoint64 * _difference(primitive, exact, position, unit.reshape(x.shape), step))
+                numeric[k] = np.sum(
+                    adjoint64 * _difference(primitive, exact, position, unit.reshape(x.shape), step)
+                )
             got = grads[position]
             problem = ""
             if got is not None and np.shape(got) != x.shape:
@@ -388,6 +400,14 @@ def _failure(title: str, example: Example, adjoint: Any, comparison: _Comparison
     )
 
 
+def _crash(title: str, example: Example, adjoint: Any, error: Exception) -> str:
+    return (
+        f"{title}\n  it raised {type(error).__name__}: {error}\n"
+        f"  minimal example (shrunk by hypothesis): {example!r}\n"
+        f"  output adjoint: {_brief(np.asarray(adjoint))}"
+    )
+
+
 def check_primitive(
     op: str | Primitive,
     inputs: st.SearchStrategy[Any] | None = None,
@@ -438,12 +458,15 @@ def check_primitive(
             for i in _float_positions(example)
         }
         column_seed = data.draw(st.integers(0, 2**16), label="column sample") if output.size else 0
-        comparisons = _finite_difference_comparisons(
-            primitive, example, adjoint, tangents, modes, tolerance, step, column_seed
-        )
+        title = f"check_primitive({primitive.name!r}): a rule disagrees with finite differences"
+        try:
+            comparisons = _finite_difference_comparisons(
+                primitive, example, adjoint, tangents, modes, tolerance, step, column_seed
+            )
+        except Exception as error:  # a rule that raises fails the check, on a shrunk example too
+            raise GradientCheckError(_crash(title, example, adjoint, error)) from error
         for comparison in comparisons:
             if not comparison.ok:
-                title = f"check_primitive({primitive.name!r}): a rule disagrees with finite differences"
                 raise GradientCheckError(_failure(title, example, adjoint, comparison))
         report._absorb(comparisons)
 
@@ -488,10 +511,13 @@ def check_against_torch(
         output = _forward(primitive, example.inputs, example.params)
         out_dtype = output.dtype if output.dtype.kind == "f" else np.dtype(np.float64)
         adjoint = data.draw(float_arrays(output.shape, out_dtype), label="output adjoint")
-        comparisons = _torch_comparisons(primitive, example, adjoint, tolerance)
+        title = f"check_against_torch({primitive.name!r}, {np.dtype(dtype).name}): disagrees with PyTorch"
+        try:
+            comparisons = _torch_comparisons(primitive, example, adjoint, tolerance)
+        except Exception as error:
+            raise GradientCheckError(_crash(title, example, adjoint, error)) from error
         for comparison in comparisons:
             if not comparison.ok:
-                title = f"check_against_torch({primitive.name!r}, {np.dtype(dtype).name}): disagrees with PyTorch"
                 raise GradientCheckError(_failure(title, example, adjoint, comparison))
         report._absorb(comparisons)
 

@@ -115,7 +115,9 @@ def _size_ok(shape: tuple[int, ...]) -> bool:
     return math.prod(shape) <= MAX_SIZE
 
 
-def _pick(draw: st.DrawFn, values: list[np.ndarray], ok: Callable[[np.ndarray], bool] = lambda v: True) -> int | None:
+def _pick(
+    draw: st.DrawFn, values: list[np.ndarray], ok: Callable[[np.ndarray], bool] = lambda v: True
+) -> int | None:
     """The position of a value satisfying `ok`, the newest first (so shrinking keeps chains)."""
     candidates = [k for k in range(len(values) - 1, -1, -1) if ok(values[k])]
     return draw(st.sampled_from(candidates)) if candidates else None
@@ -168,7 +170,9 @@ def _power(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
         return None
     if draw(st.booleans()):
         return Step("power", (base, Const(draw(st.sampled_from([2, 3, 0.5, -1.0])))))
-    exponent = _pick(draw, values, lambda v: _broadcasts(values[base], v) and (v.size == 0 or np.abs(v).max() < 3))
+    exponent = _pick(
+        draw, values, lambda v: _broadcasts(values[base], v) and (v.size == 0 or np.abs(v).max() < 3)
+    )
     return None if exponent is None else Step("power", (base, exponent))
 
 
@@ -265,7 +269,9 @@ def _concatenate(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
         return None
     x = values[k]
     axis = draw(st.integers(0, x.ndim - 1))
-    same_but_axis = lambda v: v.ndim == x.ndim and all(a == b for i, (a, b) in enumerate(zip(v.shape, x.shape)) if i != axis)
+    same_but_axis = lambda v: (
+        v.ndim == x.ndim and all(a == b for i, (a, b) in enumerate(zip(v.shape, x.shape)) if i != axis)
+    )
     other = _pick(draw, values, lambda v: same_but_axis(v) and _size_ok((x.size + v.size,)))
     return None if other is None else Step("concatenate", (k, other), {"axis": axis})
 
@@ -286,7 +292,9 @@ def _pad(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
 def _where(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
     x = _pick(draw, values)
     y = _pick(draw, values, lambda v: _broadcasts(values[x], v))
-    mask = draw(hnp.arrays(np.bool_, np.broadcast_shapes(values[x].shape, values[y].shape), fill=st.nothing()))
+    mask = draw(
+        hnp.arrays(np.bool_, np.broadcast_shapes(values[x].shape, values[y].shape), fill=st.nothing())
+    )
     return Step("where", (Const(mask), x, y))
 
 
@@ -372,7 +380,9 @@ def _evaluate(step: Step, values: list[np.ndarray]) -> np.ndarray:
 
 
 @st.composite
-def programs(draw: st.DrawFn, *, max_inputs: int = 3, max_steps: int = 8, ops: tuple[str, ...] | None = None) -> Program:
+def programs(
+    draw: st.DrawFn, *, max_inputs: int = 3, max_steps: int = 8, ops: tuple[str, ...] | None = None
+) -> Program:
     """Random programs: 1..max_inputs inputs of broadcastable shapes, then 1..max_steps calls."""
     menu = list(MENU) if ops is None else list(ops)
     shapes = draw(broadcastable_shapes(draw(st.integers(1, max_inputs)), max_dims=3, max_side=3))
@@ -422,7 +432,9 @@ def _tangent_mytorch(program: Program, leaves: list[np.ndarray], directions: lis
     return float(tangent)
 
 
-def _hvp_mytorch(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> list[np.ndarray]:
+def _hvp_mytorch(
+    program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]
+) -> list[np.ndarray]:
     import mytorch
 
     count = len(leaves)
@@ -449,7 +461,9 @@ def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.n
     tensors = [torch.from_numpy(leaf.copy()).requires_grad_(True) for leaf in leaves]
 
     def call(op: str, inputs: tuple, params: dict) -> Any:
-        return CASES[op].torch(*[v if isinstance(v, torch.Tensor) else _to_torch(v) for v in inputs], **params)
+        return CASES[op].torch(
+            *[v if isinstance(v, torch.Tensor) else _to_torch(v) for v in inputs], **params
+        )
 
     values = program.evaluate(tensors, call)
     loss = None
@@ -458,7 +472,12 @@ def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.n
         loss = term if loss is None else loss + term
     if loss is None or not loss.requires_grad:
         zeros = [np.zeros_like(leaf) for leaf in leaves]
-        return [v.detach().numpy(force=True) for v in values], float(loss if loss is not None else 0), zeros, zeros
+        return (
+            [v.detach().numpy(force=True) for v in values],
+            float(loss if loss is not None else 0),
+            zeros,
+            zeros,
+        )
     grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
     directional = sum(torch.sum(g * torch.from_numpy(v)) for g, v in zip(grads, directions))
@@ -466,8 +485,12 @@ def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.n
     if directional.requires_grad:
         hvp = torch.autograd.grad(directional, tensors, allow_unused=True)
         hvp = [torch.zeros_like(t) if h is None else h for h, t in zip(hvp, tensors)]
-    return ([v.detach().numpy(force=True) for v in values], float(loss.detach()), [g.detach().numpy(force=True) for g in grads],
-            [h.detach().numpy(force=True) for h in hvp])
+    return (
+        [v.detach().numpy(force=True) for v in values],
+        float(loss.detach()),
+        [g.detach().numpy(force=True) for g in grads],
+        [h.detach().numpy(force=True) for h in hvp],
+    )
 
 
 def _assert_close(what: str, got: Any, expected: Any, program: Program, rtol: float, atol: float) -> None:
@@ -478,7 +501,9 @@ def _assert_close(what: str, got: Any, expected: Any, program: Program, rtol: fl
         )
 
 
-def compare_with_torch(program: Program, *, second_order: bool = True, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+def compare_with_torch(
+    program: Program, *, second_order: bool = True, rtol: float = 1e-6, atol: float = 1e-8
+) -> None:
     """Values, gradients and a Hessian-vector product against PyTorch (float64). Raises AssertionError."""
     leaves = _leaves(program)
     rng = np.random.default_rng(len(program.steps))
@@ -491,14 +516,22 @@ def compare_with_torch(program: Program, *, second_order: bool = True, rtol: flo
     for k, mine, theirs in zip(program.leaves, grads, twin_grads):
         _assert_close(f"gradient of the loss with respect to v{k}", mine, theirs, program, rtol, atol)
     expected_tangent = sum(float(np.sum(g * v)) for g, v in zip(twin_grads, directions))
-    _assert_close("forward-mode derivative of the loss along a random direction",
-                  _tangent_mytorch(program, leaves, directions), expected_tangent, program, rtol, atol)
+    _assert_close(
+        "forward-mode derivative of the loss along a random direction",
+        _tangent_mytorch(program, leaves, directions),
+        expected_tangent,
+        program,
+        rtol,
+        atol,
+    )
     if second_order:
         for k, mine, theirs in zip(program.leaves, _hvp_mytorch(program, leaves, directions), twin_hvp):
             _assert_close(f"Hessian-vector product, component v{k}", mine, theirs, program, 1e-5, 1e-7)
 
 
-def compare_with_finite_differences(program: Program, *, step: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+def compare_with_finite_differences(
+    program: Program, *, step: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-6
+) -> None:
     """Gradients of the loss against central differences (float64). Raises AssertionError."""
     leaves = _leaves(program)
     _, _, grads = mytorch_run(program, leaves)
@@ -511,9 +544,14 @@ def compare_with_finite_differences(program: Program, *, step: float = 1e-6, rto
     directions = [rng.uniform(-1, 1, leaf.shape) for leaf in leaves]
     ahead = [leaf + step * v for leaf, v in zip(leaves, directions)]
     behind = [leaf - step * v for leaf, v in zip(leaves, directions)]
-    _assert_close("forward-mode derivative of the loss along a random direction (finite differences)",
-                  _tangent_mytorch(program, leaves, directions), (loss_at(ahead) - loss_at(behind)) / (2 * step),
-                  program, rtol, atol)
+    _assert_close(
+        "forward-mode derivative of the loss along a random direction (finite differences)",
+        _tangent_mytorch(program, leaves, directions),
+        (loss_at(ahead) - loss_at(behind)) / (2 * step),
+        program,
+        rtol,
+        atol,
+    )
     for position, (k, grad) in enumerate(zip(program.leaves, grads)):
         numeric = np.zeros(leaves[position].shape)
         for index in np.ndindex(*numeric.shape):
@@ -521,4 +559,11 @@ def compare_with_finite_differences(program: Program, *, step: float = 1e-6, rto
             ahead[position][index] += step
             behind[position][index] -= step
             numeric[index] = (loss_at(ahead) - loss_at(behind)) / (2 * step)
-        _assert_close(f"gradient of the loss with respect to v{k} (finite differences)", grad, numeric, program, rtol, atol)
+        _assert_close(
+            f"gradient of the loss with respect to v{k} (finite differences)",
+            grad,
+            numeric,
+            program,
+            rtol,
+            atol,
+        )

@@ -56,7 +56,9 @@ def _with_shape(shape: ShapeLike, build: Callable[[Shape], st.SearchStrategy[T]]
 # ---- shapes ----------------------------------------------------------------------------------
 
 
-def shapes(*, min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4) -> st.SearchStrategy[Shape]:
+def shapes(
+    *, min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4
+) -> st.SearchStrategy[Shape]:
     """Array shapes; `min_side=0` lets empty axes in, `min_dims=0` the 0-d shape `()`.
 
     >>> shapes(min_dims=2, max_dims=2, max_side=1).example()
@@ -167,7 +169,9 @@ def axes(
     return st.one_of(choices)
 
 
-def indices(shape: Shape, *, kinds: Sequence[str] = ("basic", "integer", "boolean", "mixed")) -> st.SearchStrategy[Any]:
+def indices(
+    shape: Shape, *, kinds: Sequence[str] = ("basic", "integer", "boolean", "mixed")
+) -> st.SearchStrategy[Any]:
     """Any NumPy index into an array of `shape`.
 
     Kinds: `basic` (ints, slices, None, Ellipsis), `integer` (integer arrays, one per axis,
@@ -198,7 +202,9 @@ def indices(shape: Shape, *, kinds: Sequence[str] = ("basic", "integer", "boolea
 
 def _one_integer_axis(shape: Shape, axis: int) -> st.SearchStrategy[tuple]:
     side = shape[axis]
-    positions = hnp.arrays(np.intp, st.integers(1, 4), elements=st.integers(-side, side - 1), fill=st.nothing())
+    positions = hnp.arrays(
+        np.intp, st.integers(1, 4), elements=st.integers(-side, side - 1), fill=st.nothing()
+    )
     return positions.map(lambda picked: (slice(None),) * axis + (picked,))
 
 
@@ -314,12 +320,12 @@ def non_tying_pairs(
 
 
 def well_conditioned_matrices(
-    n: int | st.SearchStrategy[int] = st.integers(1, 4),
+    n: int | st.SearchStrategy[int] | None = None,
     dtype: Any = np.float64,
     *,
     batch_shape: Shape = (),
 ) -> st.SearchStrategy[np.ndarray]:
-    """Square matrices with condition number (infinity norm) at most 5.
+    """Square matrices (n by n; by default n from 1 to 4) with condition number at most 5.
 
     Each row is strictly diagonally dominant with slack 1/2: |a_ii| >= 1 and the off-diagonal
     entries of a row add up to at most 1/2, so ||A⁻¹|| <= 2 and ||A|| <= 2.5.
@@ -337,6 +343,7 @@ def well_conditioned_matrices(
         )
         return st.tuples(off, diagonal).map(lambda parts: _dominant(*parts, size).astype(dtype))
 
+    n = st.integers(1, 4) if n is None else n
     return n.flatmap(build) if isinstance(n, st.SearchStrategy) else build(n)
 
 
