@@ -17,7 +17,7 @@ What to cut out is found from the source's structure with `ast`:
 
 Each stub raises NotImplementedError with the formula's shape (`mytorch.assignment.rule_hint`).
 The copy also gets grading.json (items and points), grading_oracle.npz (the reference's outputs
-and gradients for the layers' fixed inputs), a README for students and a pytest file that runs
+and gradients for every gradable layer's fixed inputs), a README for students and a pytest file that runs
 the grader; the benchmark and this generator are left out, the grader (`grade`) ships.
 """
 
@@ -403,9 +403,8 @@ def make_handout(out: Path, ops: Iterable[str] = DEFAULT_OPS, layers: Iterable[s
     cli = out / "mytorch" / "cli.py"
     cli.write_text(_without_subcommands(cli.read_text(encoding="utf-8"), out / "mytorch"), encoding="utf-8")
 
-    layer_names = [item[3:] for item in the_plan.items if item.startswith("nn.")]
-    if layer_names:
-        save_oracle(out / ORACLE_NAME, {name: make_layer_cases(name, nn, seed) for name in layer_names})
+    # Every gradable layer's cases, not only the stubbed ones': a teacher may grade more items later.
+    save_oracle(out / ORACLE_NAME, {name: make_layer_cases(name, nn, seed) for name in LAYERS})
     Config({item: 1.0 for item in the_plan.items}, examples=examples, seed=seed).save(out / CONFIG_NAME)
     (out / "README.md").write_text(_student_readme(the_plan, root), encoding="utf-8")
     (out / "tests").mkdir(exist_ok=True)

@@ -1,0 +1,263 @@
+"""The assignment scaffold: `python -m mytorch handout` makes a student copy, `grade` grades it.
+
+Handouts are written into tmp_path and run in a subprocess with the handout first on the path
+(PYTHONPATH=DIR, cwd=DIR), never pip-installed. "The rest" of a handout (what a fresh copy must
+get full marks on) is a fixed set of items that were not stubbed, graded with `--items`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+import mytorch
+from mytorch import functional as F
+from mytorch.assignment import LAYERS, Config, rule_hint, split_item
+from mytorch.grade import Result, grade_item, table, to_json
+from mytorch.handout import HandoutError, make_handout, plan, rule_sites, stubbed_sources
+from mytorch.testing import all_primitives
+
+ROOT = Path(mytorch.__file__).resolve().parent.parent
+PACKAGE = ROOT / "mytorch"
+STUBBED = ["exp.vjp", "exp.jvp", "matmul.vjp", "matmul.jvp", "linear.vjp", "linear.jvp",
+           "maximum.vjp", "minimum.vjp", "maximum.jvp", "minimum.jvp", "nn.Linear", "nn.GRUCell"]
+# Not stubbed, so full marks in a fresh handout. nn.RNNCell is built on linear, whose backward
+# rule is a stub there: the grader stands in for graded rules, so it passes all the same.
+REST = ["add.vjp", "add.jvp", "tanh.vjp", "sum.vjp", "getitem.vjp", "nn.Tanh", "nn.RNNCell"]
+
+
+def mytorch_cli(*args: str, cwd: Path, path: Path) -> subprocess.CompletedProcess:
+    """`python -m mytorch ARGS` with `path` first on sys.path."""
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    return subprocess.run([sys.executable, "-m", "mytorch", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module")
+def handout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fresh") / "hw"
+    the_plan = make_handout(out, ops=["exp", "matmul", "linear", "maximum"], layers=["Linear", "GRUCell"])
+    assert the_plan.items == STUBBED
+    return out
+
+
+# ---- the fresh handout ----------------------------------------------------------------------------
+
+
+def test_fresh_handout_is_a_working_package_with_stubs(handout: Path) -> None:
+    check = python(
+        "import mytorch, numpy as np\n"
+        "from mytorch import functional as F, nn\n"
+        "print(mytorch.__file__)\n"
+        "print(F.exp(np.array([0.0, 1.0])), F.mul_backward(np.ones(2), np.ones(2), np.full(2, 3.0)))\n"
+        "stubs = (lambda: F.exp_backward(np.ones(2), np.ones(2)), lambda: nn.Linear(3, 2)(np.ones((1, 3))))\n"
+        "for call in stubs:\n"
+        "    try:\n        call()\n    except NotImplementedError as error:\n        print('stub:', error)\n",
+        handout,
+    )
+    assert check.returncode == 0, check.stderr
+    lines = check.stdout.splitlines()
+    assert lines[0] == str(handout / "mytorch" / "__init__.py")
+    assert "[1.         2.71828183]" in lines[1]  # forward rules and the other primitives' rules intact
+    assert lines[2] == f"stub: exp backward rule (vjp) is yours to write: {rule_hint('exp', 'vjp')}"
+    assert lines[3].startswith("stub: nn.Linear.forward is yours to write: Z = A Wᵀ + b")
+    for path in (handout / "mytorch").rglob("*.py"):
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    assert not (handout / "mytorch" / "handout.py").exists() and not (handout / "mytorch" / "bench").exists()
+    assert (handout / "grading.json").exists() and (handout / "grading_oracle.npz").exists()
+    help_text = mytorch_cli("--help", cwd=handout, path=handout).stdout
+    commands = {line.split()[0] for line in help_text.splitlines() if re.match(r"    \w", line)}
+    assert {"demo", "check", "grade"} <= commands and not {"handout", "bench"} & commands
+
+
+def test_stubs_replace_only_their_code(handout: Path) -> None:
+    reference = (PACKAGE / "functional.py").read_text(encoding="utf-8")
+    student = (handout / "mytorch" / "functional.py").read_text(encoding="utf-8")
+    assert "yours to write" not in reference  # the reference is never touched
+    assert "vjp=lambda g, ans, x: (mul(g, ans),)" in reference
+    assert "vjp=lambda g, ans, x: (mul(g, ans),)" not in student and "vjp=_exp_vjp," in student
+    assert "def _exp_vjp(g, ans, x):" in student
+    assert "swapaxes(b2, -1, -2)" not in student  # matmul's backward rule is gone, not commented out
+    assert student.count("yours to write") == 8  # exp 2, matmul 2, linear 2, maximum/minimum 2
+    untouched = "log = primitive(\n    \"log\", np.log,\n    vjp=lambda g, ans, x: (div(g, x),),"
+    assert untouched in reference and untouched in student
+
+
+def test_fresh_handout_scores_zero_on_stubs_and_full_marks_on_the_rest(handout: Path, tmp_path: Path) -> None:
+    result = mytorch_cli("grade", "--json", str(tmp_path / "stubs.json"), cwd=handout, path=handout)
+    assert result.returncode == 1, result.stderr
+    report = json.loads((tmp_path / "stubs.json").read_text(encoding="utf-8"))
+    assert [t["name"] for t in report["tests"]] == STUBBED
+    assert {t["result"] for t in report["tests"]} == {"not implemented"}
+    assert report["score"] == 0 and report["max_score"] == len(STUBBED)
+    assert re.search(r"\nmatmul\.vjp +0/1  not implemented\n", result.stdout)
+
+    rest = mytorch_cli("grade", "--items", ",".join(REST), "--json", str(tmp_path / "rest.json"),
+                       cwd=handout, path=handout)
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    report = json.loads((tmp_path / "rest.json").read_text(encoding="utf-8"))
+    assert report["score"] == report["max_score"] == len(REST)
+    assert all(t["status"] == "passed" for t in report["tests"])
+
+
+def test_the_reference_package_gets_full_marks(handout: Path, tmp_path: Path) -> None:
+    # Run from tmp_path with the repository first on the path: the reference's code, the handout's config.
+    config, json_path = str(handout / "grading.json"), str(tmp_path / "r.json")
+    result = mytorch_cli("grade", "--config", config, "--json", json_path, cwd=tmp_path, path=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["score"] == report["max_score"] == len(STUBBED)
+
+
+# ---- a handout filled in by a student, with one classic bug ---------------------------------------
+
+
+def _body_lines(text: str, function: str, owner: str | None = None) -> tuple[int, int]:
+    """0-based [start, end) lines of a function's statements after its docstring."""
+    tree = ast.parse(text)
+    if owner:
+        tree = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == owner)
+    node = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    return body[0].lineno - 1, body[-1].end_lineno
+
+
+def fill_in(copy: Path, file: str, function: str, owner: str | None = None,
+            mistake: tuple[str, str] | None = None, body: str | None = None) -> None:
+    """Write a stubbed function as the student would: the reference's body (with a mistake), or `body`."""
+    if body is None:
+        reference = (ROOT / file).read_text(encoding="utf-8")
+        start, end = _body_lines(reference, function, owner)
+        body = "".join(reference.splitlines(keepends=True)[start:end])
+        if mistake:
+            assert mistake[0] in body
+            body = body.replace(*mistake)
+    target = copy / file
+    lines = target.read_text(encoding="utf-8").splitlines(keepends=True)
+    start, end = _body_lines("".join(lines), function, owner)
+    lines[start:end] = [body]
+    target.write_text("".join(lines), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def to_fill(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("to_fill") / "hw"
+    make_handout(out, ops=["matmul", "linear"], layers=["Linear"], rules=["vjp"])
+    return out
+
+
+FILES = {"matmul.vjp": ("mytorch/functional.py", "_matmul_backward", None),
+         "linear.vjp": ("mytorch/functional.py", "_linear_vjp", None),
+         "nn.Linear": ("mytorch/nn/linear.py", "forward", "Linear")}
+BUGS = {  # bug: (item, how the student's code differs from the reference, what the report must say)
+    # Non-square operands make the wrong product fail to align: the report shows the crash on the
+    # smallest such input (square ones would give wrong values instead).
+    "missing transpose in matmul's backward": (
+        "matmul.vjp", {"mistake": ("matmul(g2, swapaxes(b2, -1, -2))", "matmul(g2, b2)")}, "minimal example"),
+    "bias gradient not summed over the batch": (
+        "linear.vjp", {"mistake": ("_grad(b, g) if _wants(b)", "g if _wants(b)")}, "has shape"),
+    "bias gradient averaged over the batch": (
+        "linear.vjp", {"mistake": ("_grad(b, g)", "_grad(b, mean(rows_g, axis=0))")}, "expected"),
+    "a forward computed with NumPy, off the tape": (
+        "nn.Linear", {"body": "        return A @ self.W.T + self.b\n"}, "is forward computed with NumPy"),
+}
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_a_classic_bug_loses_exactly_its_item(bug: str, to_fill: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "hw"
+    shutil.copytree(to_fill, copy)
+    buggy_item, change, words = BUGS[bug]
+    for item, (file, function, owner) in FILES.items():
+        fill_in(copy, file, function, owner, **(change if item == buggy_item else {}))
+    result = mytorch_cli("grade", "--json", str(tmp_path / "r.json"), cwd=copy, path=copy)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    failed = [t for t in report["tests"] if t["status"] == "failed"]
+    assert [t["name"] for t in failed] == [buggy_item], result.stdout
+    assert report["score"] == report["max_score"] - 1 == 2
+    assert failed[0]["result"] == "FAIL" and words in failed[0]["output"]
+    smallest = "the smallest that fails" if buggy_item.startswith("nn.") else "minimal example (shrunk"
+    assert smallest in failed[0]["output"]
+    assert f"\n{buggy_item}: FAIL\n" in result.stdout  # the table's details show the example too
+
+
+# ---- the pieces, in process --------------------------------------------------------------------------
+
+
+def test_every_primitive_rule_and_every_gradable_layer_can_be_stubbed() -> None:
+    sites = rule_sites(PACKAGE)
+    assert set(sites) == {f"{op}.{rule}" for op in all_primitives() for rule in ("vjp", "jvp")}
+    the_plan = plan(PACKAGE, ["all"], ["all"])
+    assert len(the_plan.items) == 2 * len(all_primitives()) + len(LAYERS)
+    for path, text in stubbed_sources(the_plan.sites).items():
+        compile(text, str(path), "exec")
+        assert text.count("NotImplementedError(") >= sum(site.source.path == path for site in the_plan.sites)
+
+
+def test_shared_rules_come_together() -> None:
+    family = plan(PACKAGE, ["maximum"], [])
+    assert family.items == ["maximum.vjp", "minimum.vjp", "maximum.jvp", "minimum.jvp"]
+    assert any("share one piece of code" in note for note in family.notes)
+    caller = plan(PACKAGE, ["cross_entropy"], [], rules=["vjp"])  # its jvp calls the vjp's function
+    assert caller.items == ["cross_entropy.vjp", "cross_entropy.jvp"]
+    assert any("calls _cross_entropy_vjp" in note for note in caller.notes)
+    assert plan(PACKAGE, ["exp"], [], rules=["jvp"]).items == ["exp.jvp"]
+
+
+def test_bad_requests_are_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(HandoutError, match="unknown primitive 'expp'.*exp"):
+        plan(PACKAGE, ["expp"], [])
+    with pytest.raises(HandoutError, match="nn.Dropout has no grading spec"):
+        plan(PACKAGE, [], ["Dropout"])
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    with pytest.raises(HandoutError, match="not empty"):
+        make_handout(tmp_path / "taken", ops=["exp"], layers=[])
+    with pytest.raises(ValueError, match="not an item"):
+        split_item("matmul.backward")
+    (tmp_path / "grading.json").write_text(json.dumps({"items": {"exp.vjpp": 1}}))
+    with pytest.raises(ValueError, match="not an item"):
+        Config.load(tmp_path / "grading.json")
+
+
+def test_a_rule_that_never_returns_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    def endless(g, ans, x):
+        while True:
+            pass
+
+    monkeypatch.setattr(F.exp, "vjp", endless)
+    profile = settings.get_current_profile_name()
+    result = grade_item("exp.vjp", Config({"exp.vjp": 2.0}, time_limit=0.5))
+    assert (result.status, result.points, result.max_points) == ("timeout", 0.0, 2.0)
+    assert result.seconds < 5
+    assert settings.get_current_profile_name() == profile  # the grader's hypothesis settings are undone
+
+
+def test_table_and_json_shapes() -> None:
+    results = [Result("exp.vjp", 2.0, 2.0, "pass"),
+               Result("nn.Linear", 0.0, 1.0, "FAIL", "output at index (0,)")]
+    text = table(results)
+    assert "exp.vjp        2/2  pass" in text and "total          2/3" in text
+    assert "\nnn.Linear: FAIL\n  output at index (0,)" in text
+    report = to_json(results, 1.234)
+    assert report["score"] == 2.0 and report["max_score"] == 3.0 and report["execution_time"] == 1.23
+    assert report["tests"][1] == {"name": "nn.Linear", "score": 0.0, "max_score": 1.0, "status": "failed",
+                                  "result": "FAIL", "output": "output at index (0,)"}
+    assert np.isclose(sum(t["score"] for t in report["tests"]), report["score"])
