@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -314,11 +314,12 @@ class Config:
     seed: int = 0  # hypothesis seed: every student's code meets the same inputs
     time_limit: float = 60.0  # seconds per item
     title: str = "mytorch handout"
+    files: list[str] = field(default_factory=list)  # the files students edit (for grade --submission)
     directory: Path = Path(".")  # where the config (and the oracle beside it) was found; not saved
 
     def save(self, path: Path) -> None:
         fields = {"title": self.title, "examples": self.examples, "seed": self.seed,
-                  "time_limit": self.time_limit, "items": self.items}
+                  "time_limit": self.time_limit, "files": self.files, "items": self.items}
         path.write_text(json.dumps(fields, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
@@ -329,7 +330,7 @@ class Config:
             raise ValueError(f"{path}: 'items' must map each graded item to its points: {{\"exp.vjp\": 1}}")
         for item in items:
             split_item(item)  # a clear error for a misspelt item
-        unknown = set(fields) - {"title", "examples", "seed", "time_limit"}
+        unknown = set(fields) - {"title", "examples", "seed", "time_limit", "files"}
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         return cls({item: float(points) for item, points in items.items()}, **fields, directory=path.parent)

@@ -26,8 +26,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -317,6 +321,28 @@ def to_json(results: list[Result], seconds: float) -> dict[str, Any]:
     }
 
 
+def _grade_submission(args: argparse.Namespace, config: Config) -> int:
+    """Grade a student's files inside a fresh copy of this handout, so that only the files they
+    were asked to edit come from them (their copy of the grader, config and oracle do not)."""
+    if not config.files:
+        print(f"grade: {config.directory / CONFIG_NAME} lists no 'files' students edit", file=sys.stderr)
+        return 2
+    missing = [name for name in config.files if not (args.submission / name).is_file()]
+    if missing:
+        print(f"grade: {args.submission} lacks {', '.join(missing)}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="mytorch-grade-") as scratch:
+        copy = Path(scratch) / "handout"
+        shutil.copytree(config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        for name in config.files:
+            shutil.copy2(args.submission / name, copy / name)
+        options = {"json": args.json and args.json.resolve(), "items": args.items, "examples": args.examples}
+        command = [sys.executable, "-m", "mytorch", "grade"]
+        command += [f"--{option}={value}" for option, value in options.items() if value]
+        env = {**os.environ, "PYTHONPATH": str(copy)}
+        return subprocess.run(command, cwd=copy, env=env).returncode
+
+
 # ---- command line -------------------------------------------------------------------------------
 
 
@@ -328,6 +354,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", metavar="A,B",
                         help="grade these items instead of the config's (e.g. matmul.vjp,nn.Linear)")
     parser.add_argument("--examples", type=int, help="hypothesis examples per rule (default: the config's)")
+    parser.add_argument("--submission", type=Path, metavar="DIR",
+                        help="grade a student's copy: its edited files (the config's 'files') are put into a "
+                             "fresh copy of this handout, and graded there")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -342,6 +371,8 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"grade: {error}", file=sys.stderr)
         return 2
+    if args.submission:
+        return _grade_submission(args, config)
     if args.examples:
         config.examples = args.examples
     started = time.perf_counter()

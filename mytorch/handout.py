@@ -405,7 +405,9 @@ def make_handout(out: Path, ops: Iterable[str] = DEFAULT_OPS, layers: Iterable[s
 
     # Every gradable layer's cases, not only the stubbed ones': a teacher may grade more items later.
     save_oracle(out / ORACLE_NAME, {name: make_layer_cases(name, nn, seed) for name in LAYERS})
-    Config({item: 1.0 for item in the_plan.items}, examples=examples, seed=seed).save(out / CONFIG_NAME)
+    files = sorted({site.source.path.relative_to(root).as_posix() for site in the_plan.sites})
+    config = Config({item: 1.0 for item in the_plan.items}, examples=examples, seed=seed, files=files)
+    config.save(out / CONFIG_NAME)
     (out / "README.md").write_text(_student_readme(the_plan, root), encoding="utf-8")
     (out / "tests").mkdir(exist_ok=True)
     (out / "tests" / "test_assignment.py").write_text(_STUDENT_TEST, encoding="utf-8")

@@ -261,3 +261,24 @@ def test_table_and_json_shapes() -> None:
     assert report["tests"][1] == {"name": "nn.Linear", "score": 0.0, "max_score": 1.0, "status": "failed",
                                   "result": "FAIL", "output": "output at index (0,)"}
     assert np.isclose(sum(t["score"] for t in report["tests"]), report["score"])
+
+
+def test_a_submission_is_graded_with_the_teachers_grader(to_fill: Path, tmp_path: Path) -> None:
+    student = tmp_path / "student"
+    shutil.copytree(to_fill, student)
+    item, change, _ = BUGS["bias gradient averaged over the batch"]
+    for name, (file, function, owner) in FILES.items():
+        fill_in(student, file, function, owner, **(change if name == item else {}))
+    # What a student might try: a grader that passes everything. Only the files they edit count.
+    grade_py = student / "mytorch" / "grade.py"
+    honest = "return 0 if all(r.passed for r in results) else 1"
+    grade_py.write_text(grade_py.read_text(encoding="utf-8").replace(honest, "return 0"), encoding="utf-8")
+    assert mytorch_cli("grade", cwd=student, path=student).returncode == 0  # fooled, in their copy
+
+    result = mytorch_cli("grade", "--submission", str(student), "--json", str(tmp_path / "r.json"),
+                         cwd=to_fill, path=to_fill)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert [t["name"] for t in report["tests"] if t["status"] == "failed"] == ["linear.vjp"]
+    nothing = mytorch_cli("grade", "--submission", str(tmp_path / "nowhere"), cwd=to_fill, path=to_fill)
+    assert nothing.returncode == 2 and "lacks mytorch/functional.py" in nothing.stderr
