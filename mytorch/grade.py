@@ -211,8 +211,10 @@ def _grade_layer(name: str, config: Config) -> tuple[str, str]:
         try:
             with _reference_rules(student_rules):
                 got = run_layer(layer, args, case.expected["seed"])
-        except ValueError as error:
-            return "FAIL", f"nn.{name}: {error}\n  {where}"
+        except NotImplementedError:
+            raise
+        except Exception as error:  # the student's forward crashed (or returned the wrong shape)
+            return "FAIL", f"nn.{name}: {type(error).__name__}: {error}\n  {where}"
         for key, expected in case.expected.items():
             if key == "seed":
                 continue

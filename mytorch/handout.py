@@ -16,9 +16,10 @@ What to cut out is found from the source's structure with `ast`:
 - a layer is the body of its class's `forward` in mytorch/nn.
 
 Each stub raises NotImplementedError with the formula's shape (`mytorch.assignment.rule_hint`).
-The copy also gets grading.json (items and points), grading_oracle.npz (the reference's outputs
-and gradients for every gradable layer's fixed inputs), a README for students and a pytest file that runs
-the grader; the benchmark and this generator are left out, the grader (`grade`) ships.
+The copy also gets grading.json (items, points, the files students edit), grading_oracle.npz (the
+reference's outputs and gradients for every gradable layer's fixed inputs), a README for students
+and a pytest file that runs the grader. The test suite, the benchmark and this generator are left
+out; the grader (`grade`) ships.
 """
 
 from __future__ import annotations
