@@ -259,22 +259,30 @@ neg = primitive(
 )
 
 
-def _log_base(x: Any) -> np.ndarray:
+def _log_base(x: Any, ans: np.ndarray) -> np.ndarray:
     # d(x**p)/dp = x**p log x, where the power is real (x > 0); 0 elsewhere, as x**p is constant
     # in p at x = 0 for p > 0. For a float x it is recorded (not a constant), so the mixed second
     # derivative ∂²(x**p)/∂x∂p = x**(p-1) (1 + p log x) keeps its x**(p-1) term.
-    if not _wants(x):
-        return _constant(np.log(np.where(np.asarray(x) > 0, x, 1)), x)
+    if not _wants(x):  # a constant base: a constant, in the output's dtype (float32 stays float32)
+        return _constant(np.log(np.where(np.asarray(x) > 0, x, 1)), ans)
     return log(where(x > 0, x, 1))
+
+
+def _less_one(p: Any) -> Any:
+    # A constant exponent stays what it was (a Python number stays weakly typed): sub(2, 1) would
+    # be an int64 array, and float32 ** int64 array is float64.
+    return sub(p, 1) if _wants(p) else p - 1
 
 
 power = primitive(
     "power", np.power, arity=2,
     vjp=lambda g, ans, x, p: (
-        _grad(x, mul(g, mul(p, power(x, sub(p, 1))))) if _wants(x) else None,
-        _grad(p, mul(g, mul(ans, _log_base(x)))) if _wants(p) else None,
+        _grad(x, mul(g, mul(p, power(x, _less_one(p))))) if _wants(x) else None,
+        _grad(p, mul(g, mul(ans, _log_base(x, ans)))) if _wants(p) else None,
     ),
-    jvp=lambda t, ans, x, p: add(mul(t[0], mul(p, power(x, sub(p, 1)))), mul(t[1], mul(ans, _log_base(x)))),
+    jvp=lambda t, ans, x, p: add(
+        mul(t[0], mul(p, power(x, _less_one(p)))), mul(t[1], mul(ans, _log_base(x, ans)))
+    ),
 )
 
 
@@ -358,11 +366,12 @@ sigmoid = primitive(
     vjp=lambda g, ans, x: (mul(g, mul(ans, sub(1, ans))),),
     jvp=lambda t, ans, x: mul(t[0], mul(ans, sub(1, ans))),
 )
+_TWO_OVER_ROOT_PI = float(2 / np.sqrt(np.pi))  # a Python float: a numpy float64 would upcast float32
 erf = primitive(
     "erf", scipy.special.erf,
     # d erf(x)/dx = 2/√π · exp(-x²)
-    vjp=lambda g, ans, x: (mul(g, mul(2 / np.sqrt(np.pi), exp(neg(mul(x, x))))),),
-    jvp=lambda t, ans, x: mul(t[0], mul(2 / np.sqrt(np.pi), exp(neg(mul(x, x))))),
+    vjp=lambda g, ans, x: (mul(g, mul(_TWO_OVER_ROOT_PI, exp(neg(mul(x, x))))),),
+    jvp=lambda t, ans, x: mul(t[0], mul(_TWO_OVER_ROOT_PI, exp(neg(mul(x, x))))),
 )
 relu = primitive(
     "relu", lambda x: np.maximum(x, 0),
@@ -680,7 +689,7 @@ def _target_distribution(logits: np.ndarray, target: Any) -> np.ndarray:
 def _cross_entropy(logits: np.ndarray, target: Any) -> np.ndarray:
     rows = _target_distribution(logits, target)
     log_probs = logits - _logsumexp(logits, axis=-1, keepdims=True)
-    return -np.sum(rows * log_probs) / np.prod(logits.shape[:-1])
+    return -np.sum(rows * log_probs) / int(np.prod(logits.shape[:-1]))  # an int keeps float32
 
 
 def _cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, logits: Any, target: Any) -> tuple:

@@ -199,3 +199,16 @@ def test_registering_a_user_primitive_is_opt_in():
     )
     assert "twice_for_test" not in F.PRIMITIVES
     check_primitive(twice, st.just(np.array([1.0, 2.0])), max_examples=1)
+
+
+def test_float32_stays_float32_through_erf_power_and_cross_entropy():
+    # Found by check_primitive's float32 run: float64 constants (2/√π, sub(p, 1) of a Python
+    # number, np.prod of the batch shape) turned float32 values, tangents and gradients into float64.
+    x = np.array([0.5, 1.5], np.float32)
+    t = np.ones_like(x)
+    assert F.cross_entropy(np.ones((2, 3), np.float32), np.array([0, 2])).dtype == np.float32
+    assert mytorch.jvp(F.erf, (x,), (t,))[1].dtype == np.float32
+    assert mytorch.jvp(lambda v: F.power(v, 2), (x,), (t,))[1].dtype == np.float32
+    assert F.erf_backward(t, x).dtype == np.float32
+    assert F.power_backward(t, x, 3)[0].dtype == np.float32
+    assert F.power_backward(t, 2, x)[1].dtype == np.float32

@@ -204,7 +204,8 @@ def test_check_primitive_catches_a_wrong_backward_rule_and_shrinks():
     message = str(info.value)
     assert "check_primitive('cube')" in message and "backward rule: gradient of input 0" in message
     assert "minimal example (shrunk by hypothesis)" in message
-    assert "# shape (1,) float64" in message or "# shape () float64" in message  # shrunk to one element
+    # shrunk to x = 1 against an adjoint of 1 somewhere: 2·1² where 3·1² was due
+    assert "got 2.0, expected 2.99999" in message or "got 2.0, expected 3.0" in message
 
 
 def test_check_primitive_catches_a_wrong_tangent_rule_unless_only_rev_is_asked():

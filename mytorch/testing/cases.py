@@ -60,9 +60,10 @@ class Example:
     params: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        lines = [f"input {i}: {_show(value)}" for i, value in enumerate(self.inputs)]
-        lines += [f"{name}={_show(value)}" for name, value in self.params.items()]
-        return "Example(\n  " + "\n  ".join(lines) + "\n)"
+        lines = [(f"input {i}: ", value) for i, value in enumerate(self.inputs)]
+        lines += [(f"{name}=", value) for name, value in self.params.items()]
+        shown = [label + _show(value).replace("\n", "\n" + " " * (len(label) + 2)) for label, value in lines]
+        return "Example(\n  " + "\n  ".join(shown) + "\n)"
 
     def astype(self, dtype: Any) -> Example:
         """The same example with its float arrays cast to `dtype` (constants untouched)."""
@@ -94,6 +95,9 @@ class Case:
     torch: Callable[..., Any] | None = None
     # (inputs, params, words the error must contain): a call the primitive must refuse.
     bad: tuple[tuple, dict, tuple[str, ...]] | None = None
+    # Inputs that select rather than take part (where's condition, cross_entropy's labels): an
+    # integer or bool array there leaves float32 math in float32.
+    index_inputs: tuple[int, ...] = ()
 
     def examples(self, dtype: Any = np.float64, *, ties: bool = False) -> st.SearchStrategy[Example]:
         """Examples of this primitive's arguments, float arrays of `dtype`."""
@@ -104,11 +108,13 @@ class Case:
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, torch: Callable[..., Any] | None = None, bad: tuple | None = None) -> Callable:
+def case(
+    name: str, torch: Callable[..., Any] | None = None, bad: tuple | None = None, index_inputs: tuple = ()
+) -> Callable:
     """Register the decorated `draw(draw, dtype, ties) -> Example` as the case of `name`."""
 
     def register(draw: Callable[[st.DrawFn, np.dtype, bool], Example]) -> Callable:
-        CASES[name] = Case(name, draw, torch, bad)
+        CASES[name] = Case(name, draw, torch, bad, index_inputs)
         return draw
 
     return register
@@ -353,12 +359,11 @@ def _select_case(name: str, torch_name: str) -> None:
         constant = draw(st.sampled_from([None, None, None, 0, 1]))
         if constant is None:  # even and odd multiples of the spacing never tie
             return Example(draw(non_tying_pairs(x_shape, y_shape, dtype)))
-        # An integer constant never ties an odd multiple of 0.05.
-        floats, _ = draw(non_tying_pairs(x_shape, (), dtype))
-        odd = (floats + np.asarray(0.05, dtype)).astype(dtype)
-        other = _constant_or(draw, y_shape, lambda: None, st.integers(-3, 3))
-        other = other if other is not None else draw(st.integers(-3, 3))
-        return Example((odd, other) if constant == 0 else (other, odd))
+        # An integer constant (array or number) never ties an odd multiple of the spacing.
+        _, odd = draw(non_tying_pairs((), x_shape, dtype))
+        whole = st.integers(-3, 3)
+        integer = draw(whole | hnp.arrays(np.int64, y_shape, elements=whole, fill=st.nothing()))
+        return Example((odd, integer) if constant == 0 else (integer, odd))
 
     case(name, torch=_select_torch(torch_name), bad=(*_MISMATCH[:2], (name, "(2, 3)", "(4, 5)")))(draw_select)
 
@@ -411,6 +416,7 @@ def _clip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     "where",
     torch=_torch("where"),
     bad=((np.ones(2, bool), np.ones((3,)), 0.0), {}, ("where", "(2,)", "(3,)")),
+    index_inputs=(0,),
 )
 def _where(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     c_shape, x_shape, y_shape = draw(_elementwise_shapes(3))
@@ -676,6 +682,7 @@ def _astype(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     "cross_entropy",
     torch=lambda z, t: _torch_cross_entropy(z, t),
     bad=((np.ones((2, 3)), np.zeros(4, np.int64)), {}, ("cross_entropy", "(2, 3)", "(4,)")),
+    index_inputs=(1,),
 )
 def _cross_entropy(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     lead = draw(shapes(min_dims=0, max_dims=2, max_side=3))
@@ -821,7 +828,7 @@ def _conv_case(name: str, dims: int) -> None:
         b = _values(draw, (out_channels,), dtype) if draw(st.booleans()) else None
         return Example((x, W, b), params)
 
-    def torch_conv(x: Any, W: Any, b: Any, **params: Any) -> Any:
+    def torch_conv(x: Any, W: Any, b: Any = None, **params: Any) -> Any:
         import torch
 
         return getattr(torch.nn.functional, name)(*_same_dtype(x, W), b, **params)

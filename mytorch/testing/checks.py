@@ -17,7 +17,6 @@ True
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -149,6 +148,25 @@ def _brief(array: Any, indent: int = 14) -> str:
 
 
 # ---- running a primitive and its rules -------------------------------------------------------
+
+
+def _keeps_dtype(example: Example, output_dtype: np.dtype, index_inputs: Sequence[int] = ()) -> bool:
+    """Whether float32 in must give float32 out: every float input and the output are float32,
+    and no integer array takes part in the arithmetic (numpy would promote that to float64)."""
+    floats = [v.dtype for v in example.inputs if _is_float(v)]
+    others = [i for i, v in enumerate(example.inputs) if isinstance(v, np.ndarray) and v.dtype.kind != "f"]
+    single = np.dtype(np.float32)
+    return (
+        bool(floats)
+        and all(d == single for d in floats)
+        and output_dtype == single
+        and all(i in index_inputs for i in others)
+    )
+
+
+def _index_inputs(primitive: Primitive) -> tuple[int, ...]:
+    case = CASES.get(primitive.name)
+    return case.index_inputs if case is not None else ()
 
 
 def _lookup(op: str | Primitive) -> Primitive:
@@ -286,8 +304,11 @@ def _finite_difference_comparisons(
                 problem=f"returned {len(grads)} gradients for {len(example.inputs)} inputs",
             )
         ]
+    output_dtype = _forward(primitive, example.inputs, example.params).dtype
+    keeps_dtype = _keeps_dtype(example, output_dtype, _index_inputs(primitive))
     for position in _float_positions(example):
         x = exact.inputs[position]
+        original = example.inputs[position].dtype
         label = f"input {position} (shape {x.shape} {example.inputs[position].dtype})"
         if "rev" in modes:
             columns = _columns_to_check(x.size, column_seed + position)
@@ -302,10 +323,15 @@ def _finite_difference_comparisons(
             problem = ""
             if got is not None and np.shape(got) != x.shape:
                 problem = f"has shape {np.shape(got)}, but its input has shape {x.shape}"
+            elif got is not None and keeps_dtype and np.asarray(got).dtype != original:
+                problem = f"has dtype {np.asarray(got).dtype}, but its input has dtype {original}"
             elif got is not None:
-                got = np.asarray(got, dtype=np.float64).reshape(-1)[columns]
+                got = np.asarray(got, dtype=np.float64).reshape(-1)
+                unchecked = np.setdiff1d(np.arange(x.size), columns)
+                numeric[unchecked] = got[unchecked]  # elements not sampled count as agreeing
+                got, numeric = got.reshape(x.shape), numeric.reshape(x.shape)
             comparisons.append(
-                _Comparison(f"backward rule: gradient of {label}", got, numeric[columns], atol, rtol, problem)
+                _Comparison(f"backward rule: gradient of {label}", got, numeric, atol, rtol, problem)
             )
         if "fwd" in modes:
             direction = tangents[position]
@@ -314,6 +340,8 @@ def _finite_difference_comparisons(
             problem = ""
             if got is not None and np.shape(got) != output.shape:
                 problem = f"has shape {np.shape(got)}, but the output has shape {output.shape}"
+            elif got is not None and keeps_dtype and np.asarray(got).dtype != output_dtype:
+                problem = f"has dtype {np.asarray(got).dtype}, but the output has dtype {output_dtype}"
             comparisons.append(
                 _Comparison(f"tangent rule: output tangent along {label}", got, numeric, atol, rtol, problem)
             )
@@ -368,12 +396,15 @@ def _torch_comparisons(
 # ---- the property checks -------------------------------------------------------------------------
 
 
-def _as_example(drawn: Any) -> Example:
+def _as_example(drawn: Any, primitive: Primitive) -> Example:
+    """A drawn Example, tuple of arguments, or single array, as an Example."""
     if isinstance(drawn, Example):
         return drawn
-    if isinstance(drawn, tuple):
-        return Example(drawn)
-    return Example((drawn,))
+    arguments = drawn if isinstance(drawn, tuple) else (drawn,)
+    if primitive.arity is None:  # the tuple is the sequence of inputs
+        return Example(arguments)
+    inputs, params = primitive._bind(arguments, {})  # trailing arguments are parameters (axis=...)
+    return Example(tuple(inputs), dict(params))
 
 
 def _least_precise(example: Example) -> np.dtype:
@@ -393,10 +424,10 @@ def _settings(max_examples: int | None) -> settings:
     )
 
 
-def _failure(title: str, example: Example, adjoint: Any, comparison: _Comparison, extra: str = "") -> str:
+def _failure(title: str, example: Example, adjoint: Any, comparison: _Comparison) -> str:
     return (
         f"{title}\n  {comparison.explain()}\n  minimal example (shrunk by hypothesis): {example!r}\n"
-        f"  output adjoint: {_brief(np.asarray(adjoint))}{extra}"
+        f"  output adjoint: {_brief(np.asarray(adjoint))}"
     )
 
 
@@ -406,6 +437,17 @@ def _crash(title: str, example: Example, adjoint: Any, error: Exception) -> str:
         f"  minimal example (shrunk by hypothesis): {example!r}\n"
         f"  output adjoint: {_brief(np.asarray(adjoint))}"
     )
+
+
+def _check_forward_dtype(primitive: Primitive, example: Example, output: np.ndarray) -> None:
+    """Float32 in, float32 out (unless an integer array takes part, as numpy promotes then)."""
+    if output.dtype == np.float64 and _keeps_dtype(example, np.dtype(np.float32), _index_inputs(primitive)):
+        if primitive.name == "astype" and example.params.get("dtype") == np.float64:
+            return  # asked for
+        raise GradientCheckError(
+            f"check_primitive({primitive.name!r}): float32 inputs gave a float64 output\n"
+            f"  minimal example (shrunk by hypothesis): {example!r}"
+        )
 
 
 def check_primitive(
@@ -424,7 +466,8 @@ def check_primitive(
     finite differences over generated inputs; raise `GradientCheckError` with a minimal example.
 
     `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
-    `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of inputs, or one array;
+    `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of arguments (the
+    inputs, then any parameters in order), or one array;
     by default the built-in case of `op` (`mytorch.testing.CASES`) in `dtype`. Float32 rules are
     compared with differences taken in float64. Returns a `CheckReport`.
 
@@ -437,7 +480,7 @@ def check_primitive(
     """
     primitive = _lookup(op)
     if inputs is None:
-        if primitive.name not in CASES or CASES[primitive.name].draw is None:
+        if primitive.name not in CASES:
             raise KeyError(f"check_primitive: no built-in inputs for {primitive.name!r}; pass inputs=")
         inputs = CASES[primitive.name].examples(dtype)
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
@@ -446,8 +489,9 @@ def check_primitive(
     @_settings(max_examples)
     @given(st.data())
     def run(data: st.DataObject) -> None:
-        example = _as_example(data.draw(inputs, label="example"))
+        example = _as_example(data.draw(inputs, label="example"), primitive)
         output = _forward(primitive, example.inputs, example.params)
+        _check_forward_dtype(primitive, example, output)
         out_dtype = output.dtype if output.dtype.kind == "f" else np.dtype(np.float64)
         least = min(_least_precise(example), out_dtype, key=lambda d: d.itemsize)
         default_atol, default_rtol = TOLERANCES["finite differences"].get(least, (1e-2, 1e-2))
@@ -467,6 +511,8 @@ def check_primitive(
             raise GradientCheckError(_crash(title, example, adjoint, error)) from error
         for comparison in comparisons:
             if not comparison.ok:
+                if comparison.problem:
+                    title = f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype"
                 raise GradientCheckError(_failure(title, example, adjoint, comparison))
         report._absorb(comparisons)
 
@@ -525,7 +571,3 @@ def check_against_torch(
         run = hypothesis_seed(seed)(run)
     run()
     return report
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)

@@ -100,12 +100,18 @@ class Program:
 
     def run_mytorch(self, leaves: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         """(values, loss) computed (and recorded) by mytorch's primitives."""
-        values = self.evaluate(leaves, lambda op, inputs, params: F.PRIMITIVES[op].apply(inputs, params))
+        values = self.evaluate(leaves, _call)
         loss = None
         for k, weight in self.weights.items():
             term = F.sum(F.mul(values[k], weight))
             loss = term if loss is None else F.add(loss, term)
         return values, loss
+
+
+def _call(op: str, inputs: tuple, params: dict) -> np.ndarray:
+    """One step, called as a user would (so defaults such as conv's bias=None fill in)."""
+    primitive = F.PRIMITIVES[op]
+    return primitive(list(inputs), **params) if primitive.arity is None else primitive(*inputs, **params)
 
 
 # ---- drawing programs --------------------------------------------------------------------------
@@ -321,6 +327,44 @@ def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None
     return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
 
 
+def _as_image(draw: st.DrawFn, values: list[np.ndarray], dims: int) -> list[Step] | None:
+    """A value reshaped to one channel of a batch of one: (1, 1, W) or (1, 1, H, W)."""
+    k = _pick(draw, values, lambda v: v.size > 0)
+    if k is None:
+        return None
+    size = values[k].size
+    height = draw(st.sampled_from([d for d in range(1, size + 1) if size % d == 0])) if dims == 2 else 1
+    spatial = (height, size // height) if dims == 2 else (size,)
+    return [Step("reshape", (k,), {"shape": (1, 1, *spatial)})]
+
+
+def _leaf_conv(dims: int) -> Callable:
+    """A value as an image, a new kernel leaf, and a convolution (with stride and padding)."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+        steps = _as_image(draw, values, dims)
+        if steps is None:
+            return None
+        spatial = steps[0].params["shape"][2:]
+        kernel = tuple(draw(st.integers(1, min(3, n))) for n in spatial)
+        out_channels = draw(st.integers(1, 2))
+        weight = draw(float_arrays((out_channels, 1, *kernel), low=-1.0, high=1.0))
+        params = {"stride": draw(st.integers(1, 2)), "padding": draw(st.integers(0, 1))}
+        image, leaf = len(values), len(values) + 1
+        return [*steps, Step("leaf", params={"value": weight}), Step(f"conv{dims}d", (image, leaf), params)]
+
+    return propose
+
+
+def _max_pool2d(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+    steps = _as_image(draw, values, 2)
+    if steps is None or not _no_ties(values[steps[0].operands[0]], None):
+        return None
+    spatial = steps[0].params["shape"][2:]
+    kernel = tuple(draw(st.integers(1, min(2, n))) for n in spatial)
+    return [*steps, Step("max_pool2d", (len(values),), {"kernel_size": kernel})]
+
+
 def _cross_entropy(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
     k = _pick(draw, values, lambda v: v.ndim >= 1 and v.shape[-1] >= 1 and v.size > 0)
     if k is None:
@@ -370,13 +414,16 @@ MENU: dict[str, Callable] = {
     "where": _where,
     "clip": _clip,
     "cross_entropy": _cross_entropy,
+    "conv1d": _leaf_conv(1),
+    "conv2d": _leaf_conv(2),
+    "max_pool2d": _max_pool2d,
 }
 
 
 def _evaluate(step: Step, values: list[np.ndarray]) -> np.ndarray:
     inputs = tuple(values[a] if isinstance(a, int) else a.value for a in step.operands)
     with no_grad():
-        return F.PRIMITIVES[step.op].apply(inputs, step.params)
+        return _call(step.op, inputs, step.params)
 
 
 @st.composite
