@@ -598,14 +598,17 @@ pad = primitive(
 
 
 def _logsumexp(x: np.ndarray, axis: Any = -1, keepdims: bool = False) -> np.ndarray:
-    shift = np.max(x, axis=axis, keepdims=True) if np.size(x) else 0
+    # (the shift of an empty array is a zero of its dtype: a Python 0 would come back from
+    # np.where as an int64 array, and float32 + int64 is float64)
+    shift = np.max(x, axis=axis, keepdims=True) if np.size(x) else np.asarray(x).dtype.type(0)
     shift = np.where(np.isfinite(shift), shift, 0)  # all -inf rows stay -inf, not nan
     total = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
     return total if keepdims else np.squeeze(total, axis=axis)
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    shift = np.max(x, axis=axis, keepdims=True) if np.size(x) else 0  # an empty array has no max
+    shifted = np.exp(x - shift)
     return shifted / np.sum(shifted, axis=axis, keepdims=True)
 
 

@@ -46,6 +46,21 @@ def test_random_programs_match_pytorch():
     assert PROGRAMS["PyTorch"] - before >= 5 * settings.default.max_examples
 
 
+@pytest.mark.torch
+def test_random_float32_programs_match_pytorch_and_stay_float32():
+    pytest.importorskip("torch")
+    before = PROGRAMS["PyTorch"]
+
+    @settings(max_examples=4 * settings.default.max_examples, **FUZZ_SETTINGS)
+    @given(programs(dtype=np.float32))
+    def run(program):
+        compare_with_torch(program)  # every value, gradient, tangent and product must be float32
+        PROGRAMS["PyTorch"] += 1
+
+    run()
+    assert PROGRAMS["PyTorch"] - before >= 2 * settings.default.max_examples
+
+
 def test_random_programs_match_finite_differences():
     before = PROGRAMS["finite differences"]
 

@@ -212,3 +212,13 @@ def test_float32_stays_float32_through_erf_power_and_cross_entropy():
     assert F.erf_backward(t, x).dtype == np.float32
     assert F.power_backward(t, x, 3)[0].dtype == np.float32
     assert F.power_backward(t, 2, x)[1].dtype == np.float32
+
+
+def test_softmax_family_of_an_empty_array():
+    # Found by the fuzzer: softmax of an empty array raised (np.max of nothing), and log_softmax /
+    # logsumexp of an empty float32 array came back float64 (a Python 0 shift became an int64 array).
+    assert F.softmax(np.zeros((0,))).shape == (0,)
+    assert F.log_softmax(np.zeros((2, 0), np.float32)).dtype == np.float32
+    with np.errstate(divide="ignore"):
+        total = F.logsumexp(np.zeros((3, 0), np.float32))
+    assert total.dtype == np.float32 and np.all(total == -np.inf)

@@ -473,7 +473,7 @@ _extremum_case("min", "amin")
     bad=(*_AXIS_OUT_OF_RANGE[:2], ("logsumexp", *_AXIS_OUT_OF_RANGE[2])),
 )
 def _logsumexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(shapes())
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))  # over an empty axis: -inf
     params = _reduction_args(draw, len(shape), default_axis=-1)
     if not shape and "axis" not in params:
         params["axis"] = None  # a 0-d array has no axis -1
@@ -482,7 +482,7 @@ def _logsumexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 def _softmax_case(name: str) -> None:
     def draw_softmax(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-        shape = draw(shapes(min_dims=1))
+        shape = draw(st.one_of(shapes(min_dims=1), shapes(min_dims=1, min_side=0)))
         axis = draw(st.integers(-len(shape), len(shape) - 1))
         params = {} if axis == -1 and draw(st.booleans()) else {"axis": axis}
         return Example((_values(draw, shape, dtype, low=-5.0, high=5.0),), params)

@@ -323,7 +323,7 @@ def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None
     inner, out = values[k].shape[-1], draw(st.integers(1, 3))
     if not _size_ok(values[k].shape[:-1] + (out,)) or not _size_ok((inner, out)):
         return None
-    weight = draw(float_arrays((inner, out), low=-1.0, high=1.0))
+    weight = draw(float_arrays((inner, out), values[k].dtype, low=-1.0, high=1.0))
     return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
 
 
@@ -348,7 +348,8 @@ def _leaf_conv(dims: int) -> Callable:
         spatial = steps[0].params["shape"][2:]
         kernel = tuple(draw(st.integers(1, min(3, n))) for n in spatial)
         out_channels = draw(st.integers(1, 2))
-        weight = draw(float_arrays((out_channels, 1, *kernel), low=-1.0, high=1.0))
+        dtype = values[steps[0].operands[0]].dtype
+        weight = draw(float_arrays((out_channels, 1, *kernel), dtype, low=-1.0, high=1.0))
         params = {"stride": draw(st.integers(1, 2)), "padding": draw(st.integers(0, 1))}
         image, leaf = len(values), len(values) + 1
         return [*steps, Step("leaf", params={"value": weight}), Step(f"conv{dims}d", (image, leaf), params)]
@@ -428,12 +429,19 @@ def _evaluate(step: Step, values: list[np.ndarray]) -> np.ndarray:
 
 @st.composite
 def programs(
-    draw: st.DrawFn, *, max_inputs: int = 3, max_steps: int = 8, ops: tuple[str, ...] | None = None
+    draw: st.DrawFn,
+    *,
+    max_inputs: int = 3,
+    max_steps: int = 8,
+    ops: tuple[str, ...] | None = None,
+    dtype: Any = np.float64,
 ) -> Program:
-    """Random programs: 1..max_inputs inputs of broadcastable shapes, then 1..max_steps calls."""
+    """Random programs: 1..max_inputs inputs (float arrays of `dtype`) of broadcastable shapes,
+    then 1..max_steps calls."""
     menu = list(MENU) if ops is None else list(ops)
     shapes = draw(broadcastable_shapes(draw(st.integers(1, max_inputs)), max_dims=3, max_side=3))
-    steps = [Step("leaf", params={"value": draw(float_arrays(s, low=-2.0, high=2.0))}) for s in shapes]
+    leaf = lambda shape: draw(float_arrays(shape, dtype, low=-2.0, high=2.0))
+    steps = [Step("leaf", params={"value": leaf(s)}) for s in shapes]
     values = [step.params["value"] for step in steps]
     for _ in range(draw(st.integers(1, max_steps))):
         proposal = MENU[draw(st.sampled_from(menu))](draw, values)
@@ -444,7 +452,7 @@ def programs(
             steps.append(step)
     used = {a for step in steps for a in step.operands if isinstance(a, int)}
     sinks = [k for k in range(len(steps)) if k not in used and steps[k].op != "leaf"]
-    weights = {k: draw(float_arrays(values[k].shape, low=-1.0, high=1.0)) for k in sinks}
+    weights = {k: draw(float_arrays(values[k].shape, dtype, low=-1.0, high=1.0)) for k in sinks}
     return Program(steps, weights)
 
 
@@ -466,17 +474,17 @@ def mytorch_run(program: Program, leaves: list[np.ndarray]) -> tuple:
         adjoints = engine.walk_backward(len(engine.operation_list) - 1, np.ones_like(loss), stop=mark[0])
         assert engine.operation_list[-1].output is loss
         grads = [adjoints.get(id(leaf), np.zeros_like(leaf)) for leaf in leaves]
-        return [np.array(v) for v in values], float(loss), grads
+        return [np.array(v) for v in values], np.array(loss), grads
     finally:
         engine.cut_back(mark)
 
 
-def _tangent_mytorch(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> float:
+def _tangent_mytorch(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> np.ndarray:
     """The loss's derivative along `directions`, by forward mode (tangent rules)."""
     import mytorch
 
     _, tangent = mytorch.jvp(lambda *xs: program.run_mytorch(list(xs))[1], leaves, directions)
-    return float(tangent)
+    return np.asarray(tangent)
 
 
 def _hvp_mytorch(
@@ -540,7 +548,11 @@ def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.n
     )
 
 
-def _assert_close(what: str, got: Any, expected: Any, program: Program, rtol: float, atol: float) -> None:
+def _assert_close(
+    what: str, got: Any, expected: Any, program: Program, rtol: float, atol: float, dtype: Any = None
+) -> None:
+    if dtype is not None and np.asarray(got).dtype != dtype:
+        raise AssertionError(f"fuzz: {what} has dtype {np.asarray(got).dtype}, not {np.dtype(dtype)}\n{program!r}")
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
         raise AssertionError(
@@ -548,32 +560,36 @@ def _assert_close(what: str, got: Any, expected: Any, program: Program, rtol: fl
         )
 
 
-def compare_with_torch(
-    program: Program, *, second_order: bool = True, rtol: float = 1e-6, atol: float = 1e-8
-) -> None:
-    """Values, gradients and a Hessian-vector product against PyTorch (float64). Raises AssertionError."""
+# (rtol, atol) for values and first derivatives, then for the Hessian-vector product, by dtype.
+TORCH_TOLERANCES = {
+    np.dtype(np.float64): ((1e-6, 1e-8), (1e-5, 1e-7)),
+    np.dtype(np.float32): ((2e-3, 2e-4), (1e-2, 1e-3)),
+}
+
+
+def compare_with_torch(program: Program, *, second_order: bool = True) -> None:
+    """Values, gradients, a forward-mode derivative and a Hessian-vector product against PyTorch,
+    in the program's dtype (which every one of them must keep). Raises AssertionError."""
     leaves = _leaves(program)
+    dtype = leaves[0].dtype
+    (rtol, atol), (second_rtol, second_atol) = TORCH_TOLERANCES[dtype]
     rng = np.random.default_rng(len(program.steps))
-    directions = [rng.uniform(-1, 1, leaf.shape) for leaf in leaves]
+    directions = [rng.uniform(-1, 1, leaf.shape).astype(dtype) for leaf in leaves]
     values, loss, grads = mytorch_run(program, leaves)
     twin_values, twin_loss, twin_grads, twin_hvp = _torch_run(program, leaves, directions)
     for k, (mine, theirs) in enumerate(zip(values, twin_values)):
-        _assert_close(f"value v{k}", mine, theirs, program, rtol, atol)
-    _assert_close("loss", loss, twin_loss, program, rtol, atol)
+        _assert_close(f"value v{k}", mine, theirs, program, rtol, atol, dtype)
+    _assert_close("loss", loss, twin_loss, program, rtol, atol, dtype)
     for k, mine, theirs in zip(program.leaves, grads, twin_grads):
-        _assert_close(f"gradient of the loss with respect to v{k}", mine, theirs, program, rtol, atol)
-    expected_tangent = sum(float(np.sum(g * v)) for g, v in zip(twin_grads, directions))
-    _assert_close(
-        "forward-mode derivative of the loss along a random direction",
-        _tangent_mytorch(program, leaves, directions),
-        expected_tangent,
-        program,
-        rtol,
-        atol,
-    )
+        _assert_close(f"gradient of the loss with respect to v{k}", mine, theirs, program, rtol, atol, dtype)
+    expected_tangent = sum(float(np.sum(g.astype(np.float64) * v)) for g, v in zip(twin_grads, directions))
+    tangent = _tangent_mytorch(program, leaves, directions)
+    what = "forward-mode derivative of the loss along a random direction"
+    _assert_close(what, tangent, expected_tangent, program, rtol, atol, dtype)
     if second_order:
         for k, mine, theirs in zip(program.leaves, _hvp_mytorch(program, leaves, directions), twin_hvp):
-            _assert_close(f"Hessian-vector product, component v{k}", mine, theirs, program, 1e-5, 1e-7)
+            what = f"Hessian-vector product, component v{k}"
+            _assert_close(what, mine, theirs, program, second_rtol, second_atol, dtype)
 
 
 def compare_with_finite_differences(
