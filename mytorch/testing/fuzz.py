@@ -552,7 +552,8 @@ def _assert_close(
     what: str, got: Any, expected: Any, program: Program, rtol: float, atol: float, dtype: Any = None
 ) -> None:
     if dtype is not None and np.asarray(got).dtype != dtype:
-        raise AssertionError(f"fuzz: {what} has dtype {np.asarray(got).dtype}, not {np.dtype(dtype)}\n{program!r}")
+        kind = np.asarray(got).dtype
+        raise AssertionError(f"fuzz: {what} has dtype {kind}, not {np.dtype(dtype)}\n{program!r}")
     got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
         raise AssertionError(
