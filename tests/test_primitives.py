@@ -187,6 +187,10 @@ def test_user_primitive_records_checks_and_transforms_like_a_builtin():
         np.testing.assert_allclose(mytorch.grad(lambda v: F.sum(softplus(v)))(x), sigmoid)
         second = mytorch.grad(lambda v: F.sum(mytorch.grad(lambda u: F.sum(softplus(u)))(v)))(x)
         np.testing.assert_allclose(second, sigmoid * (1 - sigmoid))
+        _, tangent = mytorch.jvp(lambda v: F.sum(softplus(v)), (x,), (np.ones_like(x),))
+        np.testing.assert_allclose(tangent, np.sum(sigmoid))
+        hessian = mytorch.hessian(lambda v: F.sum(softplus(v)))(x)
+        np.testing.assert_allclose(hessian, np.diag(sigmoid * (1 - sigmoid)), atol=1e-15)
 
 
 def test_registering_a_user_primitive_is_opt_in():
