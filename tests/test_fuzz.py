@@ -118,3 +118,15 @@ def test_programs_are_printed_readably(program):
     assert text.startswith("Program(") and "loss = sum(w" in text
     assert all(f"v{k} =" in text for k in range(len(program.steps)))
     assert np.all([np.isfinite(program.steps[k].params["value"]).all() for k in program.leaves])
+
+
+def test_power_hessian_is_symmetric_where_pytorch_is_not():
+    # The float32 fuzz run (deep profile) once disagreed with PyTorch on tanh(x ** p) at x = 1,
+    # p = 0: PyTorch's pow backward masks the base's gradient where the exponent is 0, so its
+    # ∂²/∂p∂x is 0 while ∂²/∂x∂p is sech²(1). mytorch gives sech²(1) both ways, which is right.
+    import mytorch
+
+    H = mytorch.hessian(lambda x, p: F.tanh(F.power(x, p)), argnums=(0, 1))(np.array(1.0), np.array(0.0))
+    sech2 = 1 / np.cosh(1.0) ** 2
+    hessian = [[H[0][0], H[0][1]], [H[1][0], H[1][1]]]
+    np.testing.assert_allclose(hessian, [[0.0, sech2], [sech2, 0.0]], atol=1e-12)
