@@ -244,13 +244,13 @@ class Autograd:
         memory = self.gradient_buffer
         wanted = None if inputs is None else self._paths_from(inputs, start)
         adjoints = self.walk_backward(start, seed, create_graph=create_graph, freed=memory, wanted=wanted)
+        stored = {id(seed)}  # arrays the buffer must not alias: the user's seed, earlier leaves' gradients
         for key, adjoint in adjoints.items():
             array = memory._arrays.get(key)
             if array is not None:
                 previous = memory.memory[key]
                 if previous is None or previous is _FREED:
-                    # A copy: the walk's adjoints may be read-only broadcasts or shared by two leaves.
-                    memory.memory[key] = adjoint if create_graph else np.array(adjoint)
+                    memory.memory[key] = adjoint if create_graph else _own_copy(adjoint, stored)
                 else:
                     memory.memory[key] = previous + adjoint
         if not create_graph:
@@ -402,6 +402,19 @@ class Autograd:
         self._release()
         self.operation_list = []
         self.gradient_buffer.clear()
+
+
+def _own_copy(adjoint: np.ndarray, stored: set[int]) -> np.ndarray:
+    """`adjoint` itself when it is a fresh array no other gradient shares, else a copy.
+
+    The walk passes arrays through (add gives both inputs the same one) and hands out views
+    (reshape) and read-only broadcasts (sum); a user who scales one gradient in place must not
+    change another.
+    """
+    if adjoint.base is None and adjoint.flags.writeable and id(adjoint) not in stored:
+        stored.add(id(adjoint))
+        return adjoint
+    return np.array(adjoint)
 
 
 def _functional() -> Any:

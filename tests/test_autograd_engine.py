@@ -425,3 +425,15 @@ def test_backward_for_chosen_inputs_skips_the_others():
     full.backward(L)
     np.testing.assert_allclose(dW, grad_of(W, full), rtol=1e-14)
     assert np.any(grad_of(X, full) != 0)
+
+
+def test_leaf_gradients_never_alias_the_seed_or_each_other():
+    x, y = np.ones(3), np.ones(3)
+    seed = np.full(3, 2.0)
+    F.add(x, y)
+    mytorch.backward(seed)  # add hands the seed itself to both inputs
+    gx, gy = grad_of(x), grad_of(y)
+    assert gx is not seed and gy is not seed and gx is not gy
+    gx *= 10
+    np.testing.assert_array_equal(gy, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(seed, [2.0, 2.0, 2.0])
