@@ -604,7 +604,8 @@ def _logsumexp(x: np.ndarray, axis: Any = -1, keepdims: bool = False) -> np.ndar
     # np.where as an int64 array, and float32 + int64 is float64)
     shift = np.max(x, axis=axis, keepdims=True) if np.size(x) else np.asarray(x).dtype.type(0)
     shift = np.where(np.isfinite(shift), shift, 0)  # all -inf rows stay -inf, not nan
-    total = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    with np.errstate(divide="ignore"):  # an empty (or all -inf) row sums to 0: its log is -inf
+        total = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
     return total if keepdims else np.squeeze(total, axis=axis)
 
 

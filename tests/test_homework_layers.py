@@ -144,7 +144,7 @@ def test_softmaxXentropy_forward():
 
     torch_l1 = torch_linear(l1)
     torch_loss = torch.nn.CrossEntropyLoss()
-    torch_a1_out = torch_loss(torch_l1(torch.DoubleTensor(x)), torch.LongTensor(np.array([2]))).reshape(1)
+    torch_a1_out = torch_loss(torch_l1(torch.DoubleTensor(np.array(x))), torch.LongTensor(np.array([2]))).reshape(1)
 
     compare_np_torch(a1_out, torch_a1_out)
     assert test_loss.loss_val is a1_out
@@ -211,7 +211,7 @@ def test_mseloss():
     mse_loss.backward()
 
     torch_l1 = torch_linear(l1)
-    torch_loss = torch.nn.MSELoss()(torch_l1(torch.DoubleTensor(x)), torch.DoubleTensor(y))
+    torch_loss = torch.nn.MSELoss()(torch_l1(torch.DoubleTensor(np.array(x))), torch.DoubleTensor(y))
     torch_loss.backward()
     compare_np_torch(mse_loss.loss_val, torch_loss)
     compare_np_torch(l1.dW, torch_l1.weight.grad)
@@ -238,7 +238,7 @@ def test_hand_recorded_operations_beside_layers():
     torch_l1 = torch_linear(l1)
     torch_scale = torch.DoubleTensor(scale)
     torch_scale.requires_grad = True
-    (torch_l1(torch.DoubleTensor(x)) * torch_scale).sum().backward()
+    (torch_l1(torch.DoubleTensor(np.array(x))) * torch_scale).sum().backward()
     compare_np_torch(l1.dW, torch_l1.weight.grad)
     compare_np_torch(autograd.memory_buffer.get_param(scale), torch_scale.grad)
     assert len(autograd.memory_buffer.memory) >= 4  # x, W, b, scale tracked (and the intermediates)
