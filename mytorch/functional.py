@@ -104,16 +104,7 @@ class Primitive:
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         if kwargs or len(args) != self._plain_arity:
             return self.apply(*self._bind(args, kwargs))
-        # The hot path, inlined: it runs for every operation and for every step of every rule.
-        try:
-            output = self.forward(*args)
-        except (ValueError, TypeError, IndexError) as error:
-            raise _explained(self.name, args, error) from error
-        if type(output) is not np.ndarray:
-            output = np.asarray(output)  # numpy hands back scalars for 0-d results
-        if _state.recording:
-            (_state.engine or engine())._record(self, args, output, _NO_PARAMS)
-        return output
+        return self.apply(args, _NO_PARAMS)
 
     def apply(self, inputs: tuple, params: dict) -> np.ndarray:
         """Compute the forward rule on `inputs` and record it on the current engine."""
