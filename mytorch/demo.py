@@ -274,7 +274,7 @@ def train_iris(epochs: int = 100, seed: int = 0, hidden: int = 16, lr: float = 0
             optimizer.step()
             total += float(loss) * len(batch)
         result.losses.append(total / len(order))
-        bar.set_postfix(loss=f"{result.losses[-1]:.4f}")
+        bar.set_postfix(loss=f"{result.losses[-1]:.4f}", refresh=False)  # redraw at tqdm's own pace
     engine.zero_grad()
 
     with no_grad():
