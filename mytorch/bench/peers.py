@@ -49,6 +49,36 @@ def torch_mlp(d: dict[str, Any]) -> Gradients:
     return grads
 
 
+def _torch_leaves(d: dict[str, Any]) -> list[Any]:
+    import torch
+
+    return [torch.from_numpy(p.copy()).requires_grad_() for p in d["params"]]
+
+
+def torch_conv(d: dict[str, Any]) -> Gradients:
+    import torch
+    import torch.nn.functional as TF
+
+    K, c, V, v = params = _torch_leaves(d)
+    X, labels = torch.from_numpy(d["X"]), torch.from_numpy(d["y"])
+    hidden = TF.max_pool2d(torch.relu(TF.conv2d(X, K, c, padding=1)), 2)
+    TF.cross_entropy(TF.linear(hidden.reshape(len(labels), -1), V, v), labels).backward()
+    return [p.grad.numpy() for p in params]
+
+
+def torch_rnn(d: dict[str, Any]) -> Gradients:
+    import torch
+    import torch.nn.functional as TF
+
+    W_ih, W_hh, b_ih, b_hh, V, v = params = _torch_leaves(d)
+    X, labels = torch.from_numpy(d["X"]), torch.from_numpy(d["y"])
+    h = torch.zeros(X.shape[1], W_hh.shape[0], dtype=X.dtype)
+    for x in X:
+        h = torch.tanh(TF.linear(x, W_ih, b_ih) + TF.linear(h, W_hh, b_hh))
+    TF.cross_entropy(TF.linear(h, V, v), labels).backward()
+    return [p.grad.numpy() for p in params]
+
+
 # ---- HIPS autograd ---------------------------------------------------------------------------
 
 
@@ -86,6 +116,26 @@ def autograd_mlp(d: dict[str, Any]) -> Gradients:
     return list(grads)
 
 
+def _rnn_loss(xp: Any, params: list[Any], d: dict[str, Any]) -> Any:
+    """The RNN step's loss written against a NumPy-like module `xp` (autograd.numpy or mygrad)."""
+    W_ih, W_hh, b_ih, b_hh, V, v = params
+    X, labels = d["X"], d["y"]
+    h = np.zeros((X.shape[1], d["params"][1].shape[0]))
+    for x in X:
+        h = xp.tanh(xp.matmul(x, W_ih.T) + b_ih + xp.matmul(h, W_hh.T) + b_hh)
+    logits = xp.matmul(h, V.T) + v
+    shifted = logits - xp.max(logits, axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    return -xp.sum(log_probs[np.arange(len(labels)), labels]) / len(labels)
+
+
+def autograd_rnn(d: dict[str, Any]) -> Gradients:
+    import autograd
+    import autograd.numpy as anp
+
+    return list(autograd.grad(lambda params: _rnn_loss(anp, params, d))(d["params"]))
+
+
 # ---- MyGrad ----------------------------------------------------------------------------------
 
 
@@ -119,8 +169,17 @@ def mygrad_mlp(d: dict[str, Any]) -> Gradients:
     return grads
 
 
+def mygrad_rnn(d: dict[str, Any]) -> Gradients:
+    import mygrad as mg
+
+    params = [mg.tensor(p) for p in d["params"]]
+    _rnn_loss(mg, params, d).backward()
+    return [p.grad for p in params]
+
+
+# peer -> (module, {workload kind: implementation}); HIPS autograd and MyGrad have no conv2d
 PEERS: dict[str, tuple[str, dict[str, Callable[[dict[str, Any]], Gradients]]]] = {
-    "PyTorch": ("torch", {"chain": torch_chain, "mlp": torch_mlp}),
-    "HIPS autograd": ("autograd", {"chain": autograd_chain, "mlp": autograd_mlp}),
-    "MyGrad": ("mygrad", {"chain": mygrad_chain, "mlp": mygrad_mlp}),
+    "PyTorch": ("torch", {"chain": torch_chain, "mlp": torch_mlp, "conv": torch_conv, "rnn": torch_rnn}),
+    "HIPS autograd": ("autograd", {"chain": autograd_chain, "mlp": autograd_mlp, "rnn": autograd_rnn}),
+    "MyGrad": ("mygrad", {"chain": mygrad_chain, "mlp": mygrad_mlp, "rnn": mygrad_rnn}),
 }

@@ -24,7 +24,7 @@ class Workload:
     """One row of the benchmark table."""
 
     name: str
-    kind: str  # "chain" or "mlp": which peer implementation applies
+    kind: str  # "chain", "mlp", "conv" or "rnn": which peer implementation applies
     description: str
     target: str  # what mytorch should reach, as the issue states it
     make_data: Callable[[], dict[str, Any]]
@@ -153,6 +153,109 @@ def mlp_mytorch(d: dict[str, Any]) -> Gradients:
     return grads
 
 
+# ---- a conv step: conv2d 3->8 (3x3, padding 1), ReLU, 2x2 max-pool, linear to 10, mean CE ------
+
+CONV_SHAPE = (32, 3, 16, 16)  # N, C, H, W
+
+
+def conv_data() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    n, channels, height, width = CONV_SHAPE
+    features = 8 * (height // 2) * (width // 2)
+    return {
+        "X": rng.normal(size=CONV_SHAPE),
+        "y": rng.integers(0, 10, n),
+        "params": [
+            rng.normal(scale=0.2, size=(8, channels, 3, 3)), rng.normal(scale=0.1, size=8),
+            rng.normal(scale=0.02, size=(10, features)), rng.normal(scale=0.1, size=10),
+        ],
+    }
+
+
+def _softmax_ce_grad(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    probs[np.arange(len(labels)), labels] -= 1
+    return probs / len(labels)
+
+
+def conv_numpy(d: dict[str, Any]) -> Gradients:
+    X, labels, (K, c, V, v) = d["X"], d["y"], d["params"]
+    n, _, height, width = X.shape
+    padded = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))  # n,C,H,W,3,3
+    conv = np.einsum("nchwij,fcij->nfhw", windows, K, optimize=True) + c[:, None, None]
+    active = np.maximum(conv, 0)
+    blocks = active.reshape(n, 8, height // 2, 2, width // 2, 2)
+    pooled = blocks.max(axis=(3, 5))
+    logits = pooled.reshape(n, -1) @ V.T + v
+    g = _softmax_ce_grad(logits, labels)
+    grad_V, grad_v = g.T @ pooled.reshape(n, -1), g.sum(axis=0)
+    g = (g @ V).reshape(pooled.shape)
+    winners = blocks == pooled[:, :, :, None, :, None]  # ties are measure-zero on this data
+    g = (winners * g[:, :, :, None, :, None]).reshape(active.shape) * (conv > 0)
+    grad_K = np.einsum("nchwij,nfhw->fcij", windows, g, optimize=True)
+    return [grad_K, g.sum(axis=(0, 2, 3)), grad_V, grad_v]
+
+
+def conv_mytorch(d: dict[str, Any]) -> Gradients:
+    X, labels, params = d["X"], d["y"], d["params"]
+    K, c, V, v = params
+    engine = Autograd()
+    hidden = F.max_pool2d(F.relu(F.conv2d(X, K, c, padding=1)), 2)
+    loss = F.cross_entropy(F.linear(F.reshape(hidden, (len(labels), -1)), V, v), labels)
+    engine.backward(loss, inputs=params)
+    return [engine.gradient_buffer.get_param(p) for p in params]
+
+
+# ---- an RNN step: 10 steps of h = tanh(x Wihᵀ + bih + h Whhᵀ + bhh), linear to 10, mean CE -----
+
+RNN_STEPS, RNN_BATCH, RNN_INPUT, RNN_HIDDEN = 10, 32, 16, 64
+
+
+def rnn_data() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    scale = 1 / np.sqrt(RNN_HIDDEN)
+    return {
+        "X": rng.normal(size=(RNN_STEPS, RNN_BATCH, RNN_INPUT)),
+        "y": rng.integers(0, 10, RNN_BATCH),
+        "params": [  # W_ih, W_hh, b_ih, b_hh, V, v
+            rng.uniform(-scale, scale, shape)
+            for shape in [(RNN_HIDDEN, RNN_INPUT), (RNN_HIDDEN, RNN_HIDDEN), RNN_HIDDEN, RNN_HIDDEN,
+                          (10, RNN_HIDDEN), 10]
+        ],
+    }
+
+
+def rnn_numpy(d: dict[str, Any]) -> Gradients:
+    X, labels, (W_ih, W_hh, b_ih, b_hh, V, v) = d["X"], d["y"], d["params"]
+    states = [np.zeros((RNN_BATCH, RNN_HIDDEN))]
+    for x in X:
+        states.append(np.tanh(x @ W_ih.T + b_ih + states[-1] @ W_hh.T + b_hh))
+    g = _softmax_ce_grad(states[-1] @ V.T + v, labels)
+    grads = [np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros_like(b_ih), None, g.T @ states[-1], g.sum(0)]
+    g = g @ V
+    for t in range(RNN_STEPS - 1, -1, -1):  # backpropagation through time
+        g = g * (1 - states[t + 1] ** 2)
+        grads[0] += g.T @ X[t]
+        grads[1] += g.T @ states[t]
+        grads[2] += g.sum(axis=0)
+        g = g @ W_hh
+    grads[3] = grads[2].copy()
+    return grads
+
+
+def rnn_mytorch(d: dict[str, Any]) -> Gradients:
+    X, labels, params = d["X"], d["y"], d["params"]
+    W_ih, W_hh, b_ih, b_hh, V, v = params
+    engine = Autograd()
+    h = np.zeros((RNN_BATCH, RNN_HIDDEN))
+    for x in X:
+        h = F.tanh(F.add(F.linear(x, W_ih, b_ih), F.linear(h, W_hh, b_hh)))
+    engine.backward(F.cross_entropy(F.linear(h, V, v), labels), inputs=params)
+    return [engine.gradient_buffer.get_param(p) for p in params]
+
+
 def workloads() -> list[Workload]:
     """The benchmark's rows."""
     chain_links = 500  # 2000 operations
@@ -173,6 +276,14 @@ def workloads() -> list[Workload]:
         Workload(
             "B2 MLP N=32", "mlp", "the same MLP step at batch 32", "<= 1.3x hand-written",
             mlp_data(32), mlp_numpy, implementations={"mytorch": mlp_mytorch},
+        ),
+        Workload(
+            "conv step", "conv", "conv2d 3->8 3x3 pad 1, ReLU, max-pool 2, linear, CE on (32, 3, 16, 16)",
+            "(no target set)", conv_data, conv_numpy, implementations={"mytorch": conv_mytorch},
+        ),
+        Workload(
+            "RNN step", "rnn", "10-step tanh RNN, batch 32, 16 -> 64 hidden, linear, CE (BPTT)",
+            "(no target set)", rnn_data, rnn_numpy, implementations={"mytorch": rnn_mytorch},
         ),
         Workload(
             "B3 chain 1e5", "chain", "100,000-op chain on (1,), forward+backward", "< 1.5 s",
