@@ -66,6 +66,9 @@ class Primitive:
         self._input_count = 1 if arity is None else arity
         # Calls with exactly this many positional arguments skip binding (the hot path).
         self._plain_arity = arity if arity is not None and len(self._names) == arity else -1
+        # The parameters (after the inputs): their positions, and the defaults of those that have one.
+        self._param_position = {n: i for i, n in enumerate(self._names[self._input_count :])}
+        self._param_defaults = {n: v for n, v in self._defaults.items() if n in self._param_position}
         self.backward = self._make_backward()
         if register:
             PRIMITIVES[name] = self
@@ -78,6 +81,17 @@ class Primitive:
         count = self._input_count
         if not kwargs and len(args) == self._plain_arity:
             return args, _NO_PARAMS
+        if self.arity is not None and count <= len(args) <= len(self._names):
+            # Inputs by position, parameters by position or keyword (sum(x, axis=0)): the usual
+            # call, bound without building the whole table; anything else takes the careful path.
+            given = len(args) - count
+            position = self._param_position
+            if all(position.get(name, -1) >= given for name in kwargs):
+                params = dict(self._param_defaults)
+                params.update(zip(position, args[count:]))
+                params.update(kwargs)
+                if len(params) == len(position):
+                    return args[:count], params
         names = self._names
         if self.arity is None:  # one sequence of inputs, then the parameters
             if not args:
