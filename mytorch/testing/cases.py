@@ -65,6 +65,15 @@ class Example:
         shown = [label + _show(value).replace("\n", "\n" + " " * (len(label) + 2)) for label, value in lines]
         return "Example(\n  " + "\n  ".join(shown) + "\n)"
 
+    @property
+    def float_positions(self) -> list[int]:
+        """Where the float arrays sit among the inputs: the ones differentiated (the rest are constants).
+
+        >>> Example((np.ones(2), 3, np.arange(2), np.zeros(1))).float_positions
+        [0, 3]
+        """
+        return [i for i, v in enumerate(self.inputs) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+
     def astype(self, dtype: Any) -> Example:
         """The same example with its float arrays cast to `dtype` (constants untouched)."""
         cast = tuple(

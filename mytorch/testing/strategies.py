@@ -292,7 +292,8 @@ def distinct_arrays(
         steps = hnp.arrays(
             np.int64, concrete, elements=st.integers(-reach // 2, reach // 2), unique=True, fill=st.nothing()
         )
-        return steps.map(lambda k: (k * spacing).astype(dtype))
+        # np.asarray: for shape () the product is a NumPy scalar, which would pass for a constant
+        return steps.map(lambda k: np.asarray(k * spacing, dtype=dtype))
 
     return _with_shape(shape, build)
 
@@ -314,7 +315,7 @@ def non_tying_pairs(
 
     def scaled(shape: Shape, odd: int) -> st.SearchStrategy[np.ndarray]:
         ints = hnp.arrays(np.int64, shape, elements=steps, fill=st.nothing())
-        return ints.map(lambda k: ((2 * k + odd) * spacing).astype(dtype))
+        return ints.map(lambda k: np.asarray((2 * k + odd) * spacing, dtype=dtype))  # 0-d stays an array
 
     return st.tuples(scaled(shape_x, 0), scaled(shape_y, 1))
 
