@@ -285,10 +285,19 @@ power = primitive(
         _grad(x, mul(g, mul(p, power(x, _less_one(p))))) if _wants(x) else None,
         _grad(p, mul(g, mul(ans, _log_base(x, ans)))) if _wants(p) else None,
     ),
-    jvp=lambda t, ans, x, p: add(
-        mul(t[0], mul(p, power(x, _less_one(p)))), mul(t[1], mul(ans, _log_base(x, ans)))
-    ),
+    jvp=lambda t, ans, x, p: _power_jvp(t, ans, x, p),
 )
+
+
+def _power_jvp(t: list, ans: np.ndarray, x: Any, p: Any) -> np.ndarray:
+    # Only the terms of float inputs: a constant exponent's term, t[1]·ans·log x with t[1] = 0,
+    # would still put 1/x into the next derivative, and 0·inf = nan at a subnormal x.
+    terms = []
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        terms.append(mul(t[0], mul(p, power(x, _less_one(p)))))
+    if isinstance(p, np.ndarray) and p.dtype.kind == "f":
+        terms.append(mul(t[1], mul(ans, _log_base(x, ans))))
+    return add(*terms) if len(terms) == 2 else terms[0]
 
 
 def _matmul_backward(g: np.ndarray, ans: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple:

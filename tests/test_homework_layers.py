@@ -144,7 +144,8 @@ def test_softmaxXentropy_forward():
 
     torch_l1 = torch_linear(l1)
     torch_loss = torch.nn.CrossEntropyLoss()
-    torch_a1_out = torch_loss(torch_l1(torch.DoubleTensor(np.array(x))), torch.LongTensor(np.array([2]))).reshape(1)
+    torch_input = torch.DoubleTensor(np.array(x))  # a copy: x is on the tape, so read-only
+    torch_a1_out = torch_loss(torch_l1(torch_input), torch.LongTensor(np.array([2]))).reshape(1)
 
     compare_np_torch(a1_out, torch_a1_out)
     assert test_loss.loss_val is a1_out
