@@ -297,3 +297,21 @@ def test_handout_mlp_trains_like_torch_sgd():
     for layer, torch_layer in zip(mlp.linear_layers, torch_layers):
         compare_np_torch(layer.W, torch_layer.weight)
         compare_np_torch(layer.b, torch_layer.bias)
+
+
+def test_handout_rule_names_outer_and_softmax_cross_entropy():
+    from mytorch.nn.functional import SoftmaxCrossEntropy_backward, outer_backward
+
+    a, b = np.random.randn(3), np.random.randn(4)
+    autograd = autograd_engine.Autograd()
+    out = np.outer(a, b)
+    autograd.add_operation([a, b], out, [None, None], outer_backward)
+    autograd.backward(1)
+    np.testing.assert_allclose(autograd.memory_buffer.get_param(a), np.full(3, b.sum()))
+    np.testing.assert_allclose(autograd.memory_buffer.get_param(b), np.full(4, a.sum()))
+
+    pred, target = np.random.randn(5, 3), np.eye(3)[[0, 1, 2, 1, 0]]
+    grad_pred, grad_target = SoftmaxCrossEntropy_backward(np.array(1.0), pred, target)
+    softmax = np.exp(pred) / np.exp(pred).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(grad_pred, (softmax - target) / 5)
+    assert grad_target is None
