@@ -18,7 +18,7 @@ True
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -450,6 +450,33 @@ def _check_forward_dtype(primitive: Primitive, example: Example, output: np.ndar
         )
 
 
+def _judge(
+    report: CheckReport,
+    example: Example,
+    adjoint: Any,
+    compare: Callable[[], list[_Comparison]],
+    title: str,
+    shape_title: str | None = None,
+) -> None:
+    """Run `compare` on one drawn example: a rule that raises, or a comparison that fails, fails
+    the check with the (shrunk) example; otherwise the report counts it."""
+    try:
+        comparisons = compare()
+    except Exception as error:  # a rule that raises fails the check, on a shrunk example too
+        raise GradientCheckError(_crash(title, example, adjoint, error)) from error
+    for comparison in comparisons:
+        if not comparison.ok:
+            if comparison.problem and shape_title is not None:
+                title = shape_title
+            raise GradientCheckError(_failure(title, example, adjoint, comparison))
+    report._absorb(comparisons)
+
+
+def _run(run: Callable[[], None], seed: int | None) -> None:
+    """Run a hypothesis test function, with a fixed seed when one is given."""
+    (run if seed is None else hypothesis_seed(seed)(run))()
+
+
 def check_primitive(
     op: str | Primitive,
     inputs: st.SearchStrategy[Any] | None = None,
@@ -502,23 +529,16 @@ def check_primitive(
             for i in _float_positions(example)
         }
         column_seed = data.draw(st.integers(0, 2**16), label="column sample") if output.size else 0
-        title = f"check_primitive({primitive.name!r}): a rule disagrees with finite differences"
-        try:
-            comparisons = _finite_difference_comparisons(
+        _judge(
+            report, example, adjoint,
+            lambda: _finite_difference_comparisons(
                 primitive, example, adjoint, tangents, modes, tolerance, step, column_seed
-            )
-        except Exception as error:  # a rule that raises fails the check, on a shrunk example too
-            raise GradientCheckError(_crash(title, example, adjoint, error)) from error
-        for comparison in comparisons:
-            if not comparison.ok:
-                if comparison.problem:
-                    title = f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype"
-                raise GradientCheckError(_failure(title, example, adjoint, comparison))
-        report._absorb(comparisons)
+            ),
+            title=f"check_primitive({primitive.name!r}): a rule disagrees with finite differences",
+            shape_title=f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype",
+        )
 
-    if seed is not None:
-        run = hypothesis_seed(seed)(run)
-    run()
+    _run(run, seed)
     return report
 
 
@@ -557,17 +577,11 @@ def check_against_torch(
         output = _forward(primitive, example.inputs, example.params)
         out_dtype = output.dtype if output.dtype.kind == "f" else np.dtype(np.float64)
         adjoint = data.draw(float_arrays(output.shape, out_dtype), label="output adjoint")
-        title = f"check_against_torch({primitive.name!r}, {np.dtype(dtype).name}): disagrees with PyTorch"
-        try:
-            comparisons = _torch_comparisons(primitive, example, adjoint, tolerance)
-        except Exception as error:
-            raise GradientCheckError(_crash(title, example, adjoint, error)) from error
-        for comparison in comparisons:
-            if not comparison.ok:
-                raise GradientCheckError(_failure(title, example, adjoint, comparison))
-        report._absorb(comparisons)
+        _judge(
+            report, example, adjoint,
+            lambda: _torch_comparisons(primitive, example, adjoint, tolerance),
+            title=f"check_against_torch({primitive.name!r}, {np.dtype(dtype).name}): disagrees with PyTorch",
+        )
 
-    if seed is not None:
-        run = hypothesis_seed(seed)(run)
-    run()
+    _run(run, seed)
     return report
