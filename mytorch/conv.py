@@ -254,6 +254,21 @@ def _pool_geometry(x: Any, kernel_size: Any, stride: Any, padding: Any, dilation
     return kernel, stride, pads, dilation, out
 
 
+def _refuse_windows_in_the_padding(sizes: tuple, kernel: tuple, stride: tuple, pads: tuple,
+                                   dilation: tuple, out: tuple, op: str) -> None:
+    """A window whose taps all land in the padding has no maximum (-inf) and no gradient to give:
+    refuse it rather than return -inf (PyTorch 2.13 returns -inf with a gradient on some input
+    element, or aborts). A window misses the input iff it does along some axis."""
+    for axis, (n, k, s, (before, _), d, o) in enumerate(zip(sizes, kernel, stride, pads, dilation, out)):
+        taps = np.arange(o)[:, None] * s - before + np.arange(k)[None, :] * d
+        if not np.all(np.any((taps >= 0) & (taps < n), axis=1)):
+            raise ValueError(
+                f"{op}: with kernel {kernel}, stride {stride}, padding {tuple(p for p, _ in pads)} and "
+                f"dilation {dilation}, a window along spatial axis {axis} (size {n}) lies wholly in the "
+                "padding, so it has no maximum; use less padding or dilation"
+            )
+
+
 def _ceil_overhang(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
     span = size + 2 * pad - dilation * (kernel - 1) - 1
     if span < 0:
@@ -279,9 +294,10 @@ def _max_pool2d(x: np.ndarray, kernel_size: Any, stride: Any = None, padding: An
                 ceil_mode: bool = False, return_indices: bool = False) -> np.ndarray:
     if return_indices:
         raise NotImplementedError("max_pool2d: return_indices=True is not supported")
-    kernel, stride, pads, dilation, _ = _pool_geometry(
+    kernel, stride, pads, dilation, out = _pool_geometry(
         x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d", 2
     )
+    _refuse_windows_in_the_padding(np.shape(x)[2:], kernel, stride, pads, dilation, out, "max_pool2d")
     windows = _windows(np.asarray(x), kernel, stride, pads, dilation, pad_value=-np.inf)
     return np.max(windows, axis=(-2, -1))
 

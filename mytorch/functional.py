@@ -171,7 +171,8 @@ def _explained(name: str, inputs: tuple, error: Exception) -> Exception:
     detail = ", ".join(_describe(v) for v in inputs)
     kind = IndexError if isinstance(error, IndexError) and not isinstance(error, ValueError) else None
     kind = kind or (TypeError if isinstance(error, TypeError) else ValueError)
-    return kind(f"{name}: {error} (inputs: {detail})")
+    message = str(error) if str(error).startswith(f"{name}:") else f"{name}: {error}"  # named once
+    return kind(f"{message} (inputs: {detail})")
 
 
 def primitive(
