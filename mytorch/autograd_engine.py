@@ -48,7 +48,7 @@ def is_recording() -> bool:
 
 
 class no_grad(ContextDecorator):
-    """Turn recording off, as a context manager or a decorator.
+    """Turn recording off, as a context manager or a decorator (`@no_grad()` or `@no_grad`).
 
     >>> import mytorch
     >>> with mytorch.no_grad():
@@ -56,7 +56,14 @@ class no_grad(ContextDecorator):
     False
     """
 
-    def __init__(self) -> None:
+    def __new__(cls, function: Callable[..., Any] | None = None) -> Any:
+        instance = super().__new__(cls)
+        if function is not None:  # used bare, as @no_grad: decorate straight away
+            instance.__init__()
+            return instance(function)
+        return instance
+
+    def __init__(self, function: Callable[..., Any] | None = None) -> None:
         self._outer: list[bool] = []
 
     def __enter__(self) -> no_grad:

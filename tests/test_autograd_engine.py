@@ -395,7 +395,14 @@ def test_no_grad_as_context_manager_and_decorator():
     def inference(a):
         return F.exp(a)
 
+    @mytorch.no_grad  # bare, as PyTorch allows too
+    def bare(a):
+        assert not mytorch.is_recording()
+        return F.exp(a)
+
     inference(x)
+    bare(x)
+    assert bare.__name__ == "bare" and mytorch.is_recording()
     assert mytorch.engine().operation_list == []
     x[0] = 2.0  # never taped, so never guarded
 

@@ -86,6 +86,11 @@ def test_fresh_handout_is_a_working_package_with_stubs(handout: Path) -> None:
     assert {"demo", "check", "grade"} <= commands and not {"handout", "bench"} & commands
 
 
+def test_students_pytest_runs_the_assignment_not_the_reference_doctests(handout: Path) -> None:
+    settings = (handout / "setup.cfg").read_text(encoding="utf-8")
+    assert "testpaths = tests\n" in settings and "--doctest-modules" not in settings
+
+
 def test_stubs_replace_only_their_code(handout: Path) -> None:
     reference = (PACKAGE / "functional.py").read_text(encoding="utf-8")
     student = (handout / "mytorch" / "functional.py").read_text(encoding="utf-8")
