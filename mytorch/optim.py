@@ -26,6 +26,8 @@ from mytorch.autograd_engine import engine
 class Optimizer:
     """Holds the parameters; reads their gradients from the current engine; zeroes them."""
 
+    weight_decay: float = 0.0  # L2 regularisation; the optimizers that take it set it
+
     def __init__(self, params: Iterable[np.ndarray], lr: float) -> None:
         self.params = list(params)
         name = type(self).__name__
@@ -70,6 +72,13 @@ class Optimizer:
                 "the tape. Run engine.backward(loss) (or engine.zero_grad()) before step()."
             ) from error
 
+    def _decayed_gradient(self, p: np.ndarray) -> np.ndarray | None:
+        """p's gradient plus weight_decay · p (L2 regularisation, as torch.optim), or None."""
+        g = self.gradient(p)
+        if g is not None and self.weight_decay:
+            g = g + self.weight_decay * p
+        return g
+
     def step(self) -> None:
         raise NotImplementedError
 
@@ -94,11 +103,9 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         for p, state in zip(self.params, self.state):
-            g = self.gradient(p)
+            g = self._decayed_gradient(p)
             if g is None:
                 continue
-            if self.weight_decay:
-                g = g + self.weight_decay * p
             if self.momentum:
                 velocity = state.get("momentum_buffer")
                 if velocity is None:
@@ -128,11 +135,9 @@ class Adam(Optimizer):
     def step(self) -> None:
         beta1, beta2 = self.betas
         for p, state in zip(self.params, self.state):
-            g = self.gradient(p)
+            g = self._decayed_gradient(p)
             if g is None:
                 continue
-            if self.weight_decay:
-                g = g + self.weight_decay * p
             if not state:
                 state["step"] = np.array(0)
                 state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)

@@ -14,10 +14,6 @@ import numpy as np
 _FREED = object()
 
 
-def _shape_of(array: object) -> tuple[int, ...]:
-    return np.shape(array)
-
-
 class GradientBuffer:
     """Adjoint memory keyed by array identity.
 
@@ -67,14 +63,14 @@ class GradientBuffer:
         key = id(array)
         if key not in self.memory:
             raise KeyError(
-                f"get_param: this array (shape {_shape_of(array)}) is not tracked by the gradient "
+                f"get_param: this array (shape {np.shape(array)}) is not tracked by the gradient "
                 "buffer: it was never an input of a recorded operation (arrays are told apart by "
                 "identity, so a copy, view or reshape of a tracked array is a different array)"
             )
         gradient = self.memory[key]
         if gradient is _FREED:
             raise KeyError(
-                f"get_param: this array (shape {_shape_of(array)}) was produced on the tape; its "
+                f"get_param: this array (shape {np.shape(array)}) was produced on the tape; its "
                 "adjoint is freed as soon as the reverse walk has used it. Gradients are kept for "
                 "the leaves (arrays that entered the tape without being produced on it)"
             )

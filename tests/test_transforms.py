@@ -7,27 +7,11 @@ import scipy.optimize
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from lecture import lecture_f, lecture_f_slope, lecture_y
 
 import mytorch
 from mytorch import functional as F
 from mytorch import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
-
-
-def lecture_y(x1, x2):
-    """y = ln(x1) + x1·x2 − sin(x2), the lecture's running example."""
-    return F.sub(F.add(F.log(x1), F.mul(x1, x2)), F.sin(x2))
-
-
-def lecture_f(x):
-    """f(x) = sqrt(x² + exp(x²)) + cos(x² + exp(x²))."""
-    c = F.add(F.mul(x, x), F.exp(F.mul(x, x)))
-    return F.add(F.sqrt(c), F.cos(c))
-
-
-def lecture_f_slope(x):
-    c = x * x + np.exp(x * x)
-    return 2 * x * (1 / (2 * np.sqrt(c)) - np.sin(c)) * (1 + np.exp(x * x))
-
 
 # ---- grad and value_and_grad --------------------------------------------------------------------
 
