@@ -6,10 +6,10 @@ An item is one thing a student writes:
     "matmul.jvp"   its tangent rule                     ẏ = ∂y/∂x · ẋ   (tangent)
     "nn.Linear"    a layer's `forward`, written with the primitives
 
-A primitive's rules are graded by property checks (mytorch.testing.check_primitive). A layer is
-graded against an oracle: for a few fixed inputs, the output, the engine's gradients and the
-buffers after the forward, computed by the reference when the handout was made and stored beside
-it (`grading_oracle.npz`), so the handout can carry the answers' values but not their code.
+A primitive's rules are graded against central finite differences of the reference's forward
+(first order, and second order for rules written with the primitives); a layer against the
+reference layer built with the same constructor arguments, in several configurations. Both on
+inputs drawn when grading (see mytorch.grade): a handout carries no reference outputs.
 
 >>> split_item("matmul.vjp"), split_item("nn.GRUCell")
 (('rule', 'matmul', 'vjp'), ('layer', 'GRUCell', None))
@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Autograd
 
 CONFIG_NAME = "grading.json"
-ORACLE_NAME = "grading_oracle.npz"
+VISIBILITIES = ("visible", "after_due_date", "hidden")  # Gradescope's
 RULES = {"vjp": "backward rule", "jvp": "tangent rule"}
 CHECK_MODES = {"vjp": "rev", "jvp": "fwd"}  # check_primitive's name for each rule
 
@@ -126,73 +125,99 @@ def rule_hint(op: str, rule: str) -> str:
     return hints[rule == "jvp"]
 
 
-# ---- layers: how to build one and feed it, for the oracle and the grader -------------------------
+# ---- layers: how to build one and feed it ---------------------------------------------------------
+
+
+Inputs = Callable[[np.random.Generator, int], tuple]  # (rng, batch) -> forward's arguments
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """A layer as the grader exercises it: built small, fed batches of a few sizes."""
+    """A layer as the grader exercises it: built small in a few configurations (constructor
+    arguments), each fed batches of a few sizes. A forward that ignores an argument fails the
+    configurations where it matters."""
 
-    build: Callable[[Any], Any]  # mytorch.nn -> a layer
-    inputs: Callable[[np.random.Generator, int], tuple]  # (rng, batch) -> forward's arguments
+    configs: tuple[tuple[dict, Inputs], ...]  # (constructor keyword arguments, inputs)
     hint: str
-    batches: tuple[int, ...] = (1, 2, 3, 4)  # one case each, smallest first
-    eval_last: bool = False  # run the last case in eval mode
+    batches: tuple[int, ...] = (1, 3)  # one case each per configuration
+    eval_last: bool = False  # run the last case of each configuration in eval mode
 
 
-def _normal(*shape: int) -> Callable[[np.random.Generator, int], tuple]:
+def _normal(*shape: int) -> Inputs:
     return lambda rng, n: (rng.normal(size=(n, *shape)),)
 
 
-def _cell_inputs(size: int, hidden: int) -> Callable[[np.random.Generator, int], tuple]:
+def _cell_inputs(size: int, hidden: int) -> Inputs:
     # The first (smallest) case starts from h = None, the cell's zeros.
     return lambda rng, n: (rng.normal(size=(n, size)), None if n == 1 else rng.normal(size=(n, hidden)))
 
 
+def _same(inputs: Inputs, *configs: dict) -> tuple[tuple[dict, Inputs], ...]:
+    return tuple((config, inputs) for config in configs)
+
+
+_REDUCTIONS = ({}, {"reduction": "sum"})
+
 LAYERS: dict[str, LayerSpec] = {
-    "Linear": LayerSpec(lambda nn: nn.Linear(4, 3), _normal(4),
+    "Linear": LayerSpec(_same(_normal(4), {"in_features": 4, "out_features": 3},
+                              {"in_features": 4, "out_features": 2, "bias": False}),
                         "Z = A Wᵀ + b (no bias when b is None), with mytorch.functional primitives"),
-    "Sigmoid": LayerSpec(lambda nn: nn.Sigmoid(), _normal(5), "σ(Z) = 1 / (1 + e^−Z)"),
-    "Tanh": LayerSpec(lambda nn: nn.Tanh(), _normal(5), "tanh Z"),
-    "ReLU": LayerSpec(lambda nn: nn.ReLU(), _normal(5), "max(Z, 0)"),
-    "GELU": LayerSpec(lambda nn: nn.GELU(), _normal(5),
+    "Sigmoid": LayerSpec(((({}, _normal(5))), ({}, _normal(2, 3))), "σ(Z) = 1 / (1 + e^−Z)"),
+    "Tanh": LayerSpec((({}, _normal(5)), ({}, _normal(2, 3))), "tanh Z"),
+    "ReLU": LayerSpec((({}, _normal(5)), ({}, _normal(2, 3))), "max(Z, 0)"),
+    "GELU": LayerSpec(_same(_normal(5), {}, {"approximate": "tanh"}),
                       "½ Z (1 + erf(Z / √2)); approximate='tanh': ½ Z (1 + tanh(√(2/π) (Z + 0.044715 Z³)))"),
-    "Softmax": LayerSpec(lambda nn: nn.Softmax(dim=1), _normal(5),
+    "Softmax": LayerSpec((({"dim": 1}, _normal(5)), ({"dim": 0}, _normal(4)), ({"dim": -1}, _normal(2, 3)),
+                          ({"dim": 1}, _normal(3, 2))),
                          "e^Z / Σ e^Z along self.dim (None: axis 0 for 0-, 1- and 3-D inputs, else 1)"),
-    "Flatten": LayerSpec(lambda nn: nn.Flatten(), _normal(2, 3), "reshape axes start_dim..end_dim into one"),
+    "Flatten": LayerSpec((({}, _normal(2, 3)), ({"start_dim": 0}, _normal(2, 3)),
+                          ({"start_dim": 1, "end_dim": 2}, _normal(2, 3, 2))),
+                         "reshape axes start_dim..end_dim into one"),
     "BatchNorm1d": LayerSpec(
-        lambda nn: nn.BatchNorm1d(3), _normal(3),
+        _same(_normal(3), {"num_features": 3}, {"num_features": 3, "eps": 0.5, "momentum": 0.5}),
         "training: x̂ = (x − μ_B) / √(σ²_B + ε) over the batch, y = γ x̂ + β, and move the running "
         "statistics towards the batch's (unbiased variance); eval: use the running statistics",
-        batches=(2, 3, 4, 5), eval_last=True,
+        batches=(2, 4), eval_last=True,
     ),
-    "Conv1d": LayerSpec(lambda nn: nn.Conv1d(2, 3, kernel_size=3, stride=2, padding=1), _normal(2, 7),
-                        "Z = conv1d(A, W) + b with the layer's stride, padding and dilation; an unbatched "
-                        "(C, L) input gets a batch axis of one"),
-    "Conv2d": LayerSpec(lambda nn: nn.Conv2d(2, 3, kernel_size=3, padding=1), _normal(2, 4, 5),
-                        "Z = conv2d(A, W) + b with the layer's stride, padding and dilation; an unbatched "
-                        "(C, H, W) input gets a batch axis of one"),
-    "MaxPool2d": LayerSpec(lambda nn: nn.MaxPool2d(2), _normal(2, 4, 4),
-                           "the maximum of each window (kernel_size, stride, padding, dilation, ceil_mode)"),
-    "RNNCell": LayerSpec(lambda nn: nn.RNNCell(3, 4), _cell_inputs(3, 4),
+    "Conv1d": LayerSpec(
+        (({"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2, "padding": 1}, _normal(2, 7)),
+         ({"in_channels": 2, "out_channels": 2, "kernel_size": 2, "dilation": 2}, _normal(2, 6)),
+         ({"in_channels": 1, "out_channels": 2, "kernel_size": 3, "bias": False}, _normal(1, 5))),
+        "Z = conv1d(A, W) + b with the layer's stride, padding and dilation; an unbatched "
+        "(C, L) input gets a batch axis of one"),
+    "Conv2d": LayerSpec(
+        (({"in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1}, _normal(2, 4, 5)),
+         ({"in_channels": 2, "out_channels": 2, "kernel_size": 2, "stride": 2, "dilation": 2}, _normal(2, 6, 7)),
+         ({"in_channels": 1, "out_channels": 2, "kernel_size": (2, 3), "stride": (2, 1), "padding": (1, 0)},
+          _normal(1, 5, 5))),
+        "Z = conv2d(A, W) + b with the layer's stride, padding and dilation; an unbatched "
+        "(C, H, W) input gets a batch axis of one"),
+    "MaxPool2d": LayerSpec(
+        (({"kernel_size": 2}, _normal(2, 4, 4)), ({"kernel_size": 3, "stride": 2, "padding": 1}, _normal(1, 5, 5)),
+         ({"kernel_size": 2, "stride": 1}, _normal(2, 3, 4))),
+        "the maximum of each window (kernel_size, stride, padding, dilation, ceil_mode)"),
+    "RNNCell": LayerSpec(_same(_cell_inputs(3, 4), {"input_size": 3, "hidden_size": 4},
+                               {"input_size": 3, "hidden_size": 4, "nonlinearity": "relu"},
+                               {"input_size": 3, "hidden_size": 4, "bias": False}),
                          "h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh); h = self._initial_state(x, h) "
                          "gives zeros for h=None"),
-    "GRUCell": LayerSpec(lambda nn: nn.GRUCell(3, 4), _cell_inputs(3, 4),
+    "GRUCell": LayerSpec(_same(_cell_inputs(3, 4), {"input_size": 3, "hidden_size": 4},
+                               {"input_size": 3, "hidden_size": 4, "bias": False}),
                          "r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr), z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz), "
                          "n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn)), h' = (1 − z) ⊙ n + z ⊙ h; the "
                          "gates are stacked (r, z, n) in each weight; h = self._initial_state(x, h)"),
     "MSELoss": LayerSpec(
-        lambda nn: nn.MSELoss(), lambda rng, n: (rng.normal(size=(n, 3)), rng.normal(size=(n, 3))),
+        _same(lambda rng, n: (rng.normal(size=(n, 3)), rng.normal(size=(n, 3))), *_REDUCTIONS),
         "mean((A − Y)²) over every element; return self._keep(A, loss)",
     ),
     "CrossEntropyLoss": LayerSpec(
-        lambda nn: nn.CrossEntropyLoss(), lambda rng, n: (rng.normal(size=(n, 4)), rng.integers(0, 4, n)),
+        (*_same(lambda rng, n: (rng.normal(size=(n, 4)), rng.integers(0, 4, n)), *_REDUCTIONS),
+         ({}, lambda rng, n: (rng.normal(size=(n, 4)), rng.dirichlet(np.ones(4), n)))),
         "mean over the batch of −log softmax(A)[Y] (Y: labels or probability rows); "
         "return self._keep(A, loss)",
     ),
     "BCEWithLogitsLoss": LayerSpec(
-        lambda nn: nn.BCEWithLogitsLoss(),
-        lambda rng, n: (rng.normal(size=(n, 3)), rng.integers(0, 2, (n, 3)).astype(float)),
+        _same(lambda rng, n: (rng.normal(size=(n, 3)), rng.integers(0, 2, (n, 3)).astype(float)), *_REDUCTIONS),
         "mean of Y softplus(−A) + (1 − Y) softplus(A) = −[Y log σ(A) + (1 − Y) log(1 − σ(A))], "
         "computed stably; return self._keep(A, loss)",
     ),
@@ -204,102 +229,53 @@ def layer_hint(layer: str) -> str:
     return spec.hint if spec else "write it with mytorch.functional primitives (see the class docstring)"
 
 
-def run_layer(layer: Any, args: tuple, seed: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Forward `args` through `layer` on a fresh engine, then walk back from the output.
-
-    Returns "out", "seed" (the output adjoint: `seed`, or ones), "grad/in<i>" for each float input,
-    "grad/<name>" for each parameter, and "after/<name>" for each buffer (running statistics).
-    A gradient the walk does not reach is zeros (a forward that escaped the tape gets those).
-    """
-    tape = Autograd()  # fresh and current: nothing else on the tape
-    try:
-        out = np.asarray(layer(*args))
-        seed = np.ones_like(out, dtype=float) if seed is None else np.asarray(seed)
-        if seed.shape != out.shape:
-            raise ValueError(f"the output has shape {out.shape}, expected {seed.shape}")
-        ops = tape.operation_list
-        start = next((i for i in range(len(ops) - 1, -1, -1) if ops[i].output is out), None)
-        adjoints = {} if start is None else tape.walk_backward(start, seed.astype(out.dtype))
-        result = {"out": out.copy(), "seed": seed}
-        for i, value in enumerate(args):
-            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-                result[f"grad/in{i}"] = _adjoint(adjoints, value)
-        parameters = dict(layer.named_parameters())
-        for name, value in parameters.items():
-            result[f"grad/{name}"] = _adjoint(adjoints, value)
-        for name, value in layer.state_dict().items():
-            if name not in parameters:
-                result[f"after/{name}"] = np.array(value, copy=True)
-        return result
-    finally:
-        tape.zero_grad()  # release the arrays the tape locked
-
-
-def _adjoint(adjoints: dict[int, np.ndarray], array: np.ndarray) -> np.ndarray:
-    adjoint = adjoints.get(id(array))
-    return np.zeros_like(array) if adjoint is None else np.array(adjoint, dtype=array.dtype)
-
-
 @dataclass
 class LayerCase:
-    """One oracle case of a layer: its parameters, inputs and what the reference gave."""
+    """One case of a layer: its constructor arguments, parameters and inputs, the output's adjoint."""
 
+    kwargs: dict[str, Any]
     state: dict[str, np.ndarray]
     args: tuple
     eval_mode: bool
-    expected: dict[str, np.ndarray]
+    seed: np.ndarray | None  # the adjoint of the output the walk starts from (None: drawn from seed_draw)
+    seed_draw: int = 0  # np.random.default_rng(seed_draw).normal(size=output's shape) when seed is None
+
+    def describe(self) -> str:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        shapes = ", ".join("None" if a is None else f"shape {np.shape(a)}" for a in self.args)
+        return f"({arguments}){' in eval mode' if self.eval_mode else ''} on inputs of {shapes}"
 
 
-def make_layer_cases(name: str, nn: Any, seed: int = 0) -> list[LayerCase]:
-    """The reference's answers for `name`'s cases (parameters drawn from U(−1, 1))."""
+def make_layer_cases(name: str, nn: Any, seed: Any = 0) -> list[LayerCase]:
+    """`name`'s cases for one grading run: parameters drawn from U(−1, 1), inputs and the output's
+    adjoint from `seed`. `nn` (the reference's mytorch.nn) gives the parameters' and output's shapes."""
     spec = LAYERS[name]
     cases = []
-    for k, batch in enumerate(spec.batches):
-        rng = np.random.default_rng([seed, k])
-        layer = spec.build(nn)
-        for parameter in layer.parameters():
-            parameter[...] = rng.uniform(-1, 1, parameter.shape)
-        state = {key: np.array(value, copy=True) for key, value in layer.state_dict().items()}
-        eval_mode = spec.eval_last and k == len(spec.batches) - 1
-        if eval_mode:
-            layer.eval()
-        args = spec.inputs(rng, batch)
-        out_shape = np.shape(run_layer(layer, args)["out"])  # to draw the output adjoint
-        layer.load_state_dict(state)
-        expected = run_layer(layer, args, rng.normal(size=out_shape))
-        cases.append(LayerCase(state, args, eval_mode, expected))
+    for c, (kwargs, inputs) in enumerate(spec.configs):
+        for k, batch in enumerate(spec.batches):
+            rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), c, k])
+            layer = getattr(nn, name)(**kwargs)
+            for parameter in layer.parameters():
+                parameter[...] = rng.uniform(-1, 1, parameter.shape)
+            state = {key: np.array(value, copy=True) for key, value in layer.state_dict().items()}
+            eval_mode = spec.eval_last and k == len(spec.batches) - 1
+            if eval_mode:
+                layer.eval()
+            args = inputs(rng, batch)
+            try:
+                with _no_grad():
+                    out_shape = np.shape(layer(*(np.array(a, copy=True) if a is not None else a for a in args)))
+                adjoint = rng.normal(size=out_shape)
+            except NotImplementedError:  # a handout's stub: the child's output gives the shape
+                adjoint = None
+            cases.append(LayerCase(dict(kwargs), state, args, eval_mode, adjoint, int(rng.integers(2**31))))
     return cases
 
 
-def save_oracle(path: Path, cases: dict[str, list[LayerCase]]) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    for name, layer_cases in cases.items():
-        for k, case in enumerate(layer_cases):
-            prefix = f"{name}/{k}/"
-            arrays[prefix + "eval"] = np.array(case.eval_mode)
-            arrays[prefix + "count"] = np.array(len(case.args))
-            arrays.update({f"{prefix}in{i}": a for i, a in enumerate(case.args) if a is not None})
-            arrays.update({f"{prefix}state/{key}": v for key, v in case.state.items()})
-            arrays.update({f"{prefix}expected/{key}": v for key, v in case.expected.items()})
-    np.savez_compressed(path, **arrays)
+def _no_grad() -> Any:
+    from mytorch import no_grad
 
-
-def load_oracle(path: Path, name: str) -> list[LayerCase]:
-    """The stored cases of layer `name` (an empty list when the oracle has none)."""
-    with np.load(path, allow_pickle=False) as stored:
-        keys = [key for key in stored.files if key.startswith(f"{name}/")]
-        cases = []
-        for k in range(len({key.split("/")[1] for key in keys})):
-            prefix = f"{name}/{k}/"
-            args = tuple(stored[f"{prefix}in{i}"] if f"{prefix}in{i}" in stored.files else None
-                         for i in range(int(stored[prefix + "count"])))
-            state, expected = (_under(stored, keys, prefix + part) for part in ("state/", "expected/"))
-            cases.append(LayerCase(state, args, bool(stored[prefix + "eval"]), expected))
-    return cases
-
-
-def _under(stored: Any, keys: list[str], prefix: str) -> dict[str, np.ndarray]:
-    return {key[len(prefix):]: stored[key] for key in keys if key.startswith(prefix)}
+    return no_grad()
 
 
 # ---- the grading config -----------------------------------------------------------------------------
@@ -307,19 +283,28 @@ def _under(stored: Any, keys: list[str], prefix: str) -> dict[str, np.ndarray]:
 
 @dataclass
 class Config:
-    """grading.json: the graded items and their points, and how hard to look."""
+    """grading.json: the graded items and their points, and how hard to look.
+
+    An item maps to its points, or to {"points": 2, "visibility": "hidden"} (Gradescope's
+    "visible", "after_due_date" or "hidden"). `seed` is the visible seed: the student's own
+    `grade` and tests draw with it; a teacher's `grade --submission` draws with another.
+    """
 
     items: dict[str, float]
-    examples: int = 30  # hypothesis examples per rule
-    seed: int = 0  # hypothesis seed: every student's code meets the same inputs
-    time_limit: float = 60.0  # seconds per item
+    examples: int = 30  # drawn examples per rule
+    seed: int = 0  # the visible seed
+    time_limit: float = 60.0  # seconds per item (the child is killed after it)
+    memory_limit: int = 2048  # megabytes of address space per child
     title: str = "mytorch handout"
     files: list[str] = field(default_factory=list)  # the files students edit (for grade --submission)
-    directory: Path = Path(".")  # where the config (and the oracle beside it) was found; not saved
+    visibility: dict[str, str] = field(default_factory=dict)  # item -> visibility (default "visible")
+    directory: Path = Path(".")  # where the config was found; not saved
 
     def save(self, path: Path) -> None:
-        fields = {"title": self.title, "examples": self.examples, "seed": self.seed,
-                  "time_limit": self.time_limit, "files": self.files, "items": self.items}
+        items = {item: points if self.visibility.get(item, "visible") == "visible"
+                 else {"points": points, "visibility": self.visibility[item]} for item, points in self.items.items()}
+        fields = {"title": self.title, "examples": self.examples, "seed": self.seed, "time_limit": self.time_limit,
+                  "memory_limit": self.memory_limit, "files": self.files, "items": items}
         path.write_text(json.dumps(fields, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
@@ -328,9 +313,18 @@ class Config:
         items = fields.pop("items", None)
         if not isinstance(items, dict) or not items:
             raise ValueError(f"{path}: 'items' must map each graded item to its points: {{\"exp.vjp\": 1}}")
-        for item in items:
+        points, visibility = {}, {}
+        for item, value in items.items():
             split_item(item)  # a clear error for a misspelt item
-        unknown = set(fields) - {"title", "examples", "seed", "time_limit", "files"}
+            if isinstance(value, dict):
+                unknown = set(value) - {"points", "visibility"}
+                shown = value.get("visibility", "visible")
+                if unknown or shown not in VISIBILITIES:
+                    raise ValueError(f"{path}: {item}: write {{\"points\": 1, \"visibility\": one of "
+                                     f"{', '.join(VISIBILITIES)}}}")
+                value, visibility[item] = value.get("points", 1.0), shown
+            points[item] = float(value)
+        unknown = set(fields) - {"title", "examples", "seed", "time_limit", "memory_limit", "files"}
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        return cls({item: float(points) for item, points in items.items()}, **fields, directory=path.parent)
+        return cls(points, **fields, visibility=visibility, directory=path.parent)

@@ -1,32 +1,42 @@
-"""`python -m mytorch grade [--json PATH]`: grade a handout's items and print a table.
+"""`python -m mytorch grade`: grade a handout's items; a table, Gradescope's JSON, Autolab's line.
 
-Run inside a handout (made by `python -m mytorch handout`); the items and their points come
-from its grading.json. Each item is graded on its own, with a time limit:
+    python -m mytorch grade                                   # a student, inside their handout
+    python -m mytorch grade --config hw/grading.json --submission alice/     # a teacher
+    python -m mytorch grade --config hw/grading.json --submissions class/ --out grades/
+    python -m mytorch grade --self-test                       # can every item fail?
 
-- a primitive's rule (`matmul.vjp`, `matmul.jvp`): `mytorch.testing.check_primitive` against
-  central finite differences, on inputs drawn by hypothesis (same seed for everyone); a failure
-  is shrunk to the smallest input hypothesis can find, shown with the expected and actual values;
-- a layer (`nn.GRUCell`): its forward on the fixed inputs of grading_oracle.npz, on a fresh
-  engine, then a walk back from the output: the output, the gradients of the inputs and
-  parameters, and the buffers must match the reference's. The smallest failing case is shown.
-  In that walk, the backward rules that students write (the config's `op.vjp` items) are
-  replaced by central differences of the primitives' forward, so a layer's grade depends on its
-  forward alone, not on the rules graded beside it (which may still be stubs).
+Where the verdict is made. This process (the parent) never imports the student's code. For each
+item it draws inputs (hypothesis, with a seed: the config's visible seed for a student's own run,
+a fresh one for a teacher's `--submission`), starts one child process (a fresh interpreter with
+the student's copy first on its path; see mytorch.grade_child) with a hard wall-clock limit
+(killed, with its process group), a memory limit (setrlimit) and a temporary directory removed
+whatever happens, and reads back raw arrays only (an .npz, allow_pickle=False). It compares them
+with what it computes itself:
 
-A stub that still raises NotImplementedError scores 0 as "not implemented". The exit code is 0
-when everything passes, 1 otherwise; `--json PATH` writes the results in the shape Gradescope
-reads (score, max_score, tests: name, score, max_score, status, output).
+- a rule (`exp.vjp`, `exp.jvp`): the forward must be the reference's; the first-order rule must
+  match central finite differences of the reference's forward (mytorch.gradcheck), each input's
+  gradient a part of the credit; and, as rules are written with primitives, the rule recorded and
+  walked back once more must give the second-order quantities (∂⟨b, x̄⟩/∂(ȳ, x) for a backward
+  rule, ∂⟨ȳ, ẏ⟩/∂(x, ẋ) for a tangent rule), again against finite differences;
+- a layer (`nn.Conv2d`): in several configurations (constructor arguments) and batch sizes, its
+  output, the gradients of its inputs and parameters for a walk back from the output, and its
+  buffers must match the reference layer's. While a layer or rule is graded, the other rules that
+  are items are replaced, in the child, by central differences of their forward, so an item's
+  grade does not depend on the others.
 
-    python -m mytorch grade
-    python -m mytorch grade --items matmul.vjp,nn.Linear --json results.json
+The exit code and the JSON are written here, from these comparisons only. When this process's
+mytorch is itself a handout (a student grading their own work), there is no reference layer to
+compare a stubbed layer's output with: its gradients are checked against finite differences of
+the student's own forward, and the output by the teacher's grader.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import csv
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -34,75 +44,591 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mytorch.assignment import (
-    CHECK_MODES,
-    CONFIG_NAME,
-    LAYERS,
-    ORACLE_NAME,
-    Config,
-    load_oracle,
-    run_layer,
-    split_item,
-)
+from mytorch import grade_child
+from mytorch.assignment import CONFIG_NAME, LAYERS, Config, LayerCase, make_layer_cases, split_item
 
-# (atol, rtol) of a layer's numbers against the reference's: its output (both float64: roundoff
-# only), and its gradients (which may come through finite-difference rules, see _reference_rules).
-OUTPUT_TOLERANCE = (1e-8, 1e-6)
-GRADIENT_TOLERANCE = (1e-6, 1e-5)
-STEP = 1e-6  # of those finite differences
+FIRST_ORDER = (1e-6, 1e-5)  # (atol, rtol) of a first-order rule against finite differences
+SECOND_ORDER = (1e-5, 1e-4)  # second order: differences of differences
+LOW_PRECISION = (3e-3, 3e-3)  # a float32 output (astype)
+LAYER_OUTPUT = (1e-8, 1e-6)
+LAYER_GRADIENT = (1e-6, 1e-5)  # the child's other rules are central differences
+SECOND_SHARE = 0.3  # of a rule item's points, when its second order is graded
+PROBE_STEP = 1e-5
+RAW_NUMPY = "your rule computes with NumPy: gradients of gradients through it are zero"
 
 
 @dataclass
 class Result:
-    """One item's grade."""
+    """One item's grade: `parts` maps each part (e.g. "gradient of input 0") to (share, passed)."""
 
     item: str
     points: float
     max_points: float
-    status: str  # "pass", "FAIL", "not implemented", "error", "timeout"
+    status: str  # "pass", "partial", "FAIL", "not implemented", "error", "timeout"
     detail: str = ""
     seconds: float = 0.0
+    parts: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    visibility: str = "visible"
 
     @property
     def passed(self) -> bool:
         return self.status == "pass"
 
+    @property
+    def fraction(self) -> float:
+        return self.points / self.max_points if self.max_points else 1.0
 
-class _OutOfTime(BaseException):
-    """Raised by the alarm; a BaseException, so hypothesis passes it through instead of shrinking it."""
+
+# ---- drawing the inputs -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable or seconds <= 0:
-        yield
-        return
+def draw_examples(op: str, count: int, seed: int) -> list[Any]:
+    """`count` examples of `op`'s inputs drawn by hypothesis with `seed`, smallest first."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
 
-    def alarm(signum: int, frame: Any) -> None:
-        raise _OutOfTime
+    from mytorch.testing import CASES
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    drawn: list[Any] = []
+
+    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate], derandomize=False,
+              suppress_health_check=list(HealthCheck), print_blob=False)
+    @hypothesis_seed(seed)
+    @given(CASES[op].examples(np.float64))
+    def collect(example: Any) -> None:
+        drawn.append(example)
+
+    collect()
+    return sorted(drawn, key=lambda e: sum(np.size(v) for v in e.inputs))
+
+
+def _floats(inputs: Iterable[Any]) -> list[int]:
+    return [i for i, v in enumerate(inputs) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+
+
+# ---- the oracle: finite differences of the reference's forward ------------------------------------------
+
+
+def _rule_oracle(primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """aJ/p = aᵀ ∂y/∂x_p, Jb = Σ_p ∂y/∂x_p b_p, and ∇D/p = ∂/∂x_p of D(x) = d/dε ⟨a, y(x + ε b)⟩."""
+    from mytorch.gradcheck import numeric_jacobian
+
+    inputs, params = list(example.inputs), example.params
+    positions = _floats(inputs)
+    sequence = getattr(primitive, "arity", 1) is None
+
+    def f(*floats: Any) -> tuple:
+        full = list(inputs)
+        for p, x in zip(positions, floats):
+            full[p] = x
+        return (np.asarray(primitive(full, **params) if sequence else primitive(*full, **params)),)
+
+    primals = [inputs[p] for p in positions]
+    with np.errstate(all="ignore"):
+        return _differences(f, primals, positions, inputs, a, b)
+
+
+def _differences(f: Callable, primals: list, positions: list[int], inputs: list, a: np.ndarray,
+                 b: list[np.ndarray]) -> dict[str, np.ndarray]:
+    from mytorch.gradcheck import numeric_jacobian
+
+    out = f(*primals)[0]
+    expected = {"out": out}
+    if out.dtype.kind != "f" or not positions:
+        return expected
+    jacobian = numeric_jacobian(f, primals, range(len(positions)))[0]
+    jb = np.zeros(out.shape)
+    for k, p in enumerate(positions):
+        block = jacobian[k].reshape(out.size, inputs[p].size)
+        expected[f"aJ/{p}"] = (a.reshape(-1) @ block).reshape(inputs[p].shape)
+        jb += (block @ b[k].reshape(-1)).reshape(out.shape)
+    expected["Jb"] = jb
+    if out.dtype == np.float64:
+
+        def directional(*floats: Any) -> tuple:
+            line = lambda e: (np.sum(a * f(*(x + e * d for x, d in zip(floats, b)))[0]),)  # noqa: E731
+            return (numeric_jacobian(line, [np.array(0.0)], [0])[0][0],)
+
+        second = numeric_jacobian(directional, primals, range(len(positions)))[0]
+        for k, p in enumerate(positions):
+            expected[f"dD/{p}"] = second[k].reshape(inputs[p].shape)
+    return expected
+
+
+def _directions(rng: np.random.Generator, out: np.ndarray, inputs: list[Any]) -> tuple:
+    a = rng.normal(size=np.shape(out))
+    b = [rng.normal(size=inputs[p].shape) for p in _floats(inputs)]
+    return a, b
+
+
+# ---- the jobs: what a child is asked, and what the answers must be -----------------------------------
+
+
+@dataclass
+class Check:
+    """One quantity of one example: the child's array `key` must be close to `expected`."""
+
+    example: int
+    key: str
+    expected: np.ndarray
+    tolerance: tuple[float, float]
+    part: str
+    what: str
+
+
+@dataclass
+class Job:
+    """An item's requests to the child (tasks and arrays) and the checks its answers must pass."""
+
+    item: str
+    tasks: list[dict]
+    arrays: dict[str, np.ndarray]
+    checks: list[Check]
+    parts: dict[str, float]  # part -> share of the points
+    shown: list[str]  # each example, for the failure report
+    notes: list[str] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)  # layers without a reference: self-consistency
+
+
+def _reference_is_here() -> bool:
+    """True when this process's mytorch is the teacher's (a handout leaves the generator out)."""
+    import mytorch
+
+    return (Path(mytorch.__file__).resolve().parent / "handout.py").exists()
+
+
+def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[str]]) -> Job:
+    from mytorch import no_grad
+    from mytorch.testing import all_primitives
+
+    primitive = all_primitives()[op]
+    drawn = draw_examples(op, examples, seed)
+    rng = np.random.default_rng([seed, 7])
+    tasks, arrays, checks, shown = [], {}, [], []
+    positions_seen: list[int] = []
+    second_graded = False
+    for k, example in enumerate(drawn):
+        inputs = list(example.inputs)
+        with no_grad():
+            out = np.asarray(primitive(inputs, **example.params) if primitive.arity is None
+                             else primitive(*inputs, **example.params))
+        a, b = _directions(rng, out, inputs)
+        expected = _rule_oracle(primitive, example, a, b)
+        positions = _floats(inputs)
+        precise = out.dtype == np.float64
+        first_tol = FIRST_ORDER if precise else LOW_PRECISION
+        task = {"kind": "rule", "op": op, "rule": rule, "second": precise and bool(positions),
+                "inputs": grade_child.encode(tuple(inputs), arrays, f"x{k}_"),
+                "params": grade_child.encode(dict(example.params), arrays, f"p{k}_"),
+                "a": f"a{k}", "b": [f"b{k}_{p}" for p in positions], "stand_in": stand_in}
+        arrays[f"a{k}"] = a
+        arrays.update({f"b{k}_{p}": d for p, d in zip(positions, b)})
+        tasks.append(task)
+        shown.append(repr(example))
+        checks.append(Check(k, "out", out, (0.0, 1e-12), "forward", "the forward's output (not yours to change)"))
+        if out.dtype.kind != "f" or not positions:
+            continue
+        if rule == "vjp":
+            for p in positions:
+                positions_seen.append(p)
+                checks.append(Check(k, f"first/{p}", expected[f"aJ/{p}"], first_tol, f"gradient of input {p}",
+                                    f"backward rule: gradient of input {p}"))
+        else:
+            checks.append(Check(k, "first/out", expected["Jb"], first_tol, "tangent",
+                                "tangent rule: the output's tangent"))
+        if task["second"]:
+            second_graded = True
+            if rule == "vjp":
+                checks.append(Check(k, "second/dir", expected["Jb"], SECOND_ORDER, "second order",
+                                    "second order: ∂⟨b, x̄⟩/∂ȳ of your rule, recorded and walked back"))
+            else:
+                for p in positions:
+                    checks.append(Check(k, f"second/dir{p}", expected[f"aJ/{p}"], SECOND_ORDER, "second order",
+                                        f"second order: ∂⟨ȳ, ẏ⟩/∂ẋ of input {p}, your rule recorded and "
+                                        "walked back"))
+            for p in positions:
+                checks.append(Check(k, f"second/{p}", expected[f"dD/{p}"], SECOND_ORDER, "second order",
+                                    f"second order: ∂/∂x of your rule's result, input {p}"))
+    first_parts = [f"gradient of input {p}" for p in sorted(set(positions_seen))] if rule == "vjp" else ["tangent"]
+    first_share = 1.0 - (SECOND_SHARE if second_graded else 0.0)
+    parts = {part: first_share / len(first_parts) for part in first_parts}
+    if second_graded:
+        parts["second order"] = SECOND_SHARE
+    return Job(rule_item_name(op, rule), tasks, arrays, checks, parts, shown)
+
+
+def rule_item_name(op: str, rule: str) -> str:
+    return f"{op}.{rule}"
+
+
+def layer_job(name: str, seed: int, stand_in: list[list[str]]) -> Job:
+    from mytorch import nn
+
+    cases = make_layer_cases(name, nn, [seed, 11])
+    tasks, arrays, shown = [], {}, []
+    for k, case in enumerate(cases):
+        tasks.append(_layer_task(name, k, case, arrays, stand_in))
+        shown.append(f"case {k + 1} of {len(cases)}: nn.{name}{case.describe()}")
+    job = Job(f"nn.{name}", tasks, arrays, [], {}, shown)
+    reference = _reference_is_here()
+    # The expected numbers: the reference layer, run here on its own rules (a student's copy: with
+    # its stubbed rules stood in for; a stubbed layer has none, see _probes).
+    request = {"tasks": [dict(t, stand_in=[] if reference else t["stand_in"]) for t in tasks]}
+    with _IN_PROCESS:
+        ours, reports = grade_child.run_tasks(request, arrays)
+    parts = set()
+    for k, (case, report) in enumerate(zip(cases, reports)):
+        if report is not None and report["type"] == "NotImplementedError":
+            _probes(job, k, case, tasks[k])
+            parts.add("gradients")
+            continue
+        if report is not None:
+            raise RuntimeError(f"the reference nn.{name} fails on case {k + 1}: {report['message']}")
+        for key in sorted(key.split("/", 1)[1] for key in ours if key.startswith(f"{k}/")):
+            value = ours[f"{k}/{key}"]
+            if key == "out":
+                job.checks.append(Check(k, key, value, LAYER_OUTPUT, "output", "output"))
+                parts.add("output")
+            elif key.startswith("grad/"):
+                what = key[5:]
+                what = f"gradient of input {what[2:]}" if what.startswith("in") else f"gradient of parameter {what}"
+                job.checks.append(Check(k, key, value, LAYER_GRADIENT, "gradients", what))
+                parts.add("gradients")
+            else:
+                job.checks.append(Check(k, key, value, LAYER_OUTPUT, "output", f"buffer {key[6:]} after forward"))
+    order = [p for p in ("output", "gradients") if p in parts]
+    job.parts = {p: 1.0 / len(order) for p in order}
+    if any(probe for probe in job.probes):
+        job.notes.append("this handout has no reference nn." + name + ": its output's values are checked by "
+                         "your teacher's grader; here, its gradients against finite differences of your forward")
+    return job
+
+
+_IN_PROCESS = threading.Lock()  # the reference run here swaps rules of shared primitives for a while
+
+
+def _layer_task(name: str, k: int, case: LayerCase, arrays: dict, stand_in: list[list[str]]) -> dict:
+    seed: Any = case.seed_draw
+    if case.seed is not None:
+        arrays[f"seed{k}"] = case.seed
+        seed = f"seed{k}"
+    return {"kind": "layer", "layer": name, "kwargs": grade_child.encode(case.kwargs, arrays, f"k{k}_"),
+            "state": grade_child.encode(case.state, arrays, f"s{k}_"), "eval": case.eval_mode,
+            "args": grade_child.encode(list(case.args), arrays, f"x{k}_"), "seed": seed, "stand_in": stand_in}
+
+
+def _probes(job: Job, k: int, case: LayerCase, task: dict) -> None:
+    """Ask the child for its forward at inputs and parameters moved both ways along random directions."""
+    rng = np.random.default_rng([k, 3])
+    task["probes"] = []
+    for j in range(2):
+        probe = {"inputs": {}, "params": {}}
+        for i, value in enumerate(case.args):
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                key = f"pr{k}_{j}_in{i}"
+                job.arrays[key] = rng.normal(size=value.shape) * PROBE_STEP
+                probe["inputs"][str(i)] = key
+        for name, value in case.state.items():
+            if name.startswith("running") or name == "num_batches_tracked":
+                continue
+            key = f"pr{k}_{j}_{name}"
+            job.arrays[key] = rng.normal(size=np.shape(value)) * PROBE_STEP
+            probe["params"][name] = key
+        task["probes"].append(probe)
+    job.probes.append({"example": k, "count": 2, "seed": case.seed, "seed_draw": case.seed_draw,
+                       "directions": task["probes"]})
+
+
+# ---- running a child -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChildRun:
+    out: dict[str, np.ndarray]
+    reports: list | None
+    status: str  # "ok", "timeout", "crashed"
+    log: str
+    seconds: float
+
+
+def run_child(root: Path, request: dict, arrays: dict[str, np.ndarray], time_limit: float,
+              memory_mb: int, env: dict[str, str] | None = None) -> ChildRun:
+    """Run grade_child on `request` with `root` first on the path; only its .npz and JSON come back."""
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="mytorch-grade-"))
+    process = None
     try:
-        yield
+        shutil.copy2(grade_child.__file__, work / "grade_child.py")
+        (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        np.savez(work / "request.npz", **arrays)
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")}
+        child_env = {**keep, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                     "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", **(env or {})}
+        command = [sys.executable, "-I", str(work / "grade_child.py"), str(root), str(work), str(memory_mb),
+                   str(time_limit)]
+        with open(work / "log.txt", "wb") as log:
+            process = subprocess.Popen(command, cwd=work, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                process.wait(timeout=time_limit)
+                status = "ok"
+            except subprocess.TimeoutExpired:
+                status = "timeout"
+            _kill_group(process)
+        text = (work / "log.txt").read_bytes()[-4000:].decode("utf-8", "replace")
+        out: dict[str, np.ndarray] = {}
+        reports = None
+        if status == "ok":
+            try:
+                with np.load(work / "out.npz", allow_pickle=False) as stored:
+                    out = {key: np.asarray(stored[key]) for key in stored.files}
+                reports = json.loads((work / "out.json").read_text(encoding="utf-8"))["reports"]
+                if not isinstance(reports, list):
+                    raise ValueError("reports is not a list")
+            except (OSError, ValueError, KeyError, TypeError):
+                status, out, reports = "crashed", {}, None
+        return ChildRun(out, reports, status, text, time.perf_counter() - started)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        if process is not None and process.poll() is None:
+            _kill_group(process)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+# ---- judging the answers -------------------------------------------------------------------------------
+
+
+def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> str:
+    """"" when `got` is close to `expected`, else what is wrong, with a hint for the classic mistakes."""
+    atol, rtol = tolerance
+    if got is None:
+        return "is missing"
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        hint = ""
+        if got.size > expected.size and expected.size:
+            hint = " (a gradient in the broadcast shape: sum it back to its input's shape, unbroadcast)"
+        elif got.shape == expected.shape[::-1]:
+            hint = " (transposed?)"
+        return f"has shape {got.shape}, expected {expected.shape}{hint}"
+    if got.dtype.kind not in "fiub":
+        return f"has dtype {got.dtype}, expected a float array"
+    got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs(got64 - expected64)
+        same = (got64 == expected64) | (np.isnan(got64) & np.isnan(expected64))
+        bad = ~((error <= atol + rtol * np.abs(expected64)) | same)
+    if not bad.any():
+        return ""
+    worst = np.unravel_index(int(np.argmax(np.where(bad, np.nan_to_num(error, nan=np.inf), -1))), bad.shape)
+    where = f" at index {tuple(int(i) for i in worst)}" if expected.ndim else ""
+    text = (f"differs{where}: expected {expected64[worst]:.10g}, got {got64[worst]:.10g} "
+            f"({int(bad.sum())} of {bad.size} elements differ)")
+    scale = np.abs(expected64).max(initial=0.0)
+    if scale and np.allclose(got64, -expected64, atol=atol, rtol=rtol):
+        text += "; it is the expected value with the sign flipped"
+    elif scale and not np.any(got64):
+        text += "; it is zero"
+    elif scale and got.size and np.any(got64):
+        ratio = np.sum(got64 * expected64) / np.sum(expected64 * expected64)
+        if np.allclose(got64, ratio * expected64, atol=atol, rtol=rtol) and ratio > 0:
+            text += f"; it is the expected value times {ratio:.4g} (a mean where a sum belongs, or a missing factor?)"
+    return text
+
+
+def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -> Result:
+    """The item's grade from the child's arrays, computed here."""
+    item = job.item
+    if run.status == "timeout":
+        return Result(item, 0.0, points, "timeout", "took longer than the limit (an endless loop?); it was killed",
+                      run.seconds, {p: (s, False) for p, s in job.parts.items()}, visibility)
+    if run.status != "ok" or run.reports is None:
+        tail = run.log.strip().splitlines()[-12:]
+        detail = "the grading process of your code ended without answers (sys.exit, a crash, os._exit?)"
+        if tail:
+            detail += "\n    " + "\n    ".join(tail)
+        return Result(item, 0.0, points, "error", detail, run.seconds,
+                      {p: (s, False) for p, s in job.parts.items()}, visibility)
+    reports = list(run.reports) + [None] * (len(job.tasks) - len(run.reports))
+    failures: dict[str, str] = {}
+    not_implemented = []
+    for k, report in enumerate(reports[: len(job.tasks)]):
+        if not isinstance(report, dict):
+            continue
+        kind, message = str(report.get("type", "Error"))[:100], str(report.get("message", ""))[:2000]
+        where = str(report.get("where", ""))[:500]
+        text = f"{kind}: {message}" + (f"\n  raised at {where}" if where else "")
+        if kind == "NotImplementedError":
+            not_implemented.append(message)
+        for part in job.parts:
+            failures.setdefault(part, f"{text}\n  on {job.shown[k]}" if k < len(job.shown) else text)
+    for check in job.checks:
+        if check.part in failures or (isinstance(reports[check.example], dict)):
+            continue
+        got = run.out.get(f"{check.example}/{check.key}")
+        problem = compare(got, check.expected, check.tolerance)
+        if problem and check.part == "second order" and got is not None and not np.any(got) \
+                and np.any(check.expected):
+            problem += f" ({RAW_NUMPY})"
+        if problem:
+            failure = f"{check.what} {problem}\n  on {job.shown[check.example]}"
+            if check.part == "forward":
+                for part in job.parts:
+                    failures.setdefault(part, failure)
+            failures.setdefault(check.part, failure)
+    for probe in job.probes:
+        _judge_probe(job, probe, run, failures)
+    parts = {part: (share, part not in failures) for part, share in job.parts.items()}
+    fraction = sum(share for share, ok in parts.values() if ok)
+    earned = round(points * fraction, 6)
+    if not failures:
+        status, detail = "pass", f"{len(job.tasks)} examples" + "".join(f"; {n}" for n in job.notes)
+    else:
+        if len(not_implemented) == len(job.tasks) and not_implemented:
+            status, detail = "not implemented", not_implemented[0]
+        else:
+            status = "partial" if fraction > 0 else "FAIL"
+            detail = "\n".join(f"[{part}, {job.parts[part]:.0%} of the points] {text}"
+                               for part, text in failures.items())
+            detail += "".join(f"\n  note: {n}" for n in job.notes)
+    return Result(item, earned, points, status, detail, run.seconds, parts, visibility)
+
+
+def _judge_probe(job: Job, probe: dict, run: ChildRun, failures: dict[str, str]) -> None:
+    k = probe["example"]
+    if "gradients" in failures or isinstance(run.reports[k] if k < len(run.reports) else None, dict):
+        return
+    out = run.out.get(f"{k}/out")
+    if out is None:
+        failures["gradients"] = f"no output\n  on {job.shown[k]}"
+        return
+    seed = probe["seed"] if probe["seed"] is not None else \
+        np.random.default_rng(probe["seed_draw"]).normal(size=np.shape(out))
+    for j, direction in enumerate(probe["directions"]):
+        ahead, behind = run.out.get(f"{k}/probe{j}+"), run.out.get(f"{k}/probe{j}-")
+        if ahead is None or behind is None or np.shape(ahead) != np.shape(out):
+            failures["gradients"] = f"the forward at moved inputs gave no output\n  on {job.shown[k]}"
+            return
+        numeric = np.sum(seed * (ahead.astype(np.float64) - behind)) / 2
+        derived = 0.0
+        for i, key in direction["inputs"].items():
+            grad = run.out.get(f"{k}/grad/in{i}")
+            derived += np.sum(np.asarray(grad, dtype=np.float64) * job.arrays[key]) if grad is not None else 0
+        for name, key in direction["params"].items():
+            grad = run.out.get(f"{k}/grad/{name}")
+            derived += np.sum(np.asarray(grad, dtype=np.float64) * job.arrays[key]) if grad is not None else 0
+        if not np.isclose(derived, numeric, atol=1e-9, rtol=1e-4):
+            failures["gradients"] = (f"the gradients do not match finite differences of your forward along a "
+                                     f"random direction: {derived:.8g} vs {numeric:.8g}\n  on {job.shown[k]}")
+            return
+
+
+# ---- grading a submission ---------------------------------------------------------------------------------
+
+
+class Grader:
+    """Grades items of one config for any number of submissions; each item's inputs and expected
+    numbers are computed once per run (the same draws for every submission)."""
+
+    def __init__(self, config: Config, items: dict[str, float], seed: int) -> None:
+        self.config, self.items, self.seed = config, items, seed
+        rules = [split_item(item) for item in config.items]
+        self.graded_rules = [[op, rule] for kind, op, rule in rules if kind == "rule"]
+        self._jobs: dict[str, Job | Exception] = {}
+        self._locks = {item: threading.Lock() for item in items}
+
+    def job(self, item: str) -> Job:
+        with self._locks[item]:
+            if item not in self._jobs:
+                kind, name, rule = split_item(item)
+                try:
+                    if kind == "rule":
+                        others = [r for r in self.graded_rules if r != [name, rule]]
+                        self._jobs[item] = rule_job(name, rule, self.config.examples, self.seed, others)
+                    else:
+                        if name not in LAYERS:
+                            raise ValueError(f"no grading spec for nn.{name} (gradable: {', '.join(LAYERS)})")
+                        self._jobs[item] = layer_job(name, self.seed, self.graded_rules)
+                except Exception as error:  # noqa: BLE001 - the teacher's setup, reported per item
+                    self._jobs[item] = error
+            found = self._jobs[item]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def grade_item(self, root: Path, item: str, env: dict | None = None) -> Result:
+        started = time.perf_counter()
+        points = self.items.get(item, 1.0)
+        visibility = self.config.visibility.get(item, "visible")
+        try:
+            job = self.job(item)
+        except Exception as error:  # noqa: BLE001
+            return Result(item, 0.0, points, "error", f"cannot grade {item}: {type(error).__name__}: {error}",
+                          time.perf_counter() - started, {}, visibility)
+        run = run_child(root, {"tasks": job.tasks}, job.arrays, self.config.time_limit,
+                        self.config.memory_limit, env)
+        result = judge(job, run, points, visibility)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def grade(self, root: Path, jobs: int | None = None) -> list[Result]:
+        with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
+            return list(pool.map(lambda item: self.grade_item(root, item), self.items))
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def grade_item(item: str, config: Config, points: float | None = None, seed: int | None = None) -> Result:
+    """Grade one item of the handout this process runs in (a student's own check: the visible seed)."""
+    items = {item: config.items.get(item, 1.0) if points is None else points}
+    grader = Grader(config, items, config.seed if seed is None else seed)
+    return grader.grade_item(_package_root(), item)
+
+
+def _package_root() -> Path:
+    import mytorch
+
+    return Path(mytorch.__file__).resolve().parent.parent
+
+
+def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
+    """A fresh copy of the handout with the student's files (the config's `files`) put in."""
+    missing = [name for name in config.files if not (submission / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{submission} lacks {', '.join(missing)}")
+    copy = scratch / "handout"
+    shutil.copytree(config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git"))
+    for name in config.files:
+        shutil.copy2(submission / name, copy / name)
+    return copy
 
 
 def find_config(path: Path | None = None) -> Config:
     """grading.json: `path`, else in the current directory, else beside the mytorch package."""
-    import mytorch
-
-    beside_package = Path(mytorch.__file__).resolve().parent.parent / CONFIG_NAME
+    beside_package = _package_root() / CONFIG_NAME
     candidates = [path] if path else [Path.cwd() / CONFIG_NAME, beside_package]
     for candidate in candidates:
         if candidate.is_file():
@@ -111,238 +637,236 @@ def find_config(path: Path | None = None) -> Config:
                             "handout made by `python -m mytorch handout`, or pass --config")
 
 
-@contextlib.contextmanager
-def _grading_profile() -> Iterator[None]:
-    """Hypothesis settings for grading, whatever profile the caller's session uses (restored after):
-    hypothesis's defaults, no example database, no "explain" phase (slow on a failure, and the
-    report already shows the minimal example)."""
-    from hypothesis import HealthCheck, Phase, settings
-
-    previous = settings.get_current_profile_name() if hasattr(settings, "get_current_profile_name") \
-        else getattr(settings, "_current_profile", "default")
-    settings.register_profile(
-        "mytorch-grade", parent=settings.get_profile("default"), deadline=None, database=None,
-        print_blob=False, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    settings.load_profile("mytorch-grade")
-    try:
-        yield
-    finally:
-        settings.load_profile(previous)
-
-
-def grade_item(item: str, config: Config, points: float | None = None) -> Result:
-    """Grade one item; never raises for what the student's code does."""
-    max_points = config.items.get(item, 1.0) if points is None else points
-    started = time.perf_counter()
-    kind, name, rule = split_item(item)
-    try:
-        with _grading_profile(), _time_limit(config.time_limit):
-            status, detail = _grade_rule(name, rule, config) if kind == "rule" else _grade_layer(name, config)
-    except _OutOfTime:
-        status, detail = "timeout", f"took longer than the limit, {config.time_limit:g} s (an endless loop?)"
-    except NotImplementedError as error:
-        status, detail = _not_implemented(error, kind)
-    except Exception as error:  # the student's code crashed: that item fails, the others still run
-        status, detail = "error", f"{type(error).__name__}: {error}{_falsifying_example(error)}"
-    seconds = time.perf_counter() - started
-    return Result(item, max_points if status == "pass" else 0.0, max_points, status, detail, seconds)
-
-
-def _not_implemented(error: NotImplementedError, kind: str) -> tuple[str, str]:
-    frame = error.__traceback__
-    while frame is not None and frame.tb_next is not None:
-        frame = frame.tb_next
-    if kind == "layer" and frame is not None and frame.tb_frame.f_code.co_name != "forward":
-        return "FAIL", (f"the walk back through forward reached a rule that is still a stub: {error}\n"
-                        f"  (rules graded as items are stood in for while a layer is graded; this one is not "
-                        f"in {CONFIG_NAME})")
-    return "not implemented", str(error)
-
-
-def _falsifying_example(error: BaseException) -> str:
-    draws = [note for note in getattr(error, "__notes__", []) if note.startswith("Draw ")]
-    if not draws:
-        return ""
-    return "\n  minimal failing input (shrunk by hypothesis):\n    " + "\n    ".join(
-        note.replace("\n", "\n    ") for note in draws
-    )
-
-
-def _grade_rule(op: str, rule: str, config: Config) -> tuple[str, str]:
-    from mytorch.testing import GradientCheckError, check_primitive
-
-    try:
-        report = check_primitive(op, modes=(CHECK_MODES[rule],), max_examples=config.examples,
-                                 seed=config.seed)
-    except GradientCheckError as error:
-        if isinstance(error.__cause__, NotImplementedError):  # the check reports a rule that raised
-            raise error.__cause__ from None
-        return "FAIL", str(error)
-    return "pass", f"{report.examples} examples, max abs error {report.max_abs_error:.1e}"
-
-
-def _grade_layer(name: str, config: Config) -> tuple[str, str]:
-    from mytorch import nn
-    from mytorch.testing.checks import _brief, _Comparison
-    from mytorch.testing.layers import _shape_hint, _value_hint
-
-    if name not in LAYERS:
-        return "error", f"no grading spec for nn.{name} (gradable: {', '.join(LAYERS)})"
-    oracle = config.directory / ORACLE_NAME
-    cases = load_oracle(oracle, name) if oracle.exists() else []
-    if not cases:
-        return "error", f"{oracle} holds no cases for nn.{name}: make the handout again with this layer"
-    items = [split_item(item) for item in config.items]
-    student_rules = [op for kind, op, rule in items if (kind, rule) == ("rule", "vjp")]
-    for k, case in enumerate(cases):
-        layer = LAYERS[name].build(nn)
-        layer.load_state_dict(case.state)
-        if case.eval_mode:
-            layer.eval()
-        args = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in case.args)
-        shown = "\n".join(
-            f"    input {i}: " + ("None" if a is None else f"{_brief(a, 13)}  # shape {a.shape}")
-            for i, a in enumerate(case.args)
-        )
-        where = (f"case {k + 1} of {len(cases)}, the smallest that fails"
-                 f"{' (eval mode)' if case.eval_mode else ''}:\n{shown}")
-        try:
-            with _reference_rules(student_rules):
-                got = run_layer(layer, args, case.expected["seed"])
-        except NotImplementedError:
-            raise
-        except Exception as error:  # the student's forward crashed (or returned the wrong shape)
-            return "FAIL", f"nn.{name}: {type(error).__name__}: {error}\n  {where}"
-        for key, expected in case.expected.items():
-            if key == "seed":
-                continue
-            atol, rtol = GRADIENT_TOLERANCE if key.startswith("grad/") else OUTPUT_TOLERANCE
-            comparison = _Comparison(_quantity(key), got.get(key), expected, atol, rtol)
-            if comparison.ok:
-                continue
-            if comparison.problem:
-                comparison.hint = _shape_hint(np.asarray(got.get(key)), expected)
-            else:
-                comparison.hint = _value_hint(np.asarray(got[key]), expected, np.shape(case.args[0]))
-            if key.startswith("grad/") and not comparison.problem and not np.any(got[key]):
-                comparison.hint = ("it is zero: is forward computed with NumPy instead of mytorch.functional "
-                                   "primitives? The engine only sees the primitives")
-            return "FAIL", f"nn.{name}: {comparison.explain()}\n  {where}"
-    return "pass", f"{len(cases)} cases: output, gradients and buffers match"
-
-
-@contextlib.contextmanager
-def _reference_rules(ops: list[str]) -> Iterator[None]:
-    """Swap the backward rules of `ops` for central differences of their forward, for a while."""
-    from mytorch.testing import all_primitives
-
-    primitives = all_primitives()
-    saved = {primitives[op]: primitives[op].vjp for op in ops if op in primitives}
-    for primitive in saved:
-        primitive.vjp = _finite_difference_vjp(primitive.forward)
-    try:
-        yield
-    finally:
-        for primitive, vjp in saved.items():
-            primitive.vjp = vjp
-
-
-def _finite_difference_vjp(forward: Any) -> Any:
-    """x̄ᵢ[k] = Σ ȳ ⊙ (f(x + h eₖ) − f(x − h eₖ)) / 2h for each float input xᵢ (None for the others)."""
-
-    def vjp(g: np.ndarray, ans: np.ndarray, *inputs: Any, **params: Any) -> tuple:
-        adjoint = np.asarray(g, dtype=np.float64)
-        grads: list[np.ndarray | None] = []
-        for i, x in enumerate(inputs):
-            if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
-                grads.append(None)
-                continue
-            grad = np.zeros(x.size)
-            for k in range(x.size):
-                change = []
-                for step in (STEP, -STEP):
-                    moved = x.astype(np.float64).reshape(-1)
-                    moved[k] += step
-                    shifted = (*inputs[:i], moved.reshape(x.shape), *inputs[i + 1:])
-                    change.append(np.asarray(forward(*shifted, **params), dtype=np.float64))
-                grad[k] = np.sum(adjoint * (change[0] - change[1])) / (2 * STEP)
-            grads.append(grad.reshape(x.shape).astype(x.dtype))
-        return tuple(grads)
-
-    return vjp
-
-
-def _quantity(key: str) -> str:
-    kind, _, name = key.partition("/")
-    if kind == "out":
-        return "output"
-    if kind == "grad":
-        return f"gradient of input {name[2:]}" if name.startswith("in") else f"gradient of parameter {name}"
-    return f"buffer {name} after forward"
-
-
-def grade(items: dict[str, float], config: Config) -> list[Result]:
-    return [grade_item(item, config, points) for item, points in items.items()]
-
-
 # ---- reporting ----------------------------------------------------------------------------------
 
 
 def _points(value: float) -> str:
-    return f"{value:g}"
+    return f"{round(value, 3):g}"
 
 
 def table(results: list[Result]) -> str:
     """The grade table: item, points, result; then each failure in full."""
     width = max([len("item"), *(len(r.item) for r in results)])
-    lines = [f"{'item':<{width}}  {'points':>7}  result", f"{'-' * width}  {'-' * 7}  {'-' * 15}"]
+    lines = [f"{'item':<{width}}  {'points':>9}  result", f"{'-' * width}  {'-' * 9}  {'-' * 15}"]
     for r in results:
-        lines.append(f"{r.item:<{width}}  {_points(r.points) + '/' + _points(r.max_points):>7}  {r.status}")
+        shown = r.status if r.status != "partial" else f"partial ({r.fraction:.0%}: " + ", ".join(
+            f"{part} {'ok' if ok else 'wrong'}" for part, (share, ok) in r.parts.items()) + ")"
+        lines.append(f"{r.item:<{width}}  {_points(r.points) + '/' + _points(r.max_points):>9}  {shown}")
     score, total = sum(r.points for r in results), sum(r.max_points for r in results)
-    lines.append(f"{'-' * width}  {'-' * 7}")
-    lines.append(f"{'total':<{width}}  {_points(score) + '/' + _points(total):>7}")
+    lines.append(f"{'-' * width}  {'-' * 9}")
+    lines.append(f"{'total':<{width}}  {_points(score) + '/' + _points(total):>9}")
     for r in results:
         if not r.passed:
             lines.append(f"\n{r.item}: {r.status}\n  {r.detail}")
     return "\n".join(lines)
 
 
-def to_json(results: list[Result], seconds: float) -> dict[str, Any]:
+def to_json(results: list[Result], seconds: float, seed: int | None = None) -> dict[str, Any]:
     """The results in the shape of Gradescope's results.json."""
-    return {
-        "score": sum(r.points for r in results),
+    report: dict[str, Any] = {
+        "score": round(sum(r.points for r in results), 6),
         "max_score": sum(r.max_points for r in results),
         "execution_time": round(seconds, 2),
         "tests": [
             {"name": r.item, "score": r.points, "max_score": r.max_points,
-             "status": "passed" if r.passed else "failed", "result": r.status, "output": r.detail}
+             "status": "passed" if r.passed else "failed", "result": r.status, "output": r.detail,
+             "visibility": r.visibility,
+             "parts": {part: {"share": share, "passed": ok} for part, (share, ok) in r.parts.items()}}
             for r in results
         ],
     }
+    if seed is not None:
+        report["output"] = f"graded with seed {seed}"
+    return report
 
 
-def _grade_submission(args: argparse.Namespace, config: Config) -> int:
-    """Grade a student's files inside a fresh copy of this handout, so that only the files they
-    were asked to edit come from them (their copy of the grader, config and oracle do not)."""
-    if not config.files:
-        print(f"grade: {config.directory / CONFIG_NAME} lists no 'files' students edit", file=sys.stderr)
-        return 2
-    missing = [name for name in config.files if not (args.submission / name).is_file()]
-    if missing:
-        print(f"grade: {args.submission} lacks {', '.join(missing)}", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="mytorch-grade-") as scratch:
-        copy = Path(scratch) / "handout"
-        shutil.copytree(config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        for name in config.files:
-            shutil.copy2(args.submission / name, copy / name)
-        options = {"json": args.json and args.json.resolve(), "items": args.items, "examples": args.examples}
-        command = [sys.executable, "-m", "mytorch", "grade"]
-        command += [f"--{option}={value}" for option, value in options.items() if value]
-        env = {**os.environ, "PYTHONPATH": str(copy)}
-        return subprocess.run(command, cwd=copy, env=env).returncode
+def scores_line(results: list[Result]) -> str:
+    """Autolab's last line: {"scores": {item: points}}."""
+    return json.dumps({"scores": {r.item: r.points for r in results}})
+
+
+def _write_json(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+# ---- a class at once -----------------------------------------------------------------------------------
+
+
+def submissions_in(paths: list[Path], config: Config) -> list[Path]:
+    """Each path is a submission, or a folder of submissions (its subfolders)."""
+    found = []
+    for path in paths:
+        if config.files and all((path / name).is_file() for name in config.files):
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_dir())
+    return found
+
+
+def grade_class(grader: Grader, submissions: list[Path], out: Path, jobs: int | None = None) -> list[dict]:
+    """Grade every submission, `jobs` children at a time; a CSV row and a JSON file each."""
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    names = _unique_names(submissions)
+
+    def one(pair: tuple[str, Path]) -> dict:
+        name, submission = pair
+        began = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="mytorch-submission-") as scratch:
+            try:
+                root = prepare_submission(grader.config, submission, Path(scratch))
+            except FileNotFoundError as error:
+                return {"student": name, "score": 0.0, "max_score": sum(grader.items.values()), "error": str(error)}
+            results = [grader.grade_item(root, item) for item in grader.items]
+        report = to_json(results, time.perf_counter() - began, grader.seed)
+        _write_json(out / f"{name}.json", report)
+        row = {"student": name, "score": report["score"], "max_score": report["max_score"], "error": ""}
+        row.update({r.item: r.points for r in results})
+        return row
+
+    # Items of all students share one pool: at most `jobs` children at once.
+    with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
+        rows = list(pool.map(one, zip(names, submissions)))
+    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, ["student", "score", "max_score", *grader.items, "error"], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"graded {len(rows)} submissions in {time.perf_counter() - started:.1f} s: {out / 'grades.csv'}")
+    return rows
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    names, seen = [], {}
+    for path in paths:
+        name = path.resolve().name or "submission"
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return names
+
+
+# ---- the self-test: can every item fail? -----------------------------------------------------------------
+
+WRONG_RULES = ("missing transpose", "mean for sum", "un-reduced broadcast", "sign flip", "raw NumPy")
+WRONG_LAYERS = ("sign flip", "mean for sum", "raw NumPy", "default arguments")
+
+_WRONG_HOOK = '''
+# ---- mytorch grade --self-test: a known-wrong rule (this copy is a temporary one) ----
+def _install_wrong():
+    import os
+    target = os.environ.get("MYTORCH_SELFTEST_WRONG")
+    if target:
+        from mytorch.grade import install_wrong
+        install_wrong(target)
+_install_wrong()
+'''
+
+
+def install_wrong(target: str) -> None:
+    """Make the rules or layer named in `target` ("exp.vjp|sign flip,...") wrong in this process."""
+    import mytorch
+    from mytorch import functional as F
+    from mytorch import nn
+    from mytorch.testing import all_primitives
+
+    primitives = all_primitives()
+    for entry in target.split(";"):
+        item, _, kind = entry.partition("|")
+        what, name, rule = split_item(item)
+        if what == "rule":
+            primitive = primitives[name]
+            setattr(primitive, rule, _wrong_rule(getattr(primitive, rule), rule, kind, mytorch, F))
+        else:
+            cls = getattr(nn, name)
+            cls.forward = _wrong_forward(cls, cls.forward, kind, F)
+
+
+def _wrong_rule(right: Callable, rule: str, kind: str, mytorch: Any, F: Any) -> Callable:
+    def each(values: Any, change: Callable) -> Any:
+        if isinstance(values, (tuple, list)):
+            return tuple(None if v is None else change(v) for v in values)
+        return None if values is None else change(values)
+
+    def wrong(first: Any, ans: Any, *inputs: Any, **params: Any) -> Any:
+        values = right(first, ans, *inputs, **params)
+        if kind == "sign flip":
+            return each(values, F.neg)
+        if kind == "mean for sum":
+            size = max(np.size(ans), 2)
+            return each(values, lambda v: F.div(v, float(size)))
+        if kind == "missing transpose":
+            return each(values, lambda v: F.transpose(v) if np.ndim(v) >= 2 else F.mul(v, 1.0))
+        if kind == "un-reduced broadcast":
+            if rule == "vjp":
+                return each(values, lambda v: F.broadcast_to(v, np.broadcast_shapes(np.shape(v), np.shape(ans))))
+            return values
+        if kind == "raw NumPy":
+            with mytorch.no_grad():
+                return each(values, lambda v: np.array(v, copy=True))
+        raise ValueError(kind)
+
+    return wrong
+
+
+def _wrong_forward(cls: type, right: Callable, kind: str, F: Any) -> Callable:
+    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kind == "default arguments":
+            import inspect
+
+            required = {name: getattr(self, name) for name, p in inspect.signature(cls.__init__).parameters.items()
+                        if p.default is p.empty and name not in ("self", "args", "kwargs") and hasattr(self, name)}
+            fresh = cls(**required)
+            fresh.load_state_dict({k: v for k, v in self.state_dict().items()})
+            return right(fresh, *args, **kwargs)
+        out = right(self, *args, **kwargs)
+        if kind == "sign flip":
+            return F.neg(out)
+        if kind == "mean for sum":
+            return F.mul(out, 0.5)
+        if kind == "raw NumPy":
+            return np.array(out, copy=True)
+        raise ValueError(kind)
+
+    return forward
+
+
+def self_test(items: list[str], examples: int = 3, seed: int = 0, time_limit: float = 120.0,
+              jobs: int | None = None) -> list[tuple[str, str, Result]]:
+    """Grade each item with each known-wrong rule (or layer) in a temporary copy of the reference;
+    returns (item, wrong kind, result) for every pair. A pass is a defect of the grader, unless the
+    wrong version equals the right one on every drawn input (a 'sign flip' of a zero, say)."""
+    import mytorch
+
+    package = Path(mytorch.__file__).resolve().parent
+    config = Config(dict.fromkeys(items, 1.0), examples=examples, seed=seed, time_limit=time_limit)
+    grader = Grader(config, dict(config.items), seed)
+    pairs = [(item, kind) for item in items
+             for kind in (WRONG_RULES if split_item(item)[0] == "rule" else WRONG_LAYERS)]
+    with tempfile.TemporaryDirectory(prefix="mytorch-selftest-") as scratch:
+        root = Path(scratch)
+        shutil.copytree(package, root / "mytorch", ignore=shutil.ignore_patterns("__pycache__"))
+        with open(root / "mytorch" / "__init__.py", "a", encoding="utf-8") as init:
+            init.write(_WRONG_HOOK)
+
+        def one(pair: tuple[str, str]) -> tuple[str, str, Result]:
+            item, kind = pair
+            return item, kind, grader.grade_item(root, item, {"MYTORCH_SELFTEST_WRONG": f"{item}|{kind}"})
+
+        with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
+            return list(pool.map(one, pairs))
+
+
+def _self_test_report(outcomes: list[tuple[str, str, Result]]) -> tuple[str, int]:
+    missed = [(item, kind, r) for item, kind, r in outcomes if r.passed]
+    lines = [f"self-test: {len(outcomes)} (item, wrong rule) pairs, {len(outcomes) - len(missed)} caught"]
+    for item, kind, r in outcomes:
+        lines.append(f"  {item:<24} {kind:<22} {'caught' if not r.passed else 'PASSED (grader defect?)'}"
+                     f"  {_points(r.points)}/{_points(r.max_points)}")
+    if missed:
+        lines.append("wrong rules that pass: " + ", ".join(f"{i} ({k})" for i, k, _ in missed))
+    return "\n".join(lines), len(missed)
 
 
 # ---- command line -------------------------------------------------------------------------------
@@ -350,18 +874,30 @@ def _grade_submission(args: argparse.Namespace, config: Config) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="also write the results as JSON (Gradescope's shape)")
+                        help="also write the results as Gradescope's results.json")
     parser.add_argument("--config", type=Path, metavar="PATH",
                         help=f"the {CONFIG_NAME} to use (default: the handout's)")
     parser.add_argument("--items", metavar="A,B",
                         help="grade these items instead of the config's (e.g. matmul.vjp,nn.Linear)")
-    parser.add_argument("--examples", type=int, help="hypothesis examples per rule (default: the config's)")
+    parser.add_argument("--examples", type=int, help="drawn examples per rule (default: the config's)")
+    parser.add_argument("--seed", type=int, help="seed of the draws (default: the config's visible seed for "
+                                                 "your own work; a fresh one with --submission(s))")
+    parser.add_argument("--time-limit", type=float, metavar="S", help="seconds per item (default: the config's)")
+    parser.add_argument("--jobs", type=int, metavar="N", help="children at once (default: the machine's cores)")
     parser.add_argument("--submission", type=Path, metavar="DIR",
                         help="grade a student's copy: its edited files (the config's 'files') are put into a "
-                             "fresh copy of this handout, and graded there")
+                             "fresh copy of the handout, and graded there by this (the reference) mytorch")
+    parser.add_argument("--submissions", type=Path, nargs="+", metavar="DIR",
+                        help="grade many submissions (or folders of them) in parallel")
+    parser.add_argument("--out", type=Path, default=Path("grades"), metavar="DIR",
+                        help="with --submissions: where grades.csv and one JSON per student go (default grades)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check that known-wrong rules fail every item (the config's, or --items, or all)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.self_test:
+        return _run_self_test(args)
     try:
         config = find_config(args.config)
         items = dict(config.items)
@@ -373,16 +909,64 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"grade: {error}", file=sys.stderr)
         return 2
-    if args.submission:
-        return _grade_submission(args, config)
     if args.examples:
         config.examples = args.examples
+    if args.time_limit:
+        config.time_limit = args.time_limit
+    teacher = bool(args.submission or args.submissions)
+    if teacher and not _reference_is_here():
+        print("grade: --submission grades against the reference, but this mytorch is a handout's copy "
+              f"({_package_root()}): run it where the teacher's mytorch is imported, e.g. "
+              f"cd elsewhere && python -m mytorch grade --config {config.directory / CONFIG_NAME} ...",
+              file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else (secrets.randbits(31) if teacher else config.seed)
+    grader = Grader(config, items, seed)
+    if args.submissions:
+        submissions = submissions_in(args.submissions, config)
+        if not submissions:
+            print("grade: no submissions found", file=sys.stderr)
+            return 2
+        rows = grade_class(grader, submissions, args.out, args.jobs)
+        return 0 if all(row["score"] == row["max_score"] and not row["error"] for row in rows) else 1
     started = time.perf_counter()
-    results = grade(items, config)
+    if args.submission:
+        if not config.files:
+            print(f"grade: {config.directory / CONFIG_NAME} lists no 'files' students edit", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory(prefix="mytorch-submission-") as scratch:
+            try:
+                root = prepare_submission(config, args.submission, Path(scratch))
+            except FileNotFoundError as error:
+                print(f"grade: {error}", file=sys.stderr)
+                return 2
+            results = grader.grade(root, args.jobs)
+    else:
+        results = grader.grade(_package_root(), args.jobs)
     seconds = time.perf_counter() - started
     print(table(results))
     print(f"\ngraded {len(results)} items in {seconds:.1f} s")
     if args.json:
-        args.json.write_text(json.dumps(to_json(results, seconds), indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
+        _write_json(args.json, to_json(results, seconds, seed if teacher else None))
+    print(scores_line(results))
     return 0 if all(r.passed for r in results) else 1
+
+
+def _run_self_test(args: argparse.Namespace) -> int:
+    if not _reference_is_here():
+        print("grade --self-test: run it with the teacher's mytorch (this one is a handout's copy)", file=sys.stderr)
+        return 2
+    if args.items:
+        items = [name.strip() for name in args.items.split(",") if name.strip()]
+    elif args.config:
+        items = list(find_config(args.config).items)
+    else:
+        from mytorch.testing import all_primitives
+
+        items = [f"{op}.{rule}" for op in sorted(all_primitives()) for rule in ("vjp", "jvp")]
+        items += [f"nn.{name}" for name in LAYERS]
+    outcomes = self_test(items, examples=args.examples or 3, seed=args.seed or 0,
+                         time_limit=args.time_limit or 120.0, jobs=args.jobs)
+    report, missed = _self_test_report(outcomes)
+    print(report)
+    return 1 if missed else 0
