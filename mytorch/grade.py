@@ -119,8 +119,6 @@ def _floats(inputs: Iterable[Any]) -> list[int]:
 
 def _rule_oracle(primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray]) -> dict[str, np.ndarray]:
     """aJ/p = aᵀ ∂y/∂x_p, Jb = Σ_p ∂y/∂x_p b_p, and ∇D/p = ∂/∂x_p of D(x) = d/dε ⟨a, y(x + ε b)⟩."""
-    from mytorch.gradcheck import numeric_jacobian
-
     inputs, params = list(example.inputs), example.params
     positions = _floats(inputs)
     sequence = getattr(primitive, "arity", 1) is None
@@ -473,15 +471,19 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
     for k, report in enumerate(reports[: len(job.tasks)]):
         if not isinstance(report, dict):
             continue
-        kind, message = str(report.get("type", "Error"))[:100], str(report.get("message", ""))[:2000]
-        where = str(report.get("where", ""))[:500]
-        text = f"{kind}: {message}" + (f"\n  raised at {where}" if where else "")
-        if kind == "NotImplementedError":
-            not_implemented.append(message)
+        shown = f"\n  on {job.shown[k]}" if k < len(job.shown) else ""
+        if isinstance(report.get("parts"), dict):  # only some parts raised
+            for part, error in report["parts"].items():
+                if part in job.parts and isinstance(error, dict):
+                    failures.setdefault(part, _error_text(error) + shown)
+            continue
+        if report.get("type") == "NotImplementedError":
+            not_implemented.append(str(report.get("message", ""))[:2000])
         for part in job.parts:
-            failures.setdefault(part, f"{text}\n  on {job.shown[k]}" if k < len(job.shown) else text)
+            failures.setdefault(part, _error_text(report) + shown)
     for check in job.checks:
-        if check.part in failures or (isinstance(reports[check.example], dict)):
+        report = reports[check.example]
+        if check.part in failures or (isinstance(report, dict) and "parts" not in report):
             continue
         got = run.out.get(f"{check.example}/{check.key}")
         problem = compare(got, check.expected, check.tolerance)
@@ -506,10 +508,18 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
             status, detail = "not implemented", not_implemented[0]
         else:
             status = "partial" if fraction > 0 else "FAIL"
-            detail = "\n".join(f"[{part}, {job.parts[part]:.0%} of the points] {text}"
-                               for part, text in failures.items())
+            grouped: dict[str, list[str]] = {}
+            for part, text in failures.items():
+                grouped.setdefault(text, []).append(f"{part}, {job.parts.get(part, 0):.0%}")
+            detail = "\n".join(f"[{'; '.join(parts)} of the points] {text}" for text, parts in grouped.items())
             detail += "".join(f"\n  note: {n}" for n in job.notes)
     return Result(item, earned, points, status, detail, run.seconds, parts, visibility)
+
+
+def _error_text(report: dict) -> str:
+    kind, message = str(report.get("type", "Error"))[:100], str(report.get("message", ""))[:2000]
+    where = str(report.get("where", ""))[:1500]
+    return f"{kind}: {message}" + ("\n  raised at " + where.replace("\n", "\n            ") if where else "")
 
 
 def _judge_probe(job: Job, probe: dict, run: ChildRun, failures: dict[str, str]) -> None:

@@ -181,27 +181,35 @@ def rule_task(mytorch: Any, primitive: Any, task: dict, arrays: Any) -> dict[str
         tangent = mytorch.jvp(call, tuple(primals), tuple(b))[1]
         result["first/out"] = _as_array(tangent, result["out"])
     if task.get("second"):
-        n = len(positions)
-        if task["rule"] == "vjp":
-            # reverse over reverse: x̄ = vjp(a, x) recorded; walk it back along b: ∂⟨b, x̄⟩/∂(a, x)
-            def first(adjoint: Any, *floats: Any) -> tuple:
-                return tuple(mytorch.vjp(call, *floats)[1](adjoint))
-
-            value, back = mytorch.vjp(first, a, *primals)
-            grads = back(tuple(b))
-            result["second/dir"] = _as_array(grads[0], a)
-        else:
-            # reverse over forward: ẏ = jvp(x; b) recorded; walk it back along a: ∂⟨a, ẏ⟩/∂(x, b)
-            def first(*both: Any) -> Any:
-                return mytorch.jvp(call, tuple(both[:n]), tuple(both[n:]))[1]
-
-            value, back = mytorch.vjp(first, *primals, *b)
-            grads = (None, *back(a))
-            for k, p in enumerate(positions):
-                result[f"second/dir{p}"] = _as_array(grads[1 + n + k], inputs[p])
-        for k, p in enumerate(positions):
-            result[f"second/{p}"] = _as_array(grads[1 + k], inputs[p])
+        try:
+            _second_order(mytorch, task, call, a, b, primals, positions, inputs, result)
+        except Exception as error:  # the first order still counts
+            result["error/second order"] = error  # type: ignore[assignment]
     return result
+
+
+def _second_order(mytorch: Any, task: dict, call: Any, a: np.ndarray, b: list, primals: list,
+                  positions: list[int], inputs: list, result: dict) -> None:
+    n = len(positions)
+    if task["rule"] == "vjp":
+        # reverse over reverse: x̄ = vjp(a, x) recorded; walk it back along b: ∂⟨b, x̄⟩/∂(a, x)
+        def first(adjoint: Any, *floats: Any) -> tuple:
+            return tuple(mytorch.vjp(call, *floats)[1](adjoint))
+
+        value, back = mytorch.vjp(first, a, *primals)
+        grads = back(tuple(b))
+        result["second/dir"] = _as_array(grads[0], a)
+    else:
+        # reverse over forward: ẏ = jvp(x; b) recorded; walk it back along a: ∂⟨a, ẏ⟩/∂(x, b)
+        def first(*both: Any) -> Any:
+            return mytorch.jvp(call, tuple(both[:n]), tuple(both[n:]))[1]
+
+        value, back = mytorch.vjp(first, *primals, *b)
+        grads = (None, *back(a))
+        for k, p in enumerate(positions):
+            result[f"second/dir{p}"] = _as_array(grads[1 + n + k], inputs[p])
+    for k, p in enumerate(positions):
+        result[f"second/{p}"] = _as_array(grads[1 + k], inputs[p])
 
 
 def layer_task(mytorch: Any, task: dict, arrays: Any) -> dict[str, np.ndarray]:
@@ -266,19 +274,24 @@ def layer_task(mytorch: Any, task: dict, arrays: Any) -> dict[str, np.ndarray]:
     return result
 
 
-def where_raised(error: BaseException, root: str | None) -> str:
-    """The innermost line of the traceback inside `root` (the student's copy): "file:line in f: code"."""
+def where_raised(error: BaseException, root: str | None, depth: int = 3) -> str:
+    """The innermost lines of the traceback inside `root` (the student's copy), outermost first:
+    "file:line in function: code", one per line."""
     frames = traceback.extract_tb(error.__traceback__)
-    if root:
-        inside = [f for f in frames if os.path.abspath(f.filename).startswith(os.path.abspath(root) + os.sep)]
-        frames = inside or frames
-    if not frames:
-        return ""
-    frame = frames[-1]
-    filename = frame.filename
-    if root and os.path.abspath(filename).startswith(os.path.abspath(root) + os.sep):
-        filename = os.path.relpath(filename, root)
-    return f"{filename}:{frame.lineno} in {frame.name}: {(frame.line or '').strip()}"
+    prefix = os.path.abspath(root) + os.sep if root else ""
+    inside = [f for f in frames if prefix and os.path.abspath(f.filename).startswith(prefix)]
+    frames = (inside or frames)[-depth:]
+    lines = []
+    for frame in frames:
+        filename = frame.filename
+        if prefix and os.path.abspath(filename).startswith(prefix):
+            filename = os.path.relpath(filename, root)
+        lines.append(f"{filename}:{frame.lineno} in {frame.name}: {(frame.line or '').strip()}")
+    return "\n".join(lines)
+
+
+def _report(error: BaseException, root: str | None) -> dict:
+    return {"type": type(error).__name__, "message": str(error)[:MAX_TEXT], "where": where_raised(error, root)}
 
 
 def run_tasks(request: dict, arrays: Any, root: str | None = None) -> tuple[dict[str, np.ndarray], list]:
@@ -299,11 +312,11 @@ def run_tasks(request: dict, arrays: Any, root: str | None = None) -> tuple[dict
                 got = rule_task(mytorch, primitives[task["op"]], task, arrays)
             else:
                 got = layer_task(mytorch, task, arrays)
+            errors = {key[6:]: _report(got.pop(key), root) for key in list(got) if key.startswith("error/")}
             out.update({f"{k}/{key}": value for key, value in got.items()})
-            reports.append(None)
+            reports.append({"parts": errors} if errors else None)
         except Exception as error:  # reported per task: the others still run
-            reports.append({"type": type(error).__name__, "message": str(error)[:MAX_TEXT],
-                            "where": where_raised(error, root)})
+            reports.append(_report(error, root))
         finally:
             for (op, rule), value in saved.items():
                 setattr(primitives[op], rule, value)

@@ -16,10 +16,13 @@ What to cut out is found from the source's structure with `ast`:
 - a layer is the body of its class's `forward` in mytorch/nn.
 
 Each stub raises NotImplementedError with the formula's shape (`mytorch.assignment.rule_hint`).
-The copy also gets grading.json (items, points, the files students edit), grading_oracle.npz (the
-reference's outputs and gradients for every gradable layer's fixed inputs), a README for students
-and a pytest file that runs the grader. The test suite, the benchmark and this generator are left
-out; the grader (`grade`) ships.
+The files that hold rules are found from the primitives themselves (the source file of each
+registered primitive's rules), not from a list of file names.
+
+The copy also gets grading.json (items, points, the files students edit), a README for students
+and a pytest file that runs the grader. It carries no reference outputs: the teacher's grader
+computes them when grading. The test suite, the benchmark and this generator are left out; the
+grader (`grade`) ships, so students can check their work with the visible seed.
 """
 
 from __future__ import annotations
@@ -40,19 +43,15 @@ from pathlib import Path
 from mytorch.assignment import (
     CONFIG_NAME,
     LAYERS,
-    ORACLE_NAME,
     RULES,
     Config,
     layer_hint,
     layer_item,
-    make_layer_cases,
     rule_hint,
     rule_item,
-    save_oracle,
     split_item,
 )
 
-PRIMITIVE_MODULES = ("functional.py", "conv.py")  # in the mytorch package
 LEFT_OUT = ("handout.py", "bench")  # not in a student's copy (the generator, the timing harness)
 DEFAULT_OPS = ("mul", "div", "exp", "log", "tanh", "matmul", "sum", "linear")
 DEFAULT_LAYERS = ("Linear", "GRUCell")
@@ -132,14 +131,31 @@ def _rule_site(source: _Source, call: ast.Call, rule: str, statement: ast.stmt,
     raise HandoutError(f"{source.path.name}:{value.lineno}: the {rule} rule is not a lambda or a function")
 
 
+def primitive_files(package: Path) -> list[Path]:
+    """The package's source files that define registered primitives' rules, found from the
+    primitives themselves (where their rules' code is), in a stable order."""
+    import inspect
+
+    from mytorch.testing import all_primitives
+
+    package = package.resolve()
+    files: set[Path] = set()
+    for primitive in all_primitives().values():
+        for rule in (*RULES, "forward"):
+            try:
+                found = inspect.getsourcefile(getattr(primitive, rule))
+            except (TypeError, AttributeError):
+                continue  # a NumPy ufunc forward, say: no Python source
+            if found and Path(found).resolve().is_relative_to(package):
+                files.add(Path(found).resolve())
+    return sorted(files)
+
+
 def rule_sites(package: Path) -> dict[str, Site]:
     """Every primitive rule in the package's source, by item ("exp.vjp"); items sharing code share a Site."""
     sites: dict[str, Site] = {}
     by_key: dict[tuple[str, int], Site] = {}
-    for file_name in PRIMITIVE_MODULES:
-        path = package / file_name
-        if not path.exists():
-            continue
+    for path in primitive_files(package):
         source = _Source(path)
         factories = _top_functions(source.tree)
         for statement in source.tree.body:
@@ -167,8 +183,18 @@ def rule_sites(package: Path) -> dict[str, Site]:
 
 
 def layer_site(package: Path, layer: str) -> Site:
-    """The `forward` of class `layer` in mytorch/nn."""
-    for path in sorted((package / "nn").glob("*.py")):
+    """The `forward` of class `layer` of mytorch.nn, in the file that defines the class."""
+    import inspect
+
+    from mytorch import nn
+
+    cls = getattr(nn, layer, None)
+    try:
+        defined = Path(inspect.getsourcefile(cls)).resolve() if isinstance(cls, type) else None
+    except TypeError:
+        defined = None
+    candidates = [defined] if defined and defined.is_relative_to(package.resolve()) else []
+    for path in candidates or sorted((package / "nn").glob("*.py")):
         source = _Source(path)
         for node in source.tree.body:
             if isinstance(node, ast.ClassDef) and node.name == layer:
@@ -384,7 +410,6 @@ def make_handout(out: Path, ops: Iterable[str] = DEFAULT_OPS, layers: Iterable[s
     ['exp.vjp', 'exp.jvp', 'nn.Linear']
     """
     import mytorch
-    from mytorch import nn
 
     package = Path(mytorch.__file__).resolve().parent
     root = package.parent
@@ -408,8 +433,6 @@ def make_handout(out: Path, ops: Iterable[str] = DEFAULT_OPS, layers: Iterable[s
     cli = out / "mytorch" / "cli.py"
     cli.write_text(_without_subcommands(cli.read_text(encoding="utf-8"), out / "mytorch"), encoding="utf-8")
 
-    # Every gradable layer's cases, not only the stubbed ones': a teacher may grade more items later.
-    save_oracle(out / ORACLE_NAME, {name: make_layer_cases(name, nn, seed) for name in LAYERS})
     files = sorted({site.source.path.relative_to(root).as_posix() for site in the_plan.sites})
     config = Config({item: 1.0 for item in the_plan.items}, examples=examples, seed=seed, files=files)
     config.save(out / CONFIG_NAME)
@@ -442,20 +465,26 @@ a layer's `forward` must use them too, or the engine cannot see it.
 ## Setup and grading
 
 ```bash
-pip install -e .
-python -m mytorch grade            # the table your grade comes from
+pip install -e '.[test]'           # the package and its test tools (pytest)
+python -m mytorch grade            # the table: your code runs in a separate process per item
 python -m mytorch grade --items matmul.vjp   # one item
 pytest                             # the same checks, one test per item
 ```
 
-Rules are checked against finite differences on inputs hypothesis draws (broadcasting, 1-D and
-empty arrays, integer constants, ...); a failure shows the smallest input it could find and the
-expected against your gradient. Layers are checked on fixed inputs against the reference's output,
-gradients and buffers. Points per item are in `{CONFIG_NAME}`.
+Rules are checked against finite differences of the forward on inputs hypothesis draws
+(broadcasting, 1-D and empty arrays, integer constants, ...): each input's gradient (or the
+tangent) earns part of the item's points, and the second order (your rule recorded and walked back
+once more: this is why rules must be written with the primitives) earns the rest. A failure shows
+the smallest failing input drawn, the expected against your value, and the file and line of your
+code that raised. Layers are checked in several configurations (constructor arguments) and batch
+sizes. Points per item are in `{CONFIG_NAME}`.
+
+Your grade here uses a visible seed. Your teacher grades with other draws (and perhaps more items),
+and checks your layers' outputs against the reference, which this handout does not contain.
 """
 
 
-_STUDENT_TEST = '''"""Each graded item as a test: `pytest -k matmul` runs the matmul items."""
+_STUDENT_TEST = '''"""Each graded item as a test (visible seed): `pytest -k matmul` runs the matmul items."""
 
 import pytest
 
@@ -467,7 +496,7 @@ CONFIG = find_config()
 @pytest.mark.parametrize("item", list(CONFIG.items))
 def test_item(item):
     result = grade_item(item, CONFIG)
-    assert result.passed, result.detail
+    assert result.passed, f"{result.status}: {result.detail}"
 '''
 
 
@@ -507,7 +536,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", default="vjp,jvp", metavar="vjp,jvp",
                         help="which rules of the chosen primitives to stub (default both)")
     parser.add_argument("--examples", type=int, default=30, help="hypothesis examples per rule when grading")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the grading inputs and the layer oracle")
+    parser.add_argument("--seed", type=int, default=0, help="the visible seed (students' own grading)")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists")
     parser.add_argument("--list", action="store_true", help="list what can be stubbed, then exit")
 
