@@ -465,6 +465,11 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
             detail += "\n    " + "\n    ".join(tail)
         return Result(item, 0.0, points, "error", detail, run.seconds,
                       {p: (s, False) for p, s in job.parts.items()}, visibility)
+    first = run.reports[0] if run.reports else None
+    if isinstance(first, dict) and first.get("fatal"):  # the import failed, or the code left the run
+        status = "not implemented" if first.get("type") == "NotImplementedError" else "error"
+        return Result(item, 0.0, points, status, "your code stopped the run: " + _error_text(first), run.seconds,
+                      {p: (s, False) for p, s in job.parts.items()}, visibility)
     reports = list(run.reports) + [None] * (len(job.tasks) - len(run.reports))
     failures: dict[str, str] = {}
     not_implemented = []
