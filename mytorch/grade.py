@@ -61,6 +61,7 @@ LOW_PRECISION = (3e-3, 3e-3)  # a float32 output (astype)
 LAYER_OUTPUT = (1e-8, 1e-6)
 LAYER_GRADIENT = (1e-6, 1e-5)  # the child's other rules are central differences
 SECOND_SHARE = 0.3  # of a rule item's points, when its second order is graded
+SECOND_ORDER_EXAMPLES = 3  # at least; a third of the examples (the smallest) are checked at order 2
 PROBE_STEP = 1e-5
 RAW_NUMPY = "your rule computes with NumPy: gradients of gradients through it are zero"
 
@@ -117,7 +118,8 @@ def _floats(inputs: Iterable[Any]) -> list[int]:
 # ---- the oracle: finite differences of the reference's forward ------------------------------------------
 
 
-def _rule_oracle(primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray]) -> dict[str, np.ndarray]:
+def _rule_oracle(primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray],
+                 second: bool = True) -> dict[str, np.ndarray]:
     """aJ/p = aᵀ ∂y/∂x_p, Jb = Σ_p ∂y/∂x_p b_p, and ∇D/p = ∂/∂x_p of D(x) = d/dε ⟨a, y(x + ε b)⟩."""
     inputs, params = list(example.inputs), example.params
     positions = _floats(inputs)
@@ -131,11 +133,11 @@ def _rule_oracle(primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray
 
     primals = [inputs[p] for p in positions]
     with np.errstate(all="ignore"):
-        return _differences(f, primals, positions, inputs, a, b)
+        return _differences(f, primals, positions, inputs, a, b, second)
 
 
 def _differences(f: Callable, primals: list, positions: list[int], inputs: list, a: np.ndarray,
-                 b: list[np.ndarray]) -> dict[str, np.ndarray]:
+                 b: list[np.ndarray], second: bool) -> dict[str, np.ndarray]:
     from mytorch.gradcheck import numeric_jacobian
 
     out = f(*primals)[0]
@@ -149,7 +151,7 @@ def _differences(f: Callable, primals: list, positions: list[int], inputs: list,
         expected[f"aJ/{p}"] = (a.reshape(-1) @ block).reshape(inputs[p].shape)
         jb += (block @ b[k].reshape(-1)).reshape(out.shape)
     expected["Jb"] = jb
-    if out.dtype == np.float64:
+    if second and out.dtype == np.float64:
 
         def directional(*floats: Any) -> tuple:
             line = lambda e: (np.sum(a * f(*(x + e * d for x, d in zip(floats, b)))[0]),)  # noqa: E731
@@ -189,11 +191,20 @@ class Job:
     item: str
     tasks: list[dict]
     arrays: dict[str, np.ndarray]
-    checks: list[Check]
     parts: dict[str, float]  # part -> share of the points
     shown: list[str]  # each example, for the failure report
+    expect: Callable[[], list[Check]] | None = None  # computes the checks (once, see ready)
     notes: list[str] = field(default_factory=list)
     probes: list[dict] = field(default_factory=list)  # layers without a reference: self-consistency
+    _checks: list[Check] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ready(self) -> list[Check]:
+        """The checks, computed on first use (while a child runs) and kept for every submission."""
+        with self._lock:
+            if self._checks is None:
+                self._checks = self.expect() if self.expect else []
+            return self._checks
 
 
 def _reference_is_here() -> bool:
@@ -204,26 +215,27 @@ def _reference_is_here() -> bool:
 
 
 def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[str]]) -> Job:
+    """The child's tasks for `op`'s `rule` on drawn examples; the expected numbers come later
+    (`Job.ready`), so that they are computed while the child runs."""
     from mytorch import no_grad
     from mytorch.testing import all_primitives
 
     primitive = all_primitives()[op]
     drawn = draw_examples(op, examples, seed)
     rng = np.random.default_rng([seed, 7])
-    tasks, arrays, checks, shown = [], {}, [], []
+    tasks, arrays, shown, plans = [], {}, [], []
     positions_seen: list[int] = []
-    second_graded = False
+    second_count = max(SECOND_ORDER_EXAMPLES, examples // 3)
     for k, example in enumerate(drawn):
         inputs = list(example.inputs)
         with no_grad():
             out = np.asarray(primitive(inputs, **example.params) if primitive.arity is None
                              else primitive(*inputs, **example.params))
         a, b = _directions(rng, out, inputs)
-        expected = _rule_oracle(primitive, example, a, b)
         positions = _floats(inputs)
-        precise = out.dtype == np.float64
-        first_tol = FIRST_ORDER if precise else LOW_PRECISION
-        task = {"kind": "rule", "op": op, "rule": rule, "second": precise and bool(positions),
+        differentiable = out.dtype.kind == "f" and bool(positions)
+        second = differentiable and out.dtype == np.float64 and k < second_count
+        task = {"kind": "rule", "op": op, "rule": rule, "second": second,
                 "inputs": grade_child.encode(tuple(inputs), arrays, f"x{k}_"),
                 "params": grade_child.encode(dict(example.params), arrays, f"p{k}_"),
                 "a": f"a{k}", "b": [f"b{k}_{p}" for p in positions], "stand_in": stand_in}
@@ -231,36 +243,43 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
         arrays.update({f"b{k}_{p}": d for p, d in zip(positions, b)})
         tasks.append(task)
         shown.append(repr(example))
-        checks.append(Check(k, "out", out, (0.0, 1e-12), "forward", "the forward's output (not yours to change)"))
-        if out.dtype.kind != "f" or not positions:
-            continue
-        if rule == "vjp":
-            for p in positions:
-                positions_seen.append(p)
-                checks.append(Check(k, f"first/{p}", expected[f"aJ/{p}"], first_tol, f"gradient of input {p}",
-                                    f"backward rule: gradient of input {p}"))
-        else:
-            checks.append(Check(k, "first/out", expected["Jb"], first_tol, "tangent",
-                                "tangent rule: the output's tangent"))
-        if task["second"]:
-            second_graded = True
+        plans.append((example, out, a, b, positions, differentiable, second))
+        positions_seen += positions if differentiable else []
+
+    def expect() -> list[Check]:
+        checks = []
+        for k, (example, out, a, b, positions, differentiable, second) in enumerate(plans):
+            checks.append(Check(k, "out", out, (0.0, 1e-12), "forward", "the forward's output (not yours to change)"))
+            if not differentiable:
+                continue
+            expected = _rule_oracle(primitive, example, a, b, second)
+            tolerance = FIRST_ORDER if out.dtype == np.float64 else LOW_PRECISION
+            if rule == "vjp":
+                checks += [Check(k, f"first/{p}", expected[f"aJ/{p}"], tolerance, f"gradient of input {p}",
+                                 f"backward rule: gradient of input {p}") for p in positions]
+            else:
+                checks.append(Check(k, "first/out", expected["Jb"], tolerance, "tangent",
+                                    "tangent rule: the output's tangent"))
+            if not second:
+                continue
             if rule == "vjp":
                 checks.append(Check(k, "second/dir", expected["Jb"], SECOND_ORDER, "second order",
                                     "second order: ∂⟨b, x̄⟩/∂ȳ of your rule, recorded and walked back"))
             else:
-                for p in positions:
-                    checks.append(Check(k, f"second/dir{p}", expected[f"aJ/{p}"], SECOND_ORDER, "second order",
-                                        f"second order: ∂⟨ȳ, ẏ⟩/∂ẋ of input {p}, your rule recorded and "
-                                        "walked back"))
-            for p in positions:
-                checks.append(Check(k, f"second/{p}", expected[f"dD/{p}"], SECOND_ORDER, "second order",
-                                    f"second order: ∂/∂x of your rule's result, input {p}"))
+                checks += [Check(k, f"second/dir{p}", expected[f"aJ/{p}"], SECOND_ORDER, "second order",
+                                 f"second order: ∂⟨ȳ, ẏ⟩/∂ẋ of input {p}, your rule recorded and walked back")
+                           for p in positions]
+            checks += [Check(k, f"second/{p}", expected[f"dD/{p}"], SECOND_ORDER, "second order",
+                             f"second order: ∂/∂x of your rule's result, input {p}") for p in positions]
+        return checks
+
+    second_graded = any(plan[-1] for plan in plans)
     first_parts = [f"gradient of input {p}" for p in sorted(set(positions_seen))] if rule == "vjp" else ["tangent"]
     first_share = 1.0 - (SECOND_SHARE if second_graded else 0.0)
     parts = {part: first_share / len(first_parts) for part in first_parts}
     if second_graded:
         parts["second order"] = SECOND_SHARE
-    return Job(rule_item_name(op, rule), tasks, arrays, checks, parts, shown)
+    return Job(rule_item_name(op, rule), tasks, arrays, parts, shown, expect)
 
 
 def rule_item_name(op: str, rule: str) -> str:
@@ -272,41 +291,43 @@ def layer_job(name: str, seed: int, stand_in: list[list[str]]) -> Job:
 
     cases = make_layer_cases(name, nn, [seed, 11])
     tasks, arrays, shown = [], {}, []
+    job = Job(f"nn.{name}", tasks, arrays, {}, shown)
     for k, case in enumerate(cases):
         tasks.append(_layer_task(name, k, case, arrays, stand_in))
         shown.append(f"case {k + 1} of {len(cases)}: nn.{name}{case.describe()}")
-    job = Job(f"nn.{name}", tasks, arrays, [], {}, shown)
-    reference = _reference_is_here()
-    # The expected numbers: the reference layer, run here on its own rules (a student's copy: with
-    # its stubbed rules stood in for; a stubbed layer has none, see _probes).
-    request = {"tasks": [dict(t, stand_in=[] if reference else t["stand_in"]) for t in tasks]}
-    with _IN_PROCESS:
-        ours, reports = grade_child.run_tasks(request, arrays)
-    parts = set()
-    for k, (case, report) in enumerate(zip(cases, reports)):
-        if report is not None and report["type"] == "NotImplementedError":
+        if case.seed is None:  # this process's nn.<name> is a handout's stub: no reference output
             _probes(job, k, case, tasks[k])
-            parts.add("gradients")
-            continue
-        if report is not None:
-            raise RuntimeError(f"the reference nn.{name} fails on case {k + 1}: {report['message']}")
-        for key in sorted(key.split("/", 1)[1] for key in ours if key.startswith(f"{k}/")):
-            value = ours[f"{k}/{key}"]
-            if key == "out":
-                job.checks.append(Check(k, key, value, LAYER_OUTPUT, "output", "output"))
-                parts.add("output")
-            elif key.startswith("grad/"):
-                what = key[5:]
-                what = f"gradient of input {what[2:]}" if what.startswith("in") else f"gradient of parameter {what}"
-                job.checks.append(Check(k, key, value, LAYER_GRADIENT, "gradients", what))
-                parts.add("gradients")
-            else:
-                job.checks.append(Check(k, key, value, LAYER_OUTPUT, "output", f"buffer {key[6:]} after forward"))
-    order = [p for p in ("output", "gradients") if p in parts]
-    job.parts = {p: 1.0 / len(order) for p in order}
-    if any(probe for probe in job.probes):
-        job.notes.append("this handout has no reference nn." + name + ": its output's values are checked by "
-                         "your teacher's grader; here, its gradients against finite differences of your forward")
+    compared = [k for k, case in enumerate(cases) if case.seed is not None]
+    job.parts = {"output": 0.5, "gradients": 0.5} if compared else {"gradients": 1.0}
+    if job.probes:
+        job.notes.append(f"this handout has no reference nn.{name}: its output's values are checked by your "
+                         "teacher's grader; here, its gradients against finite differences of your forward")
+    reference = _reference_is_here()
+
+    def expect() -> list[Check]:
+        # The reference layer, run here on its own rules (in a student's copy, with the stubbed
+        # rules stood in for by finite differences).
+        request = {"tasks": [dict(tasks[k], stand_in=[] if reference else tasks[k]["stand_in"], probes=[])
+                             for k in compared]}
+        with _IN_PROCESS:
+            ours, reports = grade_child.run_tasks(request, arrays)
+        checks = []
+        for j, (k, report) in enumerate(zip(compared, reports)):
+            if report is not None:
+                raise RuntimeError(f"the reference nn.{name} fails on case {k + 1}: {report}")
+            for key in sorted(key.split("/", 1)[1] for key in ours if key.startswith(f"{j}/")):
+                value = ours[f"{j}/{key}"]
+                if key == "out":
+                    checks.append(Check(k, key, value, LAYER_OUTPUT, "output", "output"))
+                elif key.startswith("grad/"):
+                    what = key[5:]
+                    what = f"input {what[2:]}" if what.startswith("in") else f"parameter {what}"
+                    checks.append(Check(k, key, value, LAYER_GRADIENT, "gradients", f"gradient of {what}"))
+                else:
+                    checks.append(Check(k, key, value, LAYER_OUTPUT, "output", f"buffer {key[6:]} after forward"))
+        return checks
+
+    job.expect = expect
     return job
 
 
@@ -358,8 +379,10 @@ class ChildRun:
 
 
 def run_child(root: Path, request: dict, arrays: dict[str, np.ndarray], time_limit: float,
-              memory_mb: int, env: dict[str, str] | None = None) -> ChildRun:
-    """Run grade_child on `request` with `root` first on the path; only its .npz and JSON come back."""
+              memory_mb: int, env: dict[str, str] | None = None, meanwhile: Callable[[], Any] | None = None
+              ) -> ChildRun:
+    """Run grade_child on `request` with `root` first on the path; only its .npz and JSON come back.
+    `meanwhile` (this process's own work) runs while the child does."""
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="mytorch-grade-"))
     process = None
@@ -375,8 +398,11 @@ def run_child(root: Path, request: dict, arrays: dict[str, np.ndarray], time_lim
         with open(work / "log.txt", "wb") as log:
             process = subprocess.Popen(command, cwd=work, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
+            deadline = time.monotonic() + time_limit
+            if meanwhile is not None:
+                meanwhile()
             try:
-                process.wait(timeout=time_limit)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
                 status = "ok"
             except subprocess.TimeoutExpired:
                 status = "timeout"
@@ -455,6 +481,7 @@ def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> s
 def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -> Result:
     """The item's grade from the child's arrays, computed here."""
     item = job.item
+    checks = job.ready()
     if run.status == "timeout":
         return Result(item, 0.0, points, "timeout", "took longer than the limit (an endless loop?); it was killed",
                       run.seconds, {p: (s, False) for p, s in job.parts.items()}, visibility)
@@ -486,7 +513,7 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
             not_implemented.append(str(report.get("message", ""))[:2000])
         for part in job.parts:
             failures.setdefault(part, _error_text(report) + shown)
-    for check in job.checks:
+    for check in checks:
         report = reports[check.example]
         if check.part in failures or (isinstance(report, dict) and "parts" not in report):
             continue
@@ -598,15 +625,27 @@ class Grader:
         except Exception as error:  # noqa: BLE001
             return Result(item, 0.0, points, "error", f"cannot grade {item}: {type(error).__name__}: {error}",
                           time.perf_counter() - started, {}, visibility)
-        run = run_child(root, {"tasks": job.tasks}, job.arrays, self.config.time_limit,
-                        self.config.memory_limit, env)
-        result = judge(job, run, points, visibility)
+        try:
+            run = run_child(root, {"tasks": job.tasks, "modules": _primitive_modules()}, job.arrays,
+                            self.config.time_limit, self.config.memory_limit, env, meanwhile=job.ready)
+            result = judge(job, run, points, visibility)
+        except Exception as error:  # noqa: BLE001 - the grader's own failure, reported per item
+            return Result(item, 0.0, points, "error", f"cannot grade {item}: {type(error).__name__}: {error}",
+                          time.perf_counter() - started, {}, visibility)
         result.seconds = time.perf_counter() - started
         return result
 
     def grade(self, root: Path, jobs: int | None = None) -> list[Result]:
         with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
             return list(pool.map(lambda item: self.grade_item(root, item), self.items))
+
+
+def _primitive_modules() -> list[str]:
+    """The modules that define the primitives (where their rules are), for the child to import."""
+    from mytorch.testing import all_primitives
+
+    found = {getattr(getattr(p, "vjp", None), "__module__", None) for p in all_primitives().values()}
+    return sorted(name for name in found if name and name.startswith("mytorch"))
 
 
 def _cores() -> int:
