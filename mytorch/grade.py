@@ -804,6 +804,7 @@ def _unique_names(paths: list[Path]) -> list[str]:
 # ---- the self-test: can every item fail? -----------------------------------------------------------------
 
 WRONG_RULES = ("missing transpose", "mean for sum", "un-reduced broadcast", "sign flip", "raw NumPy")
+NOT_APPLICABLE = "n/a"  # the wrong version equals the right one on every drawn input
 WRONG_LAYERS = ("sign flip", "mean for sum", "raw NumPy", "default arguments")
 
 _WRONG_HOOK = '''
@@ -818,23 +819,25 @@ _install_wrong()
 '''
 
 
-def install_wrong(target: str) -> None:
-    """Make the rules or layer named in `target` ("exp.vjp|sign flip,...") wrong in this process."""
+def install_wrong(target: str) -> Callable[[], None]:
+    """Make the rule or layer named in `target` ("exp.vjp|sign flip") wrong in this process;
+    returns what undoes it."""
     import mytorch
     from mytorch import functional as F
     from mytorch import nn
     from mytorch.testing import all_primitives
 
-    primitives = all_primitives()
-    for entry in target.split(";"):
-        item, _, kind = entry.partition("|")
-        what, name, rule = split_item(item)
-        if what == "rule":
-            primitive = primitives[name]
-            setattr(primitive, rule, _wrong_rule(getattr(primitive, rule), rule, kind, mytorch, F))
-        else:
-            cls = getattr(nn, name)
-            cls.forward = _wrong_forward(cls, cls.forward, kind, F)
+    item, _, kind = target.partition("|")
+    what, name, rule = split_item(item)
+    if what == "rule":
+        primitive = all_primitives()[name]
+        right = getattr(primitive, rule)
+        setattr(primitive, rule, _wrong_rule(right, rule, kind, mytorch, F))
+        return lambda: setattr(primitive, rule, right)
+    cls = getattr(nn, name)
+    forward = cls.__dict__["forward"]
+    cls.forward = _wrong_forward(cls, forward, kind, F)
+    return lambda: setattr(cls, "forward", forward)
 
 
 def _wrong_rule(right: Callable, rule: str, kind: str, mytorch: Any, F: Any) -> Callable:
@@ -886,40 +889,75 @@ def _wrong_forward(cls: type, right: Callable, kind: str, F: Any) -> Callable:
     return forward
 
 
-def self_test(items: list[str], examples: int = 3, seed: int = 0, time_limit: float = 120.0,
-              jobs: int | None = None) -> list[tuple[str, str, Result]]:
-    """Grade each item with each known-wrong rule (or layer) in a temporary copy of the reference;
-    returns (item, wrong kind, result) for every pair. A pass is a defect of the grader, unless the
-    wrong version equals the right one on every drawn input (a 'sign flip' of a zero, say)."""
+def self_test(items: list[str], examples: int = 8, seed: int = 0, time_limit: float = 120.0,
+              jobs: int | None = None) -> list[tuple[str, str, Result | None]]:
+    """Grade each item with each known-wrong rule (or layer) in a temporary copy of the reference.
+
+    Returns (item, wrong kind, result) for every pair, with None for a pair where the wrong
+    version gives the same numbers as the right one on every drawn input (a transpose of 1-D
+    gradients, an un-reduced broadcast where nothing broadcasts): no grader can fail those. A
+    result that passes is a defect of the grader."""
     import mytorch
 
     package = Path(mytorch.__file__).resolve().parent
     config = Config(dict.fromkeys(items, 1.0), examples=examples, seed=seed, time_limit=time_limit)
     grader = Grader(config, dict(config.items), seed)
-    pairs = [(item, kind) for item in items
-             for kind in (WRONG_RULES if split_item(item)[0] == "rule" else WRONG_LAYERS)]
+    pairs = [(item, kind) for item in items for kind in _wrong_kinds(item)]
+    for item in items:
+        grader.job(item).ready()  # the inputs and expected numbers, before anything here is made wrong
+    applicable = {pair: _differs(grader.job(pair[0]), f"{pair[0]}|{pair[1]}") for pair in pairs}
     with tempfile.TemporaryDirectory(prefix="mytorch-selftest-") as scratch:
         root = Path(scratch)
         shutil.copytree(package, root / "mytorch", ignore=shutil.ignore_patterns("__pycache__"))
         with open(root / "mytorch" / "__init__.py", "a", encoding="utf-8") as init:
             init.write(_WRONG_HOOK)
 
-        def one(pair: tuple[str, str]) -> tuple[str, str, Result]:
+        def one(pair: tuple[str, str]) -> tuple[str, str, Result | None]:
             item, kind = pair
+            if not applicable[pair]:
+                return item, kind, None
             return item, kind, grader.grade_item(root, item, {"MYTORCH_SELFTEST_WRONG": f"{item}|{kind}"})
 
         with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
             return list(pool.map(one, pairs))
 
 
-def _self_test_report(outcomes: list[tuple[str, str, Result]]) -> tuple[str, int]:
-    missed = [(item, kind, r) for item, kind, r in outcomes if r.passed]
-    lines = [f"self-test: {len(outcomes)} (item, wrong rule) pairs, {len(outcomes) - len(missed)} caught"]
+def _wrong_kinds(item: str) -> tuple[str, ...]:
+    kind, _, rule = split_item(item)
+    if kind == "layer":
+        return WRONG_LAYERS
+    return WRONG_RULES if rule == "vjp" else tuple(k for k in WRONG_RULES if k != "un-reduced broadcast")
+
+
+def _differs(job: Job, target: str) -> bool:
+    """Whether the wrong version's answers differ from the right one's on the job's tasks (run here)."""
+    request = {"tasks": [dict(task, probes=[]) for task in job.tasks], "modules": _primitive_modules()}
+    with _IN_PROCESS:
+        right = grade_child.run_tasks(request, job.arrays)
+        undo = install_wrong(target)
+        try:
+            wrong = grade_child.run_tasks(request, job.arrays)
+        finally:
+            undo()
+    if [r is None for r in right[1]] != [r is None for r in wrong[1]] or set(right[0]) != set(wrong[0]):
+        return True
+    return any(np.shape(right[0][key]) != np.shape(wrong[0][key])
+               or not np.allclose(right[0][key], wrong[0][key], rtol=1e-9, atol=1e-12, equal_nan=True)
+               for key in right[0])
+
+
+def _self_test_report(outcomes: list[tuple[str, str, Result | None]]) -> tuple[str, int]:
+    missed = [(item, kind) for item, kind, r in outcomes if r is not None and r.passed]
+    skipped = sum(r is None for _, _, r in outcomes)
+    lines = [f"self-test: {len(outcomes)} (item, wrong version) pairs: {len(outcomes) - len(missed) - skipped} "
+             f"caught, {len(missed)} passed (grader defects), {skipped} not applicable (the wrong version gives "
+             "the right numbers on every drawn input)"]
     for item, kind, r in outcomes:
-        lines.append(f"  {item:<24} {kind:<22} {'caught' if not r.passed else 'PASSED (grader defect?)'}"
-                     f"  {_points(r.points)}/{_points(r.max_points)}")
+        verdict = NOT_APPLICABLE if r is None else ("PASSED: grader defect" if r.passed else "caught")
+        score = "" if r is None else f"  {_points(r.points)}/{_points(r.max_points)}"
+        lines.append(f"  {item:<24} {kind:<22} {verdict}{score}")
     if missed:
-        lines.append("wrong rules that pass: " + ", ".join(f"{i} ({k})" for i, k, _ in missed))
+        lines.append("wrong versions that pass: " + ", ".join(f"{i} ({k})" for i, k in missed))
     return "\n".join(lines), len(missed)
 
 
@@ -1019,7 +1057,7 @@ def _run_self_test(args: argparse.Namespace) -> int:
 
         items = [f"{op}.{rule}" for op in sorted(all_primitives()) for rule in ("vjp", "jvp")]
         items += [f"nn.{name}" for name in LAYERS]
-    outcomes = self_test(items, examples=args.examples or 3, seed=args.seed or 0,
+    outcomes = self_test(items, examples=args.examples or 8, seed=args.seed or 0,
                          time_limit=args.time_limit or 120.0, jobs=args.jobs)
     report, missed = _self_test_report(outcomes)
     print(report)

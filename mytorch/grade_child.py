@@ -182,13 +182,13 @@ def rule_task(mytorch: Any, primitive: Any, task: dict, arrays: Any) -> dict[str
         result["first/out"] = _as_array(tangent, result["out"])
     if task.get("second"):
         try:
-            _second_order(mytorch, task, call, a, b, primals, positions, inputs, result)
+            _second_order(mytorch, primitive, task, call, a, b, primals, positions, inputs, result)
         except Exception as error:  # the first order still counts
             result["error/second order"] = error  # type: ignore[assignment]
     return result
 
 
-def _second_order(mytorch: Any, task: dict, call: Any, a: np.ndarray, b: list, primals: list,
+def _second_order(mytorch: Any, primitive: Any, task: dict, call: Any, a: np.ndarray, b: list, primals: list,
                   positions: list[int], inputs: list, result: dict) -> None:
     n = len(positions)
     if task["rule"] == "vjp":
@@ -197,7 +197,16 @@ def _second_order(mytorch: Any, task: dict, call: Any, a: np.ndarray, b: list, p
             return tuple(mytorch.vjp(call, *floats)[1](adjoint))
 
         value, back = mytorch.vjp(first, a, *primals)
-        grads = back(tuple(b))
+        # The walk back through the recorded rule meets the op itself where the rule uses it
+        # (matmul's rule calls matmul): there, the op's first-order rule is stood in for, so a
+        # wrong rule's error is not undone by the same error on the way back.
+        own = primitive.vjp
+        if getattr(primitive, "arity", 1) is not None:
+            primitive.vjp = _fd_vjp(primitive.forward)
+        try:
+            grads = back(tuple(b))
+        finally:
+            primitive.vjp = own
         result["second/dir"] = _as_array(grads[0], a)
     else:
         # reverse over forward: ẏ = jvp(x; b) recorded; walk it back along a: ∂⟨a, ẏ⟩/∂(x, b)
