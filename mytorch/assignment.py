@@ -246,9 +246,10 @@ class LayerCase:
         return f"({arguments}){' in eval mode' if self.eval_mode else ''} on inputs of {shapes}"
 
 
-def make_layer_cases(name: str, nn: Any, seed: Any = 0) -> list[LayerCase]:
+def make_layer_cases(name: str, nn: Any, seed: Any = 0, reference: bool = True) -> list[LayerCase]:
     """`name`'s cases for one grading run: parameters drawn from U(−1, 1), inputs and the output's
-    adjoint from `seed`. `nn` (the reference's mytorch.nn) gives the parameters' and output's shapes."""
+    adjoint from `seed`. `nn` (the reference's mytorch.nn) gives the parameters' and output's shapes;
+    with `reference=False` (its forward is the student's) the output's adjoint is left to `seed_draw`."""
     spec = LAYERS[name]
     cases = []
     for c, (kwargs, inputs) in enumerate(spec.configs):
@@ -263,6 +264,8 @@ def make_layer_cases(name: str, nn: Any, seed: Any = 0) -> list[LayerCase]:
                 layer.eval()
             args = inputs(rng, batch)
             try:
+                if not reference:
+                    raise NotImplementedError
                 with _no_grad():
                     out_shape = np.shape(layer(*(np.array(a, copy=True) if a is not None else a for a in args)))
                 adjoint = rng.normal(size=out_shape)

@@ -64,6 +64,8 @@ SECOND_SHARE = 0.3  # of a rule item's points, when its second order is graded
 SECOND_ORDER_EXAMPLES = 3  # at least; a third of the examples (the smallest) are checked at order 2
 PROBE_STEP = 1e-5
 RAW_NUMPY = "your rule computes with NumPy: gradients of gradients through it are zero"
+OFF_TAPE = ("is forward computed with NumPy instead of mytorch.functional primitives? The engine only sees "
+            "the primitives")
 
 
 @dataclass
@@ -286,10 +288,14 @@ def rule_item_name(op: str, rule: str) -> str:
     return f"{op}.{rule}"
 
 
-def layer_job(name: str, seed: int, stand_in: list[list[str]]) -> Job:
+def layer_job(name: str, seed: int, stand_in: list[list[str]], graded: bool = True) -> Job:
+    """The child's tasks for layer `name`. When this process's mytorch is a handout and the layer is
+    `graded` there, its forward here is the student's own: there is no reference output to compare
+    with, and the gradients are checked against finite differences of the student's forward."""
     from mytorch import nn
 
-    cases = make_layer_cases(name, nn, [seed, 11])
+    reference = _reference_is_here()
+    cases = make_layer_cases(name, nn, [seed, 11], reference=reference or not graded)
     tasks, arrays, shown = [], {}, []
     job = Job(f"nn.{name}", tasks, arrays, {}, shown)
     for k, case in enumerate(cases):
@@ -302,7 +308,6 @@ def layer_job(name: str, seed: int, stand_in: list[list[str]]) -> Job:
     if job.probes:
         job.notes.append(f"this handout has no reference nn.{name}: its output's values are checked by your "
                          "teacher's grader; here, its gradients against finite differences of your forward")
-    reference = _reference_is_here()
 
     def expect() -> list[Check]:
         # The reference layer, run here on its own rules (in a student's copy, with the stubbed
@@ -519,9 +524,11 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
             continue
         got = run.out.get(f"{check.example}/{check.key}")
         problem = compare(got, check.expected, check.tolerance)
-        if problem and check.part == "second order" and got is not None and not np.any(got) \
-                and np.any(check.expected):
-            problem += f" ({RAW_NUMPY})"
+        if problem and got is not None and not np.any(got) and np.any(check.expected):
+            if check.part == "second order":
+                problem += f" ({RAW_NUMPY})"
+            elif check.part == "gradients":
+                problem += f" ({OFF_TAPE})"
         if problem:
             failure = f"{check.what} {problem}\n  on {job.shown[check.example]}"
             if check.part == "forward":
@@ -578,8 +585,9 @@ def _judge_probe(job: Job, probe: dict, run: ChildRun, failures: dict[str, str])
             grad = run.out.get(f"{k}/grad/{name}")
             derived += np.sum(np.asarray(grad, dtype=np.float64) * job.arrays[key]) if grad is not None else 0
         if not np.isclose(derived, numeric, atol=1e-9, rtol=1e-4):
+            hint = f" (they are zero: {OFF_TAPE})" if derived == 0 else ""
             failures["gradients"] = (f"the gradients do not match finite differences of your forward along a "
-                                     f"random direction: {derived:.8g} vs {numeric:.8g}\n  on {job.shown[k]}")
+                                     f"random direction: {derived:.8g} vs {numeric:.8g}{hint}\n  on {job.shown[k]}")
             return
 
 
@@ -608,7 +616,7 @@ class Grader:
                     else:
                         if name not in LAYERS:
                             raise ValueError(f"no grading spec for nn.{name} (gradable: {', '.join(LAYERS)})")
-                        self._jobs[item] = layer_job(name, self.seed, self.graded_rules)
+                        self._jobs[item] = layer_job(name, self.seed, self.graded_rules, item in self.config.items)
                 except Exception as error:  # noqa: BLE001 - the teacher's setup, reported per item
                     self._jobs[item] = error
             found = self._jobs[item]

@@ -271,3 +271,53 @@ def test_a_layer_ignoring_its_constructor_arguments(blank: Path, tmp_path: Path)
     assert_grader_wrote(result, report)
     assert scores(report) == {"nn.Softmax": 0.0}
     assert "dim=0" in report["tests"][0]["output"]
+
+
+def test_a_class_at_once(blank: Path, tmp_path: Path) -> None:
+    """Submissions graded in parallel: one CSV row and one JSON each, a broken one included."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    honest = submission(blank, tmp_path / "a")
+    raw = submission(blank, tmp_path / "b", rules={"_exp_vjp": "    return (g * np.exp(x),)\n"})
+    shutil.copytree(honest, folder / "alice")
+    shutil.copytree(raw, folder / "bob")
+    (folder / "carol").mkdir()  # handed in nothing
+    out = tmp_path / "grades"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "mytorch", "grade", "--config", str(blank / "grading.json"), "--examples", "3",
+               "--items", "exp.vjp,nn.Softmax", "--submissions", str(folder), "--out", str(out), "--jobs", "2"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    import csv
+
+    rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
+    assert set(rows) == {"alice", "bob", "carol"}
+    assert float(rows["alice"]["score"]) == 2 and float(rows["bob"]["exp.vjp"]) == pytest.approx(0.7)
+    assert float(rows["carol"]["score"]) == 0 and "lacks" in rows["carol"]["error"]
+    alice = json.loads((out / "alice.json").read_text(encoding="utf-8"))
+    assert alice["score"] == alice["max_score"] == 2 and not (out / "carol.json").exists()
+
+
+def test_the_self_test_catches_every_wrong_rule_on_a_few_items() -> None:
+    from mytorch.grade import self_test
+
+    outcomes = self_test(["exp.vjp", "matmul.vjp", "sum.jvp", "nn.Softmax"], examples=4, time_limit=60)
+    passed = [(item, kind) for item, kind, result in outcomes if result is not None and result.passed]
+    assert not passed, f"wrong versions that pass: {passed}"
+    caught = {(item, kind) for item, kind, result in outcomes if result is not None}
+    assert {("matmul.vjp", "missing transpose"), ("matmul.vjp", "un-reduced broadcast"), ("exp.vjp", "raw NumPy"),
+            ("sum.jvp", "mean for sum"), ("nn.Softmax", "default arguments"), ("nn.Softmax", "sign flip")} <= caught
+
+
+@pytest.mark.slow
+def test_the_self_test_catches_every_wrong_rule_on_every_item() -> None:
+    from mytorch.grade import self_test
+
+    from mytorch.assignment import LAYERS
+    from mytorch.testing import all_primitives
+
+    items = [f"{op}.{rule}" for op in sorted(all_primitives()) for rule in ("vjp", "jvp")]
+    items += [f"nn.{name}" for name in LAYERS]
+    outcomes = self_test(items, examples=6)
+    passed = [(item, kind) for item, kind, result in outcomes if result is not None and result.passed]
+    assert not passed, f"wrong versions that pass: {passed}"
