@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-
 CONFIG_NAME = "grading.json"
 VISIBILITIES = ("visible", "after_due_date", "hidden")  # Gradescope's
 RULES = {"vjp": "backward rule", "jvp": "tangent rule"}
@@ -187,13 +186,15 @@ LAYERS: dict[str, LayerSpec] = {
         "(C, L) input gets a batch axis of one"),
     "Conv2d": LayerSpec(
         (({"in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1}, _normal(2, 4, 5)),
-         ({"in_channels": 2, "out_channels": 2, "kernel_size": 2, "stride": 2, "dilation": 2}, _normal(2, 6, 7)),
+         ({"in_channels": 2, "out_channels": 2, "kernel_size": 2, "stride": 2, "dilation": 2},
+          _normal(2, 6, 7)),
          ({"in_channels": 1, "out_channels": 2, "kernel_size": (2, 3), "stride": (2, 1), "padding": (1, 0)},
           _normal(1, 5, 5))),
         "Z = conv2d(A, W) + b with the layer's stride, padding and dilation; an unbatched "
         "(C, H, W) input gets a batch axis of one"),
     "MaxPool2d": LayerSpec(
-        (({"kernel_size": 2}, _normal(2, 4, 4)), ({"kernel_size": 3, "stride": 2, "padding": 1}, _normal(1, 5, 5)),
+        (({"kernel_size": 2}, _normal(2, 4, 4)),
+         ({"kernel_size": 3, "stride": 2, "padding": 1}, _normal(1, 5, 5)),
          ({"kernel_size": 2, "stride": 1}, _normal(2, 3, 4))),
         "the maximum of each window (kernel_size, stride, padding, dilation, ceil_mode)"),
     "RNNCell": LayerSpec(_same(_cell_inputs(3, 4), {"input_size": 3, "hidden_size": 4},
@@ -217,7 +218,8 @@ LAYERS: dict[str, LayerSpec] = {
         "return self._keep(A, loss)",
     ),
     "BCEWithLogitsLoss": LayerSpec(
-        _same(lambda rng, n: (rng.normal(size=(n, 3)), rng.integers(0, 2, (n, 3)).astype(float)), *_REDUCTIONS),
+        _same(lambda rng, n: (rng.normal(size=(n, 3)), rng.integers(0, 2, (n, 3)).astype(float)),
+              *_REDUCTIONS),
         "mean of Y softplus(−A) + (1 − Y) softplus(A) = −[Y log σ(A) + (1 − Y) log(1 − σ(A))], "
         "computed stably; return self._keep(A, loss)",
     ),
@@ -267,7 +269,8 @@ def make_layer_cases(name: str, nn: Any, seed: Any = 0, reference: bool = True) 
                 if not reference:
                     raise NotImplementedError
                 with _no_grad():
-                    out_shape = np.shape(layer(*(np.array(a, copy=True) if a is not None else a for a in args)))
+                    copies = (np.array(a, copy=True) if a is not None else a for a in args)
+                    out_shape = np.shape(layer(*copies))
                 adjoint = rng.normal(size=out_shape)
             except NotImplementedError:  # a handout's stub: the child's output gives the shape
                 adjoint = None
@@ -305,9 +308,11 @@ class Config:
 
     def save(self, path: Path) -> None:
         items = {item: points if self.visibility.get(item, "visible") == "visible"
-                 else {"points": points, "visibility": self.visibility[item]} for item, points in self.items.items()}
-        fields = {"title": self.title, "examples": self.examples, "seed": self.seed, "time_limit": self.time_limit,
-                  "memory_limit": self.memory_limit, "files": self.files, "items": items}
+                 else {"points": points, "visibility": self.visibility[item]}
+                 for item, points in self.items.items()}
+        fields = {"title": self.title, "examples": self.examples, "seed": self.seed,
+                  "time_limit": self.time_limit, "memory_limit": self.memory_limit, "files": self.files,
+                  "items": items}
         path.write_text(json.dumps(fields, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod

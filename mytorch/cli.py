@@ -15,7 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("mytorch.bench", "time mytorch beside hand-written NumPy and installed peers"),
     "check": ("mytorch.check", "property-check every primitive against finite differences and PyTorch"),
     "handout": ("mytorch.handout", "write a student copy with chosen rules and layers left as stubs"),
-    "grade": ("mytorch.grade", "grade a handout's items (or a class) in isolated child processes; table, JSON, CSV"),
+    "grade": ("mytorch.grade", "grade a handout's items or a class, student code isolated; table, JSON, CSV"),
 }
 
 

@@ -64,8 +64,10 @@ SECOND_SHARE = 0.3  # of a rule item's points, when its second order is graded
 SECOND_ORDER_EXAMPLES = 3  # at least; a third of the examples (the smallest) are checked at order 2
 PROBE_STEP = 1e-5
 RAW_NUMPY = "your rule computes with NumPy: gradients of gradients through it are zero"
-OFF_TAPE = ("is forward computed with NumPy instead of mytorch.functional primitives? The engine only sees "
-            "the primitives")
+OFF_TAPE = (
+    "is forward computed with NumPy instead of mytorch.functional primitives? The engine only sees "
+    "the primitives"
+)
 
 
 @dataclass
@@ -102,8 +104,15 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
 
     drawn: list[Any] = []
 
-    @settings(max_examples=count, database=None, deadline=None, phases=[Phase.generate], derandomize=False,
-              suppress_health_check=list(HealthCheck), print_blob=False)
+    @settings(
+        max_examples=count,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
     @hypothesis_seed(seed)
     @given(CASES[op].examples(np.float64))
     def collect(example: Any) -> None:
@@ -120,8 +129,9 @@ def _floats(inputs: Iterable[Any]) -> list[int]:
 # ---- the oracle: finite differences of the reference's forward ------------------------------------------
 
 
-def _rule_oracle(primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray],
-                 second: bool = True) -> dict[str, np.ndarray]:
+def _rule_oracle(
+    primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray], second: bool = True
+) -> dict[str, np.ndarray]:
     """aJ/p = aᵀ ∂y/∂x_p, Jb = Σ_p ∂y/∂x_p b_p, and ∇D/p = ∂/∂x_p of D(x) = d/dε ⟨a, y(x + ε b)⟩."""
     inputs, params = list(example.inputs), example.params
     positions = _floats(inputs)
@@ -138,8 +148,15 @@ def _rule_oracle(primitive: Any, example: Any, a: np.ndarray, b: list[np.ndarray
         return _differences(f, primals, positions, inputs, a, b, second)
 
 
-def _differences(f: Callable, primals: list, positions: list[int], inputs: list, a: np.ndarray,
-                 b: list[np.ndarray], second: bool) -> dict[str, np.ndarray]:
+def _differences(
+    f: Callable,
+    primals: list,
+    positions: list[int],
+    inputs: list,
+    a: np.ndarray,
+    b: list[np.ndarray],
+    second: bool,
+) -> dict[str, np.ndarray]:
     from mytorch.gradcheck import numeric_jacobian
 
     out = f(*primals)[0]
@@ -231,16 +248,26 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
     for k, example in enumerate(drawn):
         inputs = list(example.inputs)
         with no_grad():
-            out = np.asarray(primitive(inputs, **example.params) if primitive.arity is None
-                             else primitive(*inputs, **example.params))
+            out = np.asarray(
+                primitive(inputs, **example.params)
+                if primitive.arity is None
+                else primitive(*inputs, **example.params)
+            )
         a, b = _directions(rng, out, inputs)
         positions = _floats(inputs)
         differentiable = out.dtype.kind == "f" and bool(positions)
         second = differentiable and out.dtype == np.float64 and k < second_count
-        task = {"kind": "rule", "op": op, "rule": rule, "second": second,
-                "inputs": grade_child.encode(tuple(inputs), arrays, f"x{k}_"),
-                "params": grade_child.encode(dict(example.params), arrays, f"p{k}_"),
-                "a": f"a{k}", "b": [f"b{k}_{p}" for p in positions], "stand_in": stand_in}
+        task = {
+            "kind": "rule",
+            "op": op,
+            "rule": rule,
+            "second": second,
+            "inputs": grade_child.encode(tuple(inputs), arrays, f"x{k}_"),
+            "params": grade_child.encode(dict(example.params), arrays, f"p{k}_"),
+            "a": f"a{k}",
+            "b": [f"b{k}_{p}" for p in positions],
+            "stand_in": stand_in,
+        }
         arrays[f"a{k}"] = a
         arrays.update({f"b{k}_{p}": d for p, d in zip(positions, b)})
         tasks.append(task)
@@ -251,32 +278,78 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
     def expect() -> list[Check]:
         checks = []
         for k, (example, out, a, b, positions, differentiable, second) in enumerate(plans):
-            checks.append(Check(k, "out", out, (0.0, 1e-12), "forward", "the forward's output (not yours to change)"))
+            checks.append(
+                Check(k, "out", out, (0.0, 1e-12), "forward", "the forward's output (not yours to change)")
+            )
             if not differentiable:
                 continue
             expected = _rule_oracle(primitive, example, a, b, second)
             tolerance = FIRST_ORDER if out.dtype == np.float64 else LOW_PRECISION
             if rule == "vjp":
-                checks += [Check(k, f"first/{p}", expected[f"aJ/{p}"], tolerance, f"gradient of input {p}",
-                                 f"backward rule: gradient of input {p}") for p in positions]
+                checks += [
+                    Check(
+                        k,
+                        f"first/{p}",
+                        expected[f"aJ/{p}"],
+                        tolerance,
+                        f"gradient of input {p}",
+                        f"backward rule: gradient of input {p}",
+                    )
+                    for p in positions
+                ]
             else:
-                checks.append(Check(k, "first/out", expected["Jb"], tolerance, "tangent",
-                                    "tangent rule: the output's tangent"))
+                checks.append(
+                    Check(
+                        k,
+                        "first/out",
+                        expected["Jb"],
+                        tolerance,
+                        "tangent",
+                        "tangent rule: the output's tangent",
+                    )
+                )
             if not second:
                 continue
             if rule == "vjp":
-                checks.append(Check(k, "second/dir", expected["Jb"], SECOND_ORDER, "second order",
-                                    "second order: ∂⟨b, x̄⟩/∂ȳ of your rule, recorded and walked back"))
+                checks.append(
+                    Check(
+                        k,
+                        "second/dir",
+                        expected["Jb"],
+                        SECOND_ORDER,
+                        "second order",
+                        "second order: ∂⟨b, x̄⟩/∂ȳ of your rule, recorded and walked back",
+                    )
+                )
             else:
-                checks += [Check(k, f"second/dir{p}", expected[f"aJ/{p}"], SECOND_ORDER, "second order",
-                                 f"second order: ∂⟨ȳ, ẏ⟩/∂ẋ of input {p}, your rule recorded and walked back")
-                           for p in positions]
-            checks += [Check(k, f"second/{p}", expected[f"dD/{p}"], SECOND_ORDER, "second order",
-                             f"second order: ∂/∂x of your rule's result, input {p}") for p in positions]
+                checks += [
+                    Check(
+                        k,
+                        f"second/dir{p}",
+                        expected[f"aJ/{p}"],
+                        SECOND_ORDER,
+                        "second order",
+                        f"second order: ∂⟨ȳ, ẏ⟩/∂ẋ of input {p}, your rule recorded and walked back",
+                    )
+                    for p in positions
+                ]
+            checks += [
+                Check(
+                    k,
+                    f"second/{p}",
+                    expected[f"dD/{p}"],
+                    SECOND_ORDER,
+                    "second order",
+                    f"second order: ∂/∂x of your rule's result, input {p}",
+                )
+                for p in positions
+            ]
         return checks
 
     second_graded = any(plan[-1] for plan in plans)
-    first_parts = [f"gradient of input {p}" for p in sorted(set(positions_seen))] if rule == "vjp" else ["tangent"]
+    first_parts = (
+        [f"gradient of input {p}" for p in sorted(set(positions_seen))] if rule == "vjp" else ["tangent"]
+    )
     first_share = 1.0 - (SECOND_SHARE if second_graded else 0.0)
     parts = {part: first_share / len(first_parts) for part in first_parts}
     if second_graded:
@@ -306,14 +379,20 @@ def layer_job(name: str, seed: int, stand_in: list[list[str]], graded: bool = Tr
     compared = [k for k, case in enumerate(cases) if case.seed is not None]
     job.parts = {"output": 0.5, "gradients": 0.5} if compared else {"gradients": 1.0}
     if job.probes:
-        job.notes.append(f"this handout has no reference nn.{name}: its output's values are checked by your "
-                         "teacher's grader; here, its gradients against finite differences of your forward")
+        job.notes.append(
+            f"this handout has no reference nn.{name}: its output's values are checked by your "
+            "teacher's grader; here, its gradients against finite differences of your forward"
+        )
 
     def expect() -> list[Check]:
         # The reference layer, run here on its own rules (in a student's copy, with the stubbed
         # rules stood in for by finite differences).
-        request = {"tasks": [dict(tasks[k], stand_in=[] if reference else tasks[k]["stand_in"], probes=[])
-                             for k in compared]}
+        request = {
+            "tasks": [
+                dict(tasks[k], stand_in=[] if reference else tasks[k]["stand_in"], probes=[])
+                for k in compared
+            ]
+        }
         with _IN_PROCESS:
             ours, reports = grade_child.run_tasks(request, arrays)
         checks = []
@@ -329,7 +408,9 @@ def layer_job(name: str, seed: int, stand_in: list[list[str]], graded: bool = Tr
                     what = f"input {what[2:]}" if what.startswith("in") else f"parameter {what}"
                     checks.append(Check(k, key, value, LAYER_GRADIENT, "gradients", f"gradient of {what}"))
                 else:
-                    checks.append(Check(k, key, value, LAYER_OUTPUT, "output", f"buffer {key[6:]} after forward"))
+                    checks.append(
+                        Check(k, key, value, LAYER_OUTPUT, "output", f"buffer {key[6:]} after forward")
+                    )
         return checks
 
     job.expect = expect
@@ -344,9 +425,16 @@ def _layer_task(name: str, k: int, case: LayerCase, arrays: dict, stand_in: list
     if case.seed is not None:
         arrays[f"seed{k}"] = case.seed
         seed = f"seed{k}"
-    return {"kind": "layer", "layer": name, "kwargs": grade_child.encode(case.kwargs, arrays, f"k{k}_"),
-            "state": grade_child.encode(case.state, arrays, f"s{k}_"), "eval": case.eval_mode,
-            "args": grade_child.encode(list(case.args), arrays, f"x{k}_"), "seed": seed, "stand_in": stand_in}
+    return {
+        "kind": "layer",
+        "layer": name,
+        "kwargs": grade_child.encode(case.kwargs, arrays, f"k{k}_"),
+        "state": grade_child.encode(case.state, arrays, f"s{k}_"),
+        "eval": case.eval_mode,
+        "args": grade_child.encode(list(case.args), arrays, f"x{k}_"),
+        "seed": seed,
+        "stand_in": stand_in,
+    }
 
 
 def _probes(job: Job, k: int, case: LayerCase, task: dict) -> None:
@@ -367,8 +455,15 @@ def _probes(job: Job, k: int, case: LayerCase, task: dict) -> None:
             job.arrays[key] = rng.normal(size=np.shape(value)) * PROBE_STEP
             probe["params"][name] = key
         task["probes"].append(probe)
-    job.probes.append({"example": k, "count": 2, "seed": case.seed, "seed_draw": case.seed_draw,
-                       "directions": task["probes"]})
+    job.probes.append(
+        {
+            "example": k,
+            "count": 2,
+            "seed": case.seed,
+            "seed_draw": case.seed_draw,
+            "directions": task["probes"],
+        }
+    )
 
 
 # ---- running a child -------------------------------------------------------------------------------------
@@ -383,9 +478,15 @@ class ChildRun:
     seconds: float
 
 
-def run_child(root: Path, request: dict, arrays: dict[str, np.ndarray], time_limit: float,
-              memory_mb: int, env: dict[str, str] | None = None, meanwhile: Callable[[], Any] | None = None
-              ) -> ChildRun:
+def run_child(
+    root: Path,
+    request: dict,
+    arrays: dict[str, np.ndarray],
+    time_limit: float,
+    memory_mb: int,
+    env: dict[str, str] | None = None,
+    meanwhile: Callable[[], Any] | None = None,
+) -> ChildRun:
     """Run grade_child on `request` with `root` first on the path; only its .npz and JSON come back.
     `meanwhile` (this process's own work) runs while the child does."""
     started = time.perf_counter()
@@ -395,14 +496,37 @@ def run_child(root: Path, request: dict, arrays: dict[str, np.ndarray], time_lim
         shutil.copy2(grade_child.__file__, work / "grade_child.py")
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
         np.savez(work / "request.npz", **arrays)
-        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")}
-        child_env = {**keep, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                     "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", **(env or {})}
-        command = [sys.executable, "-I", str(work / "grade_child.py"), str(root), str(work), str(memory_mb),
-                   str(time_limit)]
+        keep = {
+            k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+        }
+        child_env = {
+            **keep,
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+            **(env or {}),
+        }
+        command = [
+            sys.executable,
+            "-I",
+            str(work / "grade_child.py"),
+            str(root),
+            str(work),
+            str(memory_mb),
+            str(time_limit),
+        ]
         with open(work / "log.txt", "wb") as log:
-            process = subprocess.Popen(command, cwd=work, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                cwd=work,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             deadline = time.monotonic() + time_limit
             if meanwhile is not None:
                 meanwhile()
@@ -446,7 +570,7 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> str:
-    """"" when `got` is close to `expected`, else what is wrong, with a hint for the classic mistakes."""
+    """ "" when `got` is close to `expected`, else what is wrong, with a hint for the classic mistakes."""
     atol, rtol = tolerance
     if got is None:
         return "is missing"
@@ -469,8 +593,10 @@ def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> s
         return ""
     worst = np.unravel_index(int(np.argmax(np.where(bad, np.nan_to_num(error, nan=np.inf), -1))), bad.shape)
     where = f" at index {tuple(int(i) for i in worst)}" if expected.ndim else ""
-    text = (f"differs{where}: expected {expected64[worst]:.10g}, got {got64[worst]:.10g} "
-            f"({int(bad.sum())} of {bad.size} elements differ)")
+    text = (
+        f"differs{where}: expected {expected64[worst]:.10g}, got {got64[worst]:.10g} "
+        f"({int(bad.sum())} of {bad.size} elements differ)"
+    )
     scale = np.abs(expected64).max(initial=0.0)
     if scale and np.allclose(got64, -expected64, atol=atol, rtol=rtol):
         text += "; it is the expected value with the sign flipped"
@@ -479,7 +605,7 @@ def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> s
     elif scale and got.size and np.any(got64):
         ratio = np.sum(got64 * expected64) / np.sum(expected64 * expected64)
         if np.allclose(got64, ratio * expected64, atol=atol, rtol=rtol) and ratio > 0:
-            text += f"; it is the expected value times {ratio:.4g} (a mean where a sum belongs, or a missing factor?)"
+            text += f"; it is the expected value times {ratio:.4g} (a mean where a sum belongs, or a factor?)"
     return text
 
 
@@ -488,20 +614,44 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
     item = job.item
     checks = job.ready()
     if run.status == "timeout":
-        return Result(item, 0.0, points, "timeout", "took longer than the limit (an endless loop?); it was killed",
-                      run.seconds, {p: (s, False) for p, s in job.parts.items()}, visibility)
+        return Result(
+            item,
+            0.0,
+            points,
+            "timeout",
+            "took longer than the limit (an endless loop?); it was killed",
+            run.seconds,
+            {p: (s, False) for p, s in job.parts.items()},
+            visibility,
+        )
     if run.status != "ok" or run.reports is None:
         tail = run.log.strip().splitlines()[-12:]
         detail = "the grading process of your code ended without answers (sys.exit, a crash, os._exit?)"
         if tail:
             detail += "\n    " + "\n    ".join(tail)
-        return Result(item, 0.0, points, "error", detail, run.seconds,
-                      {p: (s, False) for p, s in job.parts.items()}, visibility)
+        return Result(
+            item,
+            0.0,
+            points,
+            "error",
+            detail,
+            run.seconds,
+            {p: (s, False) for p, s in job.parts.items()},
+            visibility,
+        )
     first = run.reports[0] if run.reports else None
     if isinstance(first, dict) and first.get("fatal"):  # the import failed, or the code left the run
         status = "not implemented" if first.get("type") == "NotImplementedError" else "error"
-        return Result(item, 0.0, points, status, "your code stopped the run: " + _error_text(first), run.seconds,
-                      {p: (s, False) for p, s in job.parts.items()}, visibility)
+        return Result(
+            item,
+            0.0,
+            points,
+            status,
+            "your code stopped the run: " + _error_text(first),
+            run.seconds,
+            {p: (s, False) for p, s in job.parts.items()},
+            visibility,
+        )
     reports = list(run.reports) + [None] * (len(job.tasks) - len(run.reports))
     failures: dict[str, str] = {}
     not_implemented = []
@@ -550,7 +700,9 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
             grouped: dict[str, list[str]] = {}
             for part, text in failures.items():
                 grouped.setdefault(text, []).append(f"{part}, {job.parts.get(part, 0):.0%}")
-            detail = "\n".join(f"[{'; '.join(parts)} of the points] {text}" for text, parts in grouped.items())
+            detail = "\n".join(
+                f"[{'; '.join(parts)} of the points] {text}" for text, parts in grouped.items()
+            )
             detail += "".join(f"\n  note: {n}" for n in job.notes)
     return Result(item, earned, points, status, detail, run.seconds, parts, visibility)
 
@@ -569,8 +721,11 @@ def _judge_probe(job: Job, probe: dict, run: ChildRun, failures: dict[str, str])
     if out is None:
         failures["gradients"] = f"no output\n  on {job.shown[k]}"
         return
-    seed = probe["seed"] if probe["seed"] is not None else \
-        np.random.default_rng(probe["seed_draw"]).normal(size=np.shape(out))
+    seed = (
+        probe["seed"]
+        if probe["seed"] is not None
+        else np.random.default_rng(probe["seed_draw"]).normal(size=np.shape(out))
+    )
     for j, direction in enumerate(probe["directions"]):
         ahead, behind = run.out.get(f"{k}/probe{j}+"), run.out.get(f"{k}/probe{j}-")
         if ahead is None or behind is None or np.shape(ahead) != np.shape(out):
@@ -586,8 +741,10 @@ def _judge_probe(job: Job, probe: dict, run: ChildRun, failures: dict[str, str])
             derived += np.sum(np.asarray(grad, dtype=np.float64) * job.arrays[key]) if grad is not None else 0
         if not np.isclose(derived, numeric, atol=1e-9, rtol=1e-4):
             hint = f" (they are zero: {OFF_TAPE})" if derived == 0 else ""
-            failures["gradients"] = (f"the gradients do not match finite differences of your forward along a "
-                                     f"random direction: {derived:.8g} vs {numeric:.8g}{hint}\n  on {job.shown[k]}")
+            failures["gradients"] = (
+                f"the gradients do not match finite differences of your forward along a "
+                f"random direction: {derived:.8g} vs {numeric:.8g}{hint}\n  on {job.shown[k]}"
+            )
             return
 
 
@@ -616,7 +773,9 @@ class Grader:
                     else:
                         if name not in LAYERS:
                             raise ValueError(f"no grading spec for nn.{name} (gradable: {', '.join(LAYERS)})")
-                        self._jobs[item] = layer_job(name, self.seed, self.graded_rules, item in self.config.items)
+                        self._jobs[item] = layer_job(
+                            name, self.seed, self.graded_rules, item in self.config.items
+                        )
                 except Exception as error:  # noqa: BLE001 - the teacher's setup, reported per item
                     self._jobs[item] = error
             found = self._jobs[item]
@@ -631,15 +790,38 @@ class Grader:
         try:
             job = self.job(item)
         except Exception as error:  # noqa: BLE001
-            return Result(item, 0.0, points, "error", f"cannot grade {item}: {type(error).__name__}: {error}",
-                          time.perf_counter() - started, {}, visibility)
+            return Result(
+                item,
+                0.0,
+                points,
+                "error",
+                f"cannot grade {item}: {type(error).__name__}: {error}",
+                time.perf_counter() - started,
+                {},
+                visibility,
+            )
         try:
-            run = run_child(root, {"tasks": job.tasks, "modules": _primitive_modules()}, job.arrays,
-                            self.config.time_limit, self.config.memory_limit, env, meanwhile=job.ready)
+            run = run_child(
+                root,
+                {"tasks": job.tasks, "modules": _primitive_modules()},
+                job.arrays,
+                self.config.time_limit,
+                self.config.memory_limit,
+                env,
+                meanwhile=job.ready,
+            )
             result = judge(job, run, points, visibility)
         except Exception as error:  # noqa: BLE001 - the grader's own failure, reported per item
-            return Result(item, 0.0, points, "error", f"cannot grade {item}: {type(error).__name__}: {error}",
-                          time.perf_counter() - started, {}, visibility)
+            return Result(
+                item,
+                0.0,
+                points,
+                "error",
+                f"cannot grade {item}: {type(error).__name__}: {error}",
+                time.perf_counter() - started,
+                {},
+                visibility,
+            )
         result.seconds = time.perf_counter() - started
         return result
 
@@ -682,7 +864,9 @@ def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
     if missing:
         raise FileNotFoundError(f"{submission} lacks {', '.join(missing)}")
     copy = scratch / "handout"
-    shutil.copytree(config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git"))
+    shutil.copytree(
+        config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git")
+    )
     for name in config.files:
         shutil.copy2(submission / name, copy / name)
     return copy
@@ -695,8 +879,10 @@ def find_config(path: Path | None = None) -> Config:
     for candidate in candidates:
         if candidate.is_file():
             return Config.load(candidate)
-    raise FileNotFoundError(f"no {CONFIG_NAME} found ({', '.join(map(str, candidates))}): run grade inside a "
-                            "handout made by `python -m mytorch handout`, or pass --config")
+    raise FileNotFoundError(
+        f"no {CONFIG_NAME} found ({', '.join(map(str, candidates))}): run grade inside a "
+        "handout made by `python -m mytorch handout`, or pass --config"
+    )
 
 
 # ---- reporting ----------------------------------------------------------------------------------
@@ -711,8 +897,13 @@ def table(results: list[Result]) -> str:
     width = max([len("item"), *(len(r.item) for r in results)])
     lines = [f"{'item':<{width}}  {'points':>9}  result", f"{'-' * width}  {'-' * 9}  {'-' * 15}"]
     for r in results:
-        shown = r.status if r.status != "partial" else f"partial ({r.fraction:.0%}: " + ", ".join(
-            f"{part} {'ok' if ok else 'wrong'}" for part, (share, ok) in r.parts.items()) + ")"
+        shown = (
+            r.status
+            if r.status != "partial"
+            else f"partial ({r.fraction:.0%}: "
+            + ", ".join(f"{part} {'ok' if ok else 'wrong'}" for part, (share, ok) in r.parts.items())
+            + ")"
+        )
         lines.append(f"{r.item:<{width}}  {_points(r.points) + '/' + _points(r.max_points):>9}  {shown}")
     score, total = sum(r.points for r in results), sum(r.max_points for r in results)
     lines.append(f"{'-' * width}  {'-' * 9}")
@@ -730,10 +921,16 @@ def to_json(results: list[Result], seconds: float, seed: int | None = None) -> d
         "max_score": sum(r.max_points for r in results),
         "execution_time": round(seconds, 2),
         "tests": [
-            {"name": r.item, "score": r.points, "max_score": r.max_points,
-             "status": "passed" if r.passed else "failed", "result": r.status, "output": r.detail,
-             "visibility": r.visibility,
-             "parts": {part: {"share": share, "passed": ok} for part, (share, ok) in r.parts.items()}}
+            {
+                "name": r.item,
+                "score": r.points,
+                "max_score": r.max_points,
+                "status": "passed" if r.passed else "failed",
+                "result": r.status,
+                "output": r.detail,
+                "visibility": r.visibility,
+                "parts": {part: {"share": share, "passed": ok} for part, (share, ok) in r.parts.items()},
+            }
             for r in results
         ],
     }
@@ -781,7 +978,12 @@ def grade_class(grader: Grader, submissions: list[Path], out: Path, jobs: int | 
             try:
                 root = prepare_submission(grader.config, submission, Path(scratch))
             except FileNotFoundError as error:
-                return {"student": name, "score": 0.0, "max_score": sum(grader.items.values()), "error": str(error)}
+                return {
+                    "student": name,
+                    "score": 0.0,
+                    "max_score": sum(grader.items.values()),
+                    "error": str(error),
+                }
             results = [grader.grade_item(root, item) for item in grader.items]
         report = to_json(results, time.perf_counter() - began, grader.seed)
         _write_json(out / f"{name}.json", report)
@@ -815,7 +1017,7 @@ WRONG_RULES = ("missing transpose", "mean for sum", "un-reduced broadcast", "sig
 NOT_APPLICABLE = "n/a"  # the wrong version equals the right one on every drawn input
 WRONG_LAYERS = ("sign flip", "mean for sum", "raw NumPy", "default arguments")
 
-_WRONG_HOOK = '''
+_WRONG_HOOK = """
 # ---- mytorch grade --self-test: a known-wrong rule (this copy is a temporary one) ----
 def _install_wrong():
     import os
@@ -824,7 +1026,7 @@ def _install_wrong():
         from mytorch.grade import install_wrong
         install_wrong(target)
 _install_wrong()
-'''
+"""
 
 
 def install_wrong(target: str) -> Callable[[], None]:
@@ -865,7 +1067,9 @@ def _wrong_rule(right: Callable, rule: str, kind: str, mytorch: Any, F: Any) -> 
             return each(values, lambda v: F.transpose(v) if np.ndim(v) >= 2 else F.mul(v, 1.0))
         if kind == "un-reduced broadcast":
             if rule == "vjp":
-                return each(values, lambda v: F.broadcast_to(v, np.broadcast_shapes(np.shape(v), np.shape(ans))))
+                return each(
+                    values, lambda v: F.broadcast_to(v, np.broadcast_shapes(np.shape(v), np.shape(ans)))
+                )
             return values
         if kind == "raw NumPy":
             with mytorch.no_grad():
@@ -880,8 +1084,11 @@ def _wrong_forward(cls: type, right: Callable, kind: str, F: Any) -> Callable:
         if kind == "default arguments":
             import inspect
 
-            required = {name: getattr(self, name) for name, p in inspect.signature(cls.__init__).parameters.items()
-                        if p.default is p.empty and name not in ("self", "args", "kwargs") and hasattr(self, name)}
+            required = {
+                name: getattr(self, name)
+                for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is p.empty and name not in ("self", "args", "kwargs") and hasattr(self, name)
+            }
             fresh = cls(**required)
             fresh.load_state_dict({k: v for k, v in self.state_dict().items()})
             return right(fresh, *args, **kwargs)
@@ -897,8 +1104,9 @@ def _wrong_forward(cls: type, right: Callable, kind: str, F: Any) -> Callable:
     return forward
 
 
-def self_test(items: list[str], examples: int = 8, seed: int = 0, time_limit: float = 120.0,
-              jobs: int | None = None) -> list[tuple[str, str, Result | None]]:
+def self_test(
+    items: list[str], examples: int = 8, seed: int = 0, time_limit: float = 120.0, jobs: int | None = None
+) -> list[tuple[str, str, Result | None]]:
     """Grade each item with each known-wrong rule (or layer) in a temporary copy of the reference.
 
     Returns (item, wrong kind, result) for every pair, with None for a pair where the wrong
@@ -949,17 +1157,21 @@ def _differs(job: Job, target: str) -> bool:
             undo()
     if [r is None for r in right[1]] != [r is None for r in wrong[1]] or set(right[0]) != set(wrong[0]):
         return True
-    return any(np.shape(right[0][key]) != np.shape(wrong[0][key])
-               or not np.allclose(right[0][key], wrong[0][key], rtol=1e-9, atol=1e-12, equal_nan=True)
-               for key in right[0])
+    return any(
+        np.shape(right[0][key]) != np.shape(wrong[0][key])
+        or not np.allclose(right[0][key], wrong[0][key], rtol=1e-9, atol=1e-12, equal_nan=True)
+        for key in right[0]
+    )
 
 
 def _self_test_report(outcomes: list[tuple[str, str, Result | None]]) -> tuple[str, int]:
     missed = [(item, kind) for item, kind, r in outcomes if r is not None and r.passed]
     skipped = sum(r is None for _, _, r in outcomes)
-    lines = [f"self-test: {len(outcomes)} (item, wrong version) pairs: {len(outcomes) - len(missed) - skipped} "
-             f"caught, {len(missed)} passed (grader defects), {skipped} not applicable (the wrong version gives "
-             "the right numbers on every drawn input)"]
+    lines = [
+        f"self-test: {len(outcomes)} (item, wrong version) pairs: {len(outcomes) - len(missed) - skipped} "
+        f"caught, {len(missed)} passed (grader defects), {skipped} not applicable (the wrong version gives "
+        "the right numbers on every drawn input)"
+    ]
     for item, kind, r in outcomes:
         verdict = NOT_APPLICABLE if r is None else ("PASSED: grader defect" if r.passed else "caught")
         score = "" if r is None else f"  {_points(r.points)}/{_points(r.max_points)}"
@@ -973,26 +1185,54 @@ def _self_test_report(outcomes: list[tuple[str, str, Result | None]]) -> tuple[s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, metavar="PATH",
-                        help="also write the results as Gradescope's results.json")
-    parser.add_argument("--config", type=Path, metavar="PATH",
-                        help=f"the {CONFIG_NAME} to use (default: the handout's)")
-    parser.add_argument("--items", metavar="A,B",
-                        help="grade these items instead of the config's (e.g. matmul.vjp,nn.Linear)")
+    parser.add_argument(
+        "--json", type=Path, metavar="PATH", help="also write the results as Gradescope's results.json"
+    )
+    parser.add_argument(
+        "--config", type=Path, metavar="PATH", help=f"the {CONFIG_NAME} to use (default: the handout's)"
+    )
+    parser.add_argument(
+        "--items", metavar="A,B", help="grade these items instead of the config's (e.g. matmul.vjp,nn.Linear)"
+    )
     parser.add_argument("--examples", type=int, help="drawn examples per rule (default: the config's)")
-    parser.add_argument("--seed", type=int, help="seed of the draws (default: the config's visible seed for "
-                                                 "your own work; a fresh one with --submission(s))")
-    parser.add_argument("--time-limit", type=float, metavar="S", help="seconds per item (default: the config's)")
-    parser.add_argument("--jobs", type=int, metavar="N", help="children at once (default: the machine's cores)")
-    parser.add_argument("--submission", type=Path, metavar="DIR",
-                        help="grade a student's copy: its edited files (the config's 'files') are put into a "
-                             "fresh copy of the handout, and graded there by this (the reference) mytorch")
-    parser.add_argument("--submissions", type=Path, nargs="+", metavar="DIR",
-                        help="grade many submissions (or folders of them) in parallel")
-    parser.add_argument("--out", type=Path, default=Path("grades"), metavar="DIR",
-                        help="with --submissions: where grades.csv and one JSON per student go (default grades)")
-    parser.add_argument("--self-test", action="store_true",
-                        help="check that known-wrong rules fail every item (the config's, or --items, or all)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the draws (default: the config's visible seed for "
+        "your own work; a fresh one with --submission(s))",
+    )
+    parser.add_argument(
+        "--time-limit", type=float, metavar="S", help="seconds per item (default: the config's)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, metavar="N", help="children at once (default: the machine's cores)"
+    )
+    parser.add_argument(
+        "--submission",
+        type=Path,
+        metavar="DIR",
+        help="grade a student's copy: its edited files (the config's 'files') are put into a "
+        "fresh copy of the handout, and graded there by this (the reference) mytorch",
+    )
+    parser.add_argument(
+        "--submissions",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="grade many submissions (or folders of them) in parallel",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("grades"),
+        metavar="DIR",
+        help="with --submissions: where grades.csv and one JSON per student go (default grades)",
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check that known-wrong rules fail every item (the config's, or --items, or all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -1015,10 +1255,12 @@ def run(args: argparse.Namespace) -> int:
         config.time_limit = args.time_limit
     teacher = bool(args.submission or args.submissions)
     if teacher and not _reference_is_here():
-        print("grade: --submission grades against the reference, but this mytorch is a handout's copy "
-              f"({_package_root()}): run it where the teacher's mytorch is imported, e.g. "
-              f"cd elsewhere && python -m mytorch grade --config {config.directory / CONFIG_NAME} ...",
-              file=sys.stderr)
+        print(
+            "grade: --submission grades against the reference, but this mytorch is a handout's copy "
+            f"({_package_root()}): run it where the teacher's mytorch is imported, e.g. "
+            f"cd elsewhere && python -m mytorch grade --config {config.directory / CONFIG_NAME} ...",
+            file=sys.stderr,
+        )
         return 2
     seed = args.seed if args.seed is not None else (secrets.randbits(31) if teacher else config.seed)
     grader = Grader(config, items, seed)
@@ -1054,7 +1296,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_self_test(args: argparse.Namespace) -> int:
     if not _reference_is_here():
-        print("grade --self-test: run it with the teacher's mytorch (this one is a handout's copy)", file=sys.stderr)
+        print(
+            "grade --self-test: run it with the teacher's mytorch (this one is a handout's copy)",
+            file=sys.stderr,
+        )
         return 2
     if args.items:
         items = [name.strip() for name in args.items.split(",") if name.strip()]
@@ -1065,8 +1310,13 @@ def _run_self_test(args: argparse.Namespace) -> int:
 
         items = [f"{op}.{rule}" for op in sorted(all_primitives()) for rule in ("vjp", "jvp")]
         items += [f"nn.{name}" for name in LAYERS]
-    outcomes = self_test(items, examples=args.examples or 8, seed=args.seed or 0,
-                         time_limit=args.time_limit or 120.0, jobs=args.jobs)
+    outcomes = self_test(
+        items,
+        examples=args.examples or 8,
+        seed=args.seed or 0,
+        time_limit=args.time_limit or 120.0,
+        jobs=args.jobs,
+    )
     report, missed = _self_test_report(outcomes)
     print(report)
     return 1 if missed else 0

@@ -103,7 +103,7 @@ def _fd_vjp(forward: Any) -> Any:
                 for step in (STEP, -STEP):
                     moved = x.astype(np.float64).reshape(-1)
                     moved[k] += step
-                    shifted = (*inputs[:i], moved.reshape(x.shape), *inputs[i + 1:])
+                    shifted = (*inputs[:i], moved.reshape(x.shape), *inputs[i + 1 :])
                     change.append(np.asarray(forward(*shifted, **params), dtype=np.float64))
                 grad[k] = np.sum(adjoint * (change[0] - change[1])) / (2 * STEP)
             grads.append(grad.reshape(x.shape).astype(x.dtype))
@@ -188,8 +188,18 @@ def rule_task(mytorch: Any, primitive: Any, task: dict, arrays: Any) -> dict[str
     return result
 
 
-def _second_order(mytorch: Any, primitive: Any, task: dict, call: Any, a: np.ndarray, b: list, primals: list,
-                  positions: list[int], inputs: list, result: dict) -> None:
+def _second_order(
+    mytorch: Any,
+    primitive: Any,
+    task: dict,
+    call: Any,
+    a: np.ndarray,
+    b: list,
+    primals: list,
+    positions: list[int],
+    inputs: list,
+    result: dict,
+) -> None:
     n = len(positions)
     if task["rule"] == "vjp":
         # reverse over reverse: x̄ = vjp(a, x) recorded; walk it back along b: ∂⟨b, x̄⟩/∂(a, x)
@@ -242,8 +252,11 @@ def layer_task(mytorch: Any, task: dict, arrays: Any) -> dict[str, np.ndarray]:
     try:
         out = layer(*args)
         result["out"] = np.array(out, copy=True)
-        seed = arrays[task["seed"]] if isinstance(task["seed"], str) else \
-            np.random.default_rng(task["seed"]).normal(size=np.shape(out))
+        seed = (
+            arrays[task["seed"]]
+            if isinstance(task["seed"], str)
+            else np.random.default_rng(task["seed"]).normal(size=np.shape(out))
+        )
         if np.shape(out) != seed.shape:
             raise ValueError(f"the output has shape {np.shape(out)}, expected {seed.shape}")
         # L = Σ seed ⊙ out, walked back from: the same adjoints as a walk seeded with `seed` at out
@@ -255,8 +268,11 @@ def layer_task(mytorch: Any, task: dict, arrays: Any) -> dict[str, np.ndarray]:
 
         def gradient(array: np.ndarray) -> np.ndarray:
             try:
-                return np.array(tape.gradient_buffer.get_param(array), dtype=array.dtype) if recorded \
+                return (
+                    np.array(tape.gradient_buffer.get_param(array), dtype=array.dtype)
+                    if recorded
                     else np.zeros_like(array)
+                )
             except KeyError:
                 return np.zeros_like(array)
 
@@ -317,7 +333,11 @@ def _primitives(importlib: Any, modules: list[str]) -> dict[str, Any]:
 
 
 def _report(error: BaseException, root: str | None) -> dict:
-    return {"type": type(error).__name__, "message": str(error)[:MAX_TEXT], "where": where_raised(error, root)}
+    return {
+        "type": type(error).__name__,
+        "message": str(error)[:MAX_TEXT],
+        "where": where_raised(error, root),
+    }
 
 
 def run_tasks(request: dict, arrays: Any, root: str | None = None) -> tuple[dict[str, np.ndarray], list]:
@@ -331,8 +351,11 @@ def run_tasks(request: dict, arrays: Any, root: str | None = None) -> tuple[dict
     reports: list = []
     for k, task in enumerate(request["tasks"]):
         rules = task.get("stand_in", [])
-        saved = {(op, rule): getattr(primitives[op], rule) for op, rule in rules
-                 if op in primitives and hasattr(primitives[op], rule)}
+        saved = {
+            (op, rule): getattr(primitives[op], rule)
+            for op, rule in rules
+            if op in primitives and hasattr(primitives[op], rule)
+        }
         stand_in(primitives, rules)
         try:
             if task["kind"] == "rule":
@@ -354,8 +377,12 @@ def limit(memory_mb: int, seconds: float) -> None:
     """Limits that the student's code, running as this process, cannot raise again."""
     import resource
 
-    for name, value in (("RLIMIT_AS", memory_mb * 2**20), ("RLIMIT_FSIZE", 256 * 2**20), ("RLIMIT_CORE", 0),
-                        ("RLIMIT_CPU", int(seconds) + 2)):
+    for name, value in (
+        ("RLIMIT_AS", memory_mb * 2**20),
+        ("RLIMIT_FSIZE", 256 * 2**20),
+        ("RLIMIT_CORE", 0),
+        ("RLIMIT_CPU", int(seconds) + 2),
+    ):
         if hasattr(resource, name):
             try:
                 resource.setrlimit(getattr(resource, name), (value, value))
@@ -374,8 +401,17 @@ def main() -> None:
     try:
         out, reports = run_tasks(request, arrays, root)
     except BaseException as error:  # the import itself failed (or a stub at import time)
-        out, reports = {}, [{"type": type(error).__name__, "message": str(error)[:MAX_TEXT],
-                             "where": where_raised(error, root), "fatal": True}]
+        out, reports = (
+            {},
+            [
+                {
+                    "type": type(error).__name__,
+                    "message": str(error)[:MAX_TEXT],
+                    "where": where_raised(error, root),
+                    "fatal": True,
+                }
+            ],
+        )
     np.savez(os.path.join(work, "out.npz"), **out)
     with open(os.path.join(work, "out.json"), "w", encoding="utf-8") as file:
         json.dump({"reports": reports}, file)

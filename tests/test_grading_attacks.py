@@ -49,12 +49,18 @@ def _replace_body(text: str, function: str, body: str, owner: str | None = None)
     node = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
     statements = node.body[1:] if ast.get_docstring(node) is not None else node.body
     lines = text.splitlines(keepends=True)
-    lines[statements[0].lineno - 1: statements[-1].end_lineno] = [body]
+    lines[statements[0].lineno - 1 : statements[-1].end_lineno] = [body]
     return "".join(lines)
 
 
-def submission(blank: Path, tmp_path: Path, *, rules: dict[str, str] | None = None, softmax: str | None = None,
-               prelude: str = "") -> Path:
+def submission(
+    blank: Path,
+    tmp_path: Path,
+    *,
+    rules: dict[str, str] | None = None,
+    softmax: str | None = None,
+    prelude: str = "",
+) -> Path:
     """A filled-in copy: honest bodies unless given; `prelude` goes at the end of functional.py."""
     student = tmp_path / "student"
     shutil.copytree(blank, student)
@@ -72,20 +78,39 @@ def submission(blank: Path, tmp_path: Path, *, rules: dict[str, str] | None = No
         cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "Softmax")
         node = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
         statements = node.body[1:] if ast.get_docstring(node) is not None else node.body
-        softmax = "".join(reference.splitlines(keepends=True)[statements[0].lineno - 1: statements[-1].end_lineno])
-    activation.write_text(_replace_body(activation.read_text(encoding="utf-8"), "forward", softmax, "Softmax"),
-                          encoding="utf-8")
+        softmax = "".join(
+            reference.splitlines(keepends=True)[statements[0].lineno - 1 : statements[-1].end_lineno]
+        )
+    activation.write_text(
+        _replace_body(activation.read_text(encoding="utf-8"), "forward", softmax, "Softmax"), encoding="utf-8"
+    )
     return student
 
 
-def grade(blank: Path, student: Path, tmp_path: Path, *items: str) -> tuple[subprocess.CompletedProcess, dict, float]:
+def grade(
+    blank: Path, student: Path, tmp_path: Path, *items: str
+) -> tuple[subprocess.CompletedProcess, dict, float]:
     """The teacher's grader on `student`; its own temporary directories go to a fresh TMPDIR."""
     scratch = tmp_path / "tmp"
     scratch.mkdir(exist_ok=True)
     report = tmp_path / "results.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
-    command = [sys.executable, "-m", "mytorch", "grade", "--config", str(blank / "grading.json"), "--submission",
-               str(student), "--examples", "3", "--time-limit", str(TIME_LIMIT), "--json", str(report)]
+    command = [
+        sys.executable,
+        "-m",
+        "mytorch",
+        "grade",
+        "--config",
+        str(blank / "grading.json"),
+        "--submission",
+        str(student),
+        "--examples",
+        "3",
+        "--time-limit",
+        str(TIME_LIMIT),
+        "--json",
+        str(report),
+    ]
     if items:
         command += ["--items", ",".join(items)]
     started = time.perf_counter()
@@ -125,17 +150,19 @@ def test_sys_exit_in_a_rule(blank: Path, tmp_path: Path) -> None:
 
 def test_rebinding_the_checkers_comparison(blank: Path, tmp_path: Path) -> None:
     # In the child, every comparison in reach says "equal"; the verdict is not made there.
-    patch = ("    import mytorch.grade as grade, mytorch.testing.checks as checks\n"
-             "    grade.compare = lambda *args, **kwargs: ''\n"
-             "    checks._Comparison.__post_init__ = lambda self: setattr(self, 'ok', True)\n"
-             "    return (g,)\n")
+    patch = (
+        "    import mytorch.grade as grade, mytorch.testing.checks as checks\n"
+        "    grade.compare = lambda *args, **kwargs: ''\n"
+        "    checks._Comparison.__post_init__ = lambda self: setattr(self, 'ok', True)\n"
+        "    return (g,)\n"
+    )
     student = submission(blank, tmp_path, rules={"_exp_vjp": patch})
     result, report, _ = grade(blank, student, tmp_path, "exp.vjp")
     assert_grader_wrote(result, report)
     assert scores(report) == {"exp.vjp": 0.0}
 
 
-IMPORT_HOOK = '''
+IMPORT_HOOK = """
 
 import sys as _sys
 
@@ -165,14 +192,19 @@ class _Wrap:
 
 
 _sys.meta_path.insert(0, _Wrap())
-'''
+"""
 
 
 def test_an_import_hook_wrapping_the_grade_functions(blank: Path, tmp_path: Path) -> None:
     student = submission(blank, tmp_path, rules={"_exp_vjp": "    return (g,)\n"}, prelude=IMPORT_HOOK)
     # The hook works where the student's code imports the grader (their own copy)...
-    own = subprocess.run([sys.executable, "-c", "import mytorch, mytorch.grade as g; print(g.judge.__name__)"],
-                         cwd=student, env={**os.environ, "PYTHONPATH": str(student)}, capture_output=True, text=True)
+    own = subprocess.run(
+        [sys.executable, "-c", "import mytorch, mytorch.grade as g; print(g.judge.__name__)"],
+        cwd=student,
+        env={**os.environ, "PYTHONPATH": str(student)},
+        capture_output=True,
+        text=True,
+    )
     assert own.stdout.strip() == "full", own.stderr
     # ...but the teacher's grader never imports the student's code.
     result, report, _ = grade(blank, student, tmp_path, "exp.vjp")
@@ -180,7 +212,7 @@ def test_an_import_hook_wrapping_the_grade_functions(blank: Path, tmp_path: Path
     assert scores(report) == {"exp.vjp": 0.0}
 
 
-ATEXIT = '''
+ATEXIT = """
 
 def _forge():
     import atexit, json, os
@@ -190,14 +222,14 @@ def _forge():
             argv = file.read().decode().split("\\0")
         if "--json" in argv:
             with open(argv[argv.index("--json") + 1], "w") as file:
-                json.dump(%r, file)
+                json.dump(FAKE, file)
         os._exit(0)
 
     atexit.register(rewrite)
 
 
 _forge()
-''' % (FAKE,)
+""".replace("FAKE", repr(FAKE))
 
 
 def test_an_atexit_hook_rewriting_the_json(blank: Path, tmp_path: Path) -> None:
@@ -210,32 +242,36 @@ def test_an_atexit_hook_rewriting_the_json(blank: Path, tmp_path: Path) -> None:
 def test_reading_shipped_oracle_files(blank: Path, tmp_path: Path) -> None:
     assert not list(blank.rglob("*.npz")), "the handout ships no reference outputs"
     # A forward that looks for any stored arrays it can find and returns the first of the right shape.
-    thief = ("        import glob, os, numpy as np\n"
-             "        for path in glob.glob(os.path.join(os.getcwd(), '**', '*.npz'), recursive=True) + \\\n"
-             "                glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '*.npz')):\n"
-             "            with np.load(path) as stored:\n"
-             "                for key in stored.files:\n"
-             "                    if stored[key].shape == np.shape(Z):\n"
-             "                        return F.mul(stored[key], 1.0)\n"
-             "        return F.mul(Z, 0.0)\n")
+    thief = (
+        "        import glob, os, numpy as np\n"
+        "        for path in glob.glob(os.path.join(os.getcwd(), '**', '*.npz'), recursive=True) + \\\n"
+        "                glob.glob(os.path.join(os.path.dirname(__file__), '..', '..', '*.npz')):\n"
+        "            with np.load(path) as stored:\n"
+        "                for key in stored.files:\n"
+        "                    if stored[key].shape == np.shape(Z):\n"
+        "                        return F.mul(stored[key], 1.0)\n"
+        "        return F.mul(Z, 0.0)\n"
+    )
     result, report, _ = grade(blank, submission(blank, tmp_path, softmax=thief), tmp_path, "nn.Softmax")
     assert_grader_wrote(result, report)
     assert scores(report) == {"nn.Softmax": 0.0}
 
 
-LOOP = ("    import signal\n"
-        "    signal.setitimer(signal.ITIMER_REAL, 0)\n"
-        "    for number in range(1, 32):\n"
-        "        try:\n"
-        "            signal.signal(number, signal.SIG_IGN)\n"
-        "        except (OSError, ValueError):\n"
-        "            pass\n"
-        "    while True:\n"
-        "        try:\n"
-        "            while True:\n"
-        "                pass\n"
-        "        except BaseException:\n"
-        "            pass\n")
+LOOP = (
+    "    import signal\n"
+    "    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+    "    for number in range(1, 32):\n"
+    "        try:\n"
+    "            signal.signal(number, signal.SIG_IGN)\n"
+    "        except (OSError, ValueError):\n"
+    "            pass\n"
+    "    while True:\n"
+    "        try:\n"
+    "            while True:\n"
+    "                pass\n"
+    "        except BaseException:\n"
+    "            pass\n"
+)
 
 
 def test_a_signal_ignoring_endless_loop(blank: Path, tmp_path: Path) -> None:
@@ -284,8 +320,24 @@ def test_a_class_at_once(blank: Path, tmp_path: Path) -> None:
     (folder / "carol").mkdir()  # handed in nothing
     out = tmp_path / "grades"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "mytorch", "grade", "--config", str(blank / "grading.json"), "--examples", "3",
-               "--items", "exp.vjp,nn.Softmax", "--submissions", str(folder), "--out", str(out), "--jobs", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "mytorch",
+        "grade",
+        "--config",
+        str(blank / "grading.json"),
+        "--examples",
+        "3",
+        "--items",
+        "exp.vjp,nn.Softmax",
+        "--submissions",
+        str(folder),
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+    ]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     import csv
@@ -305,15 +357,20 @@ def test_the_self_test_catches_every_wrong_rule_on_a_few_items() -> None:
     passed = [(item, kind) for item, kind, result in outcomes if result is not None and result.passed]
     assert not passed, f"wrong versions that pass: {passed}"
     caught = {(item, kind) for item, kind, result in outcomes if result is not None}
-    assert {("matmul.vjp", "missing transpose"), ("matmul.vjp", "un-reduced broadcast"), ("exp.vjp", "raw NumPy"),
-            ("sum.jvp", "mean for sum"), ("nn.Softmax", "default arguments"), ("nn.Softmax", "sign flip")} <= caught
+    assert {
+        ("matmul.vjp", "missing transpose"),
+        ("matmul.vjp", "un-reduced broadcast"),
+        ("exp.vjp", "raw NumPy"),
+        ("sum.jvp", "mean for sum"),
+        ("nn.Softmax", "default arguments"),
+        ("nn.Softmax", "sign flip"),
+    } <= caught
 
 
 @pytest.mark.slow
 def test_the_self_test_catches_every_wrong_rule_on_every_item() -> None:
-    from mytorch.grade import self_test
-
     from mytorch.assignment import LAYERS
+    from mytorch.grade import self_test
     from mytorch.testing import all_primitives
 
     items = [f"{op}.{rule}" for op in sorted(all_primitives()) for rule in ("vjp", "jvp")]

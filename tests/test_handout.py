@@ -104,7 +104,8 @@ def test_stubs_replace_only_their_code(handout: Path) -> None:
 
 
 def test_fresh_handout_scores_zero_on_stubs_and_full_marks_on_the_rest(handout: Path, tmp_path: Path) -> None:
-    result = mytorch_cli("grade", "--examples", "3", "--json", str(tmp_path / "stubs.json"), cwd=handout, path=handout)
+    stubs = str(tmp_path / "stubs.json")
+    result = mytorch_cli("grade", "--examples", "3", "--json", stubs, cwd=handout, path=handout)
     assert result.returncode == 1, result.stderr
     report = json.loads((tmp_path / "stubs.json").read_text(encoding="utf-8"))
     assert [t["name"] for t in report["tests"]] == STUBBED
@@ -113,8 +114,8 @@ def test_fresh_handout_scores_zero_on_stubs_and_full_marks_on_the_rest(handout: 
     assert re.search(r"\nmatmul\.vjp +0/1  not implemented\n", result.stdout)
 
     assert result.stdout.strip().splitlines()[-1] == json.dumps({"scores": dict.fromkeys(STUBBED, 0.0)})
-    rest = mytorch_cli("grade", "--examples", "3", "--items", ",".join(REST), "--json", str(tmp_path / "rest.json"),
-                       cwd=handout, path=handout)
+    rest = mytorch_cli("grade", "--examples", "3", "--items", ",".join(REST), "--json",
+                       str(tmp_path / "rest.json"), cwd=handout, path=handout)
     assert rest.returncode == 0, rest.stdout + rest.stderr
     report = json.loads((tmp_path / "rest.json").read_text(encoding="utf-8"))
     assert report["score"] == report["max_score"] == len(REST)
@@ -175,11 +176,13 @@ BUGS = {  # bug: (item, how the student's code differs from the reference, what 
     # Non-square operands make the wrong product fail to align: the report shows the crash on the
     # smallest such input (square ones would give wrong values instead).
     "missing transpose in matmul's backward": (
-        "matmul.vjp", {"mistake": ("matmul(g2, swapaxes(b2, -1, -2))", "matmul(g2, b2)")}, "do not align", 0.0),
+        "matmul.vjp", {"mistake": ("matmul(g2, swapaxes(b2, -1, -2))", "matmul(g2, b2)")}, "do not align",
+        0.0),
     "bias gradient not summed over the batch": (
         "linear.vjp", {"mistake": ("_grad(b, g) if _wants(b)", "g if _wants(b)")}, "has shape", 0.7 * 2 / 3),
     "bias gradient averaged over the batch": (
-        "linear.vjp", {"mistake": ("_grad(b, g)", "_grad(b, mean(rows_g, axis=0))")}, "expected", 0.7 * 2 / 3),
+        "linear.vjp", {"mistake": ("_grad(b, g)", "_grad(b, mean(rows_g, axis=0))")}, "expected",
+        0.7 * 2 / 3),
     "a forward computed with NumPy, off the tape": (
         "nn.Linear", {"body": "        return A @ self.W.T + (0 if self.b is None else self.b)\n"},
         "is forward computed with NumPy", 0.0),
@@ -277,17 +280,18 @@ def test_a_submission_is_graded_with_the_teachers_grader(to_fill: Path, tmp_path
     grade_py = student / "mytorch" / "grade.py"
     honest = "return 0 if all(r.passed for r in results) else 1"
     grade_py.write_text(grade_py.read_text(encoding="utf-8").replace(honest, "return 0"), encoding="utf-8")
-    assert mytorch_cli("grade", "--examples", "2", cwd=student, path=student).returncode == 0  # fooled, in their copy
+    fooled = mytorch_cli("grade", "--examples", "2", cwd=student, path=student)
+    assert fooled.returncode == 0  # in their copy
 
     config = str(to_fill / "grading.json")
-    result = mytorch_cli("grade", "--config", config, "--examples", "3", "--submission", str(student), "--json",
-                         str(tmp_path / "r.json"), cwd=tmp_path, path=ROOT)
+    result = mytorch_cli("grade", "--config", config, "--examples", "3", "--submission", str(student),
+                         "--json", str(tmp_path / "r.json"), cwd=tmp_path, path=ROOT)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert [t["name"] for t in report["tests"] if t["status"] == "failed"] == ["linear.vjp"]
     assert report["output"].startswith("graded with seed ")  # a fresh draw, not the visible seed
-    nothing = mytorch_cli("grade", "--config", config, "--submission", str(tmp_path / "nowhere"), cwd=tmp_path,
-                          path=ROOT)
+    nowhere = str(tmp_path / "nowhere")
+    nothing = mytorch_cli("grade", "--config", config, "--submission", nowhere, cwd=tmp_path, path=ROOT)
     assert nothing.returncode == 2 and "lacks mytorch/functional.py" in nothing.stderr
     # The grading parent must hold the reference: a handout's copy refuses to grade submissions.
     inside = mytorch_cli("grade", "--submission", str(student), cwd=to_fill, path=to_fill)
