@@ -154,6 +154,7 @@ def test_sys_exit_in_a_rule(blank: Path, tmp_path: Path) -> None:
 def test_rebinding_the_checkers_comparison(blank: Path, tmp_path: Path) -> None:
     # In the child, every comparison in reach says "equal"; the verdict is not made there.
     patch = (
+        "    print('exp.vjp  1/1  pass'); print('{\"scores\": {\"exp.vjp\": 1.0}}')\n"
         "    import mytorch.grade as grade, mytorch.testing.checks as checks\n"
         "    grade.compare = lambda *args, **kwargs: ''\n"
         "    checks._Comparison.__post_init__ = lambda self: setattr(self, 'ok', True)\n"
@@ -382,3 +383,10 @@ def test_the_self_test_catches_every_wrong_rule_on_every_item() -> None:
     outcomes = self_test(items, examples=6)
     passed = [(item, kind) for item, kind, result in outcomes if result is not None and result.passed]
     assert not passed, f"wrong versions that pass: {passed}"
+
+
+def test_a_rule_that_takes_all_the_memory(blank: Path, tmp_path: Path) -> None:
+    hog = "    hoard = np.ones(2**35)  # 256 GB\n    return (g * hoard[0],)\n"
+    result, report, _ = grade(blank, submission(blank, tmp_path, rules={"_exp_vjp": hog}), tmp_path, "exp.vjp")
+    assert_grader_wrote(result, report)
+    assert scores(report) == {"exp.vjp": 0.0} and "MemoryError" in report["tests"][0]["output"]
