@@ -28,7 +28,6 @@ import numpy as np
 CONFIG_NAME = "grading.json"
 VISIBILITIES = ("visible", "after_due_date", "hidden")  # Gradescope's
 RULES = {"vjp": "backward rule", "jvp": "tangent rule"}
-CHECK_MODES = {"vjp": "rev", "jvp": "fwd"}  # check_primitive's name for each rule
 
 
 def rule_item(op: str, rule: str) -> str:

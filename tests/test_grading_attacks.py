@@ -387,6 +387,7 @@ def test_the_self_test_catches_every_wrong_rule_on_every_item() -> None:
 
 def test_a_rule_that_takes_all_the_memory(blank: Path, tmp_path: Path) -> None:
     hog = "    hoard = np.ones(2**35)  # 256 GB\n    return (g * hoard[0],)\n"
-    result, report, _ = grade(blank, submission(blank, tmp_path, rules={"_exp_vjp": hog}), tmp_path, "exp.vjp")
+    student = submission(blank, tmp_path, rules={"_exp_vjp": hog})
+    result, report, _ = grade(blank, student, tmp_path, "exp.vjp")
     assert_grader_wrote(result, report)
     assert scores(report) == {"exp.vjp": 0.0} and "MemoryError" in report["tests"][0]["output"]
