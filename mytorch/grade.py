@@ -39,6 +39,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ LAYER_GRADIENT = (1e-6, 1e-5)  # the child's other rules are central differences
 SECOND_SHARE = 0.3  # of a rule item's points, when its second order is graded
 SECOND_ORDER_EXAMPLES = 3  # at least; a third of the examples (the smallest) are checked at order 2
 PROBE_STEP = 1e-5
+MAX_ANSWER_BYTES = 64 * 2**20  # a child's answers are small arrays
 RAW_NUMPY = "your rule computes with NumPy: gradients of gradients through it are zero"
 OFF_TAPE = (
     "is forward computed with NumPy instead of mytorch.functional primitives? The engine only sees "
@@ -539,11 +541,15 @@ def run_child(
             except subprocess.TimeoutExpired:
                 status = "timeout"
             _kill_group(process)
-        text = (work / "log.txt").read_bytes()[-4000:].decode("utf-8", "replace")
+        text = _tail(work / "log.txt")
         out: dict[str, np.ndarray] = {}
         reports = None
         if status == "ok":
             try:
+                for name in ("out.npz", "out.json"):  # plain files of a sane size, not links or pipes
+                    info = os.lstat(work / name)
+                    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ANSWER_BYTES:
+                        raise ValueError(f"{name} is not a plain file of at most {MAX_ANSWER_BYTES} bytes")
                 with np.load(work / "out.npz", allow_pickle=False) as stored:
                     out = {key: np.asarray(stored[key]) for key in stored.files}
                 reports = json.loads((work / "out.json").read_text(encoding="utf-8"))["reports"]
@@ -556,6 +562,15 @@ def run_child(
         if process is not None and process.poll() is None:
             _kill_group(process)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _tail(path: Path, size: int = 4000) -> str:
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, os.fstat(file.fileno()).st_size - size))
+            return file.read(size).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _kill_group(process: subprocess.Popen) -> None:
