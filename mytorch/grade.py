@@ -97,6 +97,9 @@ class Result:
 # ---- drawing the inputs -------------------------------------------------------------------------------
 
 
+_DRAWING = threading.Lock()
+
+
 def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     """`count` examples of `op`'s inputs drawn by hypothesis with `seed`, smallest first."""
     from hypothesis import HealthCheck, Phase, given, settings
@@ -120,7 +123,8 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     def collect(example: Any) -> None:
         drawn.append(example)
 
-    collect()
+    with _DRAWING:  # hypothesis is not made for threads
+        collect()
     return sorted(drawn, key=lambda e: sum(np.size(v) for v in e.inputs))
 
 
