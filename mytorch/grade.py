@@ -1013,7 +1013,7 @@ def grade_class(grader: Grader, submissions: list[Path], out: Path, jobs: int | 
         row.update({r.item: r.points for r in results})
         return row
 
-    # Items of all students share one pool: at most `jobs` children at once.
+    # One student per worker, their items one after another: at most `jobs` children at once.
     with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
         rows = list(pool.map(one, zip(names, submissions)))
     with open(out / "grades.csv", "w", newline="", encoding="utf-8") as file:
