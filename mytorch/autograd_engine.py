@@ -393,6 +393,10 @@ class _HandWritten:
         grads = self.backward_operation(grad_output, *inputs)
         if len(inputs) == 1 and not isinstance(grads, (tuple, list)):
             grads = (grads,)
+        if isinstance(grads, (tuple, list)) and len(grads) > len(inputs) and all(
+            g is None for g in grads[len(inputs):]
+        ):  # the 2024 handout's rules return None for parameters that were not recorded as inputs
+            grads = grads[: len(inputs)]
         if not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
             count = len(grads) if isinstance(grads, (tuple, list)) else 1
             raise ValueError(
