@@ -144,7 +144,7 @@ def _summed_axes(grad_shape, shape):
     for axes in _combinations(range(len(shape)), dropped):
         if tuple(n for i, n in enumerate(shape) if i not in axes) == tuple(grad_shape):
             return axes
-    raise ValueError(f"sum_backward: an adjoint of shape {grad_shape} cannot come from a sum of shape {shape}")
+    raise ValueError(f"sum_backward: an adjoint of shape {grad_shape} cannot come from summing shape {shape}")
 
 
 def sum_backward(grad_output, a, axis=None, keepdims=False):
