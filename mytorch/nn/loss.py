@@ -180,7 +180,8 @@ def _is_target(value: Any) -> bool:
 
 
 class SoftmaxCrossEntropy(_Loss):
-    """The handout's loss: `loss(y, y_hat)`, target first, a (1,)-shaped mean cross-entropy.
+    """The handout's loss: `loss(y, y_hat)`, target first (one-hot rows), a (1,)-shaped mean
+    cross-entropy.
 
     Keeps the value in `loss_val`; with an engine, `backward()` walks the engine from it.
     (If the first argument cannot be a target and the second can, they are taken the other way round.)
@@ -196,6 +197,11 @@ class SoftmaxCrossEntropy(_Loss):
     def forward(self, y: Any, y_hat: np.ndarray) -> np.ndarray:
         if not _is_target(y) and _is_target(y_hat):
             y, y_hat = y_hat, y
+        if np.shape(y) != np.shape(y_hat):  # the handout's target is one-hot rows, not labels
+            raise ValueError(
+                f"SoftmaxCrossEntropy: the target must be one-hot rows of the prediction's shape "
+                f"{np.shape(y_hat)}, got shape {np.shape(y)} (for class labels, use CrossEntropyLoss)"
+            )
         rows, target, _ = _class_rows(y_hat, y, "SoftmaxCrossEntropy")
         return self._keep(y_hat, F.reshape(F.cross_entropy(rows, target), (1,)))
 
