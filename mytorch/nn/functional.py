@@ -64,14 +64,18 @@ _exported.update(outer_backward=outer_backward, SoftmaxCrossEntropy_backward=Sof
 # given plain parameters (`sum_backward(g, x, axis=0)`) it is the primitive's own rule.
 
 
-def _decoded(parameter):
-    """An axis or index as the handout encodes it (a NumPy array), as NumPy takes it."""
-    array = _np.asarray(parameter)
-    if array.dtype == object:  # an index expression: np.array(np.index_exp[...], dtype=object)
-        return tuple(array.tolist()) if array.ndim else array.item()
-    if array.dtype.kind in "iu":  # an axis (or axes): np.array([axis])
-        return int(array.ravel()[0]) if array.size == 1 else tuple(int(a) for a in array.ravel())
-    return parameter
+def _decoded_axis(axis):
+    """An axis as the handout encodes it, `np.array([axis])` (or several), as NumPy takes it."""
+    if not isinstance(axis, _np.ndarray):
+        return axis
+    return int(axis.ravel()[0]) if axis.size == 1 else tuple(int(a) for a in axis.ravel())
+
+
+def _decoded_index(index):
+    """An index as the handout encodes it, `np.array(np.index_exp[...], dtype=object)`."""
+    if not isinstance(index, _np.ndarray) or index.dtype != object:
+        return index  # an index as NumPy takes it (an integer array picks elements)
+    return tuple(index.tolist()) if index.ndim else index.item()
 
 
 def _answer(grad, parameter):
@@ -113,7 +117,7 @@ def expand_dims_backward(grad_output, a, axis):
     >>> expand_dims_backward(np.ones((1, 2)), np.zeros(2), np.array([0]))
     (array([1., 1.]), None)
     """
-    return _answer(_primitives.expand_dims.backward(grad_output, a, _decoded(axis)), axis)
+    return _answer(_primitives.expand_dims.backward(grad_output, a, _decoded_axis(axis)), axis)
 
 
 def squeeze_backward(grad_output, a, axis=None):
@@ -123,7 +127,7 @@ def squeeze_backward(grad_output, a, axis=None):
     >>> squeeze_backward(np.ones(2), np.zeros((1, 2)), np.array([0]))
     (array([[1., 1.]]), None)
     """
-    return _answer(_primitives.squeeze.backward(grad_output, a, _decoded(axis)), axis)
+    return _answer(_primitives.squeeze.backward(grad_output, a, _decoded_axis(axis)), axis)
 
 
 def slice_backward(grad_output, a, index):
@@ -134,7 +138,7 @@ def slice_backward(grad_output, a, index):
     >>> slice_backward(np.ones(2), np.zeros(3), np.array(np.index_exp[1:], dtype=object))
     (array([0., 1., 1.]), None)
     """
-    return _answer(_primitives.getitem.backward(grad_output, a, _decoded(index)), index)
+    return _answer(_primitives.getitem.backward(grad_output, a, _decoded_index(index)), index)
 
 
 def _summed_axes(grad_shape, shape):
@@ -158,7 +162,7 @@ def sum_backward(grad_output, a, axis=None, keepdims=False):
            [1., 2.],
            [1., 2.]])
     """
-    decoded = _decoded(axis) if axis is not None else None
+    decoded = _decoded_axis(axis) if axis is not None else None
     grad_shape, shape = _np.shape(grad_output), _np.shape(a)
     if axis is None and not keepdims and 0 < len(grad_shape) < len(shape):
         decoded = _summed_axes(grad_shape, shape)
