@@ -284,3 +284,42 @@ def test_handout_style_resampling_recorded_by_hand():
     tA = leaf(A)
     ((tA * 2)[:, :, ::3, ::3] * torch.tensor(dLdZ)).sum().backward()
     same_as_torch(autograd.gradient_buffer.get_param(A), tA.grad)
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_the_handouts_stride1_layers_of_their_own(dims):
+    from mytorch.nn.conv import Conv1D_stride1, Conv1d_stride1, Conv2D_stride1, Conv2d_stride1
+
+    rng = np.random.default_rng(dims)
+    x = rng.standard_normal((2, 3) + (6,) * dims)
+    autograd = autograd_engine.Autograd()
+    layer = (Conv1D_stride1 if dims == 1 else Conv2D_stride1)(3, 4, 3, autograd)  # engine 4th, as the handout
+    out = layer(x)
+    dLdZ = rng.standard_normal(out.shape)
+    dLdA = layer.backward(dLdZ)  # the drop-in protocol of the handout without autograd
+
+    twin, tx = torch_twin(dims, layer, 1), leaf(x)
+    (twin(tx) * torch.tensor(dLdZ)).sum().backward()
+    same_as_torch(dLdA, tx.grad)
+    same_as_torch(layer.dW, twin.weight.grad)
+    same_as_torch(layer.db, twin.bias.grad)
+    assert (Conv1d_stride1, Conv2d_stride1) == (Conv1D_stride1, Conv2D_stride1)
+    np.testing.assert_array_equal(layer.b, np.zeros(4))
+
+
+def test_resampling_and_flatten_without_an_engine_as_the_handout_without_autograd():
+    from mytorch.nn.conv import Downsample1d, Flatten, Upsample2d
+
+    x = np.random.default_rng(9).standard_normal((2, 3, 20))
+    down = Downsample1d(3)
+    Z = down.forward(x)
+    np.testing.assert_array_equal(Z, x[..., ::3])
+    dLdA = down.backward(Z)
+    np.testing.assert_array_equal(dLdA[..., ::3], Z)
+    assert not dLdA[..., 1::3].any() and not dLdA[..., 2::3].any()
+
+    up = Upsample2d(2)
+    images = x.reshape(2, 3, 4, 5)
+    np.testing.assert_array_equal(up.backward(up.forward(images)), images)
+    flat = Flatten()
+    np.testing.assert_array_equal(flat.backward(flat.forward(x)), x)

@@ -12,8 +12,15 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd
-from mytorch.nn.linear import uniform
+from mytorch.nn.linear import Flatten, uniform
 from mytorch.nn.module import Module
+from mytorch.nn.resampling import Downsample1d, Downsample2d, Upsample1d, Upsample2d
+
+# The handout's conv.py holds (or imports) its resampling layers and Flatten too.
+__all__ = [
+    "Conv1D_stride1", "Conv1d", "Conv1d_stride1", "Conv2D_stride1", "Conv2d", "Conv2d_stride1",
+    "Downsample1d", "Downsample2d", "Flatten", "MaxPool2d", "Upsample1d", "Upsample2d",
+]
 
 
 def _batched(operation: Any, A: np.ndarray, spatial_dims: int) -> np.ndarray:
@@ -148,6 +155,28 @@ class Conv2d(_ConvNd):
                                dilation=self.dilation),
             A, 2,
         )
+
+
+class _HandoutStride1(_ConvNd):
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: Any,
+                 weight_init_fn: Callable | None = None, bias_init_fn: Callable | None = None,
+                 autograd_engine: Autograd | None = None) -> None:
+        super().__init__(in_channel=in_channel, out_channel=out_channel, kernel_size=kernel_size,
+                         downsampling_factor=1, autograd_engine=autograd_engine,
+                         weight_init_fn=weight_init_fn, bias_init_fn=bias_init_fn)
+
+
+class Conv1D_stride1(_HandoutStride1, Conv1d):
+    """The handout's stride-1 convolution as a layer of its own, initialised as the handout does:
+    `Conv1D_stride1(in_channel, out_channel, kernel_size, autograd_engine, weight_init_fn,
+    bias_init_fn)`, the engine optional (the handout without autograd leaves it out)."""
+
+
+class Conv2D_stride1(_HandoutStride1, Conv2d):
+    """The 2-D counterpart of Conv1D_stride1 (the same arguments)."""
+
+
+Conv1d_stride1, Conv2d_stride1 = Conv1D_stride1, Conv2D_stride1  # the handout without autograd
 
 
 class MaxPool2d(Module):
