@@ -2,7 +2,9 @@
 
 Homework code does `from mytorch.nn.functional import *` and passes `add_backward`,
 `matmul_backward`, ... to `Autograd.add_operation`; every primitive of `mytorch.functional`
-(conv1d, conv2d and max_pool2d included) is here with its rule.
+(conv1d, conv2d and max_pool2d included) is here with its rule. The later handouts' forms are here
+too (`identity_backward`, `slice_backward`, `tanh_backward(g, a, state)`, an axis passed as
+`np.array([axis])`, `max_backward(g, a)` as the ReLU rule): see the HW3 section below.
 
 >>> import numpy as np
 >>> from mytorch.nn.functional import add_backward
