@@ -113,10 +113,10 @@ def _outputs_of(out: Any, who: str) -> tuple[list[np.ndarray], bool]:
     for item in items:
         if isinstance(item, np.ndarray):
             arrays.append(item)
+        elif isinstance(item, np.number):  # what np.sum returns (np.float64 is also a float: first)
+            arrays.append(np.asarray(item))  # refused below if it was computed off the tape
         elif isinstance(item, (int, float)):
             arrays.append(_Constant(item))  # a Python number: a constant, its derivative is zero
-        elif isinstance(item, np.number):
-            arrays.append(np.asarray(item))  # what np.sum returns: refused below if taken off the tape
         else:
             raise TypeError(
                 f"{who}: the function must return an array or a number (or a tuple of them), "
