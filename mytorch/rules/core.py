@@ -542,7 +542,8 @@ def _target_distribution(logits: np.ndarray, target: Any) -> np.ndarray:
 
 def _cross_entropy(logits: np.ndarray, target: Any) -> np.ndarray:
     rows = _target_distribution(logits, target)
-    log_probs = logits - _logsumexp(logits, axis=-1, keepdims=True)
+    with np.errstate(over="ignore"):  # a logit far below the largest: -inf, whose probability is 0
+        log_probs = logits - _logsumexp(logits, axis=-1, keepdims=True)
     # where a class has no target mass its log-probability may be -inf (a -inf logit): 0, not 0·inf
     log_probs = np.where(rows == 0, 0, log_probs)
     return -np.sum(rows * log_probs) / int(np.prod(logits.shape[:-1]))  # an int keeps float32
