@@ -856,7 +856,8 @@ def _primitive_modules() -> list[str]:
     """The modules that define the primitives (where their rules are), for the child to import."""
     from mytorch.testing import all_primitives
 
-    found = {getattr(getattr(p, "vjp", None), "__module__", None) for p in all_primitives().values()}
+    found = {getattr(p, "defined_in", None) or getattr(getattr(p, "vjp", None), "__module__", None)
+             for p in all_primitives().values()}
     return sorted(name for name in found if name and name.startswith("mytorch"))
 
 
@@ -1064,12 +1065,22 @@ def install_wrong(target: str) -> Callable[[], None]:
     if what == "rule":
         primitive = all_primitives()[name]
         right = getattr(primitive, rule)
-        setattr(primitive, rule, _wrong_rule(right, rule, kind, mytorch, F))
+        whole = _one_rule(right) if isinstance(right, (tuple, list)) else right
+        setattr(primitive, rule, _wrong_rule(whole, rule, kind, mytorch, F))
         return lambda: setattr(primitive, rule, right)
     cls = getattr(nn, name)
     forward = cls.__dict__["forward"]
     cls.forward = _wrong_forward(cls, forward, kind, F)
     return lambda: setattr(cls, "forward", forward)
+
+
+def _one_rule(rules: Any) -> Callable:
+    """Per-input backward rules (one per input) as one rule returning every input's gradient."""
+
+    def vjp(g: Any, ans: Any, *inputs: Any, **params: Any) -> tuple:
+        return tuple(None if rule is None else rule(g, ans, *inputs, **params) for rule in rules)
+
+    return vjp
 
 
 def _wrong_rule(right: Callable, rule: str, kind: str, mytorch: Any, F: Any) -> Callable:

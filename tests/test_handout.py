@@ -91,8 +91,8 @@ def test_students_pytest_runs_the_assignment_not_the_reference_doctests(handout:
 
 
 def test_stubs_replace_only_their_code(handout: Path) -> None:
-    reference = (PACKAGE / "functional.py").read_text(encoding="utf-8")
-    student = (handout / "mytorch" / "functional.py").read_text(encoding="utf-8")
+    reference = (PACKAGE / "rules" / "core.py").read_text(encoding="utf-8")
+    student = (handout / "mytorch" / "rules" / "core.py").read_text(encoding="utf-8")
     assert "yours to write" not in reference  # the reference is never touched
     assert "vjp=lambda g, ans, x: (mul(g, ans),)" in reference
     assert "vjp=lambda g, ans, x: (mul(g, ans),)" not in student and "vjp=_exp_vjp," in student
@@ -145,13 +145,16 @@ def _body_lines(text: str, function: str, owner: str | None = None) -> tuple[int
     return body[0].lineno - 1, body[-1].end_lineno
 
 
-def fill_in(copy: Path, file: str, function: str, owner: str | None = None,
+def fill_in(copy: Path, file: str, function: str, owner: str | None = None, written: str | None = None,
             mistake: tuple[str, str] | None = None, body: str | None = None) -> None:
-    """Write a stubbed function as the student would: the reference's body (with a mistake), or `body`."""
+    """Write a stubbed function as the student would: `written` or the reference's body (with a
+    mistake), or `body`."""
     if body is None:
-        reference = (ROOT / file).read_text(encoding="utf-8")
-        start, end = _body_lines(reference, function, owner)
-        body = "".join(reference.splitlines(keepends=True)[start:end])
+        body = written
+        if body is None:
+            reference = (ROOT / file).read_text(encoding="utf-8")
+            start, end = _body_lines(reference, function, owner)
+            body = "".join(reference.splitlines(keepends=True)[start:end])
         if mistake:
             assert mistake[0] in body
             body = body.replace(*mistake)
@@ -169,19 +172,27 @@ def to_fill(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-FILES = {"matmul.vjp": ("mytorch/functional.py", "_matmul_backward", None),
-         "linear.vjp": ("mytorch/functional.py", "_linear_vjp", None),
-         "nn.Linear": ("mytorch/nn/linear.py", "forward", "Linear")}
+# What a student writes in the stubs of the per-input rules (one function returning every gradient).
+MATMUL_VJP = """    return (
+        _demoted(matmul(_promoted(g, a, b), swapaxes(_as_column(b), -1, -2)), a, -2),
+        _demoted(matmul(swapaxes(_as_row(a), -1, -2), _promoted(g, a, b)), b, -1),
+    )
+"""
+LINEAR_VJP = """    grad_W = reduce_to(matmul(transpose(_rows(g)), _rows(x)), W)
+    return reduce_to(matmul(g, W), x), grad_W, reduce_to(g, b)
+"""
+FILES = {"matmul.vjp": ("mytorch/rules/core.py", "_matmul_vjp", None, MATMUL_VJP),
+         "linear.vjp": ("mytorch/rules/core.py", "_linear_vjp", None, LINEAR_VJP),
+         "nn.Linear": ("mytorch/nn/linear.py", "forward", "Linear", None)}
 BUGS = {  # bug: (item, how the student's code differs from the reference, what the report must say)
     # Non-square operands make the wrong product fail to align: the report shows the crash on the
     # smallest such input (square ones would give wrong values instead).
     "missing transpose in matmul's backward": (
-        "matmul.vjp", {"mistake": ("matmul(g2, swapaxes(b2, -1, -2))", "matmul(g2, b2)")}, "do not align",
-        0.0),
+        "matmul.vjp", {"mistake": ("swapaxes(_as_column(b), -1, -2)", "_as_column(b)")}, "do not align", 0.0),
     "bias gradient not summed over the batch": (
-        "linear.vjp", {"mistake": ("_grad(b, g) if _wants(b)", "g if _wants(b)")}, "has shape", 0.7 * 2 / 3),
+        "linear.vjp", {"mistake": ("reduce_to(g, b)", "g")}, "has shape", 0.7 * 2 / 3),
     "bias gradient averaged over the batch": (
-        "linear.vjp", {"mistake": ("_grad(b, g)", "_grad(b, mean(rows_g, axis=0))")}, "expected",
+        "linear.vjp", {"mistake": ("reduce_to(g, b)", "reduce_to(mean(_rows(g), axis=0), b)")}, "expected",
         0.7 * 2 / 3),
     "a forward computed with NumPy, off the tape": (
         "nn.Linear", {"body": "        return A @ self.W.T + (0 if self.b is None else self.b)\n"},
@@ -191,8 +202,8 @@ BUGS = {  # bug: (item, how the student's code differs from the reference, what 
 
 def fill_all(copy: Path, bug: str | None = None) -> str | None:
     buggy_item, change = (BUGS[bug][0], BUGS[bug][1]) if bug else (None, {})
-    for item, (file, function, owner) in FILES.items():
-        fill_in(copy, file, function, owner, **(change if item == buggy_item else {}))
+    for item, (file, function, owner, written) in FILES.items():
+        fill_in(copy, file, function, owner, written, **(change if item == buggy_item else {}))
     return buggy_item
 
 
@@ -293,7 +304,7 @@ def test_a_submission_is_graded_with_the_teachers_grader(to_fill: Path, tmp_path
     assert report["output"] == "graded with seed 5"
     nowhere = str(tmp_path / "nowhere")
     nothing = mytorch_cli("grade", "--config", config, "--submission", nowhere, cwd=tmp_path, path=ROOT)
-    assert nothing.returncode == 2 and "lacks mytorch/functional.py" in nothing.stderr
+    assert nothing.returncode == 2 and "lacks mytorch/nn/linear.py, mytorch/rules/core.py" in nothing.stderr
     # The grading parent must hold the reference: a handout's copy refuses to grade submissions.
     inside = mytorch_cli("grade", "--submission", str(student), cwd=to_fill, path=to_fill)
     assert inside.returncode == 2 and "reference" in inside.stderr
