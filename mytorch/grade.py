@@ -684,7 +684,10 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
         if isinstance(report.get("parts"), dict):  # only some parts raised
             for part, error in report["parts"].items():
                 if part in job.parts and isinstance(error, dict):
-                    failures.setdefault(part, _error_text(error) + shown)
+                    text = _error_text(error)
+                    if part == "second order" and "recorded" in str(error.get("message", "")):
+                        text = f"{RAW_NUMPY[0].upper()}{RAW_NUMPY[1:]}; the walk back said: {text}"
+                    failures.setdefault(part, text + shown)
             continue
         if report.get("type") == "NotImplementedError":
             not_implemented.append(str(report.get("message", ""))[:2000])
