@@ -278,7 +278,7 @@ def make_layer_cases(name: str, nn: Any, seed: Any = 0, reference: bool = True) 
 
 
 def _no_grad() -> Any:
-    from mytorch import no_grad
+    from mytorch.autograd_engine import no_grad
 
     return no_grad()
 

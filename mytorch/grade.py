@@ -234,15 +234,13 @@ class Job:
 
 def _reference_is_here() -> bool:
     """True when this process's mytorch is the teacher's (a handout leaves the generator out)."""
-    import mytorch
-
-    return (Path(mytorch.__file__).resolve().parent / "handout.py").exists()
+    return (Path(__file__).resolve().parent / "handout.py").exists()
 
 
 def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[str]]) -> Job:
     """The child's tasks for `op`'s `rule` on drawn examples; the expected numbers come later
     (`Job.ready`), so that they are computed while the child runs."""
-    from mytorch import no_grad
+    from mytorch.autograd_engine import no_grad
     from mytorch.testing import all_primitives
 
     primitive = all_primitives()[op]
@@ -879,9 +877,7 @@ def grade_item(item: str, config: Config, points: float | None = None, seed: int
 
 
 def _package_root() -> Path:
-    import mytorch
-
-    return Path(mytorch.__file__).resolve().parent.parent
+    return Path(__file__).resolve().parent.parent
 
 
 def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
@@ -1058,9 +1054,9 @@ _install_wrong()
 def install_wrong(target: str) -> Callable[[], None]:
     """Make the rule or layer named in `target` ("exp.vjp|sign flip") wrong in this process;
     returns what undoes it."""
-    import mytorch
     from mytorch import functional as F
     from mytorch import nn
+    from mytorch.autograd_engine import no_grad
     from mytorch.testing import all_primitives
 
     item, _, kind = target.partition("|")
@@ -1069,7 +1065,7 @@ def install_wrong(target: str) -> Callable[[], None]:
         primitive = all_primitives()[name]
         right = getattr(primitive, rule)
         whole = _one_rule(right) if isinstance(right, (tuple, list)) else right
-        setattr(primitive, rule, _wrong_rule(whole, rule, kind, mytorch, F))
+        setattr(primitive, rule, _wrong_rule(whole, rule, kind, no_grad, F))
         return lambda: setattr(primitive, rule, right)
     cls = getattr(nn, name)
     forward = cls.__dict__["forward"]
@@ -1086,7 +1082,7 @@ def _one_rule(rules: Any) -> Callable:
     return vjp
 
 
-def _wrong_rule(right: Callable, rule: str, kind: str, mytorch: Any, F: Any) -> Callable:
+def _wrong_rule(right: Callable, rule: str, kind: str, no_grad: Any, F: Any) -> Callable:
     def each(values: Any, change: Callable) -> Any:
         if isinstance(values, (tuple, list)):
             return tuple(None if v is None else change(v) for v in values)
@@ -1108,7 +1104,7 @@ def _wrong_rule(right: Callable, rule: str, kind: str, mytorch: Any, F: Any) -> 
                 )
             return values
         if kind == "raw NumPy":
-            with mytorch.no_grad():
+            with no_grad():
                 return each(values, lambda v: np.array(v, copy=True))
         raise ValueError(kind)
 
@@ -1149,9 +1145,7 @@ def self_test(
     version gives the same numbers as the right one on every drawn input (a transpose of 1-D
     gradients, an un-reduced broadcast where nothing broadcasts): no grader can fail those. A
     result that passes is a defect of the grader."""
-    import mytorch
-
-    package = Path(mytorch.__file__).resolve().parent
+    package = Path(__file__).resolve().parent
     config = Config(dict.fromkeys(items, 1.0), examples=examples, seed=seed, time_limit=time_limit)
     grader = Grader(config, dict(config.items), seed)
     pairs = [(item, kind) for item in items for kind in _wrong_kinds(item)]

@@ -434,9 +434,7 @@ def make_handout(out: Path, ops: Iterable[str] = DEFAULT_OPS, layers: Iterable[s
     >>> make_handout(Path("hw1"), ops=["exp"], layers=["Linear"]).items  # doctest: +SKIP
     ['exp.vjp', 'exp.jvp', 'nn.Linear']
     """
-    import mytorch
-
-    package = Path(mytorch.__file__).resolve().parent
+    package = Path(__file__).resolve().parent
     root = package.parent
     if not (root / "pyproject.toml").exists():
         raise HandoutError(f"handout copies mytorch's source tree, but {root} has no pyproject.toml "
@@ -567,9 +565,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import mytorch
-
-    package = Path(mytorch.__file__).resolve().parent
+    package = Path(__file__).resolve().parent
     if args.list:
         print(stubbable(package))
         return 0
