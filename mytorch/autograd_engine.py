@@ -877,10 +877,11 @@ class Stretch:
     array([2., 4.])
     """
 
-    def __init__(self, engine_: Autograd | None = None, *, keep: bool = False) -> None:
+    def __init__(self, engine_: Autograd | None = None, *, keep: bool = False,
+                 start: tuple[int, int, int] | None = None) -> None:
         self.engine = engine_ if engine_ is not None else engine()
         self.keep = keep
-        self.mark = self.engine.mark()
+        self.mark = self.engine.mark() if start is None else start  # a mark taken earlier, if given
         self._records: list[Operation] | None = None
         self._recording = recording(True)
 
@@ -893,10 +894,10 @@ class Stretch:
         if not self.keep:
             self.cut_back()
 
-    def seal(self, start: int | None = None) -> Stretch:
+    def seal(self, start: int | None = None, end: int | None = None) -> Stretch:
         """Fix the records of this stretch as they are now (walks that record come after them),
-        from tape position `start` on (the mark, by default)."""
-        self._records = self.engine.operation_list[self.mark[0] if start is None else start:]
+        from tape position `start` (the mark, by default) to `end` (the end of the tape)."""
+        self._records = self.engine.operation_list[self.mark[0] if start is None else start:end]
         return self
 
     @property
