@@ -78,6 +78,14 @@ class GradientBuffer:
             return np.zeros_like(array)
         return gradient
 
+    def gradient(self, array: np.ndarray, default: object = None) -> object:
+        """The gradient accumulated for `array`, or `default` when no gradient arrived (tracked but
+        never reached by a walk, or not tracked at all)."""
+        gradient = self.memory.get(id(array))
+        if gradient is None or gradient is _FREED:
+            return default
+        return gradient
+
     def clear(self) -> None:
         """Forget every tracked array and gradient."""
         self.memory.clear()
