@@ -68,14 +68,21 @@ class CheckReport:
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
     skipped: str = ""  # why nothing was checked (e.g. PyTorch missing), if so
+    compared: tuple[str, ...] = ()  # check_layer: the quantities compared (Z, dLdA, layers[0].dLdW...)
+    not_compared: tuple[str, ...] = ()  # check_layer: arrays held but not taken for parameters
 
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.op} vs {self.reference}: skipped ({self.skipped})"
-        return (
+        text = (
             f"{self.op} vs {self.reference}: {self.examples} examples, "
             f"max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e}"
         )
+        if self.compared:
+            text += f"; compared {', '.join(self.compared)}"
+        if self.not_compared:
+            text += f"; not compared (no gradient attribute): {', '.join(self.not_compared)}"
+        return text
 
     def _absorb(self, comparisons: Sequence[_Comparison]) -> None:
         self.examples += 1
