@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from mytorch.autograd_engine import _state, engine
+from mytorch.autograd_engine import _state, _zero_tangent, engine
 from mytorch.functional import Primitive
 from mytorch.testing.cases import CASES, Example, all_primitives
 from mytorch.testing.strategies import float_arrays
@@ -355,6 +355,57 @@ def _finite_difference_comparisons(
     return comparisons
 
 
+# ---- rules that compute with NumPy: right first derivatives, zero second ones -------------------
+
+
+def _unrecorded_rules(
+    primitive: Primitive, example: Example, adjoint: np.ndarray, tangents: dict[int, np.ndarray],
+    modes: Sequence[str],
+) -> str:
+    """Run the rules as a recorded walk (create_graph) runs them: on arrays that are on the tape.
+
+    A gradient or tangent that depends on them must then be produced on the tape too; one that
+    is not was computed with NumPy, and derivatives of it (hessians, grad of grad) are zero.
+    Returns what is wrong ("" when nothing is).
+    """
+    tape = engine()
+    mark = tape.mark()
+    outer, _state.recording = _state.recording, True
+    try:
+        inputs = tuple(np.array(v) if _is_float(v) else v for v in example.inputs)  # fresh leaves
+        output = primitive.apply(inputs, example.params)
+        if len(tape.operation_list) == mark[0]:
+            return ""  # no differentiable input: nothing is recorded, nothing to differentiate
+        leaves = [v for v in inputs if _is_float(v)]
+        if "rev" in modes:
+            seed = np.array(adjoint)
+            grads = primitive.vjp(seed, output, *inputs, **example.params)
+            for position in _float_positions(example):
+                if not _recorded(grads[position], tape, mark, [seed, *leaves]):
+                    return f"backward rule (vjp): the gradient of input {position}"
+        if "fwd" in modes:
+            incoming = [np.array(tangents[i]) if i in tangents else _zero_tangent(v)
+                        for i, v in enumerate(inputs)]
+            tangent = primitive.jvp(incoming, output, *inputs, **example.params)
+            if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
+                return "tangent rule (jvp): the output tangent"
+        return ""
+    finally:
+        _state.recording = outer
+        tape.cut_back(mark)
+
+
+def _recorded(result: Any, tape: Any, mark: tuple, leaves: list) -> bool:
+    """Whether a rule's result is on the tape: produced since `mark`, one of the arrays it was
+    given, or a constant zero (None or all zeros: a zero gradient has zero derivatives)."""
+    return (
+        result is None
+        or any(result is leaf for leaf in leaves)
+        or any(op.output is result for op in tape.operation_list[mark[0]:])
+        or not np.any(np.asarray(result))
+    )
+
+
 # ---- the other reference: PyTorch --------------------------------------------------------------
 
 
@@ -495,9 +546,17 @@ def check_primitive(
     rtol: float | None = None,
     step: float | None = None,
     seed: int | None = None,
+    second_order: bool = True,
 ) -> CheckReport:
     """Property-check a primitive's backward ('rev') and tangent ('fwd') rules against central
     finite differences over generated inputs; raise `GradientCheckError` with a minimal example.
+
+    With `second_order` (the default), the rules must also be differentiable: run as a recorded
+    backward walk runs them (create_graph), on arrays that are on the tape, each gradient and
+    tangent must be produced on the tape. A rule written with raw NumPy (`g / (1 + np.exp(-x))`)
+    gets first derivatives right, but gradients of gradients through it (hessians,
+    `mytorch.grad(mytorch.grad(f))`) silently come out zero: the check fails and says so.
+    Pass `second_order=False` for a rule meant for first order only.
 
     `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
     `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of arguments (the
@@ -507,10 +566,18 @@ def check_primitive(
 
     >>> from mytorch import functional as F
     >>> from mytorch.testing import float_arrays
-    >>> cube = F.Primitive("cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
-    ...                    jvp=lambda t, ans, x: t[0] * 3 * x**2)
+    >>> cube = F.Primitive("cube", lambda x: x**3,
+    ...                    vjp=lambda g, ans, x: (F.mul(g, F.mul(3.0, F.mul(x, x))),),
+    ...                    jvp=lambda t, ans, x: F.mul(t[0], F.mul(3.0, F.mul(x, x))))
     >>> check_primitive(cube, float_arrays(), max_examples=20).examples
     20
+    >>> numpy_cube = F.Primitive("numpy_cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
+    ...                          jvp=lambda t, ans, x: t[0] * 3 * x**2)
+    >>> try:
+    ...     check_primitive(numpy_cube, float_arrays(), max_examples=20)
+    ... except GradientCheckError as error:
+    ...     print(str(error).splitlines()[0])
+    check_primitive('numpy_cube'): your rule computes with NumPy: gradients of gradients through it are zero
     """
     primitive = _lookup(op)
     if inputs is None:
@@ -544,6 +611,18 @@ def check_primitive(
             title=f"check_primitive({primitive.name!r}): a rule disagrees with finite differences",
             shape_title=f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype",
         )
+        if second_order:
+            culprit = _unrecorded_rules(primitive, example, adjoint, tangents, modes)
+            if culprit:
+                raise GradientCheckError(
+                    f"check_primitive({primitive.name!r}): your rule computes with NumPy: gradients of "
+                    f"gradients through it are zero\n  {culprit} was not recorded on the tape, though the "
+                    "arrays it was given were: it was computed with NumPy (or a NumPy method) instead "
+                    "of mytorch's primitives, so create_graph, mytorch.grad(mytorch.grad(f)) and "
+                    "hessians see a constant there. Write the rule with F.mul, F.exp, ... (masks and "
+                    "signs may stay NumPy constants), or pass second_order=False for a first-order rule."
+                    f"\n  minimal example (shrunk by hypothesis): {example!r}"
+                )
 
     _run(run, seed)
     return report
