@@ -380,6 +380,8 @@ def _unrecorded_rules(
         if "rev" in modes:
             seed = np.array(adjoint)
             grads = primitive.vjp(seed, output, *inputs, **example.params)
+            if len(inputs) == 1 and not isinstance(grads, (tuple, list)):
+                grads = (grads,)  # as primitive_gradients reads a bare array
             for position in _float_positions(example):
                 if not _recorded(grads[position], tape, mark, [seed, *leaves]):
                     return f"backward rule (vjp): the gradient of input {position}"

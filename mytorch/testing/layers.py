@@ -4,7 +4,7 @@ A homework-style layer computes `Z = layer.forward(A)` and, in `dLdA = layer.bac
 sets the gradients of its parameters (`layer.dLdW` for `layer.W`, or `layer.dW`). For random
 inputs `A` and output adjoints `dLdZ` drawn by hypothesis, `check_layer` compares
 
-    forward output Z, dLdA, and every dLd<param>
+    forward output Z, dLdA, and every dLd<param>, its sub-layers' included (`layers[0].dLdW`)
 
 with what the reference gives: the engine's reverse walk through the same forward written with
 primitives (a function or a mytorch layer), or, when there is none, central differences of
