@@ -228,7 +228,7 @@ class Module:
                 f"load_state_dict({name}): missing keys {missing}, unexpected keys {unexpected}; "
                 "nothing was loaded"
             )
-        writes, problems = [], []
+        writes, problems, held = [], [], 0
         for key, target in targets.items():
             if key not in state:
                 continue
@@ -242,6 +242,7 @@ class Module:
             elif not np.can_cast(value.dtype, target.dtype, casting="same_kind"):
                 problems.append(f"{key} has dtype {value.dtype} in the state, {target.dtype} in the model")
             elif not target.flags.writeable:
+                held += 1
                 problems.append(
                     f"{key} is held read-only by the tape; call engine.zero_grad() (or finish the "
                     "backward pass) first"
@@ -249,7 +250,7 @@ class Module:
             else:
                 writes.append((target, value))
         if problems:
-            error = RuntimeError if all("read-only" in p for p in problems) else ValueError
+            error = RuntimeError if held == len(problems) else ValueError  # the tape's doing, or the state's
             raise error(f"load_state_dict({name}): " + "; ".join(problems) + "; nothing was loaded")
         for target, value in writes:
             target[...] = value
