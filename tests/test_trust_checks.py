@@ -180,11 +180,12 @@ def test_the_report_lists_arrays_it_did_not_take_for_parameters():
 # ---- check_primitive: rules computed with raw NumPy -------------------------------------------
 
 
-numpy_softplus = F.Primitive(  # first order right, but its rules compute with NumPy
+numpy_softplus = F.primitive(  # first order right, but its rules compute with NumPy
     "numpy_softplus",
     lambda x: np.logaddexp(0.0, x),
     vjp=lambda g, ans, x: (g / (1 + np.exp(-x)),),
     jvp=lambda t, ans, x: t[0] / (1 + np.exp(-x)),
+    register=False,
 )
 
 
@@ -206,20 +207,34 @@ def test_a_softplus_written_with_primitives_passes_and_its_hessian_is_right():
 
 
 def test_a_numpy_tangent_rule_alone_is_caught_too():
-    half = F.Primitive(
+    half = F.primitive(
         "half_numpy_tangent",
         lambda x: np.logaddexp(0.0, x),
         vjp=lambda g, ans, x: (F.mul(g, F.sigmoid(x)),),
         jvp=lambda t, ans, x: t[0] * (1 / (1 + np.exp(-x))),
+        register=False,
     )
     with pytest.raises(GradientCheckError, match=r"(?s)computes with NumPy.*tangent rule \(jvp\)"):
         check_primitive(half, float_arrays(), max_examples=10)
     check_primitive(half, float_arrays(), modes=("rev",), max_examples=10)  # asked for first order, reverse
 
 
+def test_a_rule_that_mixes_in_a_numpy_constant_fails_on_its_second_derivative():
+    sneaky = F.primitive(  # recorded (F.mul), but the sigmoid is a NumPy constant to the tape
+        "sneaky_softplus",
+        lambda x: np.logaddexp(0.0, x),
+        vjp=lambda g, ans, x: (F.mul(g, 1 / (1 + np.exp(-x))),),
+        jvp=lambda t, ans, x: F.mul(t[0], F.sigmoid(x)),
+        register=False,
+    )
+    with pytest.raises(GradientCheckError, match="(?s)second derivative disagrees with finite differences"
+                                                 ".*a part computed with NumPy"):
+        check_primitive(sneaky, float_arrays(), max_examples=10)
+
+
 def test_a_linear_rule_whose_gradient_is_constant_passes():
-    double = F.Primitive("double", lambda x: 2 * x, vjp=lambda g, ans, x: (F.mul(g, 2.0),),
-                         jvp=lambda t, ans, x: F.mul(t[0], 2.0))
+    double = F.primitive("double", lambda x: 2 * x, vjp=lambda g, ans, x: (F.mul(g, 2.0),),
+                         jvp=lambda t, ans, x: F.mul(t[0], 2.0), register=False)
     check_primitive(double, float_arrays(), max_examples=10)
 
 
@@ -234,7 +249,7 @@ def test_built_in_primitives_record_their_rules(op):
 
 
 def test_an_integer_or_constant_only_example_is_not_blamed():
-    scale = F.Primitive("scale_by_count", lambda x, n: x * n, arity=2,
+    scale = F.primitive("scale_by_count", lambda x, n: x * n, arity=2,
                         vjp=lambda g, ans, x, n: (F.mul(g, n), None),
-                        jvp=lambda t, ans, x, n: F.mul(t[0], n))
+                        jvp=lambda t, ans, x, n: F.mul(t[0], n), register=False)
     check_primitive(scale, st.tuples(float_arrays(shape=(3,)), st.just(np.arange(3))), max_examples=5)

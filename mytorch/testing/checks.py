@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
+from mytorch import functional as _functional
 from mytorch.autograd_engine import _state, _zero_tangent, engine
 from mytorch.functional import Primitive
 from mytorch.testing.cases import CASES, Example, all_primitives
@@ -358,43 +359,86 @@ def _finite_difference_comparisons(
 # ---- rules that compute with NumPy: right first derivatives, zero second ones -------------------
 
 
-def _unrecorded_rules(
+def _second_order(
     primitive: Primitive, example: Example, adjoint: np.ndarray, tangents: dict[int, np.ndarray],
-    modes: Sequence[str],
-) -> str:
+    modes: Sequence[str], tolerance: tuple[float, float],
+) -> tuple[str, list[_Comparison]]:
     """Run the rules as a recorded walk (create_graph) runs them: on arrays that are on the tape.
 
-    A gradient or tangent that depends on them must then be produced on the tape too; one that
-    is not was computed with NumPy, and derivatives of it (hessians, grad of grad) are zero.
-    Returns what is wrong ("" when nothing is).
+    A gradient or tangent must then be produced on the tape too; one that is not was computed
+    with NumPy, and derivatives through it (hessians, grad of grad) are zero: that is returned
+    as the culprit. Otherwise the backward rule's own derivative along the tangents ẋ,
+    d/dε ⟨vjp(ȳ, x + εẋ), ẋ⟩, taken by a reverse walk through the recorded rule, is compared with
+    central differences of the rule (in float64), so a rule that mixes in a NumPy constant where
+    a primitive belongs is caught too.
     """
+    exact = example.astype(np.float64)
+    positions = _float_positions(exact)
     tape = engine()
     mark = tape.mark()
     outer, _state.recording = _state.recording, True
     try:
-        inputs = tuple(np.array(v) if _is_float(v) else v for v in example.inputs)  # fresh leaves
-        output = primitive.apply(inputs, example.params)
+        inputs = tuple(np.array(v) if _is_float(v) else v for v in exact.inputs)  # fresh leaves
+        output = primitive.apply(inputs, exact.params)
         if len(tape.operation_list) == mark[0]:
-            return ""  # no differentiable input: nothing is recorded, nothing to differentiate
-        leaves = [v for v in inputs if _is_float(v)]
-        if "rev" in modes:
-            seed = np.array(adjoint)
-            grads = primitive.vjp(seed, output, *inputs, **example.params)
-            if len(inputs) == 1 and not isinstance(grads, (tuple, list)):
-                grads = (grads,)  # as primitive_gradients reads a bare array
-            for position in _float_positions(example):
-                if not _recorded(grads[position], tape, mark, [seed, *leaves]):
-                    return f"backward rule (vjp): the gradient of input {position}"
+            return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
+        leaves = [inputs[i] for i in positions]
         if "fwd" in modes:
-            incoming = [np.array(tangents[i]) if i in tangents else _zero_tangent(v)
+            incoming = [np.array(tangents[i], dtype=np.float64) if i in tangents else _zero_tangent(v)
                         for i, v in enumerate(inputs)]
-            tangent = primitive.jvp(incoming, output, *inputs, **example.params)
+            tangent = primitive.jvp(incoming, output, *inputs, **exact.params)
             if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
-                return "tangent rule (jvp): the output tangent"
-        return ""
+                return "tangent rule (jvp): the output tangent", []
+        if "rev" not in modes:
+            return "", []
+        seed = np.array(adjoint, dtype=np.float64)
+        grads = _rule_gradients(primitive, seed, output, inputs, exact.params)
+        for position in positions:
+            if not _recorded(grads[position], tape, mark, [seed, *leaves]):
+                return f"backward rule (vjp): the gradient of input {position}", []
+        if output.dtype != np.float64:
+            return "", []  # a cast to another dtype: differences in float64 would not be exact
+        directions = {i: np.asarray(tangents[i], dtype=np.float64) for i in positions}
+        terms = [_functional.sum(_functional.mul(grads[i], directions[i])) for i in positions
+                 if grads[i] is not None]
+        if not terms:
+            return "", []
+        along = terms[0]
+        for term in terms[1:]:
+            along = _functional.add(along, term)
+        walked = tape.operation_list
+        start = next(k for k in range(len(walked) - 1, mark[0] - 1, -1) if walked[k].output is along)
+        adjoints = tape.walk_backward(start, np.ones_like(along), stop=mark[0])
+        got = sum(float(np.sum(np.asarray(adjoints[id(inputs[i])]) * directions[i]))
+                  for i in positions if adjoints.get(id(inputs[i])) is not None)
     finally:
         _state.recording = outer
         tape.cut_back(mark)
+
+    def rule_along(sign: float) -> float:  # ⟨vjp(ȳ, x + sign·h·ẋ), ẋ⟩, not recorded
+        shifted = list(exact.inputs)
+        for i in positions:
+            shifted[i] = np.asarray(shifted[i] + sign * STEPS[np.dtype(np.float64)] * directions[i])
+        grads = primitive_gradients(primitive, Example(tuple(shifted), exact.params), seed)
+        return sum(float(np.sum(np.asarray(grads[i], dtype=np.float64) * directions[i]))
+                   for i in positions if grads[i] is not None)
+
+    expected = (rule_along(1.0) - rule_along(-1.0)) / (2 * STEPS[np.dtype(np.float64)])
+    atol, rtol = tolerance
+    label = "second derivative: the backward rule's own derivative along the input tangents"
+    return "", [_Comparison(label, np.array(got), np.array(expected), atol, rtol)]
+
+
+def _rule_gradients(primitive: Primitive, seed: np.ndarray, output: np.ndarray, inputs: tuple,
+                    params: dict) -> Sequence[Any]:
+    """The backward rule's gradients as the rule returns them (one per input), before any cast."""
+    rules = primitive.vjp
+    if isinstance(rules, (tuple, list)):  # one rule per input
+        return [None if rule is None else rule(seed, output, *inputs, **params) for rule in rules]
+    grads = rules(seed, output, *inputs, **params)
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)  # a bare array from a one-input rule, as primitive_gradients reads it
+    return grads
 
 
 def _recorded(result: Any, tape: Any, mark: tuple, leaves: list) -> bool:
@@ -568,13 +612,13 @@ def check_primitive(
 
     >>> from mytorch import functional as F
     >>> from mytorch.testing import float_arrays
-    >>> cube = F.Primitive("cube", lambda x: x**3,
+    >>> cube = F.primitive("cube", lambda x: x**3,
     ...                    vjp=lambda g, ans, x: (F.mul(g, F.mul(3.0, F.mul(x, x))),),
-    ...                    jvp=lambda t, ans, x: F.mul(t[0], F.mul(3.0, F.mul(x, x))))
+    ...                    jvp=lambda t, ans, x: F.mul(t[0], F.mul(3.0, F.mul(x, x))), register=False)
     >>> check_primitive(cube, float_arrays(), max_examples=20).examples
     20
-    >>> numpy_cube = F.Primitive("numpy_cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
-    ...                          jvp=lambda t, ans, x: t[0] * 3 * x**2)
+    >>> numpy_cube = F.primitive("numpy_cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
+    ...                          jvp=lambda t, ans, x: t[0] * 3 * x**2, register=False)
     >>> try:
     ...     check_primitive(numpy_cube, float_arrays(), max_examples=20)
     ... except GradientCheckError as error:
@@ -614,7 +658,7 @@ def check_primitive(
             shape_title=f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype",
         )
         if second_order:
-            culprit = _unrecorded_rules(primitive, example, adjoint, tangents, modes)
+            culprit, comparisons = _second_order(primitive, example, adjoint, tangents, modes, tolerance)
             if culprit:
                 raise GradientCheckError(
                     f"check_primitive({primitive.name!r}): your rule computes with NumPy: gradients of "
@@ -625,6 +669,15 @@ def check_primitive(
                     "signs may stay NumPy constants), or pass second_order=False for a first-order rule."
                     f"\n  minimal example (shrunk by hypothesis): {example!r}"
                 )
+            for comparison in comparisons:
+                if not comparison.ok:
+                    comparison.hint = (
+                        "the rule's value is right but its derivative is not: a part computed with "
+                        "NumPy (a constant to the tape) where it depends on the inputs?"
+                    )
+                    raise GradientCheckError(_failure(
+                        f"check_primitive({primitive.name!r}): a rule's second derivative disagrees with "
+                        "finite differences", example, adjoint, comparison))
 
     _run(run, seed)
     return report
