@@ -229,7 +229,9 @@ def test_a_rule_that_mixes_in_a_numpy_constant_fails_on_its_second_derivative():
     )
     with pytest.raises(GradientCheckError, match="(?s)second derivative disagrees with finite differences"
                                                  ".*a part computed with NumPy"):
-        check_primitive(sneaky, float_arrays(), max_examples=10)
+        check_primitive(sneaky, float_arrays(), max_examples=10, second_order="numeric")
+    check_primitive(sneaky, float_arrays(), max_examples=10)  # the default checks that rules record
+    check_primitive(softplus, float_arrays(), max_examples=10, second_order="numeric")
 
 
 def test_a_linear_rule_whose_gradient_is_constant_passes():
@@ -243,9 +245,10 @@ def test_second_order_can_be_turned_off_for_a_first_order_rule():
     assert report.examples == 10
 
 
-@pytest.mark.parametrize("op", ["mul", "exp", "matmul", "sum", "getitem", "maximum", "softmax"])
-def test_built_in_primitives_record_their_rules(op):
-    check_primitive(op, max_examples=5)
+@pytest.mark.parametrize("op", ["mul", "exp", "matmul", "sum", "getitem", "maximum", "softmax", "conv2d",
+                                "cross_entropy", "logsumexp", "max_pool2d"])
+def test_built_in_primitives_record_their_rules_and_their_second_derivatives_match(op):
+    check_primitive(op, max_examples=5, second_order="numeric")
 
 
 def test_an_integer_or_constant_only_example_is_not_blamed():
@@ -253,3 +256,12 @@ def test_an_integer_or_constant_only_example_is_not_blamed():
                         vjp=lambda g, ans, x, n: (F.mul(g, n), None),
                         jvp=lambda t, ans, x, n: F.mul(t[0], n), register=False)
     check_primitive(scale, st.tuples(float_arrays(shape=(3,)), st.just(np.arange(3))), max_examples=5)
+
+
+def test_a_model_that_already_ran_is_checked_the_same_and_its_caches_are_not_listed():
+    model = ListMLP()
+    model.forward(np.ones((2, 3)))
+    model.backward(np.ones((2, 2)))  # leaves A, Z and dLdW/dLdb arrays behind
+    report = check_layer(model, max_examples=5)
+    assert report.compared == ("dLdA", "layers[0].dLdW", "layers[0].dLdb", "layers[2].dLdW", "layers[2].dLdb")
+    assert report.not_compared == ()

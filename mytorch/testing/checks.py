@@ -361,13 +361,13 @@ def _finite_difference_comparisons(
 
 def _second_order(
     primitive: Primitive, example: Example, adjoint: np.ndarray, tangents: dict[int, np.ndarray],
-    modes: Sequence[str], tolerance: tuple[float, float],
+    modes: Sequence[str], tolerance: tuple[float, float], numeric: bool = False,
 ) -> tuple[str, list[_Comparison]]:
     """Run the rules as a recorded walk (create_graph) runs them: on arrays that are on the tape.
 
     A gradient or tangent must then be produced on the tape too; one that is not was computed
     with NumPy, and derivatives through it (hessians, grad of grad) are zero: that is returned
-    as the culprit. Otherwise the backward rule's own derivative along the tangents ẋ,
+    as the culprit. Otherwise, with `numeric`, the backward rule's own derivative along the tangents ẋ,
     d/dε ⟨vjp(ȳ, x + εẋ), ẋ⟩, taken by a reverse walk through the recorded rule, is compared with
     central differences of the rule (in float64), so a rule that mixes in a NumPy constant where
     a primitive belongs is caught too.
@@ -396,8 +396,8 @@ def _second_order(
         for position in positions:
             if not _recorded(grads[position], tape, mark, [seed, *leaves]):
                 return f"backward rule (vjp): the gradient of input {position}", []
-        if output.dtype != np.float64:
-            return "", []  # a cast to another dtype: differences in float64 would not be exact
+        if not numeric or output.dtype != np.float64:  # (a cast to another dtype: differences in
+            return "", []  # float64 would not be exact)
         directions = {i: np.asarray(tangents[i], dtype=np.float64) for i in positions}
         terms = [_functional.sum(_functional.mul(grads[i], directions[i])) for i in positions
                  if grads[i] is not None]
@@ -592,7 +592,7 @@ def check_primitive(
     rtol: float | None = None,
     step: float | None = None,
     seed: int | None = None,
-    second_order: bool = True,
+    second_order: bool | str = True,
 ) -> CheckReport:
     """Property-check a primitive's backward ('rev') and tangent ('fwd') rules against central
     finite differences over generated inputs; raise `GradientCheckError` with a minimal example.
@@ -602,7 +602,10 @@ def check_primitive(
     tangent must be produced on the tape. A rule written with raw NumPy (`g / (1 + np.exp(-x))`)
     gets first derivatives right, but gradients of gradients through it (hessians,
     `mytorch.grad(mytorch.grad(f))`) silently come out zero: the check fails and says so.
-    Pass `second_order=False` for a rule meant for first order only.
+    `second_order="numeric"` also compares the backward rule's own derivative with finite
+    differences (catching a NumPy constant mixed into a recorded rule); that walks back through
+    the primitives the rule is written with, so it trusts their rules (a grader checking one rule
+    at a time keeps the default). Pass `second_order=False` for a rule meant for first order only.
 
     `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
     `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of arguments (the
@@ -658,7 +661,9 @@ def check_primitive(
             shape_title=f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype",
         )
         if second_order:
-            culprit, comparisons = _second_order(primitive, example, adjoint, tangents, modes, tolerance)
+            culprit, comparisons = _second_order(
+                primitive, example, adjoint, tangents, modes, tolerance, numeric=second_order == "numeric"
+            )
             if culprit:
                 raise GradientCheckError(
                     f"check_primitive({primitive.name!r}): your rule computes with NumPy: gradients of "

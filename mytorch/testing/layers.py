@@ -123,7 +123,9 @@ def check_layer(
             comparisons.append(comparison)
         report._absorb(comparisons)
         report.compared = tuple(expected)
-        report.not_compared = tuple(c.path for c in candidates if c.path not in values and not c.is_gradient)
+        report.not_compared = tuple(
+            c.path for c in candidates if c.path not in values and not c.is_gradient and c.still_held()
+        )
 
     if seed is not None:
         run = hypothesis_seed(seed)(run)
@@ -160,6 +162,10 @@ class _Parameter:
 
     def gradient(self) -> Any:
         return _gradient_attribute(self.owner, self.attribute)
+
+    def still_held(self) -> bool:
+        """Whether the owner still holds this very array (a forward replaces what it caches)."""
+        return getattr(self.owner, self.attribute, None) is self.array
 
 
 def _is_layer(value: Any) -> bool:
@@ -225,13 +231,12 @@ def _parameters(name: str, candidates: list[_Parameter]) -> list[_Parameter]:
     attribute (or named like a parameter). Fails when arrays are held but none qualifies."""
     found = []
     for candidate in candidates:
-        still_held = getattr(candidate.owner, candidate.attribute, None) is candidate.array
-        if candidate.is_gradient or not still_held:
+        if candidate.is_gradient or not candidate.still_held():
             continue
         if (_is_module(candidate.owner) or candidate.gradient() is not None
                 or candidate.attribute in _PARAMETER_NAMES):
             found.append(candidate)
-    held = [c.path for c in candidates if not c.is_gradient]
+    held = [c.path for c in candidates if not c.is_gradient and c.still_held()]
     if not found and held:
         raise GradientCheckError(
             f"check_layer({name}): found no parameter whose gradient can be compared: the arrays "
