@@ -11,7 +11,17 @@ array([2., 4., 6.])
 """
 
 from mytorch import functional, nn, optim  # functional first: layers are built on it
-from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_recording, no_grad
+from mytorch.autograd_engine import (
+    Autograd,
+    Operation,
+    Stretch,
+    backward,
+    detect_anomaly,
+    engine,
+    is_recording,
+    no_grad,
+    recording,
+)
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
@@ -22,8 +32,10 @@ __all__ = [
     "GradientBuffer",
     "MemoryBuffer",
     "Operation",
+    "Stretch",
     "backward",
     "check_grads",
+    "detect_anomaly",
     "engine",
     "functional",
     "grad",
@@ -36,6 +48,7 @@ __all__ = [
     "nn",
     "no_grad",
     "optim",
+    "recording",
     "save",
     "value_and_grad",
     "vjp",

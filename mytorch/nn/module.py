@@ -392,8 +392,8 @@ def _cut_back_keeping_gradients(current: Autograd, mark: tuple) -> None:
     (Those are the gradients the protocol set for later layers, whose stretches were consumed first.)
     """
     buffer = current.gradient_buffer
-    recent = list(buffer.memory.items())[mark[1]:]
-    kept = [(buffer._arrays[key], gradient) for key, gradient in recent if isinstance(gradient, np.ndarray)]
+    kept = [(array, gradient) for array, gradient in buffer.tracked(since=mark[1])
+            if isinstance(gradient, np.ndarray)]
     current.cut_back(mark)
     for array, gradient in kept:
         buffer.set_param(array, gradient)
