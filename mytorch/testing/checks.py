@@ -28,7 +28,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from mytorch import functional as _functional
-from mytorch.autograd_engine import _state, _zero_tangent, engine
+from mytorch.autograd_engine import engine, recording
 from mytorch.functional import Primitive
 from mytorch.testing.cases import CASES, Example, all_primitives
 from mytorch.testing.strategies import float_arrays
@@ -195,11 +195,8 @@ def _float_positions(example: Example) -> list[int]:
 
 
 def _forward(primitive: Primitive, inputs: Sequence[Any], params: dict) -> np.ndarray:
-    outer, _state.recording = _state.recording, False
-    try:
+    with recording(False):
         return primitive.apply(tuple(inputs), params)
-    finally:
-        _state.recording = outer
 
 
 def primitive_gradients(primitive: Primitive, example: Example, adjoint: np.ndarray) -> tuple:
@@ -228,31 +225,29 @@ def primitive_tangent(primitive: Primitive, example: Example, tangents: dict[int
     """
     tape = engine()
     mark = tape.mark()
-    outer, _state.recording = _state.recording, True  # the forward walk needs the op on the tape
-    try:
-        output = primitive.apply(example.inputs, example.params)
-        seeds = {id(example.inputs[i]): tangent for i, tangent in tangents.items()}
-        return tape.walk_forward(mark[0], seeds).get(id(output))
-    finally:
-        _state.recording = outer
-        tape.cut_back(mark)
+    with recording(True):  # the forward walk needs the op on the tape
+        try:
+            output = primitive.apply(example.inputs, example.params)
+            seeds = {id(example.inputs[i]): tangent for i, tangent in tangents.items()}
+            return tape.walk_forward(mark[0], seeds).get(id(output))
+        finally:
+            tape.cut_back(mark)
 
 
 def _engine_gradients(primitive: Primitive, example: Example, adjoint: np.ndarray) -> dict[int, Any]:
     """The input gradients of a reverse walk of the engine, by input position."""
     tape = engine()
     mark = tape.mark()
-    outer, _state.recording = _state.recording, True
-    try:
-        output = primitive.apply(example.inputs, example.params)
-        if len(tape.operation_list) == mark[0]:
-            return {}  # nothing differentiable: nothing recorded
-        adjoints = tape.walk_backward(len(tape.operation_list) - 1, adjoint, stop=mark[0])
-        assert tape.operation_list[-1].output is output
-        return {i: adjoints.get(id(value)) for i, value in enumerate(example.inputs) if _is_float(value)}
-    finally:
-        _state.recording = outer
-        tape.cut_back(mark)
+    with recording(True):
+        try:
+            output = primitive.apply(example.inputs, example.params)
+            if len(tape.operation_list) == mark[0]:
+                return {}  # nothing differentiable: nothing recorded
+            adjoints = tape.walk_backward(len(tape.operation_list) - 1, adjoint, stop=mark[0])
+            assert tape.operation_list[-1].output is output
+            return {i: adjoints.get(id(value)) for i, value in enumerate(example.inputs) if _is_float(value)}
+        finally:
+            tape.cut_back(mark)
 
 
 # ---- the reference: central differences --------------------------------------------------------
@@ -376,44 +371,43 @@ def _second_order(
     positions = _float_positions(exact)
     tape = engine()
     mark = tape.mark()
-    outer, _state.recording = _state.recording, True
-    try:
-        inputs = tuple(np.array(v) if _is_float(v) else v for v in exact.inputs)  # fresh leaves
-        output = primitive.apply(inputs, exact.params)
-        if len(tape.operation_list) == mark[0]:
-            return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
-        leaves = [inputs[i] for i in positions]
-        if "fwd" in modes:
-            incoming = [np.array(tangents[i], dtype=np.float64) if i in tangents else _zero_tangent(v)
-                        for i, v in enumerate(inputs)]
-            tangent = primitive.jvp(incoming, output, *inputs, **exact.params)
-            if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
-                return "tangent rule (jvp): the output tangent", []
-        if "rev" not in modes:
-            return "", []
-        seed = np.array(adjoint, dtype=np.float64)
-        grads = _rule_gradients(primitive, seed, output, inputs, exact.params)
-        for position in positions:
-            if not _recorded(grads[position], tape, mark, [seed, *leaves]):
-                return f"backward rule (vjp): the gradient of input {position}", []
-        if not numeric or output.dtype != np.float64:  # (a cast to another dtype: differences in
-            return "", []  # float64 would not be exact)
-        directions = {i: np.asarray(tangents[i], dtype=np.float64) for i in positions}
-        terms = [_functional.sum(_functional.mul(grads[i], directions[i])) for i in positions
-                 if grads[i] is not None]
-        if not terms:
-            return "", []
-        along = terms[0]
-        for term in terms[1:]:
-            along = _functional.add(along, term)
-        walked = tape.operation_list
-        start = next(k for k in range(len(walked) - 1, mark[0] - 1, -1) if walked[k].output is along)
-        adjoints = tape.walk_backward(start, np.ones_like(along), stop=mark[0])
-        got = sum(float(np.sum(np.asarray(adjoints[id(inputs[i])]) * directions[i]))
-                  for i in positions if adjoints.get(id(inputs[i])) is not None)
-    finally:
-        _state.recording = outer
-        tape.cut_back(mark)
+    with recording(True):
+        try:
+            inputs = tuple(np.array(v) if _is_float(v) else v for v in exact.inputs)  # fresh leaves
+            output = primitive.apply(inputs, exact.params)
+            if len(tape.operation_list) == mark[0]:
+                return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
+            leaves = [inputs[i] for i in positions]
+            if "fwd" in modes:
+                incoming = [np.array(tangents[i], dtype=np.float64) if i in tangents else _no_tangent(v)
+                            for i, v in enumerate(inputs)]
+                tangent = primitive.jvp(incoming, output, *inputs, **exact.params)
+                if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
+                    return "tangent rule (jvp): the output tangent", []
+            if "rev" not in modes:
+                return "", []
+            seed = np.array(adjoint, dtype=np.float64)
+            grads = _rule_gradients(primitive, seed, output, inputs, exact.params)
+            for position in positions:
+                if not _recorded(grads[position], tape, mark, [seed, *leaves]):
+                    return f"backward rule (vjp): the gradient of input {position}", []
+            if not numeric or output.dtype != np.float64:  # (a cast to another dtype: differences in
+                return "", []  # float64 would not be exact)
+            directions = {i: np.asarray(tangents[i], dtype=np.float64) for i in positions}
+            terms = [_functional.sum(_functional.mul(grads[i], directions[i])) for i in positions
+                     if grads[i] is not None]
+            if not terms:
+                return "", []
+            along = terms[0]
+            for term in terms[1:]:
+                along = _functional.add(along, term)
+            walked = tape.operation_list
+            start = next(k for k in range(len(walked) - 1, mark[0] - 1, -1) if walked[k].output is along)
+            adjoints = tape.walk_backward(start, np.ones_like(along), stop=mark[0])
+            got = sum(float(np.sum(np.asarray(adjoints[id(inputs[i])]) * directions[i]))
+                      for i in positions if adjoints.get(id(inputs[i])) is not None)
+        finally:
+            tape.cut_back(mark)
 
     def rule_along(sign: float) -> float:  # ⟨vjp(ȳ, x + sign·h·ẋ), ẋ⟩, not recorded
         shifted = list(exact.inputs)
@@ -439,6 +433,13 @@ def _rule_gradients(primitive: Primitive, seed: np.ndarray, output: np.ndarray, 
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)  # a bare array from a one-input rule, as primitive_gradients reads it
     return grads
+
+
+def _no_tangent(value: Any) -> Any:
+    """The zero tangent a forward walk hands a rule for an input that has none."""
+    if isinstance(value, np.ndarray):
+        return np.zeros(value.shape, value.dtype if value.dtype.kind == "f" else float)
+    return None if value is None else 0.0
 
 
 def _recorded(result: Any, tape: Any, mark: tuple, leaves: list) -> bool:
