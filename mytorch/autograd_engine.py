@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.utils import GradientBuffer
+from mytorch.utils import GradientBuffer, gradient_dtype, is_float_array
 
 # ---- the state of this thread: its current engine, and whether primitives record ----------------
 
@@ -354,7 +354,7 @@ class Operation:
         self.params = params if params is not None else _NO_PARAMS
         # Which inputs carry a gradient (float arrays, or a hand-written target): fixed at record time.
         self.needs = needs if needs is not None else tuple(
-            target is not None or _is_float_array(value) for value, target in zip(inputs, gradients_to_update)
+            target is not None or is_float_array(value) for value, target in zip(inputs, gradients_to_update)
         )
         self.source = self.saved = None  # set in anomaly mode
 
@@ -418,12 +418,6 @@ class _HandWritten:
             _checked_gradient(self.name, i, value, grad) if need and grad is not None else None
             for i, (value, grad, need) in enumerate(zip(inputs, grads, needs))
         ]
-
-
-def _is_float_array(value: Any) -> bool:
-    """Whether `value` carries a gradient: a float ndarray (or subclass), or a float NumPy scalar
-    produced on the tape."""
-    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
 
 
 # ---- the walks: plain loops over a list of records ------------------------------------------
@@ -532,7 +526,7 @@ def _zero_tangent(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, np.ndarray):
-        return np.zeros(value.shape, value.dtype if value.dtype.kind == "f" else float)
+        return np.zeros(value.shape, gradient_dtype(value))
     return 0.0
 
 
