@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import record, recording
+from mytorch.autograd_engine import engine, recording, state
+from mytorch.utils import gradient_dtype, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -130,7 +131,8 @@ class Primitive:
             if value is output:  # an array is known by its identity: the output must be its own
                 output = output.view()
                 break
-        record(self, inputs, output, params)
+        if state.recording:
+            (state.engine or engine())._record(self, inputs, output, params)
         return output
 
     def _checked_inputs(self, inputs: tuple) -> tuple:
@@ -170,6 +172,12 @@ class Primitive:
                     "one gradient per input, as a tuple (None for an input without one): "
                     "`return (grad_x,)` for one input"
                 )
+        if len(grads) == 1:  # the usual case, without enumerate and zip
+            grad, value = grads[0], inputs[0]
+            if needs[0] and type(grad) is np.ndarray and grad.dtype is value.dtype and (
+                grad.shape == value.shape
+            ):
+                return grads
         return [
             _fitted(self, i, grad, value) if need and grad is not None else None
             for i, (grad, value, need) in enumerate(zip(grads, inputs, needs))
@@ -225,15 +233,9 @@ def primitive(
 # ---- what rule writers use ------------------------------------------------------------------------
 
 
-def is_float_array(value: Any) -> bool:
-    """Whether `value` is differentiable: a float array (integer and bool arrays are constants)."""
-    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
-
-
 def constant(array: Any, like: Any) -> np.ndarray:
     """A mask or sign, as a constant (never on the tape) of `like`'s float dtype."""
-    dtype = like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else float
-    return np.asarray(array, dtype=dtype)
+    return np.asarray(array, dtype=gradient_dtype(like))
 
 
 def reduce_to(g: Any, x: Any) -> Any:
@@ -242,6 +244,8 @@ def reduce_to(g: Any, x: Any) -> Any:
     >>> reduce_to(np.ones((4, 3)), np.zeros(3))
     array([4., 4., 4.])
     """
+    if type(g) is np.ndarray and type(x) is np.ndarray and g.shape == x.shape:
+        return g  # the usual case, without np.shape's calls
     return g if np.shape(g) == np.shape(x) else unbroadcast(g, np.shape(x))
 
 
