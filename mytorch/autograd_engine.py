@@ -637,7 +637,9 @@ class Autograd:
         else:
             _hold(held, output)
         count = len(inputs)
-        op = Operation(inputs, output, _no_targets(count), None, primitive, params, _needs_of(count, mask))
+        needs = _NEEDS.get((count, mask)) or _needs_of(count, mask)
+        op = Operation(inputs, output, _NO_TARGETS.get(count) or _no_targets(count), None, primitive, params,
+                       needs)
         tape = self.operation_list
         tape.append(op)
         if _state.anomaly or len(tape) >= LONG_TAPE:
