@@ -597,14 +597,14 @@ class Autograd:
             )
         if not isinstance(output, (np.ndarray, np.generic)):
             raise TypeError(f"add_operation: the output must be a numpy array, got {type(output).__name__}")
-        memory = self.gradient_buffer
+        buffer = self.gradient_buffer
         for value, target in zip(inputs, gradients_to_update):
             if isinstance(value, np.ndarray):
                 _hold(self._held, value)
                 if target is None:
-                    memory.add_spot(value)
+                    buffer.add_spot(value)
             elif isinstance(value, np.generic) and target is None:
-                memory.add_spot(value)
+                buffer.add_spot(value)
         if isinstance(output, np.ndarray):
             _hold(self._held, output)
         self._append(Operation(list(inputs), output, list(gradients_to_update), backward_operation))
