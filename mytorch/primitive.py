@@ -113,7 +113,14 @@ class Primitive:
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         if kwargs or len(args) != self._plain_arity:
             return self.apply(*self._bind(args, kwargs))
-        return self.apply(args, _NO_PARAMS)
+        if state.recording:
+            return self.apply(args, _NO_PARAMS)
+        # Not recording (a backward walk's rules, no_grad): the forward rule and nothing else.
+        try:
+            output = self.forward(*args)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _explained(self.name, args, error) from error
+        return output if type(output) is np.ndarray else np.asarray(output)
 
     def apply(self, inputs: tuple, params: dict) -> np.ndarray:
         """Compute the forward rule on `inputs` and record it on the current engine."""
