@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from mytorch.autograd_engine import engine
+from mytorch.autograd_engine import engine, who_holds
 
 
 class Optimizer:
@@ -69,7 +69,7 @@ class Optimizer:
         for p in self.params:
             if buffer.is_in_memory(p):
                 if set_to_none:
-                    buffer.memory[id(p)] = None  # tracked, no gradient yet
+                    buffer.clear_gradient(p)
                 else:
                     buffer.set_param(p, np.zeros_like(p))
 
@@ -79,9 +79,11 @@ class Optimizer:
         except ValueError as error:
             if p.flags.writeable:
                 raise
+            holder = who_holds(p) or "a tape"
             raise RuntimeError(
                 f"{type(self).__name__}.step: a parameter of shape {p.shape} is still held read-only by "
-                "the tape. Run engine.backward(loss) (or engine.zero_grad()) before step()."
+                f"{holder}. Run engine.backward(loss) (or engine.zero_grad()) before step(); an "
+                "operation on it that the loss does not use stays on the tape until zero_grad()."
             ) from error
 
     def _decayed_gradient(self, p: np.ndarray) -> np.ndarray | None:

@@ -103,6 +103,11 @@ class GradientBuffer:
         gradient = self.memory.get(id(array))
         return default if gradient is None or gradient is _FREED else gradient
 
+    def clear_gradient(self, array: Any) -> None:
+        """Track `array` with no gradient (what `zero_grad(set_to_none=True)` leaves)."""
+        self.add_spot(array)
+        self.memory[id(array)] = None
+
     def accumulate(self, key: int, gradient: np.ndarray) -> None:
         """Add `gradient` to the one stored under `key` (out of place: it may be shared)."""
         previous = self.memory.get(key)

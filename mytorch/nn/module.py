@@ -300,7 +300,7 @@ class Module:
         for array in self.parameters():
             if buffer.is_in_memory(array):
                 if set_to_none:
-                    buffer.memory[id(array)] = None  # tracked, no gradient yet
+                    buffer.clear_gradient(array)
                 else:
                     buffer.set_param(array, np.zeros_like(array))
 
@@ -372,8 +372,7 @@ def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) ->
         if id(array) in adjoints:
             buffer.set_param(array, adjoint_of(adjoints, array))
         else:  # not on the path from the output: no gradient (dLdW reads zeros; optimizers skip it)
-            buffer.add_spot(array)
-            buffer.memory[id(array)] = None
+            buffer.clear_gradient(array)
     return adjoints
 
 
