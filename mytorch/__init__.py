@@ -15,6 +15,7 @@ from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_re
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
+from mytorch.compile import compile  # noqa: A004 - record once, replay (mytorch/compile.py)
 from mytorch.utils import GradientBuffer, MemoryBuffer
 
 __all__ = [
