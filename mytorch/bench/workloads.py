@@ -208,6 +208,56 @@ def conv_mytorch(d: dict[str, Any]) -> Gradients:
     return [engine.gradient_buffer.get_param(p) for p in params]
 
 
+# ---- B4: conv2d 16->32 (3x3, padding 1) on (32, 16, 32, 32), ReLU, mean-pool, linear to 10, CE, f32 --
+
+B4_SHAPE = (32, 16, 32, 32)  # N, C, H, W
+B4_FILTERS = 32
+
+
+def b4_data() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    n, channels, _, _ = B4_SHAPE
+    return {
+        "X": rng.normal(size=B4_SHAPE).astype(np.float32),
+        "y": rng.integers(0, 10, n),
+        "params": [p.astype(np.float32) for p in (
+            rng.normal(scale=0.1, size=(B4_FILTERS, channels, 3, 3)), rng.normal(scale=0.1, size=B4_FILTERS),
+            rng.normal(scale=0.3, size=(10, B4_FILTERS)), rng.normal(scale=0.1, size=10),
+        )],
+    }
+
+
+def b4_numpy(d: dict[str, Any]) -> Gradients:
+    """Hand-written im2col: one windows buffer (rows = output positions, NHWC), reused for the
+    weight gradient; the network kept channels-last throughout."""
+    X, labels, (K, c, V, v) = d["X"], d["y"], d["params"]
+    n, channels, height, width = X.shape
+    filters = K.shape[0]
+    padded = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))  # n,C,H,W,3,3
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * height * width, channels * 9)  # a copy
+    conv = cols @ K.reshape(filters, -1).T + c  # (n*H*W, F)
+    active = np.maximum(conv, 0)
+    pooled = active.reshape(n, height * width, filters).mean(axis=1)
+    logits = pooled @ V.T + v
+    g = _softmax_ce_grad(logits, labels)
+    grad_V, grad_v = g.T @ pooled, g.sum(axis=0)
+    g = (g @ V) / (height * width)  # (n, F): the mean's adjoint, spread over the positions
+    g_conv = (conv > 0).reshape(n, height * width, filters) * g[:, None, :]
+    g_conv = g_conv.reshape(n * height * width, filters)
+    grad_K = (g_conv.T @ cols).reshape(K.shape)
+    return [grad_K, g_conv.sum(axis=0), grad_V, grad_v]
+
+
+def b4_mytorch(d: dict[str, Any]) -> Gradients:
+    X, labels, params = d["X"], d["y"], d["params"]
+    K, c, V, v = params
+    engine = Autograd()
+    pooled = F.mean(F.relu(F.conv2d(X, K, c, padding=1)), axis=(2, 3))
+    engine.backward(F.cross_entropy(F.linear(pooled, V, v), labels), inputs=params)
+    return [engine.gradient_buffer.get_param(p) for p in params]
+
+
 # ---- an RNN step: 10 steps of h = tanh(x Wihᵀ + bih + h Whhᵀ + bhh), linear to 10, mean CE -----
 
 RNN_STEPS, RNN_BATCH, RNN_INPUT, RNN_HIDDEN = 10, 32, 16, 64
@@ -280,6 +330,11 @@ def workloads() -> list[Workload]:
         Workload(
             "conv step", "conv", "conv2d 3->8 3x3 pad 1, ReLU, max-pool 2, linear, CE on (32, 3, 16, 16)",
             "(no target set)", conv_data, conv_numpy, implementations={"mytorch": conv_mytorch},
+        ),
+        Workload(
+            "B4 conv step", "b4", "conv2d 16->32 3x3 pad 1 on (32, 16, 32, 32), ReLU, mean-pool, linear, CE, f32",
+            "<= 1.0x hand-written im2col, peak memory <= 1.2x",
+            b4_data, b4_numpy, implementations={"mytorch": b4_mytorch},
         ),
         Workload(
             "RNN step", "rnn", "10-step tanh RNN, batch 32, 16 -> 64 hidden, linear, CE (BPTT)",
