@@ -317,9 +317,12 @@ class _Builder:
         self.keep: list[Any] = []  # the first recording's arrays, alive while names refer to their ids
         self.recipe_cache: dict[tuple[int, int, int], Any] = {}
         self.current = 0  # the operation being translated: masks come from the rules before it
+        # (name, its array in the first recording, in the second): what a NumPy view may come from
+        self.known: list[tuple[str, np.ndarray, Any]] = []
         for i, a in enumerate(first.arrays):
             self.names.setdefault(id(a), f"a{i}")
             self.depends[f"a{i}"] = True
+            self.known.append((f"a{i}", a, second.arrays[i] if second is not None else None))
 
     # -- constants
 
@@ -381,7 +384,9 @@ class _Builder:
         """An array that is neither an argument nor an op output: a constant, or a mask to recompute."""
         if self.second is not None and other is value:
             return self.constant(value)  # the same object in both recordings: closed over by f
-        name = self.recipe(value, other)
+        name = self.view(value, other)
+        if name is None:
+            name = self.recipe(value, other)
         if name is not None:
             return name
         if self.second is not None and self.other_values:
@@ -437,6 +442,38 @@ class _Builder:
         self.names[id(value)] = target
         return target
 
+    def view(self, value: np.ndarray, other: Any) -> str | None:
+        """A view of an argument or an intermediate made with NumPy (`for x in X`, `W.T`, a reshape)."""
+        if value.base is None:
+            return None
+        address = value.__array_interface__["data"][0]
+        for name, source, source_other in reversed(self.known):
+            if source.dtype != value.dtype or not np.may_share_memory(source, value):
+                continue
+            offset = address - source.__array_interface__["data"][0]
+            text = None
+            if (value.shape == source.shape[1:] and value.strides == source.strides[1:]
+                    and source.strides[0] > 0 and offset % source.strides[0] == 0
+                    and 0 <= offset // source.strides[0] < source.shape[0]):
+                text = f"{name}[{offset // source.strides[0]}]"
+            elif offset == 0 and value.shape == source.shape[::-1] and value.strides == source.strides[::-1]:
+                text = f"{name}.T"
+            elif (offset == 0 and value.size == source.size and source.flags.c_contiguous
+                  and value.flags.c_contiguous):
+                text = f"{name}.reshape({value.shape!r})"
+            if text is None:
+                continue
+            if self.second is not None and self.other_values:
+                again = eval(text, {name: source_other})  # noqa: S307 - our own text
+                if not _same(again, other):
+                    continue
+            target = self.new_name()
+            self.emit(target, text, {name}, value)
+            self.names[id(value)] = target
+            self.known.append((target, value, other))
+            return target
+        return None
+
     # -- lines
 
     def new_name(self) -> str:
@@ -460,7 +497,8 @@ class _Builder:
             self.current = index
             reads: set[str] = set()
             if primitive.name == "fresh_copy":  # a transform's own variable: an alias in a program
-                self.names[id(output)] = self.expression(inputs[0], other_inputs[0], where, reads)
+                alias = self.names[id(output)] = self.expression(inputs[0], other_inputs[0], where, reads)
+                self.known.append((alias, output, second_ops[index][3] if second_ops is not None else None))
                 continue
             args = [self.expression(v, o, where, reads) for v, o in zip(inputs, other_inputs)]
             args += [f"{k}={self.expression(v, other_params.get(k), where, reads)}"
@@ -468,6 +506,8 @@ class _Builder:
             target = self.new_name()
             self.emit(target, f"{self.function(primitive.forward)}({', '.join(args)})", reads, output)
             self.names[id(output)] = target
+            if isinstance(output, np.ndarray):
+                self.known.append((target, output, second_ops[index][3] if second_ops is not None else None))
         self.current = len(self.first.ops)
         reads = set()
         other_result = self.second.result if self.second is not None else None
