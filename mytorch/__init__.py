@@ -12,10 +12,10 @@ array([2., 4., 6.])
 
 from mytorch import functional, nn, optim  # functional first: layers are built on it
 from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_recording, no_grad
+from mytorch.compile import compile as compile  # noqa: A004 - record once, replay
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
-from mytorch.compile import compile  # noqa: A004 - record once, replay (mytorch/compile.py)
 from mytorch.utils import GradientBuffer, MemoryBuffer
 
 __all__ = [

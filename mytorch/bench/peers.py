@@ -66,6 +66,17 @@ def torch_conv(d: dict[str, Any]) -> Gradients:
     return [p.grad.numpy() for p in params]
 
 
+def torch_b4(d: dict[str, Any]) -> Gradients:
+    import torch
+    import torch.nn.functional as TF
+
+    K, c, V, v = params = _torch_leaves(d)
+    X, labels = torch.from_numpy(d["X"]), torch.from_numpy(d["y"])
+    pooled = torch.relu(TF.conv2d(X, K, c, padding=1)).mean(dim=(2, 3))
+    TF.cross_entropy(TF.linear(pooled, V, v), labels).backward()
+    return [p.grad.numpy() for p in params]
+
+
 def torch_rnn(d: dict[str, Any]) -> Gradients:
     import torch
     import torch.nn.functional as TF
@@ -179,7 +190,8 @@ def mygrad_rnn(d: dict[str, Any]) -> Gradients:
 
 # peer -> (module, {workload kind: implementation}); HIPS autograd and MyGrad have no conv2d
 PEERS: dict[str, tuple[str, dict[str, Callable[[dict[str, Any]], Gradients]]]] = {
-    "PyTorch": ("torch", {"chain": torch_chain, "mlp": torch_mlp, "conv": torch_conv, "rnn": torch_rnn}),
+    "PyTorch": ("torch", {"chain": torch_chain, "mlp": torch_mlp, "conv": torch_conv, "b4": torch_b4,
+                          "rnn": torch_rnn}),
     "HIPS autograd": ("autograd", {"chain": autograd_chain, "mlp": autograd_mlp, "rnn": autograd_rnn}),
     "MyGrad": ("mygrad", {"chain": mygrad_chain, "mlp": mygrad_mlp, "rnn": mygrad_rnn}),
 }
