@@ -212,3 +212,13 @@ def test_closed_over_arrays_are_constants():
     f = mytorch.compile(mytorch.grad(lambda x: F.sum(F.matmul(W, x))))
     np.testing.assert_array_equal(f(np.array([1.0, 1.0])), [4.0, 6.0])
     np.testing.assert_array_equal(f(np.array([5.0, -1.0])), [4.0, 6.0])
+
+
+def test_the_demo_trains_the_same_compiled():
+    from mytorch import demo
+
+    eager = demo.train_iris(epochs=3, progress=False)
+    compiled = demo.train_iris(epochs=3, progress=False, compiled=True)
+    np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-12)
+    for p, q in zip(compiled.model.parameters(), eager.model.parameters()):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
