@@ -313,15 +313,18 @@ class _Builder:
         self.names: dict[int, str] = {}  # id(array of the first recording) -> its name in the program
         self.depends: dict[str, bool] = {}  # name -> whether it depends on the arguments
         self.counter = itertools.count()
-        self.lines: list[tuple[str, str, set[str]]] = []  # (target, expression, names read)
+        self.lines: list[_Line] = []
         self.keep: list[Any] = []  # the first recording's arrays, alive while names refer to their ids
         self.recipe_cache: dict[tuple[int, int, int], Any] = {}
         self.current = 0  # the operation being translated: masks come from the rules before it
+        self.common: dict[str, str] = {}  # line text -> its name (common subexpressions)
+        self.values: dict[str, Any] = {}  # name -> its value in the first recording
         # (name, its array in the first recording, in the second): what a NumPy view may come from
         self.known: list[tuple[str, np.ndarray, Any]] = []
         for i, a in enumerate(first.arrays):
             self.names.setdefault(id(a), f"a{i}")
             self.depends[f"a{i}"] = True
+            self.values[f"a{i}"] = a
             self.known.append((f"a{i}", a, second.arrays[i] if second is not None else None))
 
     # -- constants
@@ -437,8 +440,7 @@ class _Builder:
         _, inputs, _, ans, _ = self.first.ops[index]
         reads: set[str] = set()
         args = [self.expression(v, None, "a mask's rule", reads) for v in (*inputs, ans)]
-        target = self.new_name()
-        self.emit(target, f"{self.constant(make)}({', '.join(args)})", reads, value)
+        target = self.emit(f"{self.constant(make)}({', '.join(args)})", reads, value, kind="call")
         self.names[id(value)] = target
         return target
 
@@ -467,8 +469,7 @@ class _Builder:
                 again = eval(text, {name: source_other})  # noqa: S307 - our own text
                 if not _same(again, other):
                     continue
-            target = self.new_name()
-            self.emit(target, text, {name}, value)
+            target = self.emit(text, {name}, value, kind="view")
             self.names[id(value)] = target
             self.known.append((target, value, other))
             return target
@@ -479,14 +480,70 @@ class _Builder:
     def new_name(self) -> str:
         return f"v{next(self.counter)}"
 
-    def emit(self, target: str, text: str, reads: set[str], value: Any) -> None:
+    def emit(self, text: str, reads: set[str], value: Any, kind: str = "call", pure: bool = True,
+             ufunc_args: list[str] | None = None) -> str:
+        """Add the line `v = text` (or find the same line already made) and return v's name.
+
+        `kind` says what the line makes: "fresh" (a new array), "ufunc" (a new array, and `out=`
+        may reuse a dying input's buffer), "view" (may view what it reads) or "call" (unknown).
+        """
+        if pure and text in self.common:  # the same pure call on the same values: computed once
+            return self.common[text]
+        target = self.new_name()
+        if pure:
+            self.common[text] = target
+        self.values[target] = value
         if any(self.depends[n] for n in reads):
             self.depends[target] = True
-            self.lines.append((target, text, reads))
+            self.lines.append(_Line(target, text, reads, kind, ufunc_args, value))
         else:  # everything it reads is a constant: fold it (its recorded value is its value)
             self.depends[target] = False
             self.namespace[target] = value
             self.keep.append(value)
+        return target
+
+    def call(self, primitive: Any, inputs: tuple, params: dict, args: list[str],
+             param_texts: dict[str, str], output: Any) -> tuple[str, str, list[str] | None]:
+        """The text of one operation: NumPy itself where the rule is plain NumPy (checked on the
+        recorded values: the inline form must give the recorded output exactly), else its forward."""
+        from mytorch.functional import PRIMITIVES
+
+        forward = primitive.forward
+        if isinstance(forward, np.ufunc) and getattr(np, forward.__name__, None) is forward and not params:
+            return f"np.{forward.__name__}({', '.join(args)})", "ufunc", list(args)
+        keywords = [f"{k}={v}" for k, v in param_texts.items()]
+        generic = f"{self.constant(forward)}({', '.join([*args, *keywords])})"
+        if PRIMITIVES.get(primitive.name) is not primitive:
+            return generic, "call", None
+        name, p = primitive.name, param_texts
+        inline = None
+        if name == "matmul":
+            inline = (f"np.matmul({args[0]}, {args[1]})", "fresh", None)
+        elif name == "relu":
+            inline = (f"np.maximum({args[0]}, 0)", "ufunc", [args[0], "0"])
+        elif name == "transpose" and "axes" in p:
+            inline = (f"{args[0]}.transpose({'' if p['axes'] == 'None' else p['axes']})", "view", None)
+        elif name == "reshape" and "shape" in p:
+            inline = (f"{args[0]}.reshape({p['shape']})", "view", None)
+        elif (name == "sum" and set(p) == {"axis", "keepdims"} and isinstance(inputs[0], np.ndarray)
+              and inputs[0].dtype.kind == "f"):
+            inline = (f"np.add.reduce({args[0]}, axis={p['axis']}, keepdims={p['keepdims']})", "fresh", None)
+        elif name == "linear" and not params:
+            if inputs[2] is None:
+                inline = (f"np.matmul({args[0]}, np.swapaxes({args[1]}, -1, -2))", "fresh", None)
+            else:
+                self.namespace["_matmul_add"] = _matmul_add
+                inline = (f"_matmul_add({args[0]}, {args[1]}, {args[2]})", "fresh", None)
+        if inline is None:
+            return generic, "call", None
+        try:
+            with np.errstate(all="ignore"):
+                again = eval(inline[0], {**self.namespace, **self.values})  # noqa: S307 - our own text
+        except Exception:  # noqa: BLE001 - not the rule's exact behaviour: keep the forward
+            return generic, "call", None
+        if not isinstance(output, np.ndarray) or not _same(np.asarray(again), output):
+            return generic, "call", None
+        return inline
 
     def build(self) -> tuple[str, dict[str, Any], list]:
         second_ops = self.second.ops if self.second is not None else None
@@ -501,10 +558,13 @@ class _Builder:
                 self.known.append((alias, output, second_ops[index][3] if second_ops is not None else None))
                 continue
             args = [self.expression(v, o, where, reads) for v, o in zip(inputs, other_inputs)]
-            args += [f"{k}={self.expression(v, other_params.get(k), where, reads)}"
-                     for k, v in params.items()]
-            target = self.new_name()
-            self.emit(target, f"{self.function(primitive.forward)}({', '.join(args)})", reads, output)
+            param_texts = {k: self.expression(v, other_params.get(k), where, reads)
+                           for k, v in params.items()}
+            text, kind, ufunc_args = self.call(primitive, tuple(inputs), params, args, param_texts, output)
+            from mytorch.functional import PRIMITIVES
+
+            pure = PRIMITIVES.get(primitive.name) is primitive  # a user's primitive may draw random numbers
+            target = self.emit(text, reads, output, kind=kind, pure=pure, ufunc_args=ufunc_args)
             self.names[id(output)] = target
             if isinstance(output, np.ndarray):
                 self.known.append((target, output, second_ops[index][3] if second_ops is not None else None))
@@ -544,28 +604,63 @@ class _Builder:
         # Dead code: keep only the lines the result needs.
         needed = set(result_reads)
         kept = []
-        for target, text, reads in reversed(self.lines):
-            if target in needed:
-                kept.append((target, text, reads))
-                needed |= reads
+        for line in reversed(self.lines):
+            if line.target in needed:
+                kept.append(line)
+                needed |= line.reads
         kept.reverse()
         # Free each intermediate right after its last use.
         last_use: dict[str, int] = {}
-        for position, (_, _, reads) in enumerate(kept):
-            for name in reads:
+        consumers: dict[str, list[_Line]] = {}
+        for position, line in enumerate(kept):
+            for name in line.reads:
                 last_use[name] = position
+                consumers.setdefault(name, []).append(line)
         frees: dict[int, list[str]] = {}
         for name, position in last_use.items():
             if name.startswith("v") and self.depends.get(name) and name not in result_reads:
                 frees.setdefault(position, []).append(name)
+        # out=: an elementwise line writes into an input that dies there, when that input is an array
+        # the program made itself (a ufunc's or a product's), of the output's shape and dtype, that
+        # nothing could have viewed (every reader is itself elementwise or a product).
+        owned = {line.target for line in kept if line.kind in ("fresh", "ufunc")}
+        for position, line in enumerate(kept):
+            if line.kind != "ufunc" or not isinstance(line.value, np.ndarray) or line.value.ndim == 0:
+                continue
+            for name in line.ufunc_args or ():
+                value = self.values.get(name)
+                if (name in owned and last_use.get(name) == position and name not in result_reads
+                        and isinstance(value, np.ndarray) and value.shape == line.value.shape
+                        and value.dtype == line.value.dtype and value.base is None
+                        and all(reader.kind in ("fresh", "ufunc") for reader in consumers[name])):
+                    line.text = f"{line.text[:-1]}, out={name})"
+                    break
         arguments = [f"a{i}" for i in range(len(self.first.arrays))]
         body = [f"def program({', '.join(arguments)}):"]
-        for position, (target, text, _) in enumerate(kept):
-            body.append(f"    {target} = {text}")
+        for position, line in enumerate(kept):
+            body.append(f"    {line.target} = {line.text}")
             if position in frees:
                 body.append(f"    del {', '.join(sorted(frees[position]))}")
         body.append(f"    return {result}")
         return "\n".join(body) + "\n"
+
+
+class _Line:
+    """One line of the program: `target = text`."""
+
+    __slots__ = ("target", "text", "reads", "kind", "ufunc_args", "value")
+
+    def __init__(self, target: str, text: str, reads: set[str], kind: str, ufunc_args: list[str] | None,
+                 value: Any) -> None:
+        self.target, self.text, self.reads, self.kind = target, text, reads, kind
+        self.ufunc_args, self.value = ufunc_args, value
+
+
+def _matmul_add(x: Any, W: Any, b: Any) -> np.ndarray:
+    """linear's forward once its shapes are known to fit: x Wᵀ, then b added in place."""
+    out = np.matmul(x, np.swapaxes(W, -1, -2))
+    out += b
+    return out
 
 
 class _Program:
