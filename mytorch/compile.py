@@ -130,6 +130,13 @@ def _rebuild(value: Any, arrays: Iterator[np.ndarray]) -> Any:
     return value
 
 
+def _rebuilt(args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> tuple[tuple, dict]:
+    """The call's arguments with their arrays replaced, in `_signature`'s order."""
+    iterator = iter(arrays)
+    new_args = tuple(_rebuild(value, iterator) for value in args)
+    return new_args, {key: _rebuild(kwargs[key], iterator) for key in sorted(kwargs)}
+
+
 def _signature(args: tuple, kwargs: dict) -> tuple[tuple, list[np.ndarray]]:
     parts: list = []
     arrays: list[np.ndarray] = []
@@ -680,8 +687,7 @@ def _build(f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> 
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            iterator = iter(others)
-            candidate = _Recording(f, _rebuild(args, iterator), _rebuild(kwargs, iterator), others)
+            candidate = _Recording(f, *_rebuilt(args, kwargs, others), others)
         if candidate.skeleton() == first.skeleton():
             second, other_values = candidate, True
     except CompileError:
@@ -689,8 +695,7 @@ def _build(f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> 
     except Exception:  # noqa: BLE001 - f refuses other values (a domain, an assert): use these again
         pass
     if second is None:  # the same values again: tells closed-over constants from arrays made per call
-        iterator = iter(arrays)
-        candidate = _Recording(f, _rebuild(args, iterator), _rebuild(kwargs, iterator), arrays)
+        candidate = _Recording(f, *_rebuilt(args, kwargs, arrays), arrays)
         if candidate.skeleton() == first.skeleton():
             second = candidate
     source, namespace, keep = _Builder(first, second, other_values).build()

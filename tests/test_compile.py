@@ -223,3 +223,21 @@ def test_the_demo_trains_the_same_compiled():
     np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-12)
     for p, q in zip(compiled.model.parameters(), eager.model.parameters()):
         np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+
+
+def test_keyword_and_nested_arguments():
+    def loss(W, b, X, y, scale):
+        return F.mul(F.cross_entropy(F.linear(X, W, b), y), scale)
+
+    vg = mytorch.value_and_grad(loss, argnums=(0, 1))
+
+    def f(params, X, y, scale):
+        return vg(params["W"], params["b"], X, y, scale)
+
+    step = mytorch.compile(lambda params, X, *, y, scale: f(params, X, y, scale))
+    rng = np.random.default_rng(7)
+    params = {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=3)}
+    for scale in (1.0, 2.0):
+        X, y = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
+        assert_same(step(params, X, scale=scale, y=y), f(params, X, y, scale))
+    assert len(step.programs) == 2
