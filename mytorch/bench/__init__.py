@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import gc
 import json
 import statistics
 import time
@@ -86,11 +87,16 @@ def measure(row: Workload, repeats: int, with_peers: bool) -> dict[str, Any]:
         calls[name] = functools.partial(run, copy.deepcopy(data))
         calls[name]()  # warm-up (a compiled row records here)
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, once in calls.items():
-            started = time.perf_counter()
-            once()
-            times[name].append(time.perf_counter() - started)
+    gc.collect()
+    gc.disable()  # as timeit does: a collection's pause (long once PyTorch is loaded) is not the code's
+    try:
+        for _ in range(repeats):
+            for name, once in calls.items():
+                started = time.perf_counter()
+                once()
+                times[name].append(time.perf_counter() - started)
+    finally:
+        gc.enable()
     for name, once in calls.items():
         result["seconds"][name] = statistics.median(times[name]) / row.per
         if row.kind in MEMORY_KINDS and name not in PEERS and name != "NumPy forward floor":

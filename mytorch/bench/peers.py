@@ -15,12 +15,21 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _torch() -> Any:
+    """PyTorch on one thread, as NumPy's BLAS in the benchmark (OPENBLAS_NUM_THREADS=1): on a
+    shared machine its thread pool would otherwise spin against the other processes."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return torch
+
+
 # ---- PyTorch ---------------------------------------------------------------------------------
 
 
 def torch_chain(d: dict[str, Any]) -> Gradients:
-    import torch
-
+    torch = _torch()
     y = torch.from_numpy(d["x"])
     w = torch.from_numpy(d["w"].copy()).requires_grad_()
     b = torch.from_numpy(d["b"].copy()).requires_grad_()
@@ -31,8 +40,7 @@ def torch_chain(d: dict[str, Any]) -> Gradients:
 
 
 def torch_mlp(d: dict[str, Any]) -> Gradients:
-    import torch
-
+    torch = _torch()
     params = d.setdefault("torch_params", [torch.from_numpy(p).requires_grad_() for p in d["params"]])
     W1, b1, W2, b2, W3, b3 = params
     X, labels = torch.from_numpy(d["X"]), torch.from_numpy(d["y"])
@@ -50,8 +58,7 @@ def torch_mlp(d: dict[str, Any]) -> Gradients:
 
 
 def _torch_leaves(d: dict[str, Any]) -> list[Any]:
-    import torch
-
+    torch = _torch()
     return [torch.from_numpy(p.copy()).requires_grad_() for p in d["params"]]
 
 
