@@ -1,8 +1,8 @@
 """`python -m mytorch bench`: mytorch beside hand-written NumPy (and peers, when installed).
 
 Every row is timed in interleaved rounds (one call of each implementation per round, after a
-warm-up that also records the compiled rows), as a median per implementation, and reported as a
-ratio to the hand-written NumPy baseline of the same row. Before timing, each implementation's
+warm-up that also records the compiled rows), as the fastest round per implementation, and
+reported as a ratio to the hand-written NumPy baseline of the same row. Before timing, each implementation's
 gradients are compared with the baseline's, and the largest difference is printed, so the
 comparison is honest. Peak memory of the MLP and conv steps comes from tracemalloc (NumPy
 allocations). The table ends with the issue's targets, each judged "met" or "missed".
@@ -72,7 +72,8 @@ def implementations(row: Workload, with_peers: bool) -> dict[str, Callable]:
 
 def measure(row: Workload, repeats: int, with_peers: bool) -> dict[str, Any]:
     """Every implementation of one row, timed in interleaved rounds (one call of each per round), so
-    the machine's slow moments fall on all of them alike; the median per implementation."""
+    the machine's slow moments fall on all of them alike; the fastest round per implementation (on
+    a shared machine the slower rounds time the other processes: timeit's advice)."""
     data = row.make_data()
     expected = row.baseline(copy.deepcopy(data))
     result: dict[str, Any] = {"workload": row.name, "description": row.description, "target": row.target,
@@ -98,7 +99,7 @@ def measure(row: Workload, repeats: int, with_peers: bool) -> dict[str, Any]:
     finally:
         gc.enable()
     for name, once in calls.items():
-        result["seconds"][name] = statistics.median(times[name]) / row.per
+        result["seconds"][name] = min(times[name]) / row.per
         if row.kind in MEMORY_KINDS and name not in PEERS and name != "NumPy forward floor":
             result["peak_bytes"][name] = peak_bytes(once)  # tracemalloc sees NumPy's allocations only
     return result
