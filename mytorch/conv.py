@@ -1,16 +1,24 @@
 """Convolution and pooling as primitives, vectorised with im2col.
 
-im2col cuts an input (N, C, *S) into its sliding windows, an array (N, C, *O, *K): one window of
-K = kernel elements for every output position O. A convolution is then one matrix product between
-the windows and the kernel, and max pooling is a max over each window, with no Python loop over
-output positions. The adjoint of im2col is col2im, which adds every window back onto the spot it
-came from (overlapping windows add up); the loop there runs over the few kernel offsets only.
+im2col cuts an input (N, C, *S) into its sliding windows: one window of K = kernel elements for
+every output position O. A convolution is then a matrix product between the windows and the
+kernel, and max pooling is a max over each window, with no Python loop over output positions. The
+adjoint of im2col is col2im, which adds every window back onto the spot it came from (overlapping
+windows add up); the loop there runs over the few kernel offsets only.
 
-Both are primitives too, so the rules of conv1d, conv2d and max_pool2d are written with recording
-primitives and a recorded backward walk (create_graph) can be differentiated again:
+The convolutions lay their windows out as rows (N, C·K, O) (`windows_rows`, `rows_to_image`): per
+sample a (C·K, O) matrix, so y[n] = W_rows · cols[n] is one batched BLAS call writing NCHW
+directly, and W̄ = Σ_n ȳ[n] · cols[n]ᵀ reads the same buffer through a transposed view. The
+forward pass keeps its windows beside its output while recording and the weight gradient reuses
+them (`conv_windows`): one windows buffer per step. `im2col` / `col2im` keep the (N, C, *O, *K)
+layout, the one max pooling and the tests read.
 
-    y = conv(x, W) + b:   W̄ = ȳ_rows^T · im2col(x)_rows,   x̄ = col2im(ȳ_rows · W_rows),   b̄ = Σ ȳ
-    y = max over each window:   x̄ = col2im(ȳ at the first maximum of each window, 0 elsewhere)
+Every piece is a primitive, so the rules of conv1d, conv2d and max_pool2d are written with
+recording primitives and a recorded backward walk (create_graph) can be differentiated again, or
+replayed by `mytorch.compile`:
+
+    y = conv(x, W) + b:   W̄ = Σ_n ȳ[n] · cols[n]ᵀ,   x̄ = rows_to_image(W_rowsᵀ · ȳ[n]),   b̄ = Σ ȳ
+    y = max over each window:   x̄ = rows_to_image(ȳ at the first maximum of each window, 0 elsewhere)
 
 Geometry follows torch.nn.functional: NCW / NCHW layouts, `stride`, `padding` (an int, one int per
 spatial axis, or "valid" / "same" for convolutions), `dilation`; max pooling pads with -inf.
