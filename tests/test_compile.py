@@ -241,3 +241,15 @@ def test_keyword_and_nested_arguments():
         X, y = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
         assert_same(step(params, X, scale=scale, y=y), f(params, X, y, scale))
     assert len(step.programs) == 2
+
+
+def test_forward_mode_and_second_derivatives_compile_too():
+    def f(x):
+        return F.sum(F.mul(F.tanh(x), F.relu(x)))
+
+    rng = np.random.default_rng(8)
+    for transform in (lambda x, v: mytorch.hvp(f, (x,), (v,)), lambda x, v: mytorch.jvp(f, (x,), (v,))):
+        compiled = mytorch.compile(transform)
+        for _ in range(3):
+            x, v = rng.normal(size=6), rng.normal(size=6)
+            assert_same(compiled(x, v), transform(x, v))
