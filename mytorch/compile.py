@@ -345,11 +345,6 @@ class _Builder:
             self.depends[name] = False
         return name
 
-    def function(self, forward: Callable) -> str:
-        if isinstance(forward, np.ufunc) and getattr(np, forward.__name__, None) is forward:
-            return f"np.{forward.__name__}"
-        return self.constant(forward)
-
     # -- expressions
 
     def expression(self, value: Any, other: Any, where: str, reads: set[str]) -> str:
