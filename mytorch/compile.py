@@ -34,8 +34,10 @@ The rules (as with `jax.jit`):
   and is neither an argument nor the output of a recorded primitive is recomputed by the rule that
   made it, or, when no rule is known for it (random numbers, NumPy computations on the arguments
   outside the primitives, a primitive applied to integer arrays only), the call is refused with
-  an error naming the operation that used it. Numbers computed from the data and fed to a
-  primitive (`F.mul(x, float(x.max()))`) are refused too.
+  an error naming the operation that used it (an array equal in both recordings, such as a
+  random mask of a few elements that happened to come out the same, is taken for a constant).
+  Numbers computed from the data and fed to a primitive (`F.mul(x, float(x.max()))`) are refused
+  too. NumPy views of arguments and intermediates (`for x in X`, `W.T`, reshapes) are replayed.
 - Only primitives can be replayed: a hand-written `add_operation` record has no forward rule and is
   refused. `f` must not call `Autograd()`; `engine.backward` inside `f` is refused (use
   `mytorch.value_and_grad`).
