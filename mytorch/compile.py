@@ -92,7 +92,7 @@ def _walks_recorded() -> Iterator[None]:
 def _inside_a_transform() -> bool:
     from mytorch import transforms
 
-    return transforms._nesting.depth > 0
+    return transforms._inside_a_transform()
 
 
 # ---- arguments: flattened to array leaves and a hashable signature ------------------------------
