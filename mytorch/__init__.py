@@ -11,7 +11,17 @@ array([2., 4., 6.])
 """
 
 from mytorch import functional, nn, optim  # functional first: layers are built on it
-from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_recording, no_grad
+from mytorch.autograd_engine import (
+    Autograd,
+    Operation,
+    Stretch,
+    backward,
+    detect_anomaly,
+    engine,
+    is_recording,
+    no_grad,
+    recording,
+)
 from mytorch.compile import compile as compile  # noqa: A004 - record once, replay
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
@@ -23,8 +33,10 @@ __all__ = [
     "GradientBuffer",
     "MemoryBuffer",
     "Operation",
+    "Stretch",
     "backward",
     "check_grads",
+    "detect_anomaly",
     "engine",
     "functional",
     "grad",
@@ -37,6 +49,7 @@ __all__ = [
     "nn",
     "no_grad",
     "optim",
+    "recording",
     "save",
     "value_and_grad",
     "vjp",

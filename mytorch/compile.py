@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import engine
+from mytorch.autograd_engine import Stretch, engine
 
 __all__ = ["compile", "CompileError"]
 
@@ -74,19 +74,15 @@ class CompileError(TypeError):
 @contextmanager
 def _walks_recorded() -> Iterator[None]:
     """Record `f` as if inside an outer transform: a transform in `f` then records its backward
-    (or tangent) walk as primitives on the tape (create_graph) and leaves it there, and recording is
-    on even under no_grad. This is the only place that reaches into mytorch.transforms."""
+    (or tangent) walk as primitives on the tape (create_graph) and leaves it there. This is the
+    only place that reaches into mytorch.transforms to make that happen."""
     from mytorch import transforms
-    from mytorch.autograd_engine import _state
 
-    outer = _state.recording
     transforms._nesting.depth += 1
-    _state.recording = True
     try:
         yield
     finally:
         transforms._nesting.depth -= 1
-        _state.recording = outer
 
 
 def _inside_a_transform() -> bool:
@@ -160,25 +156,19 @@ class _Recording:
     """One run of `f` on the tape: its operations and its result, the tape then cut back."""
 
     def __init__(self, f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> None:
-        tape = engine()
-        mark = tape.mark()
-        try:
+        with Stretch() as stretch:  # records (even under no_grad); cut back on leaving
             with _walks_recorded():
                 self.result = f(*args, **kwargs)
-            if engine() is not tape:
+            if engine() is not stretch.engine:
                 raise CompileError(
                     "compile: the function started a new engine (Autograd()) while it was recorded; "
                     "create the engine once, outside the compiled function"
                 )
-            self.ops = [(op.primitive, op.inputs, op.params or {}, op.output, op)
-                        for op in tape.operation_list[mark[0]:]]
-        finally:
-            if engine() is tape:
-                tape.cut_back(mark)
+            self.ops = [(op.primitive, op.inputs, op.params or {}, op.output, op) for op in stretch.records]
         self.arrays = arrays
         for primitive, _, _, _, op in self.ops:
-            if primitive is None:
-                name = getattr(op.backward_operation, "__name__", repr(op.backward_operation))
+            if getattr(primitive, "forward", None) is None:
+                name = getattr(primitive, "name", None) or repr(op.backward_operation)
                 raise CompileError(
                     f"compile: the function records a hand-written add_operation ({name}), which has no "
                     "forward rule to replay; define it as a primitive (mytorch.functional.primitive)"
@@ -510,7 +500,7 @@ class _Builder:
              param_texts: dict[str, str], output: Any) -> tuple[str, str, list[str] | None]:
         """The text of one operation: NumPy itself where the rule is plain NumPy (checked on the
         recorded values: the inline form must give the recorded output exactly), else its forward."""
-        from mytorch.functional import PRIMITIVES
+        from mytorch.primitive import PRIMITIVES
 
         forward = primitive.forward
         if isinstance(forward, np.ufunc) and getattr(np, forward.__name__, None) is forward and not params:
@@ -565,7 +555,7 @@ class _Builder:
             param_texts = {k: self.expression(v, other_params.get(k), where, reads)
                            for k, v in params.items()}
             text, kind, ufunc_args = self.call(primitive, tuple(inputs), params, args, param_texts, output)
-            from mytorch.functional import PRIMITIVES
+            from mytorch.primitive import PRIMITIVES
 
             pure = PRIMITIVES.get(primitive.name) is primitive  # a user's primitive may draw random numbers
             target = self.emit(text, reads, output, kind=kind, pure=pure, ufunc_args=ufunc_args)

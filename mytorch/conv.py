@@ -35,16 +35,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mytorch.autograd_engine import is_recording
-from mytorch.functional import (
-    _wants,
-    add,
-    matmul,
-    mul,
-    primitive,
-    reshape,
-    transpose,
-)
-from mytorch.functional import sum as sum_over
+from mytorch.primitive import primitive
+from mytorch.rules.core import add, matmul, mul, reshape, transpose
+from mytorch.rules.core import sum as sum_over
 
 # ---- geometry ---------------------------------------------------------------------------------
 
@@ -304,25 +297,33 @@ def _convolution(name: str, dims: int) -> Any:
             _remember_windows(out, cols)
         return out
 
-    def vjp(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> tuple:
-        kernel, stride, pads, dilation, out_size = _conv_geometry(
-            x, weight, bias, stride, padding, dilation, groups, name, dims
-        )
-        batch = np.shape(x)[0]
-        out_channels = np.shape(weight)[0]
-        g_rows = reshape(g, (batch, out_channels, -1))  # (N, F, O)
-        grad_x = grad_w = grad_b = None
-        if _wants(x):  # x̄ = col2im(W_rowsᵀ · ȳ[n])
-            cols = matmul(transpose(reshape(weight, (out_channels, -1))), g_rows)  # (N, C·K, O)
-            grad_x = rows_to_image(cols, np.shape(x), kernel, stride, pads, dilation)
-        if _wants(weight):  # W̄ = Σ_n ȳ[n] · cols[n]ᵀ, on the forward's own windows
-            cols = conv_windows(x, ans, kernel, stride, pads, dilation)
-            per_sample = matmul(g_rows, transpose(cols, (0, 2, 1)))  # (N, F, C·K)
-            grad_w = reshape(sum_over(per_sample, axis=0), np.shape(weight))
-        if _wants(bias):
-            grad_b = sum_over(g_rows, axis=(0, 2))
-        return grad_x, grad_w, grad_b
+    # One rule per input: a walk runs only those whose gradient it needs (x̄ is skipped for data).
+    def geometry(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+                 groups: int) -> tuple:
+        return _conv_geometry(x, weight, bias, stride, padding, dilation, groups, name, dims)
+
+    def g_rows(g: np.ndarray, x: Any, weight: Any) -> np.ndarray:
+        return reshape(g, (np.shape(x)[0], np.shape(weight)[0], -1))  # (N, F, O)
+
+    def vjp_x(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
+              padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
+        # x̄ = col2im(W_rowsᵀ · ȳ[n])
+        kernel, stride, pads, dilation, _ = geometry(x, weight, bias, stride, padding, dilation, groups)
+        w_rows = reshape(weight, (np.shape(weight)[0], -1))
+        cols = matmul(transpose(w_rows), g_rows(g, x, weight))  # (N, C·K, O)
+        return rows_to_image(cols, np.shape(x), kernel, stride, pads, dilation)
+
+    def vjp_weight(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
+                   padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
+        # W̄ = Σ_n ȳ[n] · cols[n]ᵀ, on the forward's own windows
+        kernel, stride, pads, dilation, _ = geometry(x, weight, bias, stride, padding, dilation, groups)
+        cols = conv_windows(x, ans, kernel, stride, pads, dilation)
+        per_sample = matmul(g_rows(g, x, weight), transpose(cols, (0, 2, 1)))  # (N, F, C·K)
+        return reshape(sum_over(per_sample, axis=0), np.shape(weight))
+
+    def vjp_bias(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
+        return sum_over(g_rows(g, x, weight), axis=(0, 2))
 
     def jvp(t: list, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
             padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
@@ -336,7 +337,7 @@ def _convolution(name: str, dims: int) -> Any:
         return tangent
 
     forward.__name__ = name
-    conv = primitive(name, forward, vjp=vjp, jvp=jvp, arity=3)
+    conv = primitive(name, forward, vjp=(vjp_x, vjp_weight, vjp_bias), jvp=jvp, arity=3)
     return conv
 
 

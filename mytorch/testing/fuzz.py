@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mytorch import functional as F
-from mytorch.autograd_engine import no_grad
+from mytorch.autograd_engine import Stretch, no_grad
 from mytorch.testing.cases import CASES, _show
 from mytorch.testing.strategies import (
     axes,
@@ -38,6 +38,7 @@ from mytorch.testing.strategies import (
     indices,
     reshape_targets,
 )
+from mytorch.transforms import grad, jvp
 
 __all__ = ["Program", "Step", "compare_with_finite_differences", "compare_with_torch", "programs"]
 
@@ -470,47 +471,36 @@ def _leaves(program: Program) -> list[np.ndarray]:
 
 def mytorch_run(program: Program, leaves: list[np.ndarray]) -> tuple:
     """Values, loss, and the gradient of the loss with respect to each leaf, by the engine."""
-    import mytorch
-
-    engine = mytorch.engine()
-    mark = engine.mark()
-    try:
+    with Stretch() as stretch:
         values, loss = program.run_mytorch(leaves)
-        adjoints = engine.walk_backward(len(engine.operation_list) - 1, np.ones_like(loss), stop=mark[0])
-        assert engine.operation_list[-1].output is loss
+        adjoints = stretch.backward(loss, np.ones_like(loss))
         grads = [adjoints.get(id(leaf), np.zeros_like(leaf)) for leaf in leaves]
         return [np.array(v) for v in values], np.array(loss), grads
-    finally:
-        engine.cut_back(mark)
 
 
 def _tangent_mytorch(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> np.ndarray:
     """The loss's derivative along `directions`, by forward mode (tangent rules)."""
-    import mytorch
-
-    _, tangent = mytorch.jvp(lambda *xs: program.run_mytorch(list(xs))[1], leaves, directions)
+    _, tangent = jvp(lambda *xs: program.run_mytorch(list(xs))[1], leaves, directions)
     return np.asarray(tangent)
 
 
 def _hvp_mytorch(
     program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]
 ) -> list[np.ndarray]:
-    import mytorch
-
     count = len(leaves)
 
     def loss(*xs: np.ndarray) -> np.ndarray:
         return program.run_mytorch(list(xs))[1]
 
     def directional(*xs: np.ndarray) -> np.ndarray:
-        grads = mytorch.grad(loss, argnums=tuple(range(count)))(*xs)
+        grads = grad(loss, argnums=tuple(range(count)))(*xs)
         total = None
         for g, v in zip(grads, directions):
             term = F.sum(F.mul(g, v))
             total = term if total is None else F.add(total, term)
         return total
 
-    return list(mytorch.grad(directional, argnums=tuple(range(count)))(*leaves))
+    return list(grad(directional, argnums=tuple(range(count)))(*leaves))
 
 
 def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> tuple:
@@ -621,7 +611,7 @@ def compare_with_finite_differences(
         rtol,
         atol,
     )
-    for position, (k, grad) in enumerate(zip(program.leaves, grads)):
+    for position, (k, gradient) in enumerate(zip(program.leaves, grads)):
         numeric = np.zeros(leaves[position].shape)
         for index in np.ndindex(*numeric.shape):
             ahead, behind = [leaf.copy() for leaf in leaves], [leaf.copy() for leaf in leaves]
@@ -630,7 +620,7 @@ def compare_with_finite_differences(
             numeric[index] = (loss_at(ahead) - loss_at(behind)) / (2 * step)
         _assert_close(
             f"gradient of the loss with respect to v{k} (finite differences)",
-            grad,
+            gradient,
             numeric,
             program,
             rtol,
