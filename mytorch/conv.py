@@ -250,6 +250,16 @@ conv_windows = _internal_primitive(
 # ---- convolution ------------------------------------------------------------------------------
 
 
+def _weight_rows(weight: Any) -> np.ndarray:
+    """A kernel (F, C, *K) as the matrix (F, C·K)."""
+    return reshape(weight, (np.shape(weight)[0], -1))
+
+
+def _sample_rows(g: Any) -> np.ndarray:
+    """An output or its adjoint (N, F, *O) as one matrix (F, O) per sample: (N, F, O)."""
+    return reshape(g, (*np.shape(g)[:2], -1))
+
+
 def _conv_geometry(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
                    groups: int, op: str, dims: int) -> tuple:
     w_shape = np.shape(weight)
@@ -297,33 +307,10 @@ def _convolution(name: str, dims: int) -> Any:
             _remember_windows(out, cols)
         return out
 
-    # One rule per input: a walk runs only those whose gradient it needs (x̄ is skipped for data).
     def geometry(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
                  groups: int) -> tuple:
-        return _conv_geometry(x, weight, bias, stride, padding, dilation, groups, name, dims)
-
-    def g_rows(g: np.ndarray, x: Any, weight: Any) -> np.ndarray:
-        return reshape(g, (np.shape(x)[0], np.shape(weight)[0], -1))  # (N, F, O)
-
-    def vjp_x(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-              padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
-        # x̄ = col2im(W_rowsᵀ · ȳ[n])
-        kernel, stride, pads, dilation, _ = geometry(x, weight, bias, stride, padding, dilation, groups)
-        w_rows = reshape(weight, (np.shape(weight)[0], -1))
-        cols = matmul(transpose(w_rows), g_rows(g, x, weight))  # (N, C·K, O)
-        return rows_to_image(cols, np.shape(x), kernel, stride, pads, dilation)
-
-    def vjp_weight(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-                   padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
-        # W̄ = Σ_n ȳ[n] · cols[n]ᵀ, on the forward's own windows
-        kernel, stride, pads, dilation, _ = geometry(x, weight, bias, stride, padding, dilation, groups)
-        cols = conv_windows(x, ans, kernel, stride, pads, dilation)
-        per_sample = matmul(g_rows(g, x, weight), transpose(cols, (0, 2, 1)))  # (N, F, C·K)
-        return reshape(sum_over(per_sample, axis=0), np.shape(weight))
-
-    def vjp_bias(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
-        return sum_over(g_rows(g, x, weight), axis=(0, 2))
+        """(kernel, stride, padding pairs, dilation): what the windows of this convolution need."""
+        return _conv_geometry(x, weight, bias, stride, padding, dilation, groups, name, dims)[:4]
 
     def jvp(t: list, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
             padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
@@ -337,7 +324,28 @@ def _convolution(name: str, dims: int) -> Any:
         return tangent
 
     forward.__name__ = name
-    conv = primitive(name, forward, vjp=(vjp_x, vjp_weight, vjp_bias), jvp=jvp, arity=3)
+    conv = primitive(
+        name, forward, arity=3,
+        # y[n] = W_rows · cols[n] + b:  x̄ = col2im(W_rowsᵀ · ȳ[n]),  W̄ = Σ_n ȳ[n] · cols[n]ᵀ on the
+        # forward's own windows,  b̄ = Σ ȳ. One rule per input: a walk runs only those it needs.
+        vjp=(
+            lambda g, ans, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1: rows_to_image(
+                matmul(transpose(_weight_rows(weight)), _sample_rows(g)), np.shape(x),
+                *geometry(x, weight, bias, stride, padding, dilation, groups),
+            ),
+            lambda g, ans, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1: reshape(
+                sum_over(matmul(_sample_rows(g), transpose(
+                    conv_windows(x, ans, *geometry(x, weight, bias, stride, padding, dilation, groups)),
+                    (0, 2, 1),
+                )), axis=0),
+                np.shape(weight),
+            ),
+            lambda g, ans, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1: sum_over(
+                _sample_rows(g), axis=(0, 2)
+            ),
+        ),
+        jvp=jvp,
+    )
     return conv
 
 
