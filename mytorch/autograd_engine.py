@@ -28,6 +28,7 @@ import inspect
 import os
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -45,7 +46,9 @@ class _ThreadState(threading.local):
     anomaly: int = 0  # how many detect_anomaly() blocks are open
 
 
-_state = _ThreadState()
+# This thread's engine and recording flag. Read it (primitives check `state.recording` on every
+# call); change it only through `recording(...)`, `no_grad()`, `detect_anomaly()` and `Autograd()`.
+state = _state = _ThreadState()
 
 
 def engine() -> Autograd:
@@ -62,12 +65,6 @@ def engine() -> Autograd:
 def is_recording() -> bool:
     """Whether primitives called now are recorded on the tape."""
     return _state.recording
-
-
-def record(primitive: Any, inputs: tuple, output: Any, params: dict) -> None:
-    """Record a primitive's application on the current engine (when recording is on)."""
-    if _state.recording:
-        (_state.engine or engine())._record(primitive, inputs, output, params)
 
 
 class recording:
@@ -335,7 +332,7 @@ class Operation:
     """
 
     __slots__ = (
-        "inputs", "output", "gradients_to_update", "backward_operation", "primitive", "params",
+        "inputs", "output", "gradients_to_update", "backward_operation", "primitive", "params", "needs",
         "source", "saved",
     )
 
@@ -347,6 +344,7 @@ class Operation:
         backward_operation: Callable[..., Any],
         primitive: Any = None,
         params: dict[str, Any] | None = None,
+        needs: tuple[bool, ...] | None = None,
     ) -> None:
         self.inputs = inputs
         self.output = output
@@ -354,6 +352,10 @@ class Operation:
         self.backward_operation = backward_operation
         self.primitive = primitive if primitive is not None else _HandWritten(backward_operation)
         self.params = params if params is not None else _NO_PARAMS
+        # Which inputs carry a gradient (float arrays, or a hand-written target): fixed at record time.
+        self.needs = needs if needs is not None else tuple(
+            target is not None or _is_float_array(value) for value, target in zip(inputs, gradients_to_update)
+        )
         self.source = self.saved = None  # set in anomaly mode
 
     @property
@@ -367,12 +369,21 @@ class Operation:
 
 _NO_PARAMS: dict[str, Any] = {}
 _NO_TARGETS = {n: (None,) * n for n in range(8)}
+_NEEDS: dict[tuple[int, int], tuple[bool, ...]] = {}
 
 
 def _no_targets(count: int) -> tuple[None, ...]:
     # Shared tuples for the usual arities; concatenate and stack may take any number of inputs.
     targets = _NO_TARGETS.get(count)
     return targets if targets is not None else (None,) * count
+
+
+def _needs_of(count: int, mask: int) -> tuple[bool, ...]:
+    """The shared tuple of `count` flags, flag i set where bit i of `mask` is."""
+    needs = _NEEDS.get((count, mask))
+    if needs is None:
+        needs = _NEEDS[count, mask] = tuple(bool(mask >> i & 1) for i in range(count))
+    return needs
 
 
 class _HandWritten:
@@ -403,7 +414,10 @@ class _HandWritten:
                 f"backward: {self.name} returned {count} gradient(s) for {len(inputs)} inputs; a "
                 "backward rule returns one gradient per input, as a tuple"
             )
-        return grads
+        return [
+            _checked_gradient(self.name, i, value, grad) if need and grad is not None else None
+            for i, (value, grad, need) in enumerate(zip(inputs, grads, needs))
+        ]
 
 
 def _is_float_array(value: Any) -> bool:
@@ -446,50 +460,46 @@ def walk_backward(
                 visited.append(index)
             if buffer is not None:
                 buffer.mark_freed(key)
-            needs = _needs(op, wanted)
-            if not any(needs):
-                continue
+            needs = op.needs
+            if wanted is not None:
+                needs = _wanted(op, wanted)
+                if not any(needs):
+                    continue
             grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
             if op.source is not None or _state.anomaly:
                 _check_gradients(op, grads)
-            for value, grad, target, need in zip(op.inputs, grads, op.gradients_to_update, needs):
-                if need and grad is not None:
-                    _accumulate(adjoints, op, value, grad, target, create_graph)
+            # Accumulate: `+=` into a hand-written record's target array, or into the adjoint map.
+            for value, grad, target in zip(op.inputs, grads, op.gradients_to_update):
+                if grad is None:
+                    continue
+                if target is not None:
+                    target += grad
+                    continue
+                key = id(value)
+                previous = adjoints.get(key)
+                if previous is None:
+                    adjoints[key] = grad
+                elif create_graph and _recorded_add is not None:
+                    adjoints[key] = _recorded_add(previous, grad)
+                else:
+                    adjoints[key] = previous + grad  # out of place: grad may be shared
     return adjoints
 
 
-def _needs(op: Operation, wanted: set[int] | None) -> list[bool]:
-    """Which inputs' gradients the walk needs: float arrays, on a path to a wanted leaf."""
-    return [
-        _is_float_array(value) and (wanted is None or target is not None or id(value) in wanted)
-        for value, target in zip(op.inputs, op.gradients_to_update)
-    ]
+def _wanted(op: Operation, wanted: set[int]) -> tuple[bool, ...]:
+    """`op.needs`, narrowed to the inputs on a path to a wanted leaf (and hand-written targets)."""
+    return tuple(
+        need and (target is not None or id(value) in wanted)
+        for value, target, need in zip(op.inputs, op.gradients_to_update, op.needs)
+    )
 
 
-def _accumulate(adjoints: dict[int, Any], op: Operation, value: Any, grad: Any, target: Any,
-                create_graph: bool) -> None:
-    """Add one input's gradient: `+=` into the record's target array, or into the adjoint map."""
-    if type(grad) is not np.ndarray or grad.shape != np.shape(value):
-        grad = _checked_gradient(op, value, grad)
-    if target is not None:
-        target += grad
-        return
-    key = id(value)
-    previous = adjoints.get(key)
-    if previous is None:
-        adjoints[key] = grad
-    elif create_graph and _recorded_add is not None:
-        adjoints[key] = _recorded_add(previous, grad)
-    else:
-        adjoints[key] = previous + grad  # out of place: grad may be shared
-
-
-def _checked_gradient(op: Operation, value: Any, grad: Any) -> np.ndarray:
+def _checked_gradient(name: str, position: int, value: Any, grad: Any) -> np.ndarray:
+    """A hand-written rule's gradient as an array of its input's shape and dtype, or an error."""
     grad = np.asarray(grad)
     if grad.shape != np.shape(value):
-        position = next(i for i, v in enumerate(op.inputs) if v is value)
         raise ValueError(
-            f"backward: {op.name} returned a gradient of shape {grad.shape} for input {position} "
+            f"backward: {name} returned a gradient of shape {grad.shape} for input {position} "
             f"of shape {np.shape(value)}"
         )
     return grad
@@ -611,41 +621,47 @@ class Autograd:
         This runs once per operation, so it is written flat: `_hold` and `add_spot`, inlined for
         the usual case.
         """
-        tracked = False
+        mask, bit = 0, 1
         memory, arrays, held = self.gradient_buffer.memory, self.gradient_buffer._arrays, self._held
         for value in inputs:
             if (type(value) is np.ndarray or isinstance(value, np.ndarray)) and value.dtype.kind == "f":
-                tracked = True
+                mask |= bit
                 key = id(value)
                 if key not in held:
                     _hold(held, value)
                 if key not in memory:
                     memory[key] = None
                     arrays[key] = value
-        if tracked:
-            if output.base is None and output.flags.writeable:  # a fresh array: hold it alone
-                output.setflags(write=False)
-                _HOLDERS[id(output)] = 1
-                held[id(output)] = output
-            else:
-                _hold(held, output)
-            self._append(Operation(inputs, output, _no_targets(len(inputs)), None, primitive, params))
-        else:
+            bit <<= 1
+        if not mask:
             self._constant_operations += 1
-
-    def _append(self, op: Operation) -> None:
+            return
+        if output.base is None and output.flags.writeable:  # a fresh array: hold it alone
+            output.setflags(write=False)
+            _HOLDERS[id(output)] = 1
+            held[id(output)] = output
+        else:
+            _hold(held, output)
+        count = len(inputs)
+        op = Operation(inputs, output, _no_targets(count), None, primitive, params, _needs_of(count, mask))
         tape = self.operation_list
         tape.append(op)
+        if _state.anomaly or len(tape) >= LONG_TAPE:
+            self._appended(op)
+
+    def _append(self, op: Operation) -> None:
+        self.operation_list.append(op)
+        self._appended(op)
+
+    def _appended(self, op: Operation) -> None:
         if _state.anomaly:
             _watch(op)
-        if len(tape) >= LONG_TAPE and not self._warned_long:
+        if len(self.operation_list) >= LONG_TAPE and not self._warned_long:
             self._warned_long = True
-            import warnings
-
             warnings.warn(
-                f"the tape holds {len(tape):,} operations that no backward has walked: a loop that "
-                "never calls backward (inference, evaluation) should run inside mytorch.no_grad(), "
-                "or call engine.zero_grad()",
+                f"the tape holds {len(self.operation_list):,} operations that no backward has "
+                "walked: a loop that never calls backward (inference, evaluation) should run inside "
+                "mytorch.no_grad(), or call engine.zero_grad()",
                 ResourceWarning,
                 stacklevel=4,
             )
@@ -683,8 +699,9 @@ class Autograd:
         wanted = None if inputs is None else self._paths_from(inputs, start)
         memory = self.gradient_buffer
         visited: list[int] | None = None if retain_graph or create_graph else []
-        adjoints = walk_backward(
-            tape, start, seed, create_graph=create_graph, wanted=wanted, visited=visited, buffer=memory
+        adjoints = walk_backward(  # a walk that consumes forgets the intermediates: no need to mark them
+            tape, start, seed, create_graph=create_graph, wanted=wanted, visited=visited,
+            buffer=memory if visited is None else None,
         )
         self._refuse_consumed(adjoints)
         stored = {id(seed)}  # arrays the buffer must not alias: the user's seed, earlier leaves' gradients

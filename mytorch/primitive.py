@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import record, recording
+from mytorch.autograd_engine import engine, recording, state
 from mytorch.utils import unbroadcast as sum_to
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -130,7 +130,8 @@ class Primitive:
             if value is output:  # an array is known by its identity: the output must be its own
                 output = output.view()
                 break
-        record(self, inputs, output, params)
+        if state.recording:
+            (state.engine or engine())._record(self, inputs, output, params)
         return output
 
     def _checked_inputs(self, inputs: tuple) -> tuple:
@@ -170,6 +171,12 @@ class Primitive:
                     "one gradient per input, as a tuple (None for an input without one): "
                     "`return (grad_x,)` for one input"
                 )
+        if len(grads) == 1:  # the usual case, without enumerate and zip
+            grad, value = grads[0], inputs[0]
+            if needs[0] and type(grad) is np.ndarray and grad.dtype is value.dtype and (
+                grad.shape == value.shape
+            ):
+                return grads
         return [
             _fitted(self, i, grad, value) if need and grad is not None else None
             for i, (grad, value, need) in enumerate(zip(grads, inputs, needs))
@@ -242,6 +249,8 @@ def reduce_to(g: Any, x: Any) -> Any:
     >>> reduce_to(np.ones((4, 3)), np.zeros(3))
     array([4., 4., 4.])
     """
+    if type(g) is np.ndarray and type(x) is np.ndarray and g.shape == x.shape:
+        return g  # the usual case, without np.shape's calls
     return g if np.shape(g) == np.shape(x) else unbroadcast(g, np.shape(x))
 
 

@@ -78,6 +78,14 @@ def test_inference_outside_no_grad_locks_until_released_and_no_grad_does_not():
     W += 1
 
 
+def test_a_tape_no_loop_needs_warns_once(monkeypatch):
+    monkeypatch.setattr(mytorch.autograd_engine, "LONG_TAPE", 50)
+    W = np.ones(3)
+    with pytest.warns(ResourceWarning, match="no_grad"):
+        for _ in range(60):
+            F.mul(W, 2.0)  # inference outside no_grad: recorded, never walked
+
+
 # ---- seeds that are really losses -----------------------------------------------------------------
 
 

@@ -333,6 +333,48 @@ def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None
     return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
 
 
+def _leaf_linear(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+    """New leaves W (out, in) and b (out,), and linear(x, W, b): a layer as one primitive."""
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    inner, out = values[k].shape[-1], draw(st.integers(1, 3))
+    if not _size_ok(values[k].shape[:-1] + (out,)) or not _size_ok((out, inner)):
+        return None
+    dtype = values[k].dtype
+    weight = draw(float_arrays((out, inner), dtype, low=-1.0, high=1.0))
+    bias = draw(float_arrays((out,), dtype, low=-1.0, high=1.0))
+    return [Step("leaf", params={"value": weight}), Step("leaf", params={"value": bias}),
+            Step("linear", (k, len(values), len(values) + 1))]
+
+
+def _astype(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values)  # to its own dtype: a float32 program stays float32
+    return None if k is None else Step("astype", (k,), {"dtype": values[k].dtype})
+
+
+def _unbroadcast(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    """Sum a value back to a shape that broadcasts to it (leading axes dropped, some axes to 1)."""
+    k = _pick(draw, values)
+    if k is None:
+        return None
+    shape = values[k].shape
+    kept = shape[draw(st.integers(0, len(shape))):]
+    return Step("unbroadcast", (k,), {"shape": tuple(1 if draw(st.booleans()) else n for n in kept)})
+
+
+def _scatter_add(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    """A value added into zeros of a larger shape, at one position of a new leading axis."""
+    k = _pick(draw, values)
+    if k is None:
+        return None
+    rows = draw(st.integers(1, 3))
+    shape = (rows, *values[k].shape)
+    if not _size_ok(shape):
+        return None
+    return Step("scatter_add", (k,), {"index": draw(st.integers(0, rows - 1)), "shape": shape})
+
+
 def _as_image(draw: st.DrawFn, values: list[np.ndarray], dims: int) -> list[Step] | None:
     """A value reshaped to one channel of a batch of one: (1, 1, W) or (1, 1, H, W)."""
     k = _pick(draw, values, lambda v: v.size > 0)
@@ -409,6 +451,10 @@ MENU: dict[str, Callable] = {
     "log_softmax": _along_axis("log_softmax"),
     "matmul": _matmul,
     "leaf+matmul": _leaf_matmul,
+    "leaf+linear": _leaf_linear,
+    "astype": _astype,
+    "unbroadcast": _unbroadcast,
+    "scatter_add": _scatter_add,
     "reshape": _reshape,
     "transpose": _transpose,
     "expand_dims": _expand_dims,
@@ -424,6 +470,13 @@ MENU: dict[str, Callable] = {
     "conv1d": _leaf_conv(1),
     "conv2d": _leaf_conv(2),
     "max_pool2d": _max_pool2d,
+}
+
+
+# Primitives with no step of their own, and where the fuzzer reaches them instead.
+NOT_DRAWN = {
+    "im2col": "inside every conv1d, conv2d and max_pool2d step (their rules are written with it)",
+    "col2im": "inside the backward walk of every conv1d, conv2d and max_pool2d step",
 }
 
 
