@@ -522,9 +522,20 @@ class _Builder:
         elif (name == "sum" and set(p) == {"axis", "keepdims"} and isinstance(inputs[0], np.ndarray)
               and inputs[0].dtype.kind == "f"):
             inline = (f"np.add.reduce({args[0]}, axis={p['axis']}, keepdims={p['keepdims']})", "fresh", None)
+        elif (name == "unbroadcast" and "shape" in p and isinstance(inputs[0], np.ndarray)
+              and inputs[0].dtype.kind == "f" and inputs[0].ndim >= len(params["shape"])):
+            have, want = inputs[0].shape, tuple(params["shape"])
+            added = len(have) - len(want)
+            axes = tuple(range(added)) + tuple(
+                added + i for i, n in enumerate(want) if n == 1 and have[added + i] != 1
+            )
+            text = f"np.add.reduce({args[0]}, axis={axes!r}, keepdims=True).reshape({want!r})"
+            inline = (text, "view", None)
         elif name == "linear" and not params:
             if inputs[2] is None:
                 inline = (f"np.matmul({args[0]}, np.swapaxes({args[1]}, -1, -2))", "fresh", None)
+            elif np.ndim(inputs[1]) == 2:  # x Wᵀ, then b added in place (a second statement)
+                inline = (f"np.matmul({args[0]}, {args[1]}.T)\n+= {args[2]}", "fresh", None)
             else:
                 self.namespace["_matmul_add"] = _matmul_add
                 inline = (f"_matmul_add({args[0]}, {args[1]}, {args[2]})", "fresh", None)
@@ -532,7 +543,13 @@ class _Builder:
             return generic, "call", None
         try:
             with np.errstate(all="ignore"):
-                again = eval(inline[0], {**self.namespace, **self.values})  # noqa: S307 - our own text
+                expression, _, then = inline[0].partition("\n")
+                scope = {**self.namespace, **self.values}
+                again = eval(expression, scope)  # noqa: S307 - our own text
+                if then:  # an in-place statement on the fresh result: `+= b`
+                    scope["_result"] = again
+                    exec(f"_result {then}", scope)  # noqa: S102 - our own text
+                    again = scope["_result"]
         except Exception:  # noqa: BLE001 - not the rule's exact behaviour: keep the forward
             return generic, "call", None
         if not isinstance(output, np.ndarray) or not _same(np.asarray(again), output):
@@ -632,7 +649,10 @@ class _Builder:
         arguments = [f"a{i}" for i in range(len(self.first.arrays))]
         body = [f"def program({', '.join(arguments)}):"]
         for position, line in enumerate(kept):
-            body.append(f"    {line.target} = {line.text}")
+            expression, _, then = line.text.partition("\n")
+            body.append(f"    {line.target} = {expression}")
+            if then:
+                body.append(f"    {line.target} {then}")
             if position in frees:
                 body.append(f"    del {', '.join(sorted(frees[position]))}")
         body.append(f"    return {result}")
