@@ -31,6 +31,7 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Stretch, engine, recording
+from mytorch.utils import gradient_dtype
 
 # ---- where transforms nest ------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class _Constant(np.ndarray):
 
 
 def _zeros_like_tangent(array: np.ndarray) -> np.ndarray:
-    return np.zeros(array.shape, array.dtype if array.dtype.kind == "f" else np.float64)
+    return np.zeros(array.shape, gradient_dtype(array))
 
 
 # ---- a trace: f run once on the tape --------------------------------------------------------
@@ -224,7 +225,7 @@ def _returned(value: np.ndarray, nested: bool) -> np.ndarray:
 
 def _checked_seed(seed: Any, like: np.ndarray, who: str, what: str, record: bool) -> np.ndarray:
     """A cotangent or tangent of `like`'s shape, in its float dtype (cast on the tape if `record`)."""
-    dtype = like.dtype if like.dtype.kind == "f" else np.float64
+    dtype = gradient_dtype(like)
     if isinstance(seed, np.ndarray) and seed.dtype.kind != "f":
         seed = seed.astype(dtype)
     seed = seed if isinstance(seed, np.ndarray) else np.asarray(seed, dtype=dtype)
@@ -411,7 +412,7 @@ def _jacobian_rev(trace: _Trace, nested: bool) -> list[list[np.ndarray]]:
     """Row by row: the adjoints of the variables for each output element."""
     blocks = []
     for k, output in enumerate(trace.outputs):
-        dtype = output.dtype if output.dtype.kind == "f" else np.float64
+        dtype = gradient_dtype(output)
         rows: list[list[np.ndarray]] = [[] for _ in trace.variables]
         for element in range(output.size):
             cotangents: list[np.ndarray | None] = [None] * len(trace.outputs)

@@ -170,6 +170,25 @@ def _checked(array: np.ndarray, gradient: object, where: str) -> np.ndarray:
 MemoryBuffer = GradientBuffer
 
 
+def is_float_array(value: Any) -> bool:
+    """Whether `value` carries a gradient: a float array (integer and bool arrays are constants).
+
+    >>> is_float_array(np.ones(2)), is_float_array(np.arange(2)), is_float_array(1.0)
+    (True, False, False)
+    """
+    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
+
+
+def gradient_dtype(value: Any) -> np.dtype:
+    """The dtype of `value`'s gradient or tangent: its own float dtype, else float64.
+
+    >>> gradient_dtype(np.ones(2, np.float32)), gradient_dtype(np.arange(2))
+    (dtype('float32'), dtype('float64'))
+    """
+    dtype = getattr(value, "dtype", None)
+    return dtype if dtype is not None and dtype.kind == "f" else np.dtype(np.float64)
+
+
 def broadcast_axes(grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
     """The axes of `grad_shape` that broadcasting `shape` to it added or stretched.
 

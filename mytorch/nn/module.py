@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Autograd, engine, is_recording
+from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording
 
 
 class _LastForward:
@@ -317,14 +317,11 @@ def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) ->
             )
         seed = np.full(output.shape, seed, dtype=output.dtype)
 
-    start = next((i for i in range(last.end - 1, last.mark[0] - 1, -1) if tape[i].output is output), None)
-    if start is None:  # nothing recorded leads to the output: it is an input passed through, or constant
-        adjoints = {id(output): seed}
-    else:
-        adjoints = last.engine.walk_backward(start, seed, stop=last.mark[0])
-
+    stretch = Stretch(last.engine, start=last.mark)
+    stretch.seal(end=last.end)
+    adjoints = stretch.backward(output, seed)
     if consume and len(tape) == last.end:  # this stretch ends the tape: consume it, as a backward does
-        _cut_back_keeping_gradients(last.engine, last.mark)
+        stretch.cut_back(keep_gradients=True)
     buffer = last.engine.gradient_buffer
     for array in module.parameters():
         buffer.set_param(array, adjoint_of(adjoints, array))
@@ -335,19 +332,6 @@ def adjoint_of(adjoints: dict[int, np.ndarray], array: np.ndarray) -> np.ndarray
     """`array`'s adjoint from a walk (a fresh, writable array; zeros if nothing reached it)."""
     adjoint = adjoints.get(id(array))
     return np.zeros_like(array) if adjoint is None else np.array(adjoint, dtype=array.dtype)
-
-
-def _cut_back_keeping_gradients(current: Autograd, mark: tuple) -> None:
-    """Cut the tape back to `mark`, keeping every gradient already set for an array tracked since.
-
-    (Those are the gradients the protocol set for later layers, whose stretches were consumed first.)
-    """
-    buffer = current.gradient_buffer
-    recent = list(buffer.memory.items())[mark[1]:]
-    kept = [(buffer._arrays[key], gradient) for key, gradient in recent if isinstance(gradient, np.ndarray)]
-    current.cut_back(mark)
-    for array, gradient in kept:
-        buffer.set_param(array, gradient)
 
 
 class Sequential(Module):
