@@ -36,6 +36,7 @@ __all__ = [
     "Stretch",
     "backward",
     "check_grads",
+    "compile",
     "detect_anomaly",
     "engine",
     "functional",

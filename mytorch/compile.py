@@ -54,41 +54,18 @@ import functools
 import itertools
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from mytorch.autograd_engine import Stretch, engine
+from mytorch.transforms import inside_a_transform, walks_recorded
 
 __all__ = ["compile", "CompileError"]
 
 
 class CompileError(TypeError):
     """`f` cannot be compiled (the message says why and what to do instead)."""
-
-
-# ---- how transforms are made to record their walks (the one place that knows) --------------------
-
-
-@contextmanager
-def _walks_recorded() -> Iterator[None]:
-    """Record `f` as if inside an outer transform: a transform in `f` then records its backward
-    (or tangent) walk as primitives on the tape (create_graph) and leaves it there. This is the
-    only place that reaches into mytorch.transforms to make that happen."""
-    from mytorch import transforms
-
-    transforms._nesting.depth += 1
-    try:
-        yield
-    finally:
-        transforms._nesting.depth -= 1
-
-
-def _inside_a_transform() -> bool:
-    from mytorch import transforms
-
-    return transforms._inside_a_transform()
 
 
 # ---- arguments: flattened to array leaves and a hashable signature ------------------------------
@@ -157,7 +134,7 @@ class _Recording:
 
     def __init__(self, f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> None:
         with Stretch() as stretch:  # records (even under no_grad); cut back on leaving
-            with _walks_recorded():
+            with walks_recorded():
                 self.result = f(*args, **kwargs)
             if engine() is not stretch.engine:
                 raise CompileError(
@@ -721,7 +698,7 @@ class Compiled:
         functools.update_wrapper(self, f)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if _inside_a_transform():  # an outer transform must see f's operations
+        if inside_a_transform():  # an outer transform must see f's operations
             return self.f(*args, **kwargs)
         key, arrays = _signature(args, kwargs)
         program = self.programs.get(key)

@@ -43,8 +43,20 @@ class _Nesting(threading.local):
 _nesting = _Nesting()
 
 
-def _inside_a_transform() -> bool:
+def inside_a_transform() -> bool:
+    """Whether a transform is active in this thread (then walks record, for it to follow)."""
     return _nesting.depth > 0
+
+
+@contextmanager
+def walks_recorded() -> Iterator[None]:
+    """Run as if inside an outer transform: a transform called inside records its backward (or
+    tangent) walk as primitives and leaves it on the tape. `mytorch.compile` records this way."""
+    _nesting.depth += 1
+    try:
+        yield
+    finally:
+        _nesting.depth -= 1
 
 
 @contextmanager
@@ -314,7 +326,7 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
 
     def vjp_fn(cotangent: Any) -> tuple[np.ndarray, ...]:
         # Called inside a transform, the walk records, so the outer transform can follow it.
-        create_graph = _inside_a_transform()
+        create_graph = inside_a_transform()
         cotangents = _matching(cotangent, trace, "vjp", "cotangent", create_graph)
         grads = trace.pullback(cotangents, create_graph=create_graph)
         return tuple(_returned(g, create_graph) for g in grads)
