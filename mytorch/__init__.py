@@ -22,6 +22,7 @@ from mytorch.autograd_engine import (
     no_grad,
     recording,
 )
+from mytorch.compile import compile as compile  # noqa: A004 - record once, replay
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
@@ -35,6 +36,7 @@ __all__ = [
     "Stretch",
     "backward",
     "check_grads",
+    "compile",
     "detect_anomaly",
     "engine",
     "functional",
