@@ -1,0 +1,1 @@
+"""Primitive rules by family: each module defines primitives with `mytorch.functional.primitive`."""
