@@ -749,13 +749,43 @@ astype = primitive(
 # Convolution and pooling live in their own module; imported here, once the rules' helpers exist.
 from mytorch.conv import conv1d, conv2d, max_pool2d  # noqa: E402, F401
 
-# The wider NumPy/SciPy surface (issue 15): its rules live in mytorch/rules/.
+# The wider NumPy/SciPy surface (issue 15), rules in mytorch/rules/: F.log1p, F.linalg.norm, F.special.gammaln
+from mytorch.rules import linalg, special  # noqa: E402, F401
 from mytorch.rules.numpy_ops import (  # noqa: E402, F401
-    arccos, arcsin, arcsinh, arctan, cosh, cumprod, cumsum, diagonal, einsum, expm1, flip, log1p, logaddexp,
-    outer, prod, repeat, roll, setitem, sign, sinh, softplus, sort, square, std, take, take_along_axis, tan,
-    tensordot, tile, trace, tril, triu, var,
+    arccos,
+    arcsin,
+    arcsinh,
+    arctan,
+    cosh,
+    cumprod,
+    cumsum,
+    diagonal,
+    einsum,
+    expm1,
+    flip,
+    log1p,
+    logaddexp,
+    outer,
+    prod,
+    repeat,
+    roll,
+    setitem,
+    sign,
+    sinh,
+    softplus,
+    sort,
+    square,
+    std,
+    take,
+    take_along_axis,
+    tan,
+    tensordot,
+    tile,
+    trace,
+    tril,
+    triu,
+    var,
 )
-from mytorch.rules import linalg, special  # noqa: E402, F401  (F.linalg.norm, F.special.gammaln, ...)
 
 # ---- `name_backward` for every primitive, for hand-written `add_operation` calls ----------
 

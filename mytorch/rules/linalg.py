@@ -84,7 +84,7 @@ def _symmetrize(a: Any) -> Any:
 # ---- norm -----------------------------------------------------------------------------------------
 
 
-def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, tuple[int, ...]]:
+def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, tuple[int, ...]]:  # noqa: A002
     """Which norm (as "1", "2" or "inf" of the elements) over which axes; NumPy's reading of
     `ord` and `axis`. Matrix norms other than Frobenius are refused."""
     ndim = np.ndim(x)
@@ -112,7 +112,7 @@ def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, tuple[int, ...]]:
     raise NotImplementedError(f"norm: vector ord={ord!r} is not supported (1, 2, inf)")
 
 
-def _norm_forward(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+def _norm_forward(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> np.ndarray:  # noqa: A002
     _norm_kind(x, ord, axis)
     return np.linalg.norm(x, ord, axis, keepdims)
 
@@ -135,14 +135,14 @@ def _norm_slope(x: Any, norm: Any, kind: str, axes: tuple[int, ...]) -> Any:
     return (signs * largest / np.sum(largest, axis=axes, keepdims=True)).astype(dtype)
 
 
-def _norm_vjp(g: np.ndarray, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,
+def _norm_vjp(g: np.ndarray, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,  # noqa: A002
               keepdims: bool = False) -> tuple:
     kind, axes = _norm_kind(x, ord, axis)
     norm = _keep(ans, x.ndim, axes, keepdims)
     return (mul(_keep(g, x.ndim, axes, keepdims), _norm_slope(x, norm, kind, axes)),)
 
 
-def _norm_jvp(t: list, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,
+def _norm_jvp(t: list, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,  # noqa: A002
               keepdims: bool = False) -> np.ndarray:
     kind, axes = _norm_kind(x, ord, axis)
     norm = _keep(ans, x.ndim, axes, keepdims)
@@ -280,7 +280,8 @@ def _eigen_gaps(values: Any) -> tuple[Any, np.ndarray]:
 
 
 def _eigh_parts(packed: Any) -> tuple[Any, Any]:
-    return getitem(packed, (Ellipsis, slice(0, 1), slice(None))), getitem(packed, (Ellipsis, slice(1, None), slice(None)))
+    every = slice(None)
+    return getitem(packed, (Ellipsis, slice(0, 1), every)), getitem(packed, (Ellipsis, slice(1, None), every))
 
 
 def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
@@ -314,4 +315,5 @@ def eigh(a: Any) -> EighResult:
     array([1., 2.])
     """
     packed = _eigh(a)
-    return EighResult(getitem(packed, (Ellipsis, 0, slice(None))), getitem(packed, (Ellipsis, slice(1, None), slice(None))))
+    every, rows = slice(None), slice(1, None)
+    return EighResult(getitem(packed, (Ellipsis, 0, every)), getitem(packed, (Ellipsis, rows, every)))

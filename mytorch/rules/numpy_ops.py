@@ -312,7 +312,9 @@ def _cumprod_jvp(t: list, ans: np.ndarray, x: Any, axis: Any = None) -> np.ndarr
     return _moveaxis(sum_(mul(weighted, after), axis=-2), -1, axis)
 
 
-cumprod = primitive("cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), vjp=_cumprod_vjp, jvp=_cumprod_jvp)
+cumprod = primitive(
+    "cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), vjp=_cumprod_vjp, jvp=_cumprod_jvp
+)
 
 # ---- rearranging --------------------------------------------------------------------------------
 
@@ -361,7 +363,8 @@ def _along_index(shape: tuple[int, ...], indices: np.ndarray, axis: int) -> tupl
     ndim = len(shape)
     axis %= ndim
     return tuple(
-        np.asarray(indices) if a == axis else np.arange(shape[a]).reshape([-1 if b == a else 1 for b in range(ndim)])
+        np.asarray(indices) if a == axis
+        else np.arange(shape[a]).reshape([-1 if b == a else 1 for b in range(ndim)])
         for a in range(ndim)
     )
 
@@ -457,7 +460,8 @@ diagonal = primitive(
 )
 
 
-def _trace_vjp(g: np.ndarray, ans: np.ndarray, a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> tuple:
+def _trace_vjp(g: np.ndarray, ans: np.ndarray, a: Any, offset: int = 0, axis1: int = 0,
+               axis2: int = 1) -> tuple:
     k = _diagonal_length(np.shape(a), offset, axis1 % np.ndim(a), axis2 % np.ndim(a))
     spread = mul(expand_dims(g, -1), np.ones(k, g.dtype))  # ȳ on every diagonal element
     return (_onto_diagonal(spread, np.shape(a), offset, axis1, axis2),)
@@ -570,7 +574,8 @@ def _einsum_operand_gradient(
     return unbroadcast(grad, np.shape(operands[k]))  # size-1 axes that broadcast
 
 
-def _einsum_vjp(g: np.ndarray, ans: np.ndarray, *operands: Any, subscripts: str, optimize: Any = None) -> tuple:
+def _einsum_vjp(g: np.ndarray, ans: np.ndarray, *operands: Any, subscripts: str,
+                optimize: Any = None) -> tuple:
     terms, out, sizes = _einsum_terms(subscripts, [np.shape(x) for x in operands])
     return tuple(
         _einsum_operand_gradient(g, operands, terms, out, sizes, k, optimize) if _is_float(x) else None
@@ -578,7 +583,8 @@ def _einsum_vjp(g: np.ndarray, ans: np.ndarray, *operands: Any, subscripts: str,
     )
 
 
-def _einsum_jvp(t: list, ans: np.ndarray, *operands: Any, subscripts: str, optimize: Any = None) -> np.ndarray:
+def _einsum_jvp(t: list, ans: np.ndarray, *operands: Any, subscripts: str,
+                optimize: Any = None) -> np.ndarray:
     total = None
     for k, x in enumerate(operands):  # multilinear: one term per float operand
         if _is_float(x):
@@ -627,7 +633,8 @@ def _tensordot_terms(a_ndim: int, b_ndim: int, axes: Any) -> tuple[str, str, str
     b_term = [next(letters) for _ in range(b_ndim)]
     for i, j in zip(a_axes, b_axes):
         b_term[j] = a_term[i]
-    out = [a_term[i] for i in range(a_ndim) if i not in a_axes] + [b_term[j] for j in range(b_ndim) if j not in b_axes]
+    out = [a_term[i] for i in range(a_ndim) if i not in a_axes]
+    out += [b_term[j] for j in range(b_ndim) if j not in b_axes]
     return "".join(a_term), "".join(b_term), "".join(out)
 
 

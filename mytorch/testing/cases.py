@@ -939,7 +939,8 @@ def _logaddexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 def _xlogy(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x_shape, y_shape = draw(_elementwise_shapes(2))
     x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, ties), st.integers(-3, 3))
-    y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype, low=0.2, high=3.0), st.integers(1, 3))
+    make_y = lambda: _values(draw, y_shape, dtype, low=0.2, high=3.0)
+    y = _constant_or(draw, y_shape, make_y, st.integers(1, 3))
     return Example((x, y))
 
 
@@ -971,8 +972,8 @@ def _with_zeros(draw: st.DrawFn, x: np.ndarray) -> np.ndarray:
 def _torch_prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     shape = np.prod(np.zeros(tuple(x.shape)), axis=axis, keepdims=keepdims).shape
     out = x * 1
-    for a in sorted({a % max(x.ndim, 1) for a in ((axis,) if isinstance(axis, int) else axis or range(x.ndim))},
-                    reverse=True):
+    axes_ = (axis,) if isinstance(axis, int) else axis or range(x.ndim)
+    for a in sorted({a % max(x.ndim, 1) for a in axes_}, reverse=True):
         out = out.prod(dim=a, keepdim=True)
     return out.reshape(shape)
 
@@ -1104,7 +1105,8 @@ def _repeat(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 @case(
     "take",
     torch=lambda x, indices, axis=None: _torch_getitem(
-        x.reshape(-1) if axis is None else x, indices if axis is None else (slice(None),) * (axis % x.ndim) + (indices,)
+        x.reshape(-1) if axis is None else x,
+        indices if axis is None else (slice(None),) * (axis % x.ndim) + (indices,),
     ),
     bad=((np.ones((2, 3)), np.array([7])), {}, ("take", "(2, 3)")),
 )
@@ -1114,7 +1116,8 @@ def _take(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     axis = draw(st.none() | st.integers(-len(shape), len(shape) - 1)) if shape else None
     side = math.prod(shape) if axis is None else shape[axis]
     picked = st.integers(-side, side - 1)
-    indices = draw(picked | hnp.arrays(np.intp, shapes(max_dims=2, max_side=3), elements=picked, fill=st.nothing()))
+    many = hnp.arrays(np.intp, shapes(max_dims=2, max_side=3), elements=picked, fill=st.nothing())
+    indices = draw(picked | many)
     return Example((x,), {"indices": indices} if axis is None else {"indices": indices, "axis": axis})
 
 
@@ -1132,7 +1135,8 @@ def _take_along_axis(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x = _values(draw, shape, dtype, ties)
     if draw(st.integers(0, 3)) == 0:  # axis=None: a 1-D index into the flattened array
         size = math.prod(shape)
-        indices = draw(hnp.arrays(np.intp, st.integers(0, 5), elements=st.integers(0, size - 1), fill=st.nothing()))
+        flat = hnp.arrays(np.intp, st.integers(0, 5), elements=st.integers(0, size - 1), fill=st.nothing())
+        indices = draw(flat)
         return Example((x,), {"indices": indices, "axis": None})
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     index_shape = list(shape)
@@ -1289,29 +1293,35 @@ def _torch_setitem(x: Any, value: Any, index: Any) -> Any:
     shape = tuple(x.shape)
     positions = _flat_positions(shape, index)
     landed = torch.as_tensor(_landed(shape, index).reshape(-1))
-    value = _cast_like(x, value)[1] if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point \
-        else value
+    if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
+        value = _cast_like(x, value)[1]
     values = value.to(x.dtype).broadcast_to(positions.shape).reshape(-1)[landed]
     where = torch.as_tensor(positions.reshape(-1))[landed]
     return x.reshape(-1).index_put((where,), values).reshape(shape)
 
 
-@case("setitem", torch=_torch_setitem, bad=((np.ones((2, 3)), np.ones(4)), {"index": 0}, ("setitem", "(2, 3)", "(4,)")))
+@case(
+    "setitem",
+    torch=_torch_setitem,
+    bad=((np.ones((2, 3)), np.ones(4)), {"index": 0}, ("setitem", "(2, 3)", "(4,)")),
+)
 def _setitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     shape = draw(st.one_of(shapes(), shapes(min_side=0)))
     x = _values(draw, shape, dtype, ties)
     index = draw(indices(shape))
     picked = np.zeros(shape)[index].shape
-    value_shape = picked[draw(st.integers(0, len(picked))):]  # trailing axes: it broadcasts
+    value_shape = picked[draw(st.integers(0, len(picked))) :]  # trailing axes: it broadcasts
     value_shape = tuple(1 if draw(st.integers(0, 3)) == 0 else side for side in value_shape)
-    value = _constant_or(draw, value_shape, lambda: _values(draw, value_shape, dtype, ties), st.integers(-3, 3))
+    make_value = lambda: _values(draw, value_shape, dtype, ties)
+    value = _constant_or(draw, value_shape, make_value, st.integers(-3, 3))
     return Example((x, value), {"index": index})
 
 
 # ---- F.linalg -----------------------------------------------------------------------------------
 
 
-def _torch_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+def _torch_norm(x: Any, ord: Any = None,  # noqa: A002
+                 axis: Any = None, keepdims: bool = False) -> Any:
     import torch
 
     p = 2 if ord in (None, "fro") else ord
@@ -1333,7 +1343,8 @@ def _norm(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
             del params["axis"]
             shape = shape[:1]
     elif form == "matrix":
-        params["axis"] = tuple(draw(st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=2, unique=True)))
+        pair = st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=2, unique=True)
+        params["axis"] = tuple(draw(pair))
         if draw(st.booleans()):
             params["ord"] = "fro"
     if draw(st.booleans()):
