@@ -191,14 +191,11 @@ def _exclusive_cumprod(v: Any) -> Any:
     return cumprod(pad(getitem(v, (Ellipsis, slice(None, -1))), width, constant_values=1), axis=-1)
 
 
-def _others_product(x: Any, ans: Any, axis: Any) -> Any:
-    """For each element, the product of the other elements of its reduction group.
-
-    Without zeros that is prod / x; with zeros, the product of the exclusive products from the
-    left and from the right (no division, so a zero factor gives the right, finite gradient).
-    """
-    if np.all(np.asarray(x) != 0):
-        return div(ans, x)  # ans with the reduced axes kept
+def _others_product(x: Any, axis: Any) -> Any:
+    """For each element, the product of the other elements of its reduction group: the product
+    of the exclusive products from the left and from the right. Not prod / x: that divides by
+    zero at a zero factor, and its derivative loses all precision at a tiny one (two terms of
+    size 1/x² cancel)."""
     axes = _axes(axis, x.ndim)
     rest = [a for a in range(x.ndim) if a not in axes]
     order = tuple(rest + list(axes))
@@ -211,12 +208,12 @@ def _others_product(x: Any, ans: Any, axis: Any) -> Any:
 
 
 def _prod_vjp(g: np.ndarray, ans: np.ndarray, x: Any, axis: Any = None, keepdims: bool = False) -> tuple:
-    others = _others_product(x, _keep(ans, x.ndim, axis, keepdims), axis)
+    others = _others_product(x, axis)
     return (mul(_keep(g, x.ndim, axis, keepdims), others),)
 
 
 def _prod_jvp(t: list, ans: np.ndarray, x: Any, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-    others = _others_product(x, _keep(ans, x.ndim, axis, keepdims), axis)
+    others = _others_product(x, axis)
     return sum_(mul(t[0], others), axis=axis, keepdims=keepdims)
 
 
@@ -290,11 +287,21 @@ def _cumprod_parts(v: Any) -> tuple[Any, Any]:
     return _exclusive_cumprod(v), mul(cumprod(factors, axis=-1), _mask(from_diagonal, v))
 
 
+# Up to this many elements in T, the rules use the division-free form; beyond, with no zero in x,
+# the O(n) form with a division by x (whose second derivative loses precision where |x| is tiny).
+_EXACT_CUMPROD_SIZE = 1 << 20
+
+
+def _divide_by_x(x: Any, axis: int) -> bool:
+    values = np.asarray(x)
+    return values.size * values.shape[axis] > _EXACT_CUMPROD_SIZE and bool(np.all(values != 0))
+
+
 def _cumprod_vjp(g: np.ndarray, ans: np.ndarray, x: Any, axis: Any = None) -> tuple:
     if axis is None:
         flat = reshape(x, (-1,))
         return (reshape(_cumprod_vjp(g, ans, flat, 0)[0], np.shape(x)),)
-    if np.all(np.asarray(x) != 0):  # x̄ = (Σ from k on of ȳ_k y_k) / x
+    if _divide_by_x(x, axis):  # x̄ = (Σ from k on of ȳ_k y_k) / x
         return (div(_reverse_cumsum(mul(g, ans), axis), x),)
     before, after = _cumprod_parts(_moveaxis(x, axis, -1))
     gathered = sum_(mul(after, expand_dims(_moveaxis(g, axis, -1), -2)), axis=-1)
@@ -305,7 +312,7 @@ def _cumprod_jvp(t: list, ans: np.ndarray, x: Any, axis: Any = None) -> np.ndarr
     tangent = t[0]
     if axis is None:
         x, tangent, axis = reshape(x, (-1,)), reshape(tangent, (-1,)), 0
-    if np.all(np.asarray(x) != 0):  # ẏ = y · cumsum(ẋ / x)
+    if _divide_by_x(x, axis):  # ẏ = y · cumsum(ẋ / x)
         return mul(ans, cumsum(div(tangent, x), axis))
     before, after = _cumprod_parts(_moveaxis(x, axis, -1))
     weighted = expand_dims(mul(_moveaxis(tangent, axis, -1), before), -1)
