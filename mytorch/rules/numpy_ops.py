@@ -298,14 +298,16 @@ def _divide_by_x(x: Any, axis: int) -> bool:
 
 
 def _cumprod_vjp(g: np.ndarray, ans: np.ndarray, x: Any, axis: Any = None) -> tuple:
-    if axis is None:
-        flat = reshape(x, (-1,))
-        return (reshape(_cumprod_vjp(g, ans, flat, 0)[0], np.shape(x)),)
+    shape, flat = np.shape(x), axis is None
+    if flat:
+        x, axis = reshape(x, (-1,)), 0
     if _divide_by_x(x, axis):  # x̄ = (Σ from k on of ȳ_k y_k) / x
-        return (div(_reverse_cumsum(mul(g, ans), axis), x),)
-    before, after = _cumprod_parts(_moveaxis(x, axis, -1))
-    gathered = sum_(mul(after, expand_dims(_moveaxis(g, axis, -1), -2)), axis=-1)
-    return (_moveaxis(mul(before, gathered), -1, axis),)
+        grad = div(_reverse_cumsum(mul(g, ans), axis), x)
+    else:
+        before, after = _cumprod_parts(_moveaxis(x, axis, -1))
+        gathered = sum_(mul(after, expand_dims(_moveaxis(g, axis, -1), -2)), axis=-1)
+        grad = _moveaxis(mul(before, gathered), -1, axis)
+    return (reshape(grad, shape) if flat else grad,)
 
 
 def _cumprod_jvp(t: list, ans: np.ndarray, x: Any, axis: Any = None) -> np.ndarray:
