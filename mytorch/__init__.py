@@ -10,8 +10,9 @@
 array([2., 4., 6.])
 """
 
-from mytorch import functional, nn, optim  # functional first: layers are built on it
+from mytorch import functional, nn, optim, pytree  # functional first: layers are built on it
 from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_recording, no_grad
+from mytorch.checkpoint import checkpoint
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
@@ -23,6 +24,7 @@ __all__ = [
     "MemoryBuffer",
     "Operation",
     "backward",
+    "checkpoint",
     "check_grads",
     "engine",
     "functional",
@@ -36,6 +38,7 @@ __all__ = [
     "nn",
     "no_grad",
     "optim",
+    "pytree",
     "save",
     "value_and_grad",
     "vjp",

@@ -31,6 +31,7 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd, Operation, _state, engine
+from mytorch.pytree import is_container, value_and_grad_over_trees
 
 # ---- where transforms nest ------------------------------------------------------------------
 
@@ -242,7 +243,7 @@ def _checked_seed(seed: Any, like: np.ndarray, who: str, what: str, record: bool
 # ---- reverse mode ---------------------------------------------------------------------------
 
 
-def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+def _value_and_grad_of_arrays(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     """`f` and its gradient with respect to the arguments in `argnums`, in one pass.
 
     `f` must return a scalar (an array of one element). With a tuple `argnums` the gradients come
@@ -271,10 +272,38 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     return value_and_grad_f
 
 
-def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """`f` and its gradient with respect to the arguments in `argnums`, in one pass.
+
+    `f` must return a scalar (an array of one element). With a tuple `argnums` the gradients come
+    back as a tuple. Plugs into `scipy.optimize.minimize(fun, x0, jac=True)`. Arguments may be
+    dicts, lists and tuples of arrays (nested): their gradients come back in the same structure.
+    With `has_aux=True`, `f` returns `(output, aux)` and this returns `((value, aux), gradient)`.
+
+    >>> from mytorch import functional as F
+    >>> value, slope = value_and_grad(lambda x: F.sum(F.mul(x, x)))(np.array([1.0, 2.0]))
+    >>> float(value), slope
+    (5.0, array([2., 4.]))
+    >>> value_and_grad(lambda p: F.mul(p["w"], 3.0))({"w": 2.0})
+    (array(6.), {'w': array(3.)})
+    """
+    core = _value_and_grad_of_arrays(f, argnums)
+
+    def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+        if has_aux or any(is_container(arg) for arg in args):  # trees and aux: mytorch.pytree
+            return value_and_grad_over_trees(_value_and_grad_of_arrays, f, argnums, has_aux, args, "grad")
+        return core(*args)
+
+    value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
+    return value_and_grad_f
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """The gradient of a scalar-valued `f` with respect to the arguments in `argnums`.
 
-    Nests: `grad(grad(f))` is the second derivative.
+    Nests: `grad(grad(f))` is the second derivative. Arguments may be dicts, lists and tuples of
+    arrays (gradients in the same structure); with `has_aux=True`, `f` returns `(output, aux)`
+    and this returns `(gradient, aux)`.
 
     >>> from mytorch import functional as F
     >>> grad(F.sin)(0.0)
@@ -282,10 +311,11 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     >>> grad(grad(F.sin))(0.0)
     array(-0.)
     """
-    value_and_grad_f = value_and_grad(f, argnums)
+    value_and_grad_f = value_and_grad(f, argnums, has_aux)
 
     def grad_f(*args: Any) -> Any:
-        return value_and_grad_f(*args)[1]
+        value, gradient = value_and_grad_f(*args)
+        return (gradient, value[1]) if has_aux else gradient
 
     grad_f.__name__ = f"grad({getattr(f, '__name__', 'f')})"
     return grad_f
