@@ -287,8 +287,11 @@ def _eigh_parts(packed: Any) -> tuple[Any, Any]:
 def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
     values, vectors = _eigh_parts(ans)
     grad_values, grad_vectors = _eigh_parts(g)
-    gaps, eye = _eigen_gaps(values)
-    middle = add(mul(gaps, matmul(_T(vectors), grad_vectors)), mul(eye, grad_values))
+    eye = np.eye(np.shape(values)[-1], dtype=values.dtype)
+    middle = mul(eye, grad_values)
+    if np.any(np.asarray(grad_vectors)):  # (a loss of the eigenvalues alone is fine at repeated ones)
+        gaps, eye = _eigen_gaps(values)
+        middle = add(mul(gaps, matmul(_T(vectors), grad_vectors)), middle)
     return (_symmetrize(matmul(matmul(vectors, middle), _T(vectors))),)
 
 
