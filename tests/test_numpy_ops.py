@@ -126,7 +126,8 @@ def test_hessian_vector_products_match_pytorch(name, dtype, data):
         theirs = [np.zeros(p.shape) for p in primals]
         if directional.requires_grad:
             second = torch.autograd.grad(directional, leaves, allow_unused=True)
-            theirs = [np.zeros(p.shape) if s is None else s.numpy(force=True) for s, p in zip(second, primals)]
+            theirs = [np.zeros(p.shape) if s is None else s.numpy(force=True)
+                      for s, p in zip(second, primals)]
     rtol, atol = (1e-6, 1e-8) if dtype == np.float64 else (2e-3, 2e-3)
     for m, t in zip(mine, theirs):
         scale = 1 + np.max(np.abs(t), initial=0.0)
