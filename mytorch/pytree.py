@@ -159,3 +159,20 @@ def value_and_grad_over_trees(
     per_argument = {p: tree_unflatten(s, grads[at : at + size]) for p, (s, at, size) in layout.items()}
     result = per_argument[positions[0]] if single else tuple(per_argument[p] for p in positions)
     return ((value, aux[-1]) if has_aux else value), result
+
+
+def vjp_over_trees(core: Callable, f: Callable, primals: tuple) -> tuple[Any, Callable]:
+    """vjp for primals that are trees: `vjp_fn` returns one gradient tree per primal."""
+    leaves, structure = tree_flatten(tuple(primals))
+    out, flat_vjp = core(lambda *values: f(*tree_unflatten(structure, list(values))), *leaves)
+    return out, lambda cotangent: tree_unflatten(structure, list(flat_vjp(cotangent)))
+
+
+def jvp_over_trees(core: Callable, f: Callable, primals: list, tangents: list) -> tuple[Any, Any]:
+    """jvp for primals (and tangents of the same structure) that are trees."""
+    leaves, structure = tree_flatten(tuple(primals))
+    tangent_leaves, tangent_structure = tree_flatten(tuple(tangents))
+    if tangent_structure != structure:
+        raise ValueError(f"jvp: tangents {tangent_structure!r} need the primals' structure {structure!r}")
+    of_leaves = lambda *values: f(*tree_unflatten(structure, list(values)))  # noqa: E731
+    return core(of_leaves, tuple(leaves), tuple(tangent_leaves))

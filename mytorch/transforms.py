@@ -31,7 +31,7 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd, Operation, _state, engine
-from mytorch.pytree import is_container, value_and_grad_over_trees
+from mytorch.pytree import is_container, jvp_over_trees, value_and_grad_over_trees, vjp_over_trees
 
 # ---- where transforms nest ------------------------------------------------------------------
 
@@ -331,13 +331,16 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
     """`f(*primals)` and its vector-Jacobian product function.
 
     `vjp_fn(cotangent)` returns a tuple with one array per primal: `cotangentᵀ · ∂f/∂primal`. The
-    cotangent has the output's shape (a tuple of them if `f` returns a tuple).
+    cotangent has the output's shape (a tuple of them if `f` returns a tuple). A primal may be a
+    dict, list or tuple of arrays: its gradient comes back in the same structure.
 
     >>> from mytorch import functional as F
     >>> out, vjp_fn = vjp(F.mul, np.array([1.0, 2.0]), np.array([3.0, 4.0]))
     >>> vjp_fn(np.array([1.0, 10.0]))
     (array([ 3., 40.]), array([ 1., 20.]))
     """
+    if any(is_container(p) for p in primals):  # trees: mytorch.pytree
+        return vjp_over_trees(vjp, f, primals)
     with _transform_scope() as nested:
         trace = _Trace(f, primals, tuple(range(len(primals))), "vjp")
     outputs = [_returned(o, nested) for o in trace.outputs]
@@ -374,6 +377,8 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     (array(0.), array(2.))
     """
     primals, tangents = _as_sequence(primals), _as_sequence(tangents)
+    if any(is_container(p) for p in primals):  # trees: mytorch.pytree
+        return jvp_over_trees(jvp, f, primals, tangents)
     if len(primals) != len(tangents):
         raise ValueError(
             f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal"

@@ -182,3 +182,17 @@ def test_checkpointing_a_deep_mlp_cuts_peak_memory():
     activation = batch * width * 8
     assert plain_peak > 40 * activation  # two arrays a layer on the tape
     assert kept_peak < 0.5 * plain_peak, (kept_peak / 2**20, plain_peak / 2**20)
+
+
+def test_vjp_and_jvp_take_trees():
+    params = {"a": np.array([1.0, 2.0]), "b": [np.array(3.0)]}
+    f = lambda p: F.sum(F.mul(p["a"], p["b"][0]))
+    out, vjp_fn = mytorch.vjp(f, params)
+    (g,) = vjp_fn(np.array(2.0))
+    assert out == 9.0
+    np.testing.assert_array_equal(g["a"], [6.0, 6.0])
+    np.testing.assert_array_equal(g["b"][0], 6.0)
+    tangent = {"a": np.array([1.0, 0.0]), "b": [np.array(1.0)]}
+    assert mytorch.jvp(f, (params,), (tangent,))[1] == 3.0 + 3.0
+    with pytest.raises(ValueError, match="structure"):
+        mytorch.jvp(f, (params,), ({"a": np.ones(2)},))
