@@ -11,7 +11,17 @@ array([2., 4., 6.])
 """
 
 from mytorch import functional, nn, optim, pytree  # functional first: layers are built on it
-from mytorch.autograd_engine import Autograd, Operation, backward, engine, is_recording, no_grad
+from mytorch.autograd_engine import (
+    Autograd,
+    Operation,
+    Stretch,
+    backward,
+    detect_anomaly,
+    engine,
+    is_recording,
+    no_grad,
+    recording,
+)
 from mytorch.checkpoint import checkpoint
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
@@ -23,9 +33,11 @@ __all__ = [
     "GradientBuffer",
     "MemoryBuffer",
     "Operation",
+    "Stretch",
     "backward",
     "checkpoint",
     "check_grads",
+    "detect_anomaly",
     "engine",
     "functional",
     "grad",
@@ -39,6 +51,7 @@ __all__ = [
     "no_grad",
     "optim",
     "pytree",
+    "recording",
     "save",
     "value_and_grad",
     "vjp",

@@ -3,32 +3,52 @@
 Forward pass: every operation appends one `Operation` (inputs, output, backward rule) to the tape,
 `Autograd.operation_list`. Recording order is a topological order, so
 
-- the reverse walk (`backward`) is a plain loop from the end of the list to its start, handing each
-  operation the adjoint of its output and accumulating the adjoints of its inputs;
-- the forward walk (`walk_forward`) is a plain loop from a mark to the end, pushing tangents.
+- the reverse walk (`walk_backward`) is a plain loop from the end of a list of records to its
+  start, handing each record the adjoint of its output and accumulating the adjoints of its inputs;
+- the forward walk (`walk_forward`) is a plain loop from a start to the end, pushing tangents.
 
 No recursion, no graph search: a tape of a million operations walks like one of ten.
+
+Every record has one shape: its `primitive` answers `pullback(grad_output, output, inputs, params,
+needs)`. A primitive (mytorch.primitive) brings its own; a hand-written `add_operation` record is
+given an adapter around its `backward_operation` when it is recorded, so the walks never branch on
+the kind of record.
+
+A backward walk consumes what it walked (PyTorch's rule): those records leave the tape, their
+arrays are writable again, and walking them a second time is an error that names `retain_graph`.
+
+This module imports nothing of mytorch but `utils`: the two files can be copied into a course
+handout's own `mytorch/` package in place of its engine.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+import sys
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import ContextDecorator
+import warnings
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from mytorch.utils import _FREED, GradientBuffer
+from mytorch.utils import GradientBuffer
+
+# ---- the state of this thread: its current engine, and whether primitives record ----------------
 
 
 class _ThreadState(threading.local):
     engine: Autograd | None = None  # the current engine of this thread
     recording: bool = True  # False inside no_grad() and inside a non-recording backward walk
-    wanted: set[int] | None = None  # during a walk asked for some leaves only: ids on their paths
+    anomaly: int = 0  # how many detect_anomaly() blocks are open
 
 
-_state = _ThreadState()
+# This thread's engine and recording flag. Read it (primitives check `state.recording` on every
+# call); change it only through `recording(...)`, `no_grad()`, `detect_anomaly()` and `Autograd()`.
+state = _state = _ThreadState()
 
 
 def engine() -> Autograd:
@@ -47,7 +67,66 @@ def is_recording() -> bool:
     return _state.recording
 
 
-class no_grad(ContextDecorator):
+class recording:
+    """Turn recording on (`recording(True)`) or off (`recording(False)`), as a context or decorator.
+
+    A decorated generator function records (or not) while each of its steps runs, not just while
+    the generator is created.
+
+    >>> import mytorch
+    >>> with mytorch.recording(False):
+    ...     mytorch.is_recording()
+    False
+    """
+
+    def __init__(self, flag: bool = True) -> None:
+        self.flag = flag
+        self._outer: list[bool] = []
+
+    def __enter__(self) -> recording:
+        self._outer.append(_state.recording)
+        _state.recording = self.flag
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _state.recording = self._outer.pop()
+
+    def __call__(self, function: Callable) -> Callable:
+        flag = self.flag
+        if inspect.isgeneratorfunction(function):
+            return _generator_under(flag, function)
+
+        @functools.wraps(function)
+        def under(*args: Any, **kwargs: Any) -> Any:
+            with recording(flag):  # a fresh context per call: threads may share the decorator
+                return function(*args, **kwargs)
+
+        return under
+
+
+def _generator_under(flag: bool, function: Callable) -> Callable:
+    @functools.wraps(function)
+    def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        steps = function(*args, **kwargs)
+        resume, value = steps.send, None
+        while True:
+            with recording(flag):
+                try:
+                    item = resume(value)
+                except StopIteration as stop:
+                    return stop.value
+            try:
+                value, resume = (yield item), steps.send
+            except GeneratorExit:
+                steps.close()
+                raise
+            except BaseException as error:  # thrown into us: throw it into the wrapped generator
+                value, resume = error, steps.throw
+
+    return generator
+
+
+class no_grad(recording):
     """Turn recording off, as a context manager or a decorator (`@no_grad()` or `@no_grad`).
 
     >>> import mytorch
@@ -64,18 +143,233 @@ class no_grad(ContextDecorator):
         return instance
 
     def __init__(self, function: Callable[..., Any] | None = None) -> None:
-        self._outer: list[bool] = []
+        super().__init__(False)
 
-    def __enter__(self) -> no_grad:
-        self._outer.append(_state.recording)
-        _state.recording = False
+
+# Under create_graph the walk's own sums of adjoints must be recorded too. The primitive layer sits
+# above this module, so it hands its recording `add` down when it loads (this module never imports
+# it); without it (the engine copied alone into a handout) walks are first-order.
+_recorded_add: Callable[[Any, Any], Any] | None = None
+
+
+def use_recorded_add(add: Callable[[Any, Any], Any]) -> None:
+    """Register the recording `add` that walks under `create_graph` sum adjoints with."""
+    global _recorded_add
+    _recorded_add = add
+
+
+# ---- read-only guard: an array a tape still needs cannot be written in place --------------------
+
+# id(array) -> how many tapes hold it read-only (tapes of other engines and threads included).
+_HOLDERS: dict[int, int] = {}
+_HOLDERS_LOCK = threading.Lock()
+_ENGINES: weakref.WeakSet[Autograd] = weakref.WeakSet()
+
+
+def _hold(held: dict[int, np.ndarray], array: np.ndarray) -> None:
+    """Make `array` read-only for the tape that owns `held`, and so what it views: `W += 1` is
+    refused while `W.T` is on the tape."""
+    while array is not None:
+        key = id(array)
+        if key in held:
+            return  # held, and so is what it views
+        with _HOLDERS_LOCK:
+            if array.flags.writeable:
+                array.setflags(write=False)
+                _HOLDERS[key] = 1
+                held[key] = array
+            elif key in _HOLDERS:  # read-only because another tape holds it
+                _HOLDERS[key] += 1
+                held[key] = array
+            # else the user made it read-only: not ours to release, but what it views may be
+        base = array.base
+        array = base if isinstance(base, np.ndarray) else None
+
+
+def _let_go(arrays: list[np.ndarray]) -> None:
+    """Undo `_hold` for `arrays`: writable again once no tape holds them."""
+    views = []
+    with _HOLDERS_LOCK:
+        for array in arrays:
+            key = id(array)
+            count = _HOLDERS.get(key, 0) - 1
+            if count > 0:
+                _HOLDERS[key] = count
+                continue
+            _HOLDERS.pop(key, None)
+            if array.base is None:
+                array.setflags(write=True)
+            else:
+                views.append(array)
+    for array in views:  # after the owners: numpy lets a view be writable only if its base is
+        try:
+            array.setflags(write=True)
+        except ValueError:  # its base is held by another tape, or read-only by the user
+            pass
+
+
+def who_holds(array: Any) -> str | None:
+    """Which tapes keep `array` read-only (for an error message), or None.
+
+    >>> from mytorch import functional as F
+    >>> x = np.ones(2)
+    >>> y = F.exp(x)
+    >>> who_holds(x).startswith("the tape of an engine of thread")
+    True
+    """
+    holders = [e for e in list(_ENGINES) if id(array) in e._held and e._held[id(array)] is array]
+    if not holders:
+        return None
+    return "; ".join(
+        f"the tape of an engine of thread {e._thread!r} ({len(e.operation_list)} operations recorded "
+        "and not yet walked: call backward or zero_grad there, or record inside no_grad)"
+        for e in holders
+    )
+
+
+# ---- anomaly mode ---------------------------------------------------------------------------
+
+
+class detect_anomaly:
+    """Debugging mode: record where each operation was made, and raise at the first non-finite value.
+
+    Inside, every recorded operation keeps the user's file and line and a copy of the arrays it
+    saved; a forward output or a backward gradient that is not finite raises `FloatingPointError`
+    naming the primitive and that line, and `backward` checks that no saved array was changed
+    since it was recorded (catching writes through views taken before recording, which the
+    read-only guard cannot see). Off by default, and free when off.
+
+    >>> import mytorch
+    >>> from mytorch import functional as F
+    >>> with mytorch.detect_anomaly():
+    ...     F.log(np.array([-1.0]))
+    Traceback (most recent call last):
+    ...
+    FloatingPointError: log produced nan in its output (recorded at ...)
+    """
+
+    def __enter__(self) -> detect_anomaly:
+        _state.anomaly += 1
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _state.recording = self._outer.pop()
+        _state.anomaly -= 1
+
+    def __call__(self, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def under(*args: Any, **kwargs: Any) -> Any:
+            with detect_anomaly():
+                return function(*args, **kwargs)
+
+        return under
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_line() -> str:
+    """The first stack frame outside mytorch: where the user asked for this operation."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "an unknown line"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _first_non_finite(values: Sequence[Any]) -> tuple[int, str] | None:
+    for position, value in enumerate(values):
+        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "fc":
+            finite = np.isfinite(value)
+            if not np.all(finite):
+                return position, "nan" if np.isnan(value).any() else "inf"
+    return None
+
+
+def _watch(op: Operation) -> None:
+    """Anomaly mode at record time: where, a copy of what was saved, and a finite output."""
+    op.source = _user_line()
+    op.saved = [
+        (position, value, value.copy())
+        for position, value in enumerate(op.inputs)
+        if isinstance(value, np.ndarray)
+    ]
+    bad = _first_non_finite([op.output])
+    if bad is not None:
+        raise FloatingPointError(f"{op.name} produced {bad[1]} in its output (recorded at {op.source})")
+
+
+def _check_saved(op: Operation) -> None:
+    for position, value, copy in op.saved or ():
+        if value.shape != copy.shape or not np.array_equal(value, copy, equal_nan=True):
+            raise RuntimeError(
+                f"backward: input {position} of {op.name} (recorded at {op.source}) was changed in "
+                "place after it was recorded, so its gradient would be wrong. Write to a copy, or "
+                "record the operation after the write."
+            )
+
+
+def _check_gradients(op: Operation, grads: Sequence[Any]) -> None:
+    bad = _first_non_finite(grads)
+    if bad is not None:
+        where = f" (recorded at {op.source})" if op.source else ""
+        raise FloatingPointError(
+            f"backward: the backward rule of {op.name} gave {bad[1]} in the gradient of its input "
+            f"{bad[0]}{where}"
+        )
+
+
+# ---- records ----------------------------------------------------------------------------------
+
+
+class Operation:
+    """One record on the tape.
+
+    The homework's four attributes (`inputs`, `output`, `gradients_to_update`,
+    `backward_operation`), plus the `primitive` whose `pullback` the walk calls and its non-array
+    `params` (axis, index, ...). A hand-written operation's primitive is an adapter around its
+    `backward_operation`.
+    """
+
+    __slots__ = (
+        "inputs", "output", "gradients_to_update", "backward_operation", "primitive", "params", "needs",
+        "source", "saved",
+    )
+
+    def __init__(
+        self,
+        inputs: Sequence[Any],
+        output: Any,
+        gradients_to_update: Sequence[np.ndarray | None],
+        backward_operation: Callable[..., Any],
+        primitive: Any = None,
+        params: dict[str, Any] | None = None,
+        needs: tuple[bool, ...] | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.output = output
+        self.gradients_to_update = gradients_to_update
+        self.backward_operation = backward_operation
+        self.primitive = primitive if primitive is not None else _HandWritten(backward_operation)
+        self.params = params if params is not None else _NO_PARAMS
+        # Which inputs carry a gradient (float arrays, or a hand-written target): fixed at record time.
+        self.needs = needs if needs is not None else tuple(
+            target is not None or _is_float_array(value) for value, target in zip(inputs, gradients_to_update)
+        )
+        self.source = self.saved = None  # set in anomaly mode
+
+    @property
+    def name(self) -> str:
+        return self.primitive.name
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(str(np.shape(a)) for a in self.inputs)
+        return f"<Operation {self.name}({shapes}) -> {np.shape(self.output)}>"
+
+
+_NO_PARAMS: dict[str, Any] = {}
 _NO_TARGETS = {n: (None,) * n for n in range(8)}
+_NEEDS: dict[tuple[int, int], tuple[bool, ...]] = {}
 
 
 def _no_targets(count: int) -> tuple[None, ...]:
@@ -84,47 +378,176 @@ def _no_targets(count: int) -> tuple[None, ...]:
     return targets if targets is not None else (None,) * count
 
 
-class Operation:
-    """One record on the tape.
+def _needs_of(count: int, mask: int) -> tuple[bool, ...]:
+    """The shared tuple of `count` flags, flag i set where bit i of `mask` is."""
+    needs = _NEEDS.get((count, mask))
+    if needs is None:
+        needs = _NEEDS[count, mask] = tuple(bool(mask >> i & 1) for i in range(count))
+    return needs
 
-    `backward_operation(grad_output, *inputs)` returns one gradient per input. A primitive's
-    record also keeps the primitive (for its fast vjp and its tangent rule) and its non-array
-    parameters (axis, index, ...).
+
+class _HandWritten:
+    """A hand-written `backward_operation(grad_output, *inputs)`, in the shape of a primitive.
+
+    It has no forward or tangent rule (forward mode and compile refuse it) and is first-order:
+    its rule computes with NumPy.
     """
 
-    __slots__ = ("inputs", "output", "gradients_to_update", "backward_operation", "primitive", "params")
+    forward = jvp = None
 
-    def __init__(
-        self,
-        inputs: Sequence[Any],
-        output: np.ndarray,
-        gradients_to_update: Sequence[np.ndarray | None],
-        backward_operation: Callable[..., Any],
-        primitive: Any = None,
-        params: dict[str, Any] | None = None,
-    ) -> None:
-        self.inputs = inputs
-        self.output = output
-        self.gradients_to_update = gradients_to_update
+    def __init__(self, backward_operation: Callable[..., Any]) -> None:
         self.backward_operation = backward_operation
-        self.primitive = primitive
-        self.params = params
+        self.name = getattr(backward_operation, "__name__", repr(backward_operation))
 
-    def __repr__(self) -> str:
-        shapes = ", ".join(str(np.shape(a)) for a in self.inputs)
-        return f"<Operation {_op_name(self)}({shapes}) -> {np.shape(self.output)}>"
+    def pullback(self, grad_output: Any, output: Any, inputs: Sequence[Any], params: dict,
+                 needs: Sequence[bool]) -> Sequence[Any]:
+        grads = self.backward_operation(grad_output, *inputs)
+        if len(inputs) == 1 and not isinstance(grads, (tuple, list)):
+            grads = (grads,)
+        if isinstance(grads, (tuple, list)) and len(grads) > len(inputs) and all(
+            g is None for g in grads[len(inputs):]
+        ):  # the 2024 handout's rules return None for parameters that were not recorded as inputs
+            grads = grads[: len(inputs)]
+        if not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
+            count = len(grads) if isinstance(grads, (tuple, list)) else 1
+            raise ValueError(
+                f"backward: {self.name} returned {count} gradient(s) for {len(inputs)} inputs; a "
+                "backward rule returns one gradient per input, as a tuple"
+            )
+        return [
+            _checked_gradient(self.name, i, value, grad) if need and grad is not None else None
+            for i, (value, grad, need) in enumerate(zip(inputs, grads, needs))
+        ]
 
 
-def _op_name(op: Operation) -> str:
-    if op.primitive is not None:
-        return op.primitive.name
-    return getattr(op.backward_operation, "__name__", repr(op.backward_operation))
+def _is_float_array(value: Any) -> bool:
+    """Whether `value` carries a gradient: a float ndarray (or subclass), or a float NumPy scalar
+    produced on the tape."""
+    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
+
+
+# ---- the walks: plain loops over a list of records ------------------------------------------
+
+
+def walk_backward(
+    records: Sequence[Operation],
+    start: int,
+    seed: Any,
+    stop: int = 0,
+    *,
+    create_graph: bool = False,
+    wanted: set[int] | None = None,
+    visited: list[int] | None = None,
+    buffer: GradientBuffer | None = None,
+) -> dict[int, Any]:
+    """Reverse walk over `records[stop:start + 1]`, seeding the output of record `start`.
+
+    Returns the adjoints left at the end, keyed by `id(array)`: those of the arrays that entered
+    this stretch without being produced on it. An intermediate's adjoint is dropped as soon as
+    its producer has run (and marked freed in `buffer`, if given). With `wanted` (ids), only the
+    gradients on paths to those arrays are computed. `visited` collects the indices walked.
+    With `create_graph` the rules record, so the gradients can be differentiated again.
+    """
+    adjoints: dict[int, Any] = {id(records[start].output): seed}
+    with recording(create_graph):
+        for index in range(start, stop - 1, -1):
+            op = records[index]
+            key = id(op.output)
+            grad_output = adjoints.pop(key, None)
+            if grad_output is None or wanted is not None and key not in wanted:
+                continue  # this record does not lead to the start (or to a wanted leaf)
+            if visited is not None:
+                visited.append(index)
+            if buffer is not None:
+                buffer.mark_freed(key)
+            needs = op.needs
+            if wanted is not None:
+                needs = _wanted(op, wanted)
+                if not any(needs):
+                    continue
+            grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
+            if op.source is not None or _state.anomaly:
+                _check_gradients(op, grads)
+            # Accumulate: `+=` into a hand-written record's target array, or into the adjoint map.
+            for value, grad, target in zip(op.inputs, grads, op.gradients_to_update):
+                if grad is None:
+                    continue
+                if target is not None:
+                    target += grad
+                    continue
+                key = id(value)
+                previous = adjoints.get(key)
+                if previous is None:
+                    adjoints[key] = grad
+                elif create_graph and _recorded_add is not None:
+                    adjoints[key] = _recorded_add(previous, grad)
+                else:
+                    adjoints[key] = previous + grad  # out of place: grad may be shared
+    return adjoints
+
+
+def _wanted(op: Operation, wanted: set[int]) -> tuple[bool, ...]:
+    """`op.needs`, narrowed to the inputs on a path to a wanted leaf (and hand-written targets)."""
+    return tuple(
+        need and (target is not None or id(value) in wanted)
+        for value, target, need in zip(op.inputs, op.gradients_to_update, op.needs)
+    )
+
+
+def _checked_gradient(name: str, position: int, value: Any, grad: Any) -> np.ndarray:
+    """A hand-written rule's gradient as an array of its input's shape and dtype, or an error."""
+    grad = np.asarray(grad)
+    if grad.shape != np.shape(value):
+        raise ValueError(
+            f"backward: {name} returned a gradient of shape {grad.shape} for input {position} "
+            f"of shape {np.shape(value)}"
+        )
+    return grad
+
+
+def walk_forward(records: Sequence[Operation], start: int, tangents: dict[int, Any]) -> dict[int, Any]:
+    """Push tangents through `records[start:]` with each primitive's tangent rule.
+
+    `tangents` maps `id(array)` to the tangent of that array; arrays not in it have a zero
+    tangent. The map is extended in place with the tangent of every output reached.
+    """
+    for index in range(start, len(records)):  # records that tangent rules add come after
+        op = records[index]
+        incoming = [tangents.get(id(value)) for value in op.inputs]
+        if all(t is None for t in incoming):
+            continue
+        if op.primitive.jvp is None:
+            raise NotImplementedError(
+                f"forward mode: operation {index} ({op.name}) was recorded with add_operation and "
+                "has no tangent rule; define it as a primitive instead"
+            )
+        incoming = [_zero_tangent(value) if t is None else t for value, t in zip(op.inputs, incoming)]
+        tangent = op.primitive.jvp(incoming, op.output, *op.inputs, **op.params)
+        if tangent is not None:
+            tangents[id(op.output)] = tangent
+    return tangents
+
+
+def _zero_tangent(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        return np.zeros(value.shape, value.dtype if value.dtype.kind == "f" else float)
+    return 0.0
+
+
+# ---- the engine ---------------------------------------------------------------------------------
+
+# A tape this long holds more than any training step needs: it is most likely a loop that never
+# walks it (inference outside no_grad, or a forgotten backward).
+LONG_TAPE = 5_000_000
 
 
 class Autograd:
     """A tape of operations and the gradient buffer its reverse walk fills.
 
-    Creating one makes it the current engine of this thread.
+    Creating one makes it the current engine of this thread (`debug` is accepted for the 2024
+    handouts and otherwise unused: see `detect_anomaly`).
 
     >>> from mytorch import functional as F
     >>> engine = Autograd()
@@ -135,15 +558,23 @@ class Autograd:
     array([2., 4.])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, debug: bool = False) -> None:
+        self.debug = debug
         self.gradient_buffer = GradientBuffer()
         self.operation_list: list[Operation] = []
-        # Arrays made read-only while the tape needs them, in the order they were locked.
-        self._locked: list[np.ndarray] = []
+        # Arrays this tape holds read-only (see `_hold`), in the order they were taken.
+        self._held: dict[int, np.ndarray] = {}
+        # Outputs of records a walk consumed that something still uses: meeting one again is a
+        # second walk through it (weakly held: once the user drops them, nothing can reach them).
+        self._consumed: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+        self._constant_operations = 0  # operations that ran on constants only (nothing recorded)
+        self._warned_long = False
+        self._thread = threading.current_thread().name
         previous = _state.engine
         if previous is not None:
-            previous._release()  # its tape is abandoned: give the user back their arrays
+            previous._release_all()  # its tape is abandoned: give the user back their arrays
         _state.engine = self
+        _ENGINES.add(self)
 
     @property
     def memory_buffer(self) -> GradientBuffer:
@@ -155,138 +586,202 @@ class Autograd:
     def add_operation(
         self,
         inputs: Sequence[Any],
-        output: np.ndarray,
+        output: Any,
         gradients_to_update: Sequence[np.ndarray | None],
         backward_operation: Callable[..., Any],
     ) -> None:
         """Record a hand-written operation (the homework call shape).
 
         `gradients_to_update[i]` is None (input i's gradient is tracked in the buffer) or an
-        array into which input i's gradient is accumulated with `+=` during backward.
+        array into which input i's gradient is accumulated with `+=` during backward. The output
+        may be a NumPy scalar (what `np.sum` returns): it is known by its identity, as an array is.
         """
         if len(inputs) != len(gradients_to_update):
             raise ValueError(
                 f"add_operation({getattr(backward_operation, '__name__', backward_operation)}): "
                 f"{len(inputs)} inputs but {len(gradients_to_update)} gradients_to_update"
             )
-        if not isinstance(output, np.ndarray):
+        if not isinstance(output, (np.ndarray, np.generic)):
             raise TypeError(f"add_operation: the output must be a numpy array, got {type(output).__name__}")
         memory = self.gradient_buffer
         for value, target in zip(inputs, gradients_to_update):
             if isinstance(value, np.ndarray):
-                self._guard(value)
+                _hold(self._held, value)
                 if target is None:
                     memory.add_spot(value)
-        self._guard(output)
-        self.operation_list.append(
-            Operation(list(inputs), output, list(gradients_to_update), backward_operation)
-        )
+            elif isinstance(value, np.generic) and target is None:
+                memory.add_spot(value)
+        if isinstance(output, np.ndarray):
+            _hold(self._held, output)
+        self._append(Operation(list(inputs), output, list(gradients_to_update), backward_operation))
 
     def _record(self, primitive: Any, inputs: tuple, output: np.ndarray, params: dict) -> None:
         """Append a primitive's record, if any of its inputs is differentiable.
 
-        This runs once per operation, so it is written flat: the same work as `_guard` and
-        `GradientBuffer.add_spot`, inlined.
+        This runs once per operation, so it is written flat: `_hold` and `add_spot`, inlined for
+        the usual case.
         """
-        tracked = False
-        memory, arrays = self.gradient_buffer.memory, self.gradient_buffer._arrays
+        mask, bit = 0, 1
+        memory, arrays, held = self.gradient_buffer.memory, self.gradient_buffer._arrays, self._held
         for value in inputs:
-            if type(value) is np.ndarray and value.dtype.kind == "f":
-                tracked = True
-                if value.flags.writeable:
-                    self._guard(value)
+            if (type(value) is np.ndarray or isinstance(value, np.ndarray)) and value.dtype.kind == "f":
+                mask |= bit
                 key = id(value)
+                if key not in held:
+                    _hold(held, value)
                 if key not in memory:
                     memory[key] = None
                     arrays[key] = value
-        if tracked:
-            if output.base is None and output.flags.writeable:  # a fresh array: guard it alone
-                output.setflags(write=False)
-                self._locked.append(output)
-            else:
-                self._guard(output)
-            self.operation_list.append(
-                Operation(inputs, output, _no_targets(len(inputs)), primitive.backward, primitive, params)
+            bit <<= 1
+        if not mask:
+            self._constant_operations += 1
+            return
+        if output.base is None and output.flags.writeable:  # a fresh array: hold it alone
+            output.setflags(write=False)
+            _HOLDERS[id(output)] = 1
+            held[id(output)] = output
+        else:
+            _hold(held, output)
+        count = len(inputs)
+        op = Operation(inputs, output, _no_targets(count), None, primitive, params, _needs_of(count, mask))
+        tape = self.operation_list
+        tape.append(op)
+        if _state.anomaly or len(tape) >= LONG_TAPE:
+            self._appended(op)
+
+    def _append(self, op: Operation) -> None:
+        self.operation_list.append(op)
+        self._appended(op)
+
+    def _appended(self, op: Operation) -> None:
+        if _state.anomaly:
+            _watch(op)
+        if len(self.operation_list) >= LONG_TAPE and not self._warned_long:
+            self._warned_long = True
+            warnings.warn(
+                f"the tape holds {len(self.operation_list):,} operations that no backward has "
+                "walked: a loop that never calls backward (inference, evaluation) should run inside "
+                "mytorch.no_grad(), or call engine.zero_grad()",
+                ResourceWarning,
+                stacklevel=4,
             )
-
-    def _guard(self, array: np.ndarray) -> None:
-        # Read-only while the tape needs it, and so is what it views: `W += 1` is refused
-        # while `W.T` is on the tape.
-        while array is not None:
-            if array.flags.writeable:
-                array.setflags(write=False)
-                self._locked.append(array)
-            array = array.base if isinstance(array.base, np.ndarray) else None
-
-    def _release(self, since: int = 0) -> None:
-        locked = self._locked[since:]
-        del self._locked[since:]
-        views = []
-        for array in locked:
-            if array.base is None:
-                array.setflags(write=True)
-            else:
-                views.append(array)
-        for array in views:  # after the owners: numpy lets a view be writeable only if its base is
-            try:
-                array.setflags(write=True)
-            except ValueError:  # its base belongs to someone who keeps it read-only
-                pass
 
     # ---- the reverse walk -----------------------------------------------------------------
 
     def backward(
-        self, divergence: Any = 1.0, *, create_graph: bool = False, inputs: Sequence[np.ndarray] | None = None
+        self,
+        divergence: Any = 1,
+        *,
+        gradient: Any = None,
+        retain_graph: bool = False,
+        create_graph: bool = False,
+        inputs: Sequence[np.ndarray] | None = None,
     ) -> None:
         """Walk the tape in reverse and accumulate the gradients of the leaves.
 
-        `divergence` is either the output of a recorded operation (the walk starts there with
-        seed dL/dL = 1) or the seed gradient (number or array) for the last operation's output.
-        With `create_graph=True` the walk is itself recorded, so its gradients can be
-        differentiated again. With `inputs` (as in PyTorch), only those leaves' gradients are
-        computed and accumulated, skipping work such as the gradient of a data batch; the other
-        leaves keep the gradient they had.
+        `divergence` is either the output of a recorded operation (the loss: the walk starts
+        there with seed dL/dL = 1, so it must have one element unless `gradient=` gives the
+        seed), or, in the homework's forms, the seed of the last recorded operation's output: the
+        number 1 or an array of that output's shape (`np.ones_like(out)`). A loss computed outside
+        the tape (`loss.item()`, `float(L)`, `L / 4` with NumPy) is refused.
+
+        The walk consumes what it walked (as in PyTorch): those operations leave the tape and
+        their arrays become writable; walking them again raises, unless the first walk was given
+        `retain_graph=True`. With `create_graph=True` the walk is itself recorded (and the tape
+        kept), so its gradients can be differentiated again. With `inputs` (as in PyTorch), only
+        those leaves' gradients are computed; the others keep what they had.
         """
-        start, seed = self._start_of_walk(divergence)
-        memory = self.gradient_buffer
+        start, seed = self._start_of_walk(divergence, gradient)
+        tape = self.operation_list
+        if _state.anomaly or tape[start].source is not None:
+            for op in tape[: start + 1]:
+                _check_saved(op)
         wanted = None if inputs is None else self._paths_from(inputs, start)
-        adjoints = self.walk_backward(start, seed, create_graph=create_graph, freed=memory, wanted=wanted)
+        memory = self.gradient_buffer
+        visited: list[int] | None = None if retain_graph or create_graph else []
+        adjoints = walk_backward(  # a walk that consumes forgets the intermediates: no need to mark them
+            tape, start, seed, create_graph=create_graph, wanted=wanted, visited=visited,
+            buffer=memory if visited is None else None,
+        )
+        self._refuse_consumed(adjoints)
         stored = {id(seed)}  # arrays the buffer must not alias: the user's seed, earlier leaves' gradients
         for key, adjoint in adjoints.items():
-            array = memory._arrays.get(key)
-            if array is not None:
-                previous = memory.memory[key]
-                if previous is None or previous is _FREED:
-                    memory.memory[key] = adjoint if create_graph else _own_copy(adjoint, stored)
-                else:
-                    memory.memory[key] = previous + adjoint
-        if not create_graph:
-            self._release()  # the tape is consumed: parameters are writable again
+            if key in memory.memory:
+                memory.accumulate(key, adjoint if create_graph else _own_copy(adjoint, stored))
+        if visited is not None:
+            self._consume(visited, tape[start].output)
 
-    def _start_of_walk(self, divergence: Any) -> tuple[int, np.ndarray]:
+    def _start_of_walk(self, divergence: Any, gradient: Any) -> tuple[int, Any]:
         tape = self.operation_list
-        if not tape:
-            raise RuntimeError(
-                "backward: nothing is recorded on this engine's tape. Recording happens on the "
-                "current engine; a new Autograd() starts an empty tape and becomes current, so "
-                "create the engine before the forward pass (and not inside no_grad)."
-            )
-        if isinstance(divergence, np.ndarray):
+        if isinstance(divergence, (np.ndarray, np.generic)):
             for index in range(len(tape) - 1, -1, -1):
                 if tape[index].output is divergence:
-                    return index, np.ones_like(divergence)
-            last = tape[-1].output
-            if divergence.shape != last.shape or self.gradient_buffer.is_in_memory(divergence):
+                    return index, self._seed_for(divergence, gradient)
+            self._refuse_consumed({id(divergence): divergence})
+        if not tape:
+            raise RuntimeError(self._nothing_recorded())
+        last = tape[-1].output
+        if isinstance(divergence, (bool, np.bool_)) or not isinstance(
+            divergence, (int, float, np.number, np.ndarray)
+        ):
+            kind = type(divergence).__name__
+            raise TypeError(f"backward: expected the loss (an array) or a seed, got {kind}")
+        seed = np.asarray(divergence)
+        if isinstance(divergence, np.ndarray) and self.gradient_buffer.is_in_memory(divergence):
+            raise ValueError(
+                f"backward: the array given (shape {seed.shape}) was not produced by any recorded "
+                "operation: it is an input of the tape (a leaf). Pass the loss."
+            )
+        if seed.ndim == 0 and seed == 1:
+            return len(tape) - 1, np.ones_like(last)  # backward(1): the handout's seed
+        if seed.ndim and seed.shape == np.shape(last):  # np.ones_like(out), or any seed of that shape
+            return len(tape) - 1, seed.astype(np.asarray(last).dtype, copy=False)
+        raise ValueError(
+            f"backward: the value given ({_brief(seed)}) was not produced by any recorded operation. "
+            "If it is a loss computed outside the tape (a number such as loss.item() or float(L), "
+            "or an array computed with NumPy, such as L / 4), compute it with mytorch.functional "
+            "and pass that array. A seed must be 1 or an array of the last operation's output shape "
+            f"{np.shape(last)} (np.ones_like(out))."
+        )
+
+    def _seed_for(self, loss: Any, gradient: Any) -> Any:
+        if gradient is not None:
+            seed = np.asarray(gradient, dtype=loss.dtype)
+            if seed.shape != np.shape(loss):
                 raise ValueError(
-                    f"backward: the array given (shape {divergence.shape}) was not produced by any "
-                    "recorded operation. Pass the output of a recorded operation (the loss), or a "
-                    f"seed gradient with the last operation's output shape {last.shape}."
+                    f"backward: gradient= has shape {seed.shape}, the loss has shape {np.shape(loss)}"
                 )
-            return len(tape) - 1, divergence.astype(last.dtype, copy=False)
-        if isinstance(divergence, (int, float, np.number)) and not isinstance(divergence, bool):
-            last = tape[-1].output
-            return len(tape) - 1, np.full(last.shape, divergence, dtype=last.dtype)
-        raise TypeError(f"backward: expected an array or a number, got {type(divergence).__name__}")
+            return seed
+        if np.size(loss) != 1:
+            raise ValueError(
+                f"backward: the loss has shape {np.shape(loss)}; a gradient can only be seeded "
+                "implicitly for a loss of one element. Reduce it (F.sum, F.mean), or pass "
+                "gradient= with the loss's shape."
+            )
+        return np.ones_like(loss)
+
+    def _nothing_recorded(self) -> str:
+        if self._constant_operations:
+            return (
+                f"backward: nothing is recorded on this engine's tape: {self._constant_operations} "
+                "operation(s) ran on integer, bool or Python-number inputs only, and those are "
+                "constants (no gradient). Differentiate float arrays: np.array(x, dtype=float)."
+            )
+        return (
+            "backward: nothing is recorded on this engine's tape. Recording happens on the current "
+            "engine; a new Autograd() starts an empty tape and becomes current, so create the "
+            "engine before the forward pass (and not inside no_grad). A backward consumes the "
+            "operations it walked (pass retain_graph=True to walk them again)."
+        )
+
+    def _refuse_consumed(self, adjoints: dict[int, Any]) -> None:
+        consumed = self._consumed
+        if consumed and any(key in consumed for key in adjoints):
+            raise RuntimeError(
+                "backward: trying to walk back through operations that an earlier backward already "
+                "walked and released (their arrays may have changed since). Pass retain_graph=True "
+                "to the first backward to walk them again, or run the forward again."
+            )
 
     def _paths_from(self, leaves: Sequence[np.ndarray], start: int) -> set[int]:
         """Ids of `leaves` and of every output recorded up to `start` that depends on them."""
@@ -296,173 +791,178 @@ class Autograd:
                 reached.add(id(op.output))
         return reached
 
-    def walk_backward(
-        self,
-        start: int,
-        seed: np.ndarray,
-        stop: int = 0,
-        *,
-        create_graph: bool = False,
-        freed: GradientBuffer | None = None,
-        wanted: set[int] | None = None,
-    ) -> dict[int, np.ndarray]:
-        """Reverse walk over `operation_list[stop:start + 1]`, seeding the output of op `start`.
+    def _consume(self, visited: list[int], root: Any) -> None:
+        """Take the records a walk visited off the tape, with what only they kept alive."""
+        tape, memory = self.operation_list, self.gradient_buffer
+        _remember(self._consumed, root)
+        if len(visited) == len(tape):  # the usual case: the walk used the whole tape
+            gone, survivors = list(tape), []
+        else:
+            walked = set(visited)
+            gone = [tape[i] for i in sorted(walked)]
+            survivors = [op for i, op in enumerate(tape) if i not in walked]
+        for op in gone:
+            memory.forget(id(op.output))
+        for op in gone:
+            for value in op.inputs:
+                memory.hold_weakly(id(value))  # a leaf: tracked while the user holds it
+        tape[:] = survivors
+        if not survivors:
+            self._release_all()
+            return
+        produced = {id(op.output) for op in gone}
+        needed: set[int] = set()
+        for op in survivors:  # what the rest of the tape still uses stays held
+            for value in (*op.inputs, op.output):
+                if id(value) in produced:
+                    _remember(self._consumed, value)
+                while isinstance(value, np.ndarray):
+                    needed.add(id(value))
+                    value = value.base
+        released = [a for key, a in self._held.items() if key not in needed]
+        for array in released:
+            del self._held[id(array)]
+        _let_go(released)
 
-        Returns the adjoints left at the end, keyed by `id(array)`: those of the arrays that
-        entered this stretch of tape without being produced on it. An intermediate's adjoint is
-        dropped as soon as its producer has been processed (and marked in `freed`, if given).
-        With `wanted` (ids), gradients are computed only for those arrays.
-        """
-        tape = self.operation_list
-        adjoints: dict[int, np.ndarray] = {id(tape[start].output): seed}
-        freed_memory = freed.memory if freed is not None else {}
-        outer_recording, outer_wanted = _state.recording, _state.wanted
-        _state.recording, _state.wanted = create_graph, wanted
-        try:
-            for index in range(start, stop - 1, -1):
-                op = tape[index]
-                key = id(op.output)
-                grad_output = adjoints.pop(key, None)
-                if grad_output is None or wanted is not None and key not in wanted:
-                    continue  # this operation does not lead to the start (or to a wanted leaf)
-                if key in freed_memory:
-                    freed_memory[key] = _FREED
-                if op.primitive is not None:
-                    if op.params:
-                        grads = op.primitive.vjp(grad_output, op.output, *op.inputs, **op.params)
-                    else:
-                        grads = op.primitive.vjp(grad_output, op.output, *op.inputs)
-                else:
-                    grads = op.backward_operation(grad_output, *op.inputs)
-                    if len(op.inputs) == 1 and not isinstance(grads, (tuple, list)):
-                        grads = (grads,)
-                    _check_gradient_count(op, grads)
-                for value, grad, target in zip(op.inputs, grads, op.gradients_to_update):
-                    if grad is None or type(value) is not np.ndarray or value.dtype.kind != "f":
-                        continue
-                    if wanted is not None and target is None and id(value) not in wanted:
-                        continue
-                    if type(grad) is not np.ndarray or grad.shape != value.shape:
-                        grad = _checked_gradient(op, value, grad)
-                    if target is not None:
-                        target += grad
-                        continue
-                    if grad.dtype is not value.dtype and grad.dtype != value.dtype:
-                        grad = _cast(grad, value.dtype, create_graph)
-                    key = id(value)
-                    previous = adjoints.get(key)
-                    if previous is None:
-                        adjoints[key] = grad
-                    elif create_graph:
-                        adjoints[key] = _functional().add(previous, grad)
-                    else:
-                        adjoints[key] = previous + grad  # out of place: grad may be shared
-        finally:
-            _state.recording, _state.wanted = outer_recording, outer_wanted
-        return adjoints
-
-    # ---- the forward walk -----------------------------------------------------------------
-
-    def walk_forward(self, start: int, tangents: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-        """Push tangents through `operation_list[start:]` with each primitive's tangent rule.
-
-        `tangents` maps `id(array)` to the tangent of that array; arrays not in it have a zero
-        tangent. The map is extended in place with the tangent of every output reached.
-        """
-        tape = self.operation_list
-        for index in range(start, len(tape)):  # ops that the tangent rules record come after
-            op = tape[index]
-            incoming = [tangents.get(id(value)) for value in op.inputs]
-            if all(t is None for t in incoming):
-                continue
-            if op.primitive is None:
-                raise NotImplementedError(
-                    f"forward mode: operation {index} ({_op_name(op)}) was recorded with "
-                    "add_operation and has no tangent rule; define it as a primitive instead"
-                )
-            incoming = [
-                _zero_tangent(value) if t is None else t for value, t in zip(op.inputs, incoming)
-            ]
-            tangent = op.primitive.jvp(incoming, op.output, *op.inputs, **op.params)
-            if tangent is not None:
-                tangents[id(op.output)] = tangent
-        return tangents
-
-    # ---- marks: transforms record, walk what they recorded, and cut back ------------------
+    # ---- marks: what a stretch recorded, walked, then cut back --------------------------------
 
     def mark(self) -> tuple[int, int, int]:
-        """A position on the tape (and in the buffer and lock list) to `cut_back` to later."""
-        return len(self.operation_list), len(self.gradient_buffer.memory), len(self._locked)
+        """A position on the tape (and in the buffer and the held arrays) to `cut_back` to later."""
+        return len(self.operation_list), self.gradient_buffer.size(), len(self._held)
 
     def cut_back(self, mark: tuple[int, int, int]) -> None:
         """Forget everything recorded since `mark`, leaving what came before untouched."""
-        tape_length, memory_length, locked_length = mark
+        tape_length, buffer_size, held_size = mark
         del self.operation_list[tape_length:]
-        memory = self.gradient_buffer
-        while len(memory.memory) > memory_length:
-            key, _ = memory.memory.popitem()  # dicts pop the newest entry first
-            memory._arrays.pop(key, None)
-        self._release(since=locked_length)
+        self.gradient_buffer.truncate(buffer_size)
+        released = []
+        while len(self._held) > held_size:
+            released.append(self._held.popitem()[1])
+        _let_go(released)
+
+    def walk_backward(self, start: int, seed: Any, stop: int = 0, **options: Any) -> dict[int, Any]:
+        """`walk_backward` over this engine's tape (see the module function)."""
+        return walk_backward(self.operation_list, start, seed, stop, **options)
+
+    def walk_forward(self, start: int, tangents: dict[int, Any]) -> dict[int, Any]:
+        """`walk_forward` over this engine's tape (see the module function)."""
+        return walk_forward(self.operation_list, start, tangents)
 
     def zero_grad(self) -> None:
-        """Empty the tape and the gradient buffer; tracked arrays are writable again."""
-        self._release()
+        """Empty the tape and the gradient buffer; held arrays are writable again."""
+        self._release_all()
         self.operation_list = []
         self.gradient_buffer.clear()
 
+    def _release_all(self) -> None:
+        released = list(self._held.values())
+        self._held = {}
+        _let_go(released)
 
-def _own_copy(adjoint: np.ndarray, stored: set[int]) -> np.ndarray:
+
+class Stretch:
+    """A stretch of tape: mark, record, walk what was recorded, cut back.
+
+    The one way transforms, layers' drop-in `backward`, the checkers, the grader and compile
+    record a computation and differentiate just that. Inside `with Stretch() as s:` primitives
+    record (even under no_grad); `s.backward(...)`/`s.forward(...)` walk only what was recorded
+    since the mark; leaving the block cuts the tape back, unless `keep=True`.
+
+    >>> from mytorch import functional as F
+    >>> x = np.array([1.0, 2.0])
+    >>> with Stretch() as s:
+    ...     y = F.sum(F.mul(x, x))
+    ...     adjoints = s.backward(y, np.array(1.0))
+    >>> adjoints[id(x)]
+    array([2., 4.])
+    """
+
+    def __init__(self, engine_: Autograd | None = None, *, keep: bool = False) -> None:
+        self.engine = engine_ if engine_ is not None else engine()
+        self.keep = keep
+        self.mark = self.engine.mark()
+        self._records: list[Operation] | None = None
+        self._recording = recording(True)
+
+    def __enter__(self) -> Stretch:
+        self._recording.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._recording.__exit__()
+        if not self.keep:
+            self.cut_back()
+
+    def seal(self, start: int | None = None) -> Stretch:
+        """Fix the records of this stretch as they are now (walks that record come after them),
+        from tape position `start` on (the mark, by default)."""
+        self._records = self.engine.operation_list[self.mark[0] if start is None else start:]
+        return self
+
+    @property
+    def records(self) -> list[Operation]:
+        """The records of this stretch (sealed at the first walk, if not before)."""
+        if self._records is None:
+            self.seal()
+        return self._records
+
+    def producer(self, array: Any) -> int | None:
+        """The index in `records` of the record that produced `array`, or None."""
+        records = self.records
+        return next((i for i in range(len(records) - 1, -1, -1) if records[i].output is array), None)
+
+    def backward(self, output: Any, seed: Any, *, create_graph: bool = False,
+                 wanted: set[int] | None = None) -> dict[int, Any]:
+        """Adjoints (by id) of what entered the stretch, seeding `output` with `seed`."""
+        start = self.producer(output)
+        if start is None:  # not computed here: an input passed through, or a constant
+            return {id(output): seed}
+        return walk_backward(self.records, start, seed, create_graph=create_graph, wanted=wanted)
+
+    def forward(self, tangents: dict[int, Any]) -> dict[int, Any]:
+        """Push `tangents` (by id) through the stretch; returns the extended map."""
+        return walk_forward(self.records, 0, tangents)
+
+    def cut_back(self, keep_gradients: bool = False) -> None:
+        """Forget what the stretch recorded (keeping gradients set for arrays tracked since, if asked)."""
+        buffer = self.engine.gradient_buffer
+        kept = buffer.tracked(since=self.mark[1]) if keep_gradients else []
+        self.engine.cut_back(self.mark)
+        for array, gradient in kept:
+            if isinstance(gradient, np.ndarray):
+                buffer.set_param(array, gradient)
+
+
+def _remember(consumed: weakref.WeakValueDictionary, output: Any) -> None:
+    try:
+        consumed[id(output)] = output
+    except TypeError:  # a NumPy scalar cannot be referenced weakly
+        pass
+
+
+def _own_copy(adjoint: Any, stored: set[int]) -> np.ndarray:
     """`adjoint` itself when it is a fresh array no other gradient shares, else a copy.
 
     The walk passes arrays through (add gives both inputs the same one) and hands out views
     (reshape) and read-only broadcasts (sum); a user who scales one gradient in place must not
     change another.
     """
-    if adjoint.base is None and adjoint.flags.writeable and id(adjoint) not in stored:
+    if type(adjoint) is np.ndarray and adjoint.base is None and adjoint.flags.writeable and (
+        id(adjoint) not in stored
+    ):
         stored.add(id(adjoint))
         return adjoint
     return np.array(adjoint)
 
 
-def _functional() -> Any:
-    from mytorch import functional  # functional records on this module's engines
-
-    return functional
-
-
-def _cast(grad: np.ndarray, dtype: np.dtype, create_graph: bool) -> np.ndarray:
-    return _functional().astype(grad, dtype) if create_graph else grad.astype(dtype)
+def _brief(value: np.ndarray) -> str:
+    if value.size == 1:
+        return f"{value.item()!r}"
+    return f"an array of shape {value.shape}"
 
 
-def _zero_tangent(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, np.ndarray):
-        return np.zeros(value.shape, value.dtype if value.dtype.kind == "f" else float)
-    return 0.0
-
-
-def _check_gradient_count(op: Operation, grads: Any) -> None:
-    if not isinstance(grads, (tuple, list)) or len(grads) != len(op.inputs):
-        count = len(grads) if isinstance(grads, (tuple, list)) else 1
-        raise ValueError(
-            f"backward: {_op_name(op)} returned {count} gradient(s) for {len(op.inputs)} inputs"
-        )
-
-
-def _checked_gradient(op: Operation, value: np.ndarray, grad: Any) -> np.ndarray:
-    grad = np.asarray(grad)
-    if grad.shape != value.shape:
-        position = next(i for i, v in enumerate(op.inputs) if v is value)
-        raise ValueError(
-            f"backward: {_op_name(op)} returned a gradient of shape {grad.shape} for input "
-            f"{position} of shape {value.shape}"
-        )
-    return grad
-
-
-def backward(divergence: Any = 1.0, *, create_graph: bool = False) -> None:
-    """Walk the current engine's tape from `divergence` (see `Autograd.backward`).
+def backward(divergence: Any = 1, **options: Any) -> None:
+    """Walk the current engine's tape from `divergence` (see `Autograd.backward` for the options).
 
     >>> import mytorch
     >>> from mytorch import functional as F
@@ -472,4 +972,4 @@ def backward(divergence: Any = 1.0, *, create_graph: bool = False) -> None:
     >>> mytorch.engine().gradient_buffer.get_param(x)
     array(6.)
     """
-    engine().backward(divergence, create_graph=create_graph)
+    engine().backward(divergence, **options)

@@ -30,16 +30,17 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import _state, engine
-from mytorch.functional import Primitive
+from mytorch.primitive import primitive
 from mytorch.pytree import tree_flatten, tree_unflatten
 
 __all__ = ["checkpoint"]
 
 # x as a new array: the rerun's own variables (so an array passed twice gets each share once).
-_rerun_copy = Primitive(
+_rerun_copy = primitive(
     "checkpoint_copy", lambda x: np.array(x, copy=True),
     vjp=lambda g, ans, x: (g,),
     jvp=lambda t, ans, x: t[0],
+    register=False,
 )
 
 
@@ -48,17 +49,16 @@ def _is_float(value: Any) -> bool:
 
 
 class _recording:
-    """Record (or not) primitives, and compute every gradient, for the duration."""
+    """Record (or not) primitives for the duration."""
 
     def __init__(self, flag: bool) -> None:
         self.flag = flag
 
     def __enter__(self) -> None:
-        self.outer = _state.recording, _state.wanted
-        _state.recording, _state.wanted = self.flag, None
+        self.outer, _state.recording = _state.recording, self.flag
 
     def __exit__(self, *exc_info: object) -> None:
-        _state.recording, _state.wanted = self.outer
+        _state.recording = self.outer
 
 
 def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
@@ -127,8 +127,8 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     tape.cut_back(mark)
 
         name = f"checkpoint({getattr(f, '__name__', 'f')})"
-        primitive = Primitive(name, forward, vjp=vjp, jvp=jvp, arity=None)
-        return primitive.apply(tuple(leaves), {})
+        block = primitive(name, forward, vjp=vjp, jvp=jvp, arity=None, register=False)
+        return block.apply(tuple(leaves), {})
 
     functools.update_wrapper(call, f)
     call.__name__ = f"checkpoint({getattr(f, '__name__', 'f')})"

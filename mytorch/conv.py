@@ -24,17 +24,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mytorch.functional import (
-    _wants,
-    add,
-    expand_dims,
-    matmul,
-    mul,
-    primitive,
-    reshape,
-    transpose,
-)
-from mytorch.functional import sum as sum_over
+from mytorch.primitive import is_float_array, primitive
+from mytorch.rules.core import add, expand_dims, matmul, mul, reshape, transpose
+from mytorch.rules.core import sum as sum_over
 
 # ---- geometry ---------------------------------------------------------------------------------
 
@@ -200,17 +192,17 @@ def _convolution(name: str, dims: int) -> Any:
         # Rows: one per output position (n, *o). Columns: one per kernel entry (c, *k).
         g_rows = reshape(transpose(g, (0, *spatial, 1)), (-1, out_channels))
         grad_x = grad_w = grad_b = None
-        if _wants(x):
+        if is_float_array(x):
             w_rows = reshape(weight, (out_channels, -1))
             cols = reshape(matmul(g_rows, w_rows), (batch, *out, channels, *kernel))
             cols = transpose(cols, (0, dims + 1, *range(1, dims + 1), *range(dims + 2, 2 * dims + 2)))
             grad_x = col2im(cols, np.shape(x), kernel, stride, pads, dilation)
-        if _wants(weight):
+        if is_float_array(weight):
             windows = im2col(x, kernel, stride, pads, dilation)  # (N, C, *O, *K)
             x_rows = transpose(windows, (0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims)))
             x_rows = reshape(x_rows, (g_rows.shape[0], -1))
             grad_w = reshape(matmul(transpose(g_rows), x_rows), np.shape(weight))
-        if _wants(bias):
+        if is_float_array(bias):
             grad_b = sum_over(g, axis=(0, *spatial))
         return grad_x, grad_w, grad_b
 

@@ -95,14 +95,15 @@ def lecture_traces(x1: float = 2.0, x2: float = 5.0) -> Traces:
     with no_grad():
         for op in reversed(tape):
             bar = adjoints[id(op.output)]
-            grads = op.primitive.vjp(bar, op.output, *op.inputs, **(op.params or {}))
+            needs = [id(value) in names for value in op.inputs]
+            grads = op.primitive.pullback(bar, op.output, op.inputs, op.params, needs)
             for position, (value, grad) in enumerate(zip(op.inputs, grads)):
                 if grad is None or id(value) not in names:
                     continue
                 adjoints[id(value)] = adjoints.get(id(value), 0.0) + grad
                 contributions.setdefault(id(value), []).append((_adjoint_formula(op, position, names), grad))
 
-    engine.backward(y)  # the engine's own reverse walk, for the cross-check
+    engine.backward(y, retain_graph=True)  # the engine's own reverse walk, for the cross-check
     gradients = (float(engine.gradient_buffer.get_param(a)), float(engine.gradient_buffer.get_param(b)))
     return Traces(engine, names, order, {id(a): "x1", id(b): "x2"}, tangents, adjoints, contributions,
                   gradients)

@@ -52,7 +52,9 @@ from mytorch.assignment import (
     split_item,
 )
 
-PRIMITIVE_MODULES = ("functional.py", "conv.py", "rules/numpy_ops.py", "rules/linalg.py", "rules/special.py")
+PRIMITIVE_MODULES = (  # in the mytorch package
+    "primitive.py", "rules/core.py", "conv.py", "rules/numpy_ops.py", "rules/linalg.py", "rules/special.py",
+)
 LEFT_OUT = ("handout.py", "bench")  # not in a student's copy (the generator, the timing harness)
 DEFAULT_OPS = ("mul", "div", "exp", "log", "tanh", "matmul", "sum", "linear")
 DEFAULT_LAYERS = ("Linear", "GRUCell")
@@ -97,7 +99,8 @@ class Site:
 
     def label(self) -> str:
         where = "" if isinstance(self.scope, ast.Module) else f"{self.scope.name}."
-        name = f"lambda at line {self.node.lineno}" if isinstance(self.node, ast.Lambda) else self.node.name
+        node = self.node
+        name = node.name if isinstance(node, ast.FunctionDef) else f"lambda at line {node.lineno}"
         return f"{self.source.path.name}: {where}{name}"
 
 
@@ -107,6 +110,19 @@ def _top_functions(scope: ast.Module | ast.FunctionDef) -> dict[str, ast.Functio
 
 def _is_call_to(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def _is_rule_tuple(node: ast.AST) -> bool:
+    return isinstance(node, ast.Tuple) and all(
+        isinstance(e, ast.Lambda) or isinstance(e, ast.Constant) and e.value is None for e in node.elts
+    ) and any(isinstance(e, ast.Lambda) for e in node.elts)
+
+
+def _stub_arguments(node: ast.AST) -> ast.arguments:
+    """The parameters of a stub standing for a lambda, or for a tuple of per-input lambdas."""
+    if isinstance(node, ast.Tuple):
+        return next(e for e in node.elts if isinstance(e, ast.Lambda)).args
+    return node.args
 
 
 def _rule_site(source: _Source, call: ast.Call, rule: str, statement: ast.stmt,
@@ -121,7 +137,7 @@ def _rule_site(source: _Source, call: ast.Call, rule: str, statement: ast.stmt,
             raise HandoutError(f"{source.path.name}:{call.lineno}: cannot find this primitive's {rule} rule")
         return Site(source, nested, nested, factory)
     value = keyword.value
-    if isinstance(value, ast.Lambda):
+    if isinstance(value, ast.Lambda) or _is_rule_tuple(value):  # a tuple of per-input rules: one stub
         return Site(source, value, statement, scope)
     if isinstance(value, ast.Name):
         function = _top_functions(scope).get(value.id) if isinstance(scope, ast.FunctionDef) else None
@@ -181,7 +197,7 @@ def layer_site(package: Path, layer: str) -> Site:
 
 def _users(site: Site, sites: Iterable[Site], package: Path) -> list[Site]:
     """The other rule sites that call `site`'s function. A use anywhere else makes it unstubbable."""
-    if isinstance(site.node, ast.Lambda):
+    if isinstance(site.node, (ast.Lambda, ast.Tuple)):
         return []
     name, source = site.node.name, site.source
     # Where a rule is handed over: `vjp=name` in a call, or {"vjp": name} returned by a factory.
@@ -307,7 +323,7 @@ def _edits(site: Site, taken: set[str]) -> list[tuple[int, int, bytes]]:
     taken.add(name)
     indent = " " * site.statement.col_offset
     gap = "\n" if indent else "\n\n"
-    params = ast.unparse(node.args)
+    params = ast.unparse(_stub_arguments(node))
     stub = f"{indent}def {name}({params}):\n{indent}    {raise_line}\n{gap}"
     line_start = source.line_starts[site.statement.lineno - 1]
     lambda_start, lambda_end = source.span(node)

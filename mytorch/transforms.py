@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mytorch import functional as F
-from mytorch.autograd_engine import Autograd, Operation, _state, engine
+from mytorch.autograd_engine import Stretch, engine, recording
 from mytorch.pytree import is_container, jvp_over_trees, value_and_grad_over_trees, vjp_over_trees
 
 # ---- where transforms nest ------------------------------------------------------------------
@@ -48,47 +48,30 @@ def _inside_a_transform() -> bool:
 
 
 @contextmanager
-def _transform_scope() -> Iterator[bool]:
-    """Record on the tape while inside; the outermost scope cuts the tape back on leaving.
+def _transform_scope() -> Iterator[Stretch]:
+    """A stretch of tape that records while inside (even under no_grad); the outermost scope cuts
+    the tape back on leaving, a nested one leaves its stretch for the outer transform to follow.
 
-    Yields whether another transform is active outside this one (then walks must record).
+    `stretch.keep` tells whether another transform is active outside this one (then walks record).
     """
-    tape = engine()
     nested = _nesting.depth > 0
-    mark = tape.mark()
-    outer_recording = _state.recording
     _nesting.depth += 1
-    _state.recording = True  # a transform differentiates even when called inside no_grad()
     try:
-        yield nested
+        with Stretch(keep=nested) as stretch:
+            yield stretch
     finally:
         _nesting.depth -= 1
-        _state.recording = outer_recording
-        if not nested:
-            tape.cut_back(mark)
-
-
-class _recording_as:
-    """Record primitives only when `flag` is true (walks record only for an outer transform)."""
-
-    def __init__(self, flag: bool) -> None:
-        self.flag = flag
-
-    def __enter__(self) -> None:
-        self.outer, _state.recording = _state.recording, self.flag
-
-    def __exit__(self, *exc_info: object) -> None:
-        _state.recording = self.outer
 
 
 # ---- the variables: fresh copies of the arguments ------------------------------------------
 
 # y = x as a new array: the transform's own variable. Not registered among the primitives, as it
 # is not part of the user's vocabulary.
-_fresh_copy = F.Primitive(
+_fresh_copy = F.primitive(
     "fresh_copy", lambda x: np.array(x, copy=True),
     vjp=lambda g, ans, x: (g,),
     jvp=lambda t, ans, x: t[0],
+    register=False,
 )
 
 
@@ -131,14 +114,23 @@ def _outputs_of(out: Any, who: str) -> tuple[list[np.ndarray], bool]:
     for item in items:
         if isinstance(item, np.ndarray):
             arrays.append(item)
-        elif isinstance(item, (int, float, np.number)):
-            arrays.append(np.asarray(item))  # a constant: its derivative is zero
+        elif isinstance(item, np.number):  # what np.sum returns (np.float64 is also a float: first)
+            arrays.append(np.asarray(item))  # refused below if it was computed off the tape
+        elif isinstance(item, (int, float)):
+            arrays.append(_Constant(item))  # a Python number: a constant, its derivative is zero
         else:
             raise TypeError(
                 f"{who}: the function must return an array or a number (or a tuple of them), "
                 f"got {type(item).__name__}"
             )
     return arrays, is_tuple
+
+
+class _Constant(np.ndarray):
+    """A Python number a function returned: known to be constant (a 0-d float64 array)."""
+
+    def __new__(cls, value: float) -> _Constant:
+        return np.asarray(value, dtype=np.float64).view(cls)
 
 
 def _zeros_like_tangent(array: np.ndarray) -> np.ndarray:
@@ -148,21 +140,12 @@ def _zeros_like_tangent(array: np.ndarray) -> np.ndarray:
 # ---- a trace: f run once on the tape --------------------------------------------------------
 
 
-class _Stretch:
-    """Operations a transform recorded, kept as a list and walked with the engine's own walks."""
-
-    walk_backward = Autograd.walk_backward
-    walk_forward = Autograd.walk_forward
-
-    def __init__(self, operations: list[Operation]) -> None:
-        self.operation_list = operations
-
-
 class _Trace:
     """f run once, on fresh copies of the arguments in `argnums`, inside a transform scope."""
 
-    def __init__(self, f: Callable, args: Sequence[Any], argnums: tuple[int, ...], who: str) -> None:
-        tape = engine()
+    def __init__(self, stretch: Stretch, f: Callable, args: Sequence[Any], argnums: tuple[int, ...],
+                 who: str) -> None:
+        tape = stretch.engine
         args = list(args)
         fresh: dict[int, np.ndarray] = {}
         for position in argnums:
@@ -171,7 +154,7 @@ class _Trace:
         for position, variable in fresh.items():
             args[position] = variable
         self.variables = [fresh[position] for position in argnums]
-        start = len(tape.operation_list)
+        start = len(tape.operation_list)  # the variables are where the walks stop: after their copies
         self.outputs, self.is_tuple = _outputs_of(f(*args), who)
         if engine() is not tape:
             raise RuntimeError(
@@ -179,9 +162,8 @@ class _Trace:
                 "differentiated, so its operations are not on the tape being walked; create the "
                 "engine once, outside the function"
             )
-        # A copy of the list: walks that record append to the tape, never to the stretch.
-        self.stretch = _Stretch(tape.operation_list[start:])
-        self._producer = {id(op.output): index for index, op in enumerate(self.stretch.operation_list)}
+        self.stretch = stretch.seal(start)  # walks that record append to the tape, never to the stretch
+        _refuse_untraced(stretch, self.outputs, self.variables, who)
 
     def pullback(self, cotangents: Sequence[np.ndarray | None], create_graph: bool) -> list[np.ndarray]:
         """The adjoints of the variables, given one cotangent per output (None for zero).
@@ -192,12 +174,8 @@ class _Trace:
         for output, cotangent in zip(self.outputs, cotangents):
             if cotangent is None:
                 continue
-            index = self._producer.get(id(output))
-            if index is None:  # not computed on this stretch: a variable itself, or a constant
-                adjoints = {id(output): cotangent}
-            else:
-                adjoints = self.stretch.walk_backward(index, cotangent, create_graph=create_graph)
-            with _recording_as(create_graph):
+            adjoints = self.stretch.backward(output, cotangent, create_graph=create_graph)
+            with recording(create_graph):
                 for i, variable in enumerate(self.variables):
                     adjoint = adjoints.get(id(variable))
                     if adjoint is not None:
@@ -210,8 +188,8 @@ class _Trace:
         Forward mode: one walk over the stretch with the tangent rules.
         """
         known = {id(v): t for v, t in zip(self.variables, tangents) if t is not None}
-        with _recording_as(create_graph):
-            self.stretch.walk_forward(0, known)
+        with recording(create_graph):
+            self.stretch.forward(known)
         results = []
         for output in self.outputs:
             tangent = known.get(id(output))
@@ -219,9 +197,27 @@ class _Trace:
         return results
 
 
+def _refuse_untraced(stretch: Stretch, outputs: list[np.ndarray], variables: list[np.ndarray],
+                     who: str) -> None:
+    """A float output that no recorded operation produced, and that is not a variable, was computed
+    outside the tape: its derivative would come back as zeros, silently."""
+    for output in outputs:
+        if output.dtype.kind != "f" or isinstance(output, _Constant) or any(output is v for v in variables):
+            continue
+        if stretch.producer(output) is None:
+            raise TypeError(
+                f"{who}: the function's output (shape {output.shape}) was not produced by any "
+                "recorded operation, so its derivative cannot be followed: was it computed with "
+                "NumPy (np.sum, np.exp, an @ or * on arrays) instead of mytorch.functional? Every "
+                "step from the arguments to the output must be a mytorch primitive."
+            )
+
+
 def _returned(value: np.ndarray, nested: bool) -> np.ndarray:
     """What a transform hands back: the very array when nested (an outer transform follows its
     identity on the tape), else a plain writable array (never a read-only broadcast view)."""
+    if isinstance(value, _Constant):
+        return np.asarray(value)
     if nested or value.flags.writeable:
         return value
     return np.array(value)
@@ -257,8 +253,9 @@ def _value_and_grad_of_arrays(f: Callable, argnums: int | Sequence[int] = 0) -> 
 
     def value_and_grad_f(*args: Any) -> tuple[np.ndarray, Any]:
         positions, single = _checked_argnums(argnums, len(args), "grad")
-        with _transform_scope() as nested:
-            trace = _Trace(f, args, positions, "grad")
+        with _transform_scope() as stretch:
+            nested = stretch.keep
+            trace = _Trace(stretch, f, args, positions, "grad")
             (value,) = _single_output(trace, "grad")
             if value.dtype.kind != "f":
                 raise TypeError(f"grad needs a float output; got a {value.dtype} array")
@@ -341,9 +338,11 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
     """
     if any(is_container(p) for p in primals):  # trees: mytorch.pytree
         return vjp_over_trees(vjp, f, primals)
-    with _transform_scope() as nested:
-        trace = _Trace(f, primals, tuple(range(len(primals))), "vjp")
-    outputs = [_returned(o, nested) for o in trace.outputs]
+    with _transform_scope() as stretch:
+        nested = stretch.keep
+        trace = _Trace(stretch, f, primals, tuple(range(len(primals))), "vjp")
+    # The outputs are the user's to change: copies, so that `out -= out.max()` leaves the pullback alone.
+    outputs = [o if nested else np.array(o) for o in trace.outputs]
 
     def vjp_fn(cotangent: Any) -> tuple[np.ndarray, ...]:
         # Called inside a transform, the walk records, so the outer transform can follow it.
@@ -383,8 +382,9 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
         raise ValueError(
             f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal"
         )
-    with _transform_scope() as nested:
-        trace = _Trace(f, primals, tuple(range(len(primals))), "jvp")
+    with _transform_scope() as stretch:
+        nested = stretch.keep
+        trace = _Trace(stretch, f, primals, tuple(range(len(primals))), "jvp")
         seeds = [
             _checked_seed(t, v, "jvp", f"tangent {i}", True)
             for i, (t, v) in enumerate(zip(tangents, trace.variables))
@@ -421,9 +421,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, mode: str = "rev") -
 
     def jacobian_f(*args: Any) -> Any:
         positions, single = _checked_argnums(argnums, len(args), "jacobian")
-        with _transform_scope() as nested:
-            trace = _Trace(f, args, positions, "jacobian")
-            with _recording_as(nested):
+        with _transform_scope() as stretch:
+            nested = stretch.keep
+            trace = _Trace(stretch, f, args, positions, "jacobian")
+            with recording(nested):
                 blocks = _jacobian_rev(trace, nested) if mode == "rev" else _jacobian_fwd(trace, nested)
         per_output = []
         for row in blocks:

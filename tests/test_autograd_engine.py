@@ -25,12 +25,13 @@ def test_lecture_example_values_and_adjoints():
     # y = ln(x1) + x1*x2 - sin(x2) at (2, 5): y = 11.652, dy/dx1 = 5.5, dy/dx2 = 1.716
     x1, x2 = np.array(2.0), np.array(5.0)
     y = lecture_y(x1, x2)
+    names = [op.primitive.name for op in mytorch.engine().operation_list]
+    assert names == ["log", "mul", "add", "sin", "sub"]
     mytorch.backward(y)
     assert round(float(y), 3) == 11.652
     assert round(float(grad_of(x1)), 3) == 5.5
     assert round(float(grad_of(x2)), 3) == 1.716
-    names = [op.primitive.name for op in mytorch.engine().operation_list]
-    assert names == ["log", "mul", "add", "sin", "sub"]
+    assert mytorch.engine().operation_list == []  # the walk consumed what it walked
 
 
 def test_lecture_example_forward_tangent_along_x1():
@@ -227,9 +228,11 @@ def test_leaf_gradients_accumulate_until_zero_grad():
     engine = mytorch.engine()
     x = np.array([1.0, 2.0])
     y = F.sum(F.mul(x, 2.0))
-    engine.backward(y)
+    engine.backward(y, retain_graph=True)
     engine.backward(y)
     np.testing.assert_array_equal(grad_of(x), [4.0, 4.0])
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        engine.backward(y)  # the second walk consumed the tape
     engine.zero_grad()
     assert engine.operation_list == [] and engine.gradient_buffer.memory == {}
 

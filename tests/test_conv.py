@@ -218,7 +218,8 @@ def test_a_larger_convolution_runs_vectorised():
     x, w, b = rng.normal(size=(16, 3, 32, 32)), rng.normal(size=(8, 3, 5, 5)), rng.normal(size=8)
     engine = Autograd()
     out = F.max_pool2d(F.relu(F.conv2d(x, w, b, padding=2)), 2)
-    engine.backward(F.sum(out))
-    assert out.shape == (16, 8, 16, 16)
+    loss = F.sum(out)
     assert len(engine.operation_list) == 4  # conv2d, relu, max_pool2d, sum: one record each
+    engine.backward(loss)
+    assert out.shape == (16, 8, 16, 16)
 

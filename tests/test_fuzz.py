@@ -130,3 +130,27 @@ def test_power_hessian_is_symmetric_where_pytorch_is_not():
     sech2 = 1 / np.cosh(1.0) ** 2
     hessian = [[H[0][0], H[0][1]], [H[1][0], H[1][1]]]
     np.testing.assert_allclose(hessian, [[0.0, sech2], [sech2, 0.0]], atol=1e-12)
+
+
+def test_every_primitive_is_drawn_or_says_where_it_is_reached():
+    from mytorch.testing.fuzz import MENU, NOT_DRAWN
+
+    drawn = {name.rpartition("+")[2] for name in MENU}
+    silent = sorted(set(F.PRIMITIVES) - drawn - set(NOT_DRAWN))
+    assert not silent, f"primitives the fuzzer never draws, with no reason given: {silent}"
+
+
+@pytest.mark.parametrize("op", ["leaf+linear", "astype", "unbroadcast", "scatter_add"])
+def test_the_new_steps_match_pytorch(op):
+    from hypothesis import given, settings
+
+    from mytorch.testing.fuzz import compare_with_torch, programs
+
+    pytest.importorskip("torch")
+
+    @settings(max_examples=15, deadline=None, database=None)
+    @given(programs(max_steps=3, ops=("tanh", op)))
+    def run(program):
+        compare_with_torch(program)
+
+    run()

@@ -17,10 +17,11 @@ def broken_sin(wrong_in: str):
     """sin with a tangent or adjoint rule that doubles the slope where x > 1."""
     right = lambda x: F.cos(x)
     wrong = lambda x: F.mul(F.cos(x), np.where(np.asarray(x) > 1, 2.0, 1.0))
-    return F.Primitive(
+    return F.primitive(
         "broken_sin", np.sin,
         vjp=lambda g, ans, x: (F.mul(g, (wrong if wrong_in == "rev" else right)(x)),),
         jvp=lambda t, ans, x: F.mul(t[0], (wrong if wrong_in == "fwd" else right)(x)),
+        register=False,
     )
 
 
@@ -62,10 +63,11 @@ def test_order_two_catches_a_rule_that_escapes_the_tape(escaping):
     """A rule computed with plain numpy is right at first order but cannot be differentiated
     again: order=2 notices, in the derivative built with that rule."""
     recorded, escaped = (lambda x: F.cos(x)), (lambda x: np.cos(x))
-    primitive = F.Primitive(
+    primitive = F.primitive(
         "escaped_sin", np.sin,
         vjp=lambda g, ans, x: (F.mul(g, (escaped if escaping == "rev" else recorded)(x)),),
         jvp=lambda t, ans, x: F.mul(t[0], (escaped if escaping == "fwd" else recorded)(x)),
+        register=False,
     )
     f = lambda x: F.sum(primitive(x))
     x = np.array([0.4, 0.8])
@@ -78,10 +80,11 @@ def test_order_two_catches_a_rule_that_escapes_the_tape(escaping):
 
 
 def test_tolerances_and_step_are_honoured():
-    slightly_off = F.Primitive(
+    slightly_off = F.primitive(
         "slightly_off", np.exp,
         vjp=lambda g, ans, x: (F.mul(g, F.mul(ans, 1 + 1e-4)),),
         jvp=lambda t, ans, x: F.mul(t[0], F.mul(ans, 1 + 1e-4)),
+        register=False,
     )
     x = np.array([0.5, 1.0])
     with pytest.raises(AssertionError):

@@ -92,8 +92,8 @@ def test_students_pytest_runs_the_assignment_not_the_reference_doctests(handout:
 
 
 def test_stubs_replace_only_their_code(handout: Path) -> None:
-    reference = (PACKAGE / "functional.py").read_text(encoding="utf-8")
-    student = (handout / "mytorch" / "functional.py").read_text(encoding="utf-8")
+    reference = (PACKAGE / "rules" / "core.py").read_text(encoding="utf-8")
+    student = (handout / "mytorch" / "rules" / "core.py").read_text(encoding="utf-8")
     assert "yours to write" not in reference  # the reference is never touched
     assert "vjp=lambda g, ans, x: (mul(g, ans),)" in reference
     assert "vjp=lambda g, ans, x: (mul(g, ans),)" not in student and "vjp=_exp_vjp," in student
@@ -143,13 +143,16 @@ def _body_lines(text: str, function: str, owner: str | None = None) -> tuple[int
     return body[0].lineno - 1, body[-1].end_lineno
 
 
-def fill_in(copy: Path, file: str, function: str, owner: str | None = None,
+def fill_in(copy: Path, file: str, function: str, owner: str | None = None, written: str | None = None,
             mistake: tuple[str, str] | None = None, body: str | None = None) -> None:
-    """Write a stubbed function as the student would: the reference's body (with a mistake), or `body`."""
+    """Write a stubbed function as the student would: `written` or the reference's body (with a
+    mistake), or `body`."""
     if body is None:
-        reference = (ROOT / file).read_text(encoding="utf-8")
-        start, end = _body_lines(reference, function, owner)
-        body = "".join(reference.splitlines(keepends=True)[start:end])
+        body = written
+        if body is None:
+            reference = (ROOT / file).read_text(encoding="utf-8")
+            start, end = _body_lines(reference, function, owner)
+            body = "".join(reference.splitlines(keepends=True)[start:end])
         if mistake:
             assert mistake[0] in body
             body = body.replace(*mistake)
@@ -167,18 +170,27 @@ def to_fill(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-FILES = {"matmul.vjp": ("mytorch/functional.py", "_matmul_backward", None),
-         "linear.vjp": ("mytorch/functional.py", "_linear_vjp", None),
-         "nn.Linear": ("mytorch/nn/linear.py", "forward", "Linear")}
+# What a student writes in the stubs of the per-input rules (one function returning every gradient).
+MATMUL_VJP = """    return (
+        _demoted(matmul(_promoted(g, a, b), swapaxes(_as_column(b), -1, -2)), a, -2),
+        _demoted(matmul(swapaxes(_as_row(a), -1, -2), _promoted(g, a, b)), b, -1),
+    )
+"""
+LINEAR_VJP = """    grad_W = reduce_to(matmul(transpose(_rows(g)), _rows(x)), W)
+    return reduce_to(matmul(g, W), x), grad_W, reduce_to(g, b)
+"""
+FILES = {"matmul.vjp": ("mytorch/rules/core.py", "_matmul_vjp", None, MATMUL_VJP),
+         "linear.vjp": ("mytorch/rules/core.py", "_linear_vjp", None, LINEAR_VJP),
+         "nn.Linear": ("mytorch/nn/linear.py", "forward", "Linear", None)}
 BUGS = {  # bug: (item, how the student's code differs from the reference, what the report must say)
     # Non-square operands make the wrong product fail to align: the report shows the crash on the
     # smallest such input (square ones would give wrong values instead).
     "missing transpose in matmul's backward": (
-        "matmul.vjp", {"mistake": ("matmul(g2, swapaxes(b2, -1, -2))", "matmul(g2, b2)")}, "minimal example"),
+        "matmul.vjp", {"mistake": ("swapaxes(_as_column(b), -1, -2)", "_as_column(b)")}, "minimal example"),
     "bias gradient not summed over the batch": (
-        "linear.vjp", {"mistake": ("_grad(b, g) if _wants(b)", "g if _wants(b)")}, "has shape"),
+        "linear.vjp", {"mistake": ("reduce_to(g, b)", "g")}, "has shape"),
     "bias gradient averaged over the batch": (
-        "linear.vjp", {"mistake": ("_grad(b, g)", "_grad(b, mean(rows_g, axis=0))")}, "expected"),
+        "linear.vjp", {"mistake": ("reduce_to(g, b)", "reduce_to(mean(_rows(g), axis=0), b)")}, "expected"),
     "a forward computed with NumPy, off the tape": (
         "nn.Linear", {"body": "        return A @ self.W.T + self.b\n"}, "is forward computed with NumPy"),
 }
@@ -189,8 +201,8 @@ def test_a_classic_bug_loses_exactly_its_item(bug: str, to_fill: Path, tmp_path:
     copy = tmp_path / "hw"
     shutil.copytree(to_fill, copy)
     buggy_item, change, words = BUGS[bug]
-    for item, (file, function, owner) in FILES.items():
-        fill_in(copy, file, function, owner, **(change if item == buggy_item else {}))
+    for item, (file, function, owner, written) in FILES.items():
+        fill_in(copy, file, function, owner, written, **(change if item == buggy_item else {}))
     result = mytorch_cli("grade", "--json", str(tmp_path / "r.json"), cwd=copy, path=copy)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
@@ -272,8 +284,8 @@ def test_a_submission_is_graded_with_the_teachers_grader(to_fill: Path, tmp_path
     student = tmp_path / "student"
     shutil.copytree(to_fill, student)
     item, change, _ = BUGS["bias gradient averaged over the batch"]
-    for name, (file, function, owner) in FILES.items():
-        fill_in(student, file, function, owner, **(change if name == item else {}))
+    for name, (file, function, owner, written) in FILES.items():
+        fill_in(student, file, function, owner, written, **(change if name == item else {}))
     # What a student might try: a grader that passes everything. Only the files they edit count.
     grade_py = student / "mytorch" / "grade.py"
     honest = "return 0 if all(r.passed for r in results) else 1"
@@ -286,4 +298,4 @@ def test_a_submission_is_graded_with_the_teachers_grader(to_fill: Path, tmp_path
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert [t["name"] for t in report["tests"] if t["status"] == "failed"] == ["linear.vjp"]
     nothing = mytorch_cli("grade", "--submission", str(tmp_path / "nowhere"), cwd=to_fill, path=to_fill)
-    assert nothing.returncode == 2 and "lacks mytorch/functional.py" in nothing.stderr
+    assert nothing.returncode == 2 and "lacks mytorch/nn/linear.py, mytorch/rules/core.py" in nothing.stderr

@@ -80,7 +80,7 @@ def test_float32_inputs_get_float32_gradients(name):
         assert type(out) is np.ndarray
         if not engine.operation_list:
             return
-        engine.backward(out)  # seeded with ones
+        engine.backward(out, gradient=np.ones_like(out))
         for i, x in _float_inputs(example):
             grad = engine.gradient_buffer.get_param(x)
             assert grad.dtype == np.float32, f"{name}: input {i} is float32, its gradient {grad.dtype}"
@@ -163,7 +163,7 @@ def test_backward_helpers_agree_with_the_engine(data):
     engine = Autograd()
     out = primitive.apply(example.inputs, example.params)
     adjoint = np.full(out.shape, 0.5)
-    engine.backward(adjoint)
+    engine.backward(out, gradient=adjoint)
     by_hand = primitive_gradients(primitive, example, adjoint)
     for i, x in _float_inputs(example):
         expected = np.zeros(x.shape) if by_hand[i] is None else by_hand[i]

@@ -183,11 +183,12 @@ def test_tie_mode_puts_inputs_on_kinks(name):
 
 
 def _cube(vjp=None, jvp=None):
-    return F.Primitive(
+    return F.primitive(
         "cube",
         lambda x: x**3,
         vjp=vjp or (lambda g, ans, x: (F.mul(g, F.mul(3.0, F.mul(x, x))),)),
         jvp=jvp or (lambda t, ans, x: F.mul(t[0], F.mul(3.0, F.mul(x, x)))),
+        register=False,
     )
 
 
@@ -216,24 +217,38 @@ def test_check_primitive_catches_a_wrong_tangent_rule_unless_only_rev_is_asked()
 
 
 def test_check_primitive_catches_a_gradient_left_broadcast():
-    careless_add = F.Primitive(
+    careless_add = F.primitive(
         "careless_add",
         np.add,
         arity=2,
         vjp=lambda g, ans, x, y: (g, g),
         jvp=lambda t, ans, x, y: F.add(t[0], t[1]),
+        register=False,
     )
     pairs = broadcastable_shapes(2).flatmap(lambda s: st.tuples(float_arrays(s[0]), float_arrays(s[1])))
     with pytest.raises(GradientCheckError, match="has shape .* but its input has shape"):
         check_primitive(careless_add, pairs, max_examples=50)
 
 
+def test_check_primitive_catches_a_gradient_of_the_wrong_shape():
+    flattening_exp = F.primitive(
+        "flattening_exp",
+        np.exp,
+        vjp=lambda g, ans, x: (F.reshape(F.mul(g, ans), (-1,)),),
+        jvp=lambda t, ans, x: F.mul(t[0], ans),
+        register=False,
+    )
+    with pytest.raises(GradientCheckError, match="shape"):
+        check_primitive(flattening_exp, float_arrays(st.just((2, 3))), max_examples=10)
+
+
 def test_check_primitive_takes_examples_with_parameters():
-    scaled = F.Primitive(
+    scaled = F.primitive(
         "scaled",
         lambda x, factor=1.0: x * factor,
         vjp=lambda g, ans, x, factor=1.0: (F.mul(g, factor),),
         jvp=lambda t, ans, x, factor=1.0: F.mul(t[0], factor),
+        register=False,
     )
     examples = float_arrays().map(lambda x: Example((x,), {"factor": 2.5}))
     assert check_primitive(scaled, examples, max_examples=5).examples == 5
@@ -255,7 +270,7 @@ def test_check_against_torch_catches_a_different_tie_rule():
     pytest.importorskip("torch")
     from mytorch.utils import unbroadcast
 
-    x_takes_ties = F.Primitive(  # PyTorch (and mytorch) split a tie evenly; this gives it all to x
+    x_takes_ties = F.primitive(  # PyTorch (and mytorch) split a tie evenly; this gives it all to x
         "maximum",
         np.maximum,
         arity=2,
@@ -264,6 +279,7 @@ def test_check_against_torch_catches_a_different_tie_rule():
             unbroadcast(g * (x < y), np.shape(y)),
         ),
         jvp=F.maximum.jvp,
+        register=False,
     )
     with pytest.raises(GradientCheckError, match="disagrees with PyTorch"):
         check_against_torch(x_takes_ties, np.float64, max_examples=100)

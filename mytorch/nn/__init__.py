@@ -11,8 +11,9 @@ from mytorch.nn.activation import GELU, ReLU, Sigmoid, Softmax, Tanh
 from mytorch.nn.batchnorm import BatchNorm1d
 from mytorch.nn.conv import Conv1d, Conv2d, MaxPool2d
 from mytorch.nn.linear import Dropout, Flatten, Identity, Linear
-from mytorch.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxCrossEntropy
+from mytorch.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, CTCLoss, MSELoss, SoftmaxCrossEntropy
 from mytorch.nn.module import Module, Sequential
+from mytorch.nn.resampling import Downsample1d, Downsample2d, Upsample1d, Upsample2d
 from mytorch.nn.rnn import GRUCell, RNNCell
 
 __all__ = [
@@ -20,7 +21,10 @@ __all__ = [
     "BatchNorm1d",
     "Conv1d",
     "Conv2d",
+    "CTCLoss",
     "CrossEntropyLoss",
+    "Downsample1d",
+    "Downsample2d",
     "Dropout",
     "Flatten",
     "GELU",
@@ -37,5 +41,7 @@ __all__ = [
     "Softmax",
     "SoftmaxCrossEntropy",
     "Tanh",
+    "Upsample1d",
+    "Upsample2d",
     "functional",
 ]

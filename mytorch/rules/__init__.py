@@ -1,1 +1,1 @@
-"""Primitive rules by family: each module defines primitives with `mytorch.functional.primitive`."""
+"""The rules of the primitives, one module per family (mytorch.functional gathers them)."""

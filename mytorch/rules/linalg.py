@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.functional import (
+from mytorch.primitive import primitive, unbroadcast
+from mytorch.rules.core import (
     add,
     concatenate,
     div,
@@ -41,16 +42,14 @@ from mytorch.functional import (
     matmul,
     mul,
     neg,
-    primitive,
     reshape,
     stack,
     sub,
     swapaxes,
     where,
 )
-from mytorch.functional import sum as sum_
+from mytorch.rules.core import sum as sum_
 from mytorch.rules.numpy_ops import tril
-from mytorch.utils import unbroadcast
 
 __all__ = ["cholesky", "det", "eigh", "inv", "norm", "slogdet", "solve"]
 
@@ -67,6 +66,8 @@ def _T(a: Any) -> Any:
 
 
 def _sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
+    if np.shape(grad) == tuple(shape):
+        return grad
     if np.ndim(grad) < len(shape):
         grad = reshape(grad, (1,) * (len(shape) - np.ndim(grad)) + np.shape(grad))
     return unbroadcast(grad, tuple(shape))

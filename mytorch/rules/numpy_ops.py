@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.functional import (
+from mytorch.primitive import primitive, unbroadcast
+from mytorch.rules.core import (
     add,
     div,
     exp,
@@ -33,7 +34,6 @@ from mytorch.functional import (
     mul,
     neg,
     pad,
-    primitive,
     reshape,
     scatter_add,
     sigmoid,
@@ -42,8 +42,7 @@ from mytorch.functional import (
     transpose,
     where,
 )
-from mytorch.functional import sum as sum_
-from mytorch.utils import unbroadcast
+from mytorch.rules.core import sum as sum_
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -92,6 +91,8 @@ def _moveaxis(x: Any, source: int, destination: int) -> Any:
 
 def _sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
     """`grad` summed (or given leading size-1 axes) so that it takes `shape`."""
+    if np.shape(grad) == tuple(shape):
+        return grad
     if np.ndim(grad) < len(shape):
         grad = reshape(grad, (1,) * (len(shape) - np.ndim(grad)) + np.shape(grad))
     return unbroadcast(grad, tuple(shape))
@@ -580,7 +581,7 @@ def _einsum_operand_gradient(
     pieces += [(c, np.ones(sizes[c], g.dtype)) for c in target if c not in present]
     spec = ",".join(term for term, _ in pieces) + "->" + target
     grad = _einsum([v for _, v in pieces], subscripts=spec, optimize=_optimize_for(len(pieces), optimize))
-    return unbroadcast(grad, np.shape(operands[k]))  # size-1 axes that broadcast
+    return _sum_to(grad, np.shape(operands[k]))  # size-1 axes that broadcast
 
 
 def _einsum_vjp(g: np.ndarray, ans: np.ndarray, *operands: Any, subscripts: str,

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from mytorch.functional import add, div, log, mul, primitive, reshape, sub
-from mytorch.utils import unbroadcast
+from mytorch.primitive import primitive, unbroadcast
+from mytorch.rules.core import add, div, log, mul, reshape, sub
 
 __all__ = ["digamma", "expit", "gammaln", "logit", "polygamma", "xlogy"]
 
@@ -28,6 +28,8 @@ def _is_float(value: Any) -> bool:
 
 
 def _sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
+    if np.shape(grad) == tuple(shape):
+        return grad
     if np.ndim(grad) < len(shape):
         grad = reshape(grad, (1,) * (len(shape) - np.ndim(grad)) + np.shape(grad))
     return unbroadcast(grad, tuple(shape))

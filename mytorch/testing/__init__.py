@@ -17,10 +17,11 @@ Write the rules with mytorch primitives, so that recorded backward walks (`creat
 `mytorch.grad(mytorch.grad(f))` and hessians work through it::
 
     from mytorch import functional as F
-    softplus = F.Primitive(
+    softplus = F.primitive(
         "softplus", lambda x: np.logaddexp(0.0, x),
         vjp=lambda g, ans, x: (F.mul(g, F.sigmoid(x)),),     # one gradient per input
         jvp=lambda t, ans, x: F.mul(t[0], F.sigmoid(x)),     # t: one tangent per input
+        register=False,                                      # yours: not in F.PRIMITIVES
     )
     y = softplus(x)                           # records on the engine like F.exp(x)
     check_primitive(softplus, float_arrays())
@@ -29,7 +30,7 @@ Write the rules with mytorch primitives, so that recorded backward walks (`creat
 one gradient per input, each with its input's shape (`mytorch.utils.unbroadcast` undoes
 broadcasting), or None for an input with no gradient. `arity=n` says how many leading arguments
 are inputs (the rest are parameters such as `axis`); `arity=None` means one sequence of inputs.
-`F.Primitive(...)` stays private to your code; `F.primitive(..., register=True)` also puts it in
+`register=False` keeps it private to your code; `register=True` (the built-ins) also puts it in
 `F.PRIMITIVES`, where `python -m mytorch check` and the test suite expect an input spec for it
 (`mytorch.testing.cases.case`).
 

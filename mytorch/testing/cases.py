@@ -548,6 +548,22 @@ def _broadcast_to(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     return Example((_values(draw, shape, dtype),), {"shape": draw(broadcast_targets(shape))})
 
 
+def _torch_sum_to(x: Any, shape: tuple) -> Any:
+    return x.sum_to_size(shape) if shape else x.sum()
+
+
+@case(
+    "unbroadcast",
+    torch=_torch_sum_to,
+    bad=((np.ones((2, 3)), (4, 3)), {}, ("unbroadcast", "(2, 3)", "(4, 3)")),
+)
+def _unbroadcast(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    # broadcasting's adjoint: from a broadcast shape back to the shape that was broadcast
+    target = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(broadcast_targets(target))
+    return Example((_values(draw, shape, dtype),), {"shape": target})
+
+
 @case(
     "expand_dims",
     torch=_torch_expand_dims,

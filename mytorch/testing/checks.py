@@ -500,8 +500,8 @@ def check_primitive(
 
     >>> from mytorch import functional as F
     >>> from mytorch.testing import float_arrays
-    >>> cube = F.Primitive("cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
-    ...                    jvp=lambda t, ans, x: t[0] * 3 * x**2)
+    >>> cube = F.primitive("cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
+    ...                    jvp=lambda t, ans, x: t[0] * 3 * x**2, register=False)
     >>> check_primitive(cube, float_arrays(), max_examples=20).examples
     20
     """

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mytorch import functional as F
-from mytorch.autograd_engine import no_grad
+from mytorch.autograd_engine import Stretch, no_grad
 from mytorch.testing.cases import CASES, _show
 from mytorch.testing.strategies import (
     axes,
@@ -38,6 +38,7 @@ from mytorch.testing.strategies import (
     indices,
     reshape_targets,
 )
+from mytorch.transforms import grad, jvp
 
 __all__ = ["Program", "Step", "compare_with_finite_differences", "compare_with_torch", "programs"]
 
@@ -332,6 +333,48 @@ def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None
     return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
 
 
+def _leaf_linear(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+    """New leaves W (out, in) and b (out,), and linear(x, W, b): a layer as one primitive."""
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    inner, out = values[k].shape[-1], draw(st.integers(1, 3))
+    if not _size_ok(values[k].shape[:-1] + (out,)) or not _size_ok((out, inner)):
+        return None
+    dtype = values[k].dtype
+    weight = draw(float_arrays((out, inner), dtype, low=-1.0, high=1.0))
+    bias = draw(float_arrays((out,), dtype, low=-1.0, high=1.0))
+    return [Step("leaf", params={"value": weight}), Step("leaf", params={"value": bias}),
+            Step("linear", (k, len(values), len(values) + 1))]
+
+
+def _astype(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values)  # to its own dtype: a float32 program stays float32
+    return None if k is None else Step("astype", (k,), {"dtype": values[k].dtype})
+
+
+def _unbroadcast(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    """Sum a value back to a shape that broadcasts to it (leading axes dropped, some axes to 1)."""
+    k = _pick(draw, values)
+    if k is None:
+        return None
+    shape = values[k].shape
+    kept = shape[draw(st.integers(0, len(shape))):]
+    return Step("unbroadcast", (k,), {"shape": tuple(1 if draw(st.booleans()) else n for n in kept)})
+
+
+def _scatter_add(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    """A value added into zeros of a larger shape, at one position of a new leading axis."""
+    k = _pick(draw, values)
+    if k is None:
+        return None
+    rows = draw(st.integers(1, 3))
+    shape = (rows, *values[k].shape)
+    if not _size_ok(shape):
+        return None
+    return Step("scatter_add", (k,), {"index": draw(st.integers(0, rows - 1)), "shape": shape})
+
+
 def _as_image(draw: st.DrawFn, values: list[np.ndarray], dims: int) -> list[Step] | None:
     """A value reshaped to one channel of a batch of one: (1, 1, W) or (1, 1, H, W)."""
     k = _pick(draw, values, lambda v: v.size > 0)
@@ -408,6 +451,10 @@ MENU: dict[str, Callable] = {
     "log_softmax": _along_axis("log_softmax"),
     "matmul": _matmul,
     "leaf+matmul": _leaf_matmul,
+    "leaf+linear": _leaf_linear,
+    "astype": _astype,
+    "unbroadcast": _unbroadcast,
+    "scatter_add": _scatter_add,
     "reshape": _reshape,
     "transpose": _transpose,
     "expand_dims": _expand_dims,
@@ -423,6 +470,13 @@ MENU: dict[str, Callable] = {
     "conv1d": _leaf_conv(1),
     "conv2d": _leaf_conv(2),
     "max_pool2d": _max_pool2d,
+}
+
+
+# Primitives with no step of their own, and where the fuzzer reaches them instead.
+NOT_DRAWN = {
+    "im2col": "inside every conv1d, conv2d and max_pool2d step (their rules are written with it)",
+    "col2im": "inside the backward walk of every conv1d, conv2d and max_pool2d step",
 }
 
 
@@ -470,47 +524,36 @@ def _leaves(program: Program) -> list[np.ndarray]:
 
 def mytorch_run(program: Program, leaves: list[np.ndarray]) -> tuple:
     """Values, loss, and the gradient of the loss with respect to each leaf, by the engine."""
-    import mytorch
-
-    engine = mytorch.engine()
-    mark = engine.mark()
-    try:
+    with Stretch() as stretch:
         values, loss = program.run_mytorch(leaves)
-        adjoints = engine.walk_backward(len(engine.operation_list) - 1, np.ones_like(loss), stop=mark[0])
-        assert engine.operation_list[-1].output is loss
+        adjoints = stretch.backward(loss, np.ones_like(loss))
         grads = [adjoints.get(id(leaf), np.zeros_like(leaf)) for leaf in leaves]
         return [np.array(v) for v in values], np.array(loss), grads
-    finally:
-        engine.cut_back(mark)
 
 
 def _tangent_mytorch(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> np.ndarray:
     """The loss's derivative along `directions`, by forward mode (tangent rules)."""
-    import mytorch
-
-    _, tangent = mytorch.jvp(lambda *xs: program.run_mytorch(list(xs))[1], leaves, directions)
+    _, tangent = jvp(lambda *xs: program.run_mytorch(list(xs))[1], leaves, directions)
     return np.asarray(tangent)
 
 
 def _hvp_mytorch(
     program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]
 ) -> list[np.ndarray]:
-    import mytorch
-
     count = len(leaves)
 
     def loss(*xs: np.ndarray) -> np.ndarray:
         return program.run_mytorch(list(xs))[1]
 
     def directional(*xs: np.ndarray) -> np.ndarray:
-        grads = mytorch.grad(loss, argnums=tuple(range(count)))(*xs)
+        grads = grad(loss, argnums=tuple(range(count)))(*xs)
         total = None
         for g, v in zip(grads, directions):
             term = F.sum(F.mul(g, v))
             total = term if total is None else F.add(total, term)
         return total
 
-    return list(mytorch.grad(directional, argnums=tuple(range(count)))(*leaves))
+    return list(grad(directional, argnums=tuple(range(count)))(*leaves))
 
 
 def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> tuple:
@@ -621,7 +664,7 @@ def compare_with_finite_differences(
         rtol,
         atol,
     )
-    for position, (k, grad) in enumerate(zip(program.leaves, grads)):
+    for position, (k, gradient) in enumerate(zip(program.leaves, grads)):
         numeric = np.zeros(leaves[position].shape)
         for index in np.ndindex(*numeric.shape):
             ahead, behind = [leaf.copy() for leaf in leaves], [leaf.copy() for leaf in leaves]
@@ -630,7 +673,7 @@ def compare_with_finite_differences(
             numeric[index] = (loss_at(ahead) - loss_at(behind)) / (2 * step)
         _assert_close(
             f"gradient of the loss with respect to v{k} (finite differences)",
-            grad,
+            gradient,
             numeric,
             program,
             rtol,

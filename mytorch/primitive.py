@@ -1,0 +1,302 @@
+"""What a primitive is: a forward rule, a backward rule (VJP) and a tangent rule (JVP), in one object.
+
+A rule reads like the lecture notes: for `y = exp(x)`, the adjoint is `x̄ = ȳ · y` and the tangent
+is `ẏ = ẋ · y`. A primitive is made with `primitive(name, forward, vjp=..., jvp=...)`:
+
+    vjp(g, ans, *inputs, **params) -> one gradient per input, as a tuple (None where there is none)
+    vjp=(rule_0, rule_1, ...)      -> one rule per input, each returning that input's gradient;
+                                      the walk calls only the rules whose gradient it needs
+    jvp(t, ans, *inputs, **params) -> the output tangent, `t` holding one tangent per input
+
+where `g` is the adjoint of the output `ans`. Which gradients a walk needs reaches the primitive
+as an argument (`pullback(..., needs)`). A rule returns each gradient in its input's shape (it
+undoes broadcasting with `reduce_to(g, x)`: a rule that forgets is an error naming it, never a
+silently summed gradient); `pullback` casts it to the input's dtype.
+
+Rules are written with primitives, so a backward walk that records (`create_graph=True`) is just
+more tape and can be differentiated again. The two primitives that plumbing needs, `broadcast_to`
+and its adjoint `unbroadcast`, and the dtype cast `astype`, live here with the machinery.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mytorch.autograd_engine import engine, recording, state
+from mytorch.utils import unbroadcast as sum_to
+
+PRIMITIVES: dict[str, Primitive] = {}
+_NO_PARAMS: dict[str, Any] = {}
+
+
+class Primitive:
+    """A differentiable operation: forward rule, backward rule, tangent rule. Made by `primitive`.
+
+    Calling it computes the forward rule with NumPy and records the call on the current engine.
+    `backward(grad_output, *inputs)` returns the input gradients (for `add_operation` by hand).
+    """
+
+    def __init__(self, name: str, forward: Callable[..., Any], vjp: Any, jvp: Callable[..., Any],
+                 arity: int | None, defined_in: str) -> None:
+        self.name, self.forward, self.vjp, self.jvp, self.arity = name, forward, vjp, jvp, arity
+        self.defined_in = defined_in  # the module whose `primitive(...)` call made it
+        if isinstance(vjp, (tuple, list)) and arity is not None and len(vjp) != arity:
+            raise ValueError(f"{name}: {len(vjp)} vjp rules for {arity} inputs")
+        self._bind_plan(forward, arity)
+        self.backward = self._make_backward()
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    # ---- calling: bind the arguments, compute, record -------------------------------------------
+
+    def _bind_plan(self, forward: Callable[..., Any], arity: int | None) -> None:
+        import inspect
+
+        if isinstance(forward, np.ufunc):  # its inputs only, not its out=/dtype=/... keywords
+            signature = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_ONLY) for n in "xyz"[:arity]]
+        else:
+            signature = list(inspect.signature(forward).parameters.values())
+        self._names = [p.name for p in signature if p.kind is not p.VAR_POSITIONAL]
+        self._defaults = {p.name: p.default for p in signature if p.default is not p.empty}
+        self._input_count = 1 if arity is None else arity
+        # Calls with exactly this many positional arguments skip binding (the hot path).
+        self._plain_arity = arity if arity is not None and len(self._names) == arity else -1
+        # The parameters (after the inputs): their positions, and the defaults of those that have one.
+        self._param_position = {n: i for i, n in enumerate(self._names[self._input_count :])}
+        self._param_defaults = {n: v for n, v in self._defaults.items() if n in self._param_position}
+
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """Split a call's arguments into the inputs and the parameters."""
+        count = self._input_count
+        if not kwargs and len(args) == self._plain_arity:
+            return args, _NO_PARAMS
+        if self.arity is not None and count <= len(args) <= len(self._names):
+            # Inputs by position, parameters by position or keyword (sum(x, axis=0)): the usual
+            # call, bound without building the whole table; anything else takes the careful path.
+            given = len(args) - count
+            position = self._param_position
+            if all(position.get(name, -1) >= given for name in kwargs):
+                params = dict(self._param_defaults)
+                params.update(zip(position, args[count:]))
+                params.update(kwargs)
+                if len(params) == len(position):
+                    return args[:count], params
+        names = self._names
+        if self.arity is None:  # one sequence of inputs, then the parameters
+            if not args:
+                raise TypeError(f"{self.name}() needs a sequence of arrays")
+            names = ["inputs", *names]
+        bound = dict(self._defaults)
+        if len(args) > len(names):
+            raise TypeError(f"{self.name}() takes {len(names)} arguments, got {len(args)}")
+        bound.update(zip(names, args))
+        unknown = set(kwargs) - set(names)
+        if unknown:
+            raise TypeError(f"{self.name}() got unexpected arguments {sorted(unknown)}")
+        repeated = set(names[: len(args)]) & set(kwargs)
+        if repeated:  # concatenate(a, b, axis=0) would otherwise read b as the axis, then drop it
+            raise TypeError(f"{self.name}() got multiple values for {sorted(repeated)}")
+        bound.update(kwargs)
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise TypeError(f"{self.name}() missing arguments {missing}")
+        if self.arity is None:
+            return tuple(bound.pop("inputs")), bound
+        return tuple(bound.pop(n) for n in names[:count]), bound
+
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        if kwargs or len(args) != self._plain_arity:
+            return self.apply(*self._bind(args, kwargs))
+        return self.apply(args, _NO_PARAMS)
+
+    def apply(self, inputs: tuple, params: dict) -> np.ndarray:
+        """Compute the forward rule on `inputs` and record it on the current engine."""
+        for value in inputs:
+            if type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
+                inputs = self._checked_inputs(inputs)
+                break
+        try:
+            output = self.forward(*inputs, **params)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _explained(self.name, inputs, error) from error
+        if type(output) is not np.ndarray:
+            output = np.asarray(output)  # numpy hands back scalars for 0-d results
+        for value in inputs:
+            if value is output:  # an array is known by its identity: the output must be its own
+                output = output.view()
+                break
+        if state.recording:
+            (state.engine or engine())._record(self, inputs, output, params)
+        return output
+
+    def _checked_inputs(self, inputs: tuple) -> tuple:
+        """Lists and tuples become constant arrays; masked arrays and matrices are refused."""
+        checked = []
+        for position, value in enumerate(inputs):
+            if isinstance(value, (np.ma.MaskedArray, np.matrix)):
+                raise TypeError(
+                    f"{self.name}: input {position} is a {type(value).__name__}; its "
+                    f"{'mask' if isinstance(value, np.ma.MaskedArray) else 'matrix semantics'} would "
+                    "be lost silently. Pass a plain array (np.asarray, or fill the masked values)."
+                )
+            if isinstance(value, (list, tuple)):
+                value = np.asarray(value)  # a constant: it has no identity to follow
+            checked.append(value)
+        return tuple(checked)
+
+    # ---- differentiating ------------------------------------------------------------------------
+
+    def pullback(self, grad_output: Any, output: Any, inputs: Sequence[Any], params: dict,
+                 needs: Sequence[bool]) -> list[Any]:
+        """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
+        its input's shape and dtype."""
+        rules = self.vjp
+        if type(rules) is tuple or type(rules) is list:  # one rule per input: only those needed run
+            grads = [
+                rule(grad_output, output, *inputs, **params) if need and rule is not None else None
+                for rule, need in zip(rules, needs)
+            ]
+        else:
+            grads = self.vjp(grad_output, output, *inputs, **params)
+            if not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
+                got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else (
+                    f"a bare {type(grads).__name__}")
+                raise TypeError(
+                    f"{self.name}: its vjp returned {got} for {len(inputs)} input(s); a vjp returns "
+                    "one gradient per input, as a tuple (None for an input without one): "
+                    "`return (grad_x,)` for one input"
+                )
+        if len(grads) == 1:  # the usual case, without enumerate and zip
+            grad, value = grads[0], inputs[0]
+            if needs[0] and type(grad) is np.ndarray and grad.dtype is value.dtype and (
+                grad.shape == value.shape
+            ):
+                return grads
+        return [
+            _fitted(self, i, grad, value) if need and grad is not None else None
+            for i, (grad, value, need) in enumerate(zip(grads, inputs, needs))
+        ]
+
+    def _make_backward(self) -> Callable[..., Any]:
+        primitive = self
+
+        def backward(grad_output: Any, *args: Any, **kwargs: Any) -> Any:
+            inputs, params = primitive._bind(args, kwargs)
+            # Called by hand (or by a walk over add_operation records, which are first-order
+            # only), the rule must not record: that would hold the user's arrays and put stray
+            # operations at the end of the tape, where backward(seed) would start.
+            with recording(False):
+                ans = np.asarray(primitive.forward(*inputs, **params))
+                needs = [is_float_array(x) for x in inputs]
+                grads = primitive.pullback(np.asarray(grad_output), ans, inputs, params, needs)
+            return grads[0] if len(grads) == 1 else tuple(grads)
+
+        backward.__name__ = backward.__qualname__ = f"{self.name}_backward"
+        backward.__doc__ = (
+            f"Gradients of `{self.name}`'s inputs given the adjoint of its output "
+            "(one per input, each with its input's shape)."
+        )
+        return backward
+
+
+def primitive(
+    name: str, forward: Callable[..., Any], *, vjp: Any, jvp: Callable, arity: int | None = 1,
+    register: bool = True,
+) -> Primitive:
+    """Define a primitive: one definition holding its three rules (see the module docstring).
+
+    `register=True` (the built-ins) lists it in `PRIMITIVES`, the table that `python -m mytorch
+    check`, the handout and the test suite walk (each entry needs an input spec in
+    mytorch.testing.cases); a user-defined primitive passes `register=False`.
+
+    >>> cube = primitive("cube", lambda x: x**3,
+    ...                  vjp=lambda g, ans, x: (g * 3 * x**2,),
+    ...                  jvp=lambda t, ans, x: t[0] * 3 * x**2, register=False)
+    >>> cube(np.array([1.0, 2.0]))
+    array([1., 8.])
+    >>> cube.backward(np.ones(2), np.array([1.0, 2.0]))
+    array([ 3., 12.])
+    """
+    defined_in = sys._getframe(1).f_globals.get("__name__", "")
+    made = Primitive(name, forward, vjp, jvp, arity, defined_in)
+    if register:
+        PRIMITIVES[name] = made
+    return made
+
+
+# ---- what rule writers use ------------------------------------------------------------------------
+
+
+def is_float_array(value: Any) -> bool:
+    """Whether `value` is differentiable: a float array (integer and bool arrays are constants)."""
+    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
+
+
+def constant(array: Any, like: Any) -> np.ndarray:
+    """A mask or sign, as a constant (never on the tape) of `like`'s float dtype."""
+    dtype = like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else float
+    return np.asarray(array, dtype=dtype)
+
+
+def reduce_to(g: Any, x: Any) -> Any:
+    """`g` summed over the axes that broadcasting `x` added or stretched, so it has `x`'s shape.
+
+    >>> reduce_to(np.ones((4, 3)), np.zeros(3))
+    array([4., 4., 4.])
+    """
+    if type(g) is np.ndarray and type(x) is np.ndarray and g.shape == x.shape:
+        return g  # the usual case, without np.shape's calls
+    return g if np.shape(g) == np.shape(x) else unbroadcast(g, np.shape(x))
+
+
+def _fitted(primitive: Primitive, position: int, grad: Any, value: Any) -> Any:
+    """`grad`, checked to have `value`'s shape and cast to its dtype."""
+    if type(grad) is np.ndarray and grad.dtype is value.dtype and grad.shape == value.shape:
+        return grad  # the usual case
+    if np.shape(grad) != np.shape(value):
+        raise ValueError(
+            f"{primitive.name}: its vjp returned a gradient that has shape {np.shape(grad)} for input "
+            f"{position}, but its input has shape {np.shape(value)} (undo broadcasting with "
+            "reduce_to(g, x))"
+        )
+    dtype = getattr(grad, "dtype", None)
+    if dtype is not None and dtype != value.dtype:
+        grad = astype(grad, value.dtype)
+    return grad
+
+
+def _explained(name: str, inputs: tuple, error: Exception) -> Exception:
+    detail = ", ".join(
+        f"{v.shape} {v.dtype}" if isinstance(v, np.ndarray) else type(v).__name__ for v in inputs
+    )
+    kind = IndexError if isinstance(error, IndexError) and not isinstance(error, ValueError) else None
+    kind = kind or (TypeError if isinstance(error, TypeError) else ValueError)
+    message = str(error) if str(error).startswith(f"{name}:") else f"{name}: {error}"  # named once
+    return kind(f"{message} (inputs: {detail})")
+
+
+# ---- the plumbing primitives: broadcasting and its adjoint, and casts ---------------------------
+
+
+broadcast_to = primitive(
+    "broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+    vjp=lambda g, ans, x, shape: (reduce_to(g, x),),
+    jvp=lambda t, ans, x, shape: broadcast_to(t[0], shape),
+)
+# The adjoint of broadcasting: a gradient summed over the axes that broadcasting added or stretched.
+unbroadcast = primitive(
+    "unbroadcast", lambda x, shape: sum_to(x, shape),
+    vjp=lambda g, ans, x, shape: (broadcast_to(g, np.shape(x)),),
+    jvp=lambda t, ans, x, shape: unbroadcast(t[0], shape),
+)
+# A cast that keeps the chain (used where dtypes meet).
+astype = primitive(
+    "astype", lambda x, dtype: np.asarray(x).astype(dtype),
+    vjp=lambda g, ans, x, dtype: (g,),  # pullback casts it back to x's dtype
+    jvp=lambda t, ans, x, dtype: astype(t[0], dtype),
+)
