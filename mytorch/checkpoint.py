@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import _state, engine
+from mytorch.autograd_engine import engine
+from mytorch.autograd_engine import state as _state
 from mytorch.primitive import primitive
 from mytorch.pytree import tree_flatten, tree_unflatten
 

@@ -1139,10 +1139,8 @@ def _take(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 @case(
     "take_along_axis",
-    torch=lambda x, indices, axis=-1: _torch_getitem(
-        x.reshape(-1) if axis is None else x,
-        indices if axis is None else __import__("mytorch.rules.numpy_ops", fromlist=["_"])._along_index(
-            tuple(x.shape), indices, axis),
+    torch=lambda x, indices, axis=-1: __import__("torch").take_along_dim(
+        x, __import__("torch").as_tensor(indices), dim=axis
     ),
     bad=((np.ones((2, 3)), np.zeros((2,), np.intp)), {"axis": 1}, ("take_along_axis", "(2, 3)")),
 )
@@ -1304,11 +1302,13 @@ def _tensordot(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 def _torch_setitem(x: Any, value: Any, index: Any) -> Any:
     import torch
 
-    from mytorch.rules.numpy_ops import _landed
-
     shape = tuple(x.shape)
     positions = _flat_positions(shape, index)
-    landed = torch.as_tensor(_landed(shape, index).reshape(-1))
+    # NumPy lets the last of repeated positions win: only those values land
+    flat = positions.reshape(-1)
+    last = {position: k for k, position in enumerate(flat.tolist())}
+    landed = torch.zeros(flat.size, dtype=torch.bool)
+    landed[list(last.values())] = True
     if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
         value = _cast_like(x, value)[1]
     values = value.to(x.dtype).broadcast_to(positions.shape).reshape(-1)[landed]

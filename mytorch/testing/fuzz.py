@@ -941,4 +941,7 @@ MENU.update({
     "expit": _unary("expit"),
     "logit": _unary("logit", _inside(0.05, 0.95)),
     "xlogy": _binary("xlogy", lambda a, b: _positive(b)),
+    "polygamma": lambda draw, values: (
+        None if (k := _pick(draw, values, _positive)) is None else Step("polygamma", (Const(1), k))
+    ),
 })
