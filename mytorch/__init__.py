@@ -23,6 +23,7 @@ from mytorch.autograd_engine import (
     recording,
 )
 from mytorch.checkpoint import checkpoint
+from mytorch.compile import compile as compile  # noqa: A004 - record once, replay
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
@@ -37,6 +38,7 @@ __all__ = [
     "backward",
     "checkpoint",
     "check_grads",
+    "compile",
     "detect_anomaly",
     "engine",
     "functional",

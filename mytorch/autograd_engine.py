@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.utils import GradientBuffer
+from mytorch.utils import GradientBuffer, gradient_dtype, is_float_array
 
 # ---- the state of this thread: its current engine, and whether primitives record ----------------
 
@@ -354,7 +354,7 @@ class Operation:
         self.params = params if params is not None else _NO_PARAMS
         # Which inputs carry a gradient (float arrays, or a hand-written target): fixed at record time.
         self.needs = needs if needs is not None else tuple(
-            target is not None or _is_float_array(value) for value, target in zip(inputs, gradients_to_update)
+            target is not None or is_float_array(value) for value, target in zip(inputs, gradients_to_update)
         )
         self.source = self.saved = None  # set in anomaly mode
 
@@ -418,12 +418,6 @@ class _HandWritten:
             _checked_gradient(self.name, i, value, grad) if need and grad is not None else None
             for i, (value, grad, need) in enumerate(zip(inputs, grads, needs))
         ]
-
-
-def _is_float_array(value: Any) -> bool:
-    """Whether `value` carries a gradient: a float ndarray (or subclass), or a float NumPy scalar
-    produced on the tape."""
-    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
 
 
 # ---- the walks: plain loops over a list of records ------------------------------------------
@@ -532,7 +526,7 @@ def _zero_tangent(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, np.ndarray):
-        return np.zeros(value.shape, value.dtype if value.dtype.kind == "f" else float)
+        return np.zeros(value.shape, gradient_dtype(value))
     return 0.0
 
 
@@ -603,14 +597,14 @@ class Autograd:
             )
         if not isinstance(output, (np.ndarray, np.generic)):
             raise TypeError(f"add_operation: the output must be a numpy array, got {type(output).__name__}")
-        memory = self.gradient_buffer
+        buffer = self.gradient_buffer
         for value, target in zip(inputs, gradients_to_update):
             if isinstance(value, np.ndarray):
                 _hold(self._held, value)
                 if target is None:
-                    memory.add_spot(value)
+                    buffer.add_spot(value)
             elif isinstance(value, np.generic) and target is None:
-                memory.add_spot(value)
+                buffer.add_spot(value)
         if isinstance(output, np.ndarray):
             _hold(self._held, output)
         self._append(Operation(list(inputs), output, list(gradients_to_update), backward_operation))
@@ -618,20 +612,19 @@ class Autograd:
     def _record(self, primitive: Any, inputs: tuple, output: np.ndarray, params: dict) -> None:
         """Append a primitive's record, if any of its inputs is differentiable.
 
-        This runs once per operation, so it is written flat: `_hold` and `add_spot`, inlined for
-        the usual case.
+        This runs once per operation, so it is written flat: `_hold` and `add_spot` are called
+        only for arrays this tape meets for the first time.
         """
         mask, bit = 0, 1
-        memory, arrays, held = self.gradient_buffer.memory, self.gradient_buffer._arrays, self._held
+        buffer, held = self.gradient_buffer, self._held
         for value in inputs:
             if (type(value) is np.ndarray or isinstance(value, np.ndarray)) and value.dtype.kind == "f":
                 mask |= bit
                 key = id(value)
                 if key not in held:
                     _hold(held, value)
-                if key not in memory:
-                    memory[key] = None
-                    arrays[key] = value
+                if key not in buffer.memory:
+                    buffer.add_spot(value)
             bit <<= 1
         if not mask:
             self._constant_operations += 1
@@ -643,7 +636,9 @@ class Autograd:
         else:
             _hold(held, output)
         count = len(inputs)
-        op = Operation(inputs, output, _no_targets(count), None, primitive, params, _needs_of(count, mask))
+        needs = _NEEDS.get((count, mask)) or _needs_of(count, mask)
+        op = Operation(inputs, output, _NO_TARGETS.get(count) or _no_targets(count), None, primitive, params,
+                       needs)
         tape = self.operation_list
         tape.append(op)
         if _state.anomaly or len(tape) >= LONG_TAPE:
@@ -697,17 +692,17 @@ class Autograd:
             for op in tape[: start + 1]:
                 _check_saved(op)
         wanted = None if inputs is None else self._paths_from(inputs, start)
-        memory = self.gradient_buffer
+        buffer = self.gradient_buffer
         visited: list[int] | None = None if retain_graph or create_graph else []
         adjoints = walk_backward(  # a walk that consumes forgets the intermediates: no need to mark them
             tape, start, seed, create_graph=create_graph, wanted=wanted, visited=visited,
-            buffer=memory if visited is None else None,
+            buffer=buffer if visited is None else None,
         )
         self._refuse_consumed(adjoints)
         stored = {id(seed)}  # arrays the buffer must not alias: the user's seed, earlier leaves' gradients
         for key, adjoint in adjoints.items():
-            if key in memory.memory:
-                memory.accumulate(key, adjoint if create_graph else _own_copy(adjoint, stored))
+            if key in buffer.memory:
+                buffer.accumulate(key, adjoint if create_graph else _own_copy(adjoint, stored))
         if visited is not None:
             self._consume(visited, tape[start].output)
 
@@ -793,7 +788,7 @@ class Autograd:
 
     def _consume(self, visited: list[int], root: Any) -> None:
         """Take the records a walk visited off the tape, with what only they kept alive."""
-        tape, memory = self.operation_list, self.gradient_buffer
+        tape, buffer = self.operation_list, self.gradient_buffer
         _remember(self._consumed, root)
         if len(visited) == len(tape):  # the usual case: the walk used the whole tape
             gone, survivors = list(tape), []
@@ -802,10 +797,10 @@ class Autograd:
             gone = [tape[i] for i in sorted(walked)]
             survivors = [op for i, op in enumerate(tape) if i not in walked]
         for op in gone:
-            memory.forget(id(op.output))
+            buffer.forget(id(op.output))
         for op in gone:
             for value in op.inputs:
-                memory.hold_weakly(id(value))  # a leaf: tracked while the user holds it
+                buffer.hold_weakly(id(value))  # a leaf: tracked while the user holds it
         tape[:] = survivors
         if not survivors:
             self._release_all()
@@ -877,10 +872,11 @@ class Stretch:
     array([2., 4.])
     """
 
-    def __init__(self, engine_: Autograd | None = None, *, keep: bool = False) -> None:
+    def __init__(self, engine_: Autograd | None = None, *, keep: bool = False,
+                 start: tuple[int, int, int] | None = None) -> None:
         self.engine = engine_ if engine_ is not None else engine()
         self.keep = keep
-        self.mark = self.engine.mark()
+        self.mark = self.engine.mark() if start is None else start  # a mark taken earlier, if given
         self._records: list[Operation] | None = None
         self._recording = recording(True)
 
@@ -893,10 +889,10 @@ class Stretch:
         if not self.keep:
             self.cut_back()
 
-    def seal(self, start: int | None = None) -> Stretch:
+    def seal(self, start: int | None = None, end: int | None = None) -> Stretch:
         """Fix the records of this stretch as they are now (walks that record come after them),
-        from tape position `start` on (the mark, by default)."""
-        self._records = self.engine.operation_list[self.mark[0] if start is None else start:]
+        from tape position `start` (the mark, by default) to `end` (the end of the tape)."""
+        self._records = self.engine.operation_list[self.mark[0] if start is None else start:end]
         return self
 
     @property

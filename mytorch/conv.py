@@ -1,16 +1,24 @@
 """Convolution and pooling as primitives, vectorised with im2col.
 
-im2col cuts an input (N, C, *S) into its sliding windows, an array (N, C, *O, *K): one window of
-K = kernel elements for every output position O. A convolution is then one matrix product between
-the windows and the kernel, and max pooling is a max over each window, with no Python loop over
-output positions. The adjoint of im2col is col2im, which adds every window back onto the spot it
-came from (overlapping windows add up); the loop there runs over the few kernel offsets only.
+im2col cuts an input (N, C, *S) into its sliding windows: one window of K = kernel elements for
+every output position O. A convolution is then a matrix product between the windows and the
+kernel, and max pooling is a max over each window, with no Python loop over output positions. The
+adjoint of im2col is col2im, which adds every window back onto the spot it came from (overlapping
+windows add up); the loop there runs over the few kernel offsets only.
 
-Both are primitives too, so the rules of conv1d, conv2d and max_pool2d are written with recording
-primitives and a recorded backward walk (create_graph) can be differentiated again:
+The convolutions lay their windows out as rows (N, C·K, O) (`windows_rows`, `rows_to_image`): per
+sample a (C·K, O) matrix, so y[n] = W_rows · cols[n] is one batched BLAS call writing NCHW
+directly, and W̄ = Σ_n ȳ[n] · cols[n]ᵀ reads the same buffer through a transposed view. The
+forward pass keeps its windows beside its output while recording and the weight gradient reuses
+them (`conv_windows`): one windows buffer per step. `im2col` / `col2im` keep the (N, C, *O, *K)
+layout, the one max pooling and the tests read.
 
-    y = conv(x, W) + b:   W̄ = ȳ_rows^T · im2col(x)_rows,   x̄ = col2im(ȳ_rows · W_rows),   b̄ = Σ ȳ
-    y = max over each window:   x̄ = col2im(ȳ at the first maximum of each window, 0 elsewhere)
+Every piece is a primitive, so the rules of conv1d, conv2d and max_pool2d are written with
+recording primitives and a recorded backward walk (create_graph) can be differentiated again, or
+replayed by `mytorch.compile`:
+
+    y = conv(x, W) + b:   W̄ = Σ_n ȳ[n] · cols[n]ᵀ,   x̄ = rows_to_image(W_rowsᵀ · ȳ[n]),   b̄ = Σ ȳ
+    y = max over each window:   x̄ = rows_to_image(ȳ at the first maximum of each window, 0 elsewhere)
 
 Geometry follows torch.nn.functional: NCW / NCHW layouts, `stride`, `padding` (an int, one int per
 spatial axis, or "valid" / "same" for convolutions), `dilation`; max pooling pads with -inf.
@@ -18,14 +26,17 @@ spatial axis, or "valid" / "same" for convolutions), `dilation`; max pooling pad
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mytorch.primitive import is_float_array, primitive
-from mytorch.rules.core import add, expand_dims, matmul, mul, reshape, transpose
+from mytorch.autograd_engine import is_recording
+from mytorch.primitive import primitive
+from mytorch.rules.core import add, matmul, mul, reshape, transpose
 from mytorch.rules.core import sum as sum_over
 
 # ---- geometry ---------------------------------------------------------------------------------
@@ -139,7 +150,114 @@ col2im = primitive(
     ),
 )
 
+# ---- the fast layout: windows as rows (N, C·K, O), one buffer per step --------------------------
+#
+# A convolution's big products run on windows laid out (N, C, *K, *O): copying them from the input
+# walks the output positions O innermost, contiguous in the input, which is ~10x faster than the
+# textbook layout (one row per output position: the copy's inner loop is then a kernel row of 3).
+# Per sample, the windows are a (C·K, O) matrix: y[n] = W_rows · cols[n] is one batched BLAS call
+# that writes the output in NCHW directly, and W̄ = Σ_n ȳ[n] · cols[n]ᵀ reads the same buffer
+# through a transposed view (BLAS's transpose flag: no copy). The forward pass keeps its windows
+# buffer beside its output while recording, and the backward pass reuses it (`conv_windows`): one
+# windows buffer per step, freed with the output.
+
+_saved_windows: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+# The primitives the rules below use internally: not in PRIMITIVES, so neither `python -m mytorch
+# check` nor the handout tool (which lists `primitive(...)` definitions) treats them as items.
+_internal_primitive = functools.partial(primitive, register=False)
+
+
+def _remember_windows(out: np.ndarray, cols: np.ndarray) -> None:
+    key = id(out)
+
+    def forget(_: weakref.ref, key: int = key) -> None:
+        _saved_windows.pop(key, None)
+
+    _saved_windows[key] = (weakref.ref(out, forget), cols)
+
+
+def _rows(x: Any, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
+          pad_value: float = 0.0) -> np.ndarray:
+    """The windows of `x` as a contiguous (N, C·prod(K), prod(O)) array, K before O."""
+    x = np.asarray(x)
+    dims = len(kernel)
+    windows = _windows(x, kernel, stride, padding, dilation, pad_value)  # (N, C, *O, *K), a view
+    order = (0, 1, *range(2 + dims, 2 + 2 * dims), *range(2, 2 + dims))
+    cols = np.ascontiguousarray(windows.transpose(order))  # (N, C, *K, *O)
+    return cols.reshape(x.shape[0], x.shape[1] * math.prod(kernel), -1)
+
+
+def _from_rows(cols: np.ndarray, x_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
+               dilation: tuple) -> np.ndarray:
+    """The adjoint of `_rows`: every window element added back where it came from."""
+    cols = np.asarray(cols)
+    padded = tuple(n + before + after for n, (before, after) in zip(x_shape[2:], padding))
+    out_size = tuple(
+        _output_size(n, k, s, p, d) for n, k, s, p, d in zip(x_shape[2:], kernel, stride, padding, dilation)
+    )
+    cols = cols.reshape(tuple(x_shape[:2]) + kernel + out_size)
+    image = np.zeros(tuple(x_shape[:2]) + padded, dtype=cols.dtype)
+    for offset in np.ndindex(*kernel):  # one pass per kernel element, all windows at once
+        spot = tuple(
+            slice(k * d, k * d + s * (o - 1) + 1, s) for k, d, s, o in zip(offset, dilation, stride, out_size)
+        )
+        image[(slice(None), slice(None), *spot)] += cols[(slice(None), slice(None), *offset)]
+    if not any(before or after for before, after in padding):
+        return image
+    inside = tuple(slice(before, before + n) for (before, _), n in zip(padding, x_shape[2:]))
+    return np.ascontiguousarray(image[(slice(None), slice(None), *inside)])
+
+
+def _conv_windows(x: Any, out: Any, kernel: tuple, stride: tuple, padding: tuple,
+                  dilation: tuple) -> np.ndarray:
+    """The windows of `x` that made the convolution output `out` (saved by its forward, if any)."""
+    saved = _saved_windows.get(id(out))
+    if saved is not None and saved[0]() is out:
+        return saved[1]
+    return _rows(x, kernel, stride, padding, dilation)
+
+
+windows_rows = _internal_primitive(
+    "windows_rows", _rows,
+    vjp=lambda g, ans, x, kernel, stride, padding, dilation, pad_value=0.0: (
+        rows_to_image(g, np.shape(x), kernel, stride, padding, dilation),
+    ),
+    jvp=lambda t, ans, x, kernel, stride, padding, dilation, pad_value=0.0: windows_rows(
+        t[0], kernel, stride, padding, dilation
+    ),
+)
+rows_to_image = _internal_primitive(
+    "rows_to_image", _from_rows,
+    vjp=lambda g, ans, cols, x_shape, kernel, stride, padding, dilation: (
+        windows_rows(g, kernel, stride, padding, dilation),
+    ),
+    jvp=lambda t, ans, cols, x_shape, kernel, stride, padding, dilation: rows_to_image(
+        t[0], x_shape, kernel, stride, padding, dilation
+    ),
+)
+# The convolution's own windows, by its output: its input is `x` (the output is only the key).
+conv_windows = _internal_primitive(
+    "conv_windows", _conv_windows, arity=2,
+    vjp=lambda g, ans, x, out, kernel, stride, padding, dilation: (
+        rows_to_image(g, np.shape(x), kernel, stride, padding, dilation), None,
+    ),
+    jvp=lambda t, ans, x, out, kernel, stride, padding, dilation: windows_rows(
+        t[0], kernel, stride, padding, dilation
+    ),
+)
+
 # ---- convolution ------------------------------------------------------------------------------
+
+
+def _weight_rows(weight: Any) -> np.ndarray:
+    """A kernel (F, C, *K) as the matrix (F, C·K)."""
+    return reshape(weight, (np.shape(weight)[0], -1))
+
+
+def _sample_rows(g: Any) -> np.ndarray:
+    """An output or its adjoint (N, F, *O) as one matrix (F, O) per sample: (N, F, O)."""
+    return reshape(g, (*np.shape(g)[:2], -1))
 
 
 def _conv_geometry(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
@@ -167,44 +285,32 @@ def _conv_geometry(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, di
 
 def _convolution(name: str, dims: int) -> Any:
     """conv1d (dims=1) or conv2d (dims=2): the same rules over 1 or 2 spatial axes."""
-    spatial = tuple(range(2, 2 + dims))
 
     def forward(x: np.ndarray, weight: np.ndarray, bias: Any = None, stride: Any = 1, padding: Any = 0,
                 dilation: Any = 1, groups: int = 1) -> np.ndarray:
-        kernel, stride, pads, dilation, _ = _conv_geometry(
+        kernel, stride, pads, dilation, out_size = _conv_geometry(
             x, weight, bias, stride, padding, dilation, groups, name, dims
         )
-        windows = _windows(np.asarray(x), kernel, stride, pads, dilation)  # (N, C, *O, *K)
-        kernel_axes = tuple(range(2 + dims, 2 + 2 * dims))
-        out = np.tensordot(windows, weight, axes=((1, *kernel_axes), (1, *spatial)))  # (N, *O, out)
-        out = np.moveaxis(out, -1, 1)
+        x = np.asarray(x)
+        cols = _rows(x, kernel, stride, pads, dilation)  # (N, C·K, O)
+        w_rows = np.reshape(weight, (np.shape(weight)[0], -1))
+        dtype = np.result_type(w_rows, cols)
+        out = np.empty((x.shape[0], w_rows.shape[0], *out_size), dtype=dtype)
+        np.matmul(w_rows, cols, out=out.reshape(x.shape[0], w_rows.shape[0], -1))  # NCHW, no copy
         if bias is not None:
-            out = out + np.reshape(bias, (-1,) + (1,) * dims)
-        return np.ascontiguousarray(out)
+            b = np.reshape(bias, (-1,) + (1,) * dims)
+            if np.can_cast(np.result_type(out, b), out.dtype):
+                out += b
+            else:
+                out = out + b
+        if is_recording():  # the backward pass will want these windows again
+            _remember_windows(out, cols)
+        return out
 
-    def vjp(g: np.ndarray, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
-            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> tuple:
-        kernel, stride, pads, dilation, out = _conv_geometry(
-            x, weight, bias, stride, padding, dilation, groups, name, dims
-        )
-        batch, channels = np.shape(x)[:2]
-        out_channels = np.shape(weight)[0]
-        # Rows: one per output position (n, *o). Columns: one per kernel entry (c, *k).
-        g_rows = reshape(transpose(g, (0, *spatial, 1)), (-1, out_channels))
-        grad_x = grad_w = grad_b = None
-        if is_float_array(x):
-            w_rows = reshape(weight, (out_channels, -1))
-            cols = reshape(matmul(g_rows, w_rows), (batch, *out, channels, *kernel))
-            cols = transpose(cols, (0, dims + 1, *range(1, dims + 1), *range(dims + 2, 2 * dims + 2)))
-            grad_x = col2im(cols, np.shape(x), kernel, stride, pads, dilation)
-        if is_float_array(weight):
-            windows = im2col(x, kernel, stride, pads, dilation)  # (N, C, *O, *K)
-            x_rows = transpose(windows, (0, *range(2, 2 + dims), 1, *range(2 + dims, 2 + 2 * dims)))
-            x_rows = reshape(x_rows, (g_rows.shape[0], -1))
-            grad_w = reshape(matmul(transpose(g_rows), x_rows), np.shape(weight))
-        if is_float_array(bias):
-            grad_b = sum_over(g, axis=(0, *spatial))
-        return grad_x, grad_w, grad_b
+    def geometry(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+                 groups: int) -> tuple:
+        """(kernel, stride, padding pairs, dilation): what the windows of this convolution need."""
+        return _conv_geometry(x, weight, bias, stride, padding, dilation, groups, name, dims)[:4]
 
     def jvp(t: list, ans: np.ndarray, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
             padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
@@ -218,7 +324,28 @@ def _convolution(name: str, dims: int) -> Any:
         return tangent
 
     forward.__name__ = name
-    conv = primitive(name, forward, vjp=vjp, jvp=jvp, arity=3)
+    conv = primitive(
+        name, forward, arity=3,
+        # y[n] = W_rows · cols[n] + b:  x̄ = col2im(W_rowsᵀ · ȳ[n]),  W̄ = Σ_n ȳ[n] · cols[n]ᵀ on the
+        # forward's own windows,  b̄ = Σ ȳ. One rule per input: a walk runs only those it needs.
+        vjp=(
+            lambda g, ans, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1: rows_to_image(
+                matmul(transpose(_weight_rows(weight)), _sample_rows(g)), np.shape(x),
+                *geometry(x, weight, bias, stride, padding, dilation, groups),
+            ),
+            lambda g, ans, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1: reshape(
+                sum_over(matmul(_sample_rows(g), transpose(
+                    conv_windows(x, ans, *geometry(x, weight, bias, stride, padding, dilation, groups)),
+                    (0, 2, 1),
+                )), axis=0),
+                np.shape(weight),
+            ),
+            lambda g, ans, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1: sum_over(
+                _sample_rows(g), axis=(0, 2)
+            ),
+        ),
+        jvp=jvp,
+    )
     return conv
 
 
@@ -271,15 +398,24 @@ def _ceil_overhang(size: int, kernel: int, stride: int, pad: int, dilation: int)
     return max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - (size + 2 * pad))
 
 
-def _first_max_mask(x: np.ndarray, geometry: tuple, like: Any) -> np.ndarray:
-    """A constant (N, C, *O, *K) holding 1 at the first maximum of each window (PyTorch's pick)."""
-    kernel, stride, pads, dilation, _ = geometry
-    windows = _windows(np.asarray(x), kernel, stride, pads, dilation, pad_value=-np.inf)
-    flat = windows.reshape(windows.shape[: -len(kernel)] + (-1,))
-    first = np.argmax(flat, axis=-1)[..., None]
-    mask = np.arange(flat.shape[-1]) == first
-    dtype = like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else float
-    return mask.astype(dtype).reshape(windows.shape)
+def _first_max(x: np.ndarray, kernel: tuple, stride: tuple, padding: tuple,
+               dilation: tuple) -> np.ndarray:
+    """(N, C, K, O) in x's float dtype: 1 at the first maximum of each window (PyTorch's pick)."""
+    x = np.asarray(x)
+    windows = _windows(x, kernel, stride, padding, dilation, pad_value=-np.inf)  # (N, C, *O, *K)
+    n, c = x.shape[:2]
+    flat = windows.reshape(n, c, -1, math.prod(kernel))  # (N, C, O, K): a copy
+    first = np.argmax(flat, axis=-1)  # (N, C, O)
+    dtype = x.dtype if x.dtype.kind == "f" else np.dtype(float)
+    return (np.arange(flat.shape[-1])[:, None] == first[:, :, None, :]).astype(dtype)
+
+
+# A constant of x (zero derivative), recorded so that a replayed program computes it again.
+first_max_mask = _internal_primitive(
+    "first_max_mask", _first_max,
+    vjp=lambda g, ans, x, kernel, stride, padding, dilation: (None,),
+    jvp=lambda t, ans, x, kernel, stride, padding, dilation: None,
+)
 
 
 def _max_pool2d(x: np.ndarray, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
@@ -297,20 +433,26 @@ def _max_pool2d(x: np.ndarray, kernel_size: Any, stride: Any = None, padding: An
 def _max_pool2d_vjp(g: np.ndarray, ans: np.ndarray, x: Any, kernel_size: Any, stride: Any = None,
                     padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
                     return_indices: bool = False) -> tuple:
-    geometry = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d", 2)
-    kernel, stride, pads, dilation, _ = geometry
-    # Each window's adjoint goes to its first maximum; col2im adds up overlapping windows.
-    spread = mul(expand_dims(g, (-2, -1)), _first_max_mask(x, geometry, g))
-    return (col2im(spread, np.shape(x), kernel, stride, pads, dilation),)
+    kernel, stride, pads, dilation, _ = _pool_geometry(
+        x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d", 2
+    )
+    # Each window's adjoint goes to its first maximum; rows_to_image adds up overlapping windows.
+    n, c = np.shape(x)[:2]
+    mask = first_max_mask(x, kernel, stride, pads, dilation)  # (N, C, K, O)
+    spread = mul(reshape(g, (n, c, 1, -1)), mask)
+    spread = reshape(spread, (n, -1, mask.shape[-1]))
+    return (rows_to_image(spread, np.shape(x), kernel, stride, pads, dilation),)
 
 
 def _max_pool2d_jvp(t: list, ans: np.ndarray, x: Any, kernel_size: Any, stride: Any = None,
                     padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False,
                     return_indices: bool = False) -> np.ndarray:
-    geometry = _pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d", 2)
-    kernel, stride, pads, dilation, _ = geometry
-    windows = im2col(t[0], kernel, stride, pads, dilation)
-    return sum_over(mul(windows, _first_max_mask(x, geometry, t[0])), axis=(-2, -1))
+    kernel, stride, pads, dilation, _ = _pool_geometry(
+        x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d", 2
+    )
+    mask = first_max_mask(x, kernel, stride, pads, dilation)  # (N, C, K, O)
+    windows = reshape(windows_rows(t[0], kernel, stride, pads, dilation), mask.shape)
+    return reshape(sum_over(mul(windows, mask), axis=2), np.shape(ans))
 
 
 max_pool2d = primitive("max_pool2d", _max_pool2d, vjp=_max_pool2d_vjp, jvp=_max_pool2d_jvp)

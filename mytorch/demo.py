@@ -243,9 +243,40 @@ def stratified_split(labels: np.ndarray, test_fraction: float, rng: np.random.Ge
     return np.array(sorted(train)), np.array(sorted(test))
 
 
+def compiled_training_step(model: nn.Module, loss_fn: nn.Module) -> Any:
+    """`step(*model.parameters(), X, Y) -> (loss, gradients)`, compiled with `mytorch.compile`.
+
+    The model's parameters become the arguments of the recorded function (a compiled function
+    takes its arrays as arguments), swapped in while it runs.
+    """
+    from mytorch.compile import compile as compile_step
+    from mytorch.transforms import value_and_grad
+
+    slots = [(module, attribute) for module in model.modules()
+             for attribute in module.__dict__.get("_parameters", {}).values()
+             if getattr(module, attribute) is not None]  # the order of model.parameters()
+
+    def loss(*arrays: np.ndarray) -> np.ndarray:
+        *params, X, Y = arrays
+        saved = [getattr(module, attribute) for module, attribute in slots]
+        for (module, attribute), p in zip(slots, params):
+            object.__setattr__(module, attribute, p)
+        try:
+            return loss_fn(model(X), Y)
+        finally:
+            for (module, attribute), p in zip(slots, saved):
+                object.__setattr__(module, attribute, p)
+
+    return compile_step(value_and_grad(loss, argnums=tuple(range(len(slots)))))
+
+
 def train_iris(epochs: int = 100, seed: int = 0, hidden: int = 16, lr: float = 0.1, momentum: float = 0.9,
-               batch_size: int = 16, progress: bool = True) -> TrainingResult:
-    """Train softmax(W σ(V x)) on Iris with mini-batch SGD and mean cross-entropy."""
+               batch_size: int = 16, progress: bool = True, compiled: bool = False) -> TrainingResult:
+    """Train softmax(W σ(V x)) on Iris with mini-batch SGD and mean cross-entropy.
+
+    With `compiled`, each step replays a program recorded once per batch size (`mytorch.compile`)
+    and hands its gradients to the optimizer through the engine's buffer.
+    """
     from tqdm import tqdm
 
     features, labels, classes = load_iris()
@@ -262,6 +293,8 @@ def train_iris(epochs: int = 100, seed: int = 0, hidden: int = 16, lr: float = 0
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     engine = Autograd()
     result = TrainingResult(model, train_size=len(train), test_size=len(test))
+    step = compiled_training_step(model, loss_fn) if compiled else None
+    params = model.parameters()
 
     bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress, file=sys.stderr)
     for _ in bar:
@@ -269,6 +302,13 @@ def train_iris(epochs: int = 100, seed: int = 0, hidden: int = 16, lr: float = 0
         total = 0.0
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
+            if step is not None:  # replay: no tape, the gradients come back as arrays
+                loss, grads = step(*params, X[batch], labels[batch])
+                for p, g in zip(params, grads):
+                    engine.gradient_buffer.set_param(p, g)
+                optimizer.step()
+                total += float(loss) * len(batch)
+                continue
             engine.zero_grad()  # an empty tape for every step
             loss = loss_fn(model(X[batch]), labels[batch])
             engine.backward(loss)
@@ -359,6 +399,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
     parser.add_argument("--out", default="mytorch-demo", help="folder for the graphs and the plot")
+    parser.add_argument("--compile", action="store_true",
+                        help="train with mytorch.compile: each step replays a recorded program")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -377,10 +419,11 @@ def run(args: argparse.Namespace) -> int:
 
     model_text = "softmax(W σ(V x))" if unicode else "softmax(W sigmoid(V x))"
     print(f"\n2. {model_text}, 16 sigmoid hidden units, mean cross-entropy, on Fisher's Iris")
-    result = train_iris(epochs=args.epochs, seed=args.seed)
+    result = train_iris(epochs=args.epochs, seed=args.seed, compiled=getattr(args, "compile", False))
     print(f"   {result.model!r}".replace("\n", "\n   "))
     print(f"   split: {result.train_size} train / {result.test_size} test (stratified, seed {args.seed}); "
-          f"SGD lr 0.1, momentum 0.9, batches of 16, {args.epochs} epochs")
+          f"SGD lr 0.1, momentum 0.9, batches of 16, {args.epochs} epochs"
+          + (", compiled (mytorch.compile)" if getattr(args, "compile", False) else ""))
     print(f"   final training loss: {result.losses[-1]:.4f}")
     print(f"   train accuracy: {result.train_accuracy:.3f}")
     print(f"   test accuracy: {result.test_accuracy:.3f}")

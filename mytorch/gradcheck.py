@@ -23,6 +23,7 @@ import numpy as np
 
 from mytorch.autograd_engine import no_grad
 from mytorch.transforms import jacobian, jvp, vjp
+from mytorch.utils import gradient_dtype, is_float_array
 
 _MODE_NAMES = {"rev": "reverse-mode ('rev')", "fwd": "forward-mode ('fwd')"}
 
@@ -63,7 +64,7 @@ def check_grads(
     for i, value in enumerate(args):
         if isinstance(value, float):
             args[i] = np.asarray(value)  # differentiated as a float64 0-d array
-    positions = tuple(i for i, value in enumerate(args) if _is_float_array(value))
+    positions = tuple(i for i, value in enumerate(args) if is_float_array(value))
     if not positions:
         raise ValueError("check_grads: none of the arguments is a float array or a Python float")
     with no_grad():
@@ -78,10 +79,6 @@ def check_grads(
         default_atol if atol is None else atol,
     )
     _check(_flattened(f), args, positions, modes, int(order), tolerances, "f")
-
-
-def _is_float_array(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -135,8 +132,7 @@ def _directional(f: Callable, args: list[Any], positions: tuple[int, ...], mode:
         outputs = [np.asarray(o) for o in f(*args)]
 
     def random_like(array: np.ndarray) -> np.ndarray:
-        dtype = array.dtype if array.dtype.kind == "f" else np.float64
-        return directions.standard_normal(array.shape).astype(dtype) * (array.dtype.kind == "f")
+        return directions.standard_normal(array.shape).astype(gradient_dtype(array)) * is_float_array(array)
 
     cotangents = tuple(random_like(o) for o in outputs)
     tangents = [random_like(args[p]) for p in positions]

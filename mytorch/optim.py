@@ -1,8 +1,11 @@
 """Optimizers: SGD (with momentum and weight decay) and Adam, updating parameters in place.
 
 Gradients are read from the current engine's gradient buffer, where the reverse walk leaves them
-for every parameter (parameters enter the tape without being produced on it: they are leaves).
-A parameter with no gradient in the buffer is left alone, as PyTorch skips a `.grad` of None.
+for every parameter it reached (parameters enter the tape without being produced on it: they are
+leaves). A parameter that no walk reached has no gradient (not a zero one), whether it was not used
+at all or used in the forward but off the loss's path; a step leaves it alone (no weight decay, no
+momentum, no Adam update), as PyTorch skips a `.grad` of None. `zero_grad()` sets the gradients to
+none, as PyTorch's `zero_grad(set_to_none=True)` (its default) does.
 
 >>> import mytorch
 >>> from mytorch import functional as F
@@ -16,11 +19,12 @@ array([ 0.8, -1.6])
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
 
-from mytorch.autograd_engine import engine
+from mytorch.autograd_engine import engine, who_holds
 
 
 class Optimizer:
@@ -29,8 +33,18 @@ class Optimizer:
     weight_decay: float = 0.0  # L2 regularisation; the optimizers that take it set it
 
     def __init__(self, params: Iterable[np.ndarray], lr: float) -> None:
-        self.params = list(params)
+        params = list(params)
         name = type(self).__name__
+        # Each parameter once: a duplicate would be stepped twice per step (PyTorch warns, and
+        # steps it twice).
+        self.params = list({id(p): p for p in params}.values())
+        if len(self.params) < len(params):
+            warnings.warn(
+                f"{name}: the parameter list holds the same array more than once; each is stepped once "
+                "(Module.parameters() lists a shared parameter once)",
+                UserWarning,
+                stacklevel=3,
+            )
         if not self.params:
             raise ValueError(f"{name}: got an empty parameter list")
         for position, p in enumerate(self.params):
@@ -45,21 +59,19 @@ class Optimizer:
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
 
     def gradient(self, p: np.ndarray) -> np.ndarray | None:
-        """The gradient of `p` in the current engine's buffer, or None if it has none."""
-        buffer = engine().gradient_buffer
-        if not buffer.is_in_memory(p):
-            return None
-        try:
-            return buffer.get_param(p)
-        except KeyError:  # produced on the tape, so not a parameter
-            return None
+        """The gradient of `p` in the current engine's buffer, or None if no walk reached it."""
+        return engine().gradient_buffer.gradient(p)
 
-    def zero_grad(self) -> None:
-        """Set the parameters' gradients in the current engine's buffer to zero."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the parameters' gradients in the current engine's buffer (PyTorch's default), or,
+        with `set_to_none=False`, set them to zero (then a step still decays them)."""
         buffer = engine().gradient_buffer
         for p in self.params:
             if buffer.is_in_memory(p):
-                buffer.set_param(p, np.zeros_like(p))
+                if set_to_none:
+                    buffer.clear_gradient(p)
+                else:
+                    buffer.set_param(p, np.zeros_like(p))
 
     def _apply(self, p: np.ndarray, step: np.ndarray) -> None:
         try:
@@ -67,9 +79,11 @@ class Optimizer:
         except ValueError as error:
             if p.flags.writeable:
                 raise
+            holder = who_holds(p) or "a tape"
             raise RuntimeError(
                 f"{type(self).__name__}.step: a parameter of shape {p.shape} is still held read-only by "
-                "the tape. Run engine.backward(loss) (or engine.zero_grad()) before step()."
+                f"{holder}. Run engine.backward(loss) (or engine.zero_grad()) before step(); an "
+                "operation on it that the loss does not use stays on the tape until zero_grad()."
             ) from error
 
     def _decayed_gradient(self, p: np.ndarray) -> np.ndarray | None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import engine, recording, state
+from mytorch.utils import gradient_dtype, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -112,7 +113,14 @@ class Primitive:
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         if kwargs or len(args) != self._plain_arity:
             return self.apply(*self._bind(args, kwargs))
-        return self.apply(args, _NO_PARAMS)
+        if state.recording:
+            return self.apply(args, _NO_PARAMS)
+        # Not recording (a backward walk's rules, no_grad): the forward rule and nothing else.
+        try:
+            output = self.forward(*args)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _explained(self.name, args, error) from error
+        return output if type(output) is np.ndarray else np.asarray(output)
 
     def apply(self, inputs: tuple, params: dict) -> np.ndarray:
         """Compute the forward rule on `inputs` and record it on the current engine."""
@@ -232,15 +240,9 @@ def primitive(
 # ---- what rule writers use ------------------------------------------------------------------------
 
 
-def is_float_array(value: Any) -> bool:
-    """Whether `value` is differentiable: a float array (integer and bool arrays are constants)."""
-    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
-
-
 def constant(array: Any, like: Any) -> np.ndarray:
     """A mask or sign, as a constant (never on the tape) of `like`'s float dtype."""
-    dtype = like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else float
-    return np.asarray(array, dtype=dtype)
+    return np.asarray(array, dtype=gradient_dtype(like))
 
 
 def reduce_to(g: Any, x: Any) -> Any:

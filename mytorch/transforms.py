@@ -32,6 +32,7 @@ import numpy as np
 from mytorch import functional as F
 from mytorch.autograd_engine import Stretch, engine, recording
 from mytorch.pytree import is_container, jvp_over_trees, value_and_grad_over_trees, vjp_over_trees
+from mytorch.utils import gradient_dtype
 
 # ---- where transforms nest ------------------------------------------------------------------
 
@@ -43,8 +44,20 @@ class _Nesting(threading.local):
 _nesting = _Nesting()
 
 
-def _inside_a_transform() -> bool:
+def inside_a_transform() -> bool:
+    """Whether a transform is active in this thread (then walks record, for it to follow)."""
     return _nesting.depth > 0
+
+
+@contextmanager
+def walks_recorded() -> Iterator[None]:
+    """Run as if inside an outer transform: a transform called inside records its backward (or
+    tangent) walk as primitives and leaves it on the tape. `mytorch.compile` records this way."""
+    _nesting.depth += 1
+    try:
+        yield
+    finally:
+        _nesting.depth -= 1
 
 
 @contextmanager
@@ -134,7 +147,7 @@ class _Constant(np.ndarray):
 
 
 def _zeros_like_tangent(array: np.ndarray) -> np.ndarray:
-    return np.zeros(array.shape, array.dtype if array.dtype.kind == "f" else np.float64)
+    return np.zeros(array.shape, gradient_dtype(array))
 
 
 # ---- a trace: f run once on the tape --------------------------------------------------------
@@ -225,7 +238,7 @@ def _returned(value: np.ndarray, nested: bool) -> np.ndarray:
 
 def _checked_seed(seed: Any, like: np.ndarray, who: str, what: str, record: bool) -> np.ndarray:
     """A cotangent or tangent of `like`'s shape, in its float dtype (cast on the tape if `record`)."""
-    dtype = like.dtype if like.dtype.kind == "f" else np.float64
+    dtype = gradient_dtype(like)
     if isinstance(seed, np.ndarray) and seed.dtype.kind != "f":
         seed = seed.astype(dtype)
     seed = seed if isinstance(seed, np.ndarray) else np.asarray(seed, dtype=dtype)
@@ -346,7 +359,7 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
 
     def vjp_fn(cotangent: Any) -> tuple[np.ndarray, ...]:
         # Called inside a transform, the walk records, so the outer transform can follow it.
-        create_graph = _inside_a_transform()
+        create_graph = inside_a_transform()
         cotangents = _matching(cotangent, trace, "vjp", "cotangent", create_graph)
         grads = trace.pullback(cotangents, create_graph=create_graph)
         return tuple(_returned(g, create_graph) for g in grads)
@@ -446,7 +459,7 @@ def _jacobian_rev(trace: _Trace, nested: bool) -> list[list[np.ndarray]]:
     """Row by row: the adjoints of the variables for each output element."""
     blocks = []
     for k, output in enumerate(trace.outputs):
-        dtype = output.dtype if output.dtype.kind == "f" else np.float64
+        dtype = gradient_dtype(output)
         rows: list[list[np.ndarray]] = [[] for _ in trace.variables]
         for element in range(output.size):
             cotangents: list[np.ndarray | None] = [None] * len(trace.outputs)

@@ -103,6 +103,11 @@ class GradientBuffer:
         gradient = self.memory.get(id(array))
         return default if gradient is None or gradient is _FREED else gradient
 
+    def clear_gradient(self, array: Any) -> None:
+        """Track `array` with no gradient (what `zero_grad(set_to_none=True)` leaves)."""
+        self.add_spot(array)
+        self.memory[id(array)] = None
+
     def accumulate(self, key: int, gradient: np.ndarray) -> None:
         """Add `gradient` to the one stored under `key` (out of place: it may be shared)."""
         previous = self.memory.get(key)
@@ -168,6 +173,25 @@ def _checked(array: np.ndarray, gradient: object, where: str) -> np.ndarray:
 
 # The handout's name for the same buffer.
 MemoryBuffer = GradientBuffer
+
+
+def is_float_array(value: Any) -> bool:
+    """Whether `value` carries a gradient: a float array (integer and bool arrays are constants).
+
+    >>> is_float_array(np.ones(2)), is_float_array(np.arange(2)), is_float_array(1.0)
+    (True, False, False)
+    """
+    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
+
+
+def gradient_dtype(value: Any) -> np.dtype:
+    """The dtype of `value`'s gradient or tangent: its own float dtype, else float64.
+
+    >>> gradient_dtype(np.ones(2, np.float32)), gradient_dtype(np.arange(2))
+    (dtype('float32'), dtype('float64'))
+    """
+    dtype = getattr(value, "dtype", None)
+    return dtype if dtype is not None and dtype.kind == "f" else np.dtype(np.float64)
 
 
 def broadcast_axes(grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:

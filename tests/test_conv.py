@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import TF, torch
 
 import mytorch
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd
 
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
 TOLERANCE = {"rtol": 1e-9, "atol": 1e-11}
 
 

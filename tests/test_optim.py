@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from oracle import torch
 
 import mytorch
 from mytorch import functional as F
 from mytorch import nn, optim
 from mytorch.autograd_engine import Autograd
-
-torch = pytest.importorskip("torch")
 
 
 def _models(seed):

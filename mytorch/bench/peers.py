@@ -15,12 +15,21 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _torch() -> Any:
+    """PyTorch on one thread, as NumPy's BLAS in the benchmark (OPENBLAS_NUM_THREADS=1): on a
+    shared machine its thread pool would otherwise spin against the other processes."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return torch
+
+
 # ---- PyTorch ---------------------------------------------------------------------------------
 
 
 def torch_chain(d: dict[str, Any]) -> Gradients:
-    import torch
-
+    torch = _torch()
     y = torch.from_numpy(d["x"])
     w = torch.from_numpy(d["w"].copy()).requires_grad_()
     b = torch.from_numpy(d["b"].copy()).requires_grad_()
@@ -31,8 +40,7 @@ def torch_chain(d: dict[str, Any]) -> Gradients:
 
 
 def torch_mlp(d: dict[str, Any]) -> Gradients:
-    import torch
-
+    torch = _torch()
     params = d.setdefault("torch_params", [torch.from_numpy(p).requires_grad_() for p in d["params"]])
     W1, b1, W2, b2, W3, b3 = params
     X, labels = torch.from_numpy(d["X"]), torch.from_numpy(d["y"])
@@ -50,8 +58,7 @@ def torch_mlp(d: dict[str, Any]) -> Gradients:
 
 
 def _torch_leaves(d: dict[str, Any]) -> list[Any]:
-    import torch
-
+    torch = _torch()
     return [torch.from_numpy(p.copy()).requires_grad_() for p in d["params"]]
 
 
@@ -63,6 +70,17 @@ def torch_conv(d: dict[str, Any]) -> Gradients:
     X, labels = torch.from_numpy(d["X"]), torch.from_numpy(d["y"])
     hidden = TF.max_pool2d(torch.relu(TF.conv2d(X, K, c, padding=1)), 2)
     TF.cross_entropy(TF.linear(hidden.reshape(len(labels), -1), V, v), labels).backward()
+    return [p.grad.numpy() for p in params]
+
+
+def torch_b4(d: dict[str, Any]) -> Gradients:
+    import torch
+    import torch.nn.functional as TF
+
+    K, c, V, v = params = _torch_leaves(d)
+    X, labels = torch.from_numpy(d["X"]), torch.from_numpy(d["y"])
+    pooled = torch.relu(TF.conv2d(X, K, c, padding=1)).mean(dim=(2, 3))
+    TF.cross_entropy(TF.linear(pooled, V, v), labels).backward()
     return [p.grad.numpy() for p in params]
 
 
@@ -179,7 +197,8 @@ def mygrad_rnn(d: dict[str, Any]) -> Gradients:
 
 # peer -> (module, {workload kind: implementation}); HIPS autograd and MyGrad have no conv2d
 PEERS: dict[str, tuple[str, dict[str, Callable[[dict[str, Any]], Gradients]]]] = {
-    "PyTorch": ("torch", {"chain": torch_chain, "mlp": torch_mlp, "conv": torch_conv, "rnn": torch_rnn}),
+    "PyTorch": ("torch", {"chain": torch_chain, "mlp": torch_mlp, "conv": torch_conv, "b4": torch_b4,
+                          "rnn": torch_rnn}),
     "HIPS autograd": ("autograd", {"chain": autograd_chain, "mlp": autograd_mlp, "rnn": autograd_rnn}),
     "MyGrad": ("mygrad", {"chain": mygrad_chain, "mlp": mygrad_mlp, "rnn": mygrad_rnn}),
 }

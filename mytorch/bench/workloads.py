@@ -15,6 +15,8 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd
+from mytorch.compile import compile as compile_step
+from mytorch.transforms import value_and_grad
 
 Gradients = list[np.ndarray]
 
@@ -85,6 +87,21 @@ def chain_mytorch(d: dict[str, Any]) -> Gradients:
     return [engine.gradient_buffer.get_param(w), engine.gradient_buffer.get_param(b)]
 
 
+def _chain_loss(w: np.ndarray, b: np.ndarray, x: np.ndarray, links: int) -> np.ndarray:
+    y = x
+    for _ in range(links):
+        y = F.tanh(F.sin(F.add(F.mul(y, w), b)))
+    return F.sum(y)
+
+
+_chain_step = compile_step(value_and_grad(_chain_loss, argnums=(0, 1)))
+
+
+def chain_compiled(d: dict[str, Any]) -> Gradients:
+    _, grads = _chain_step(d["w"], d["b"], d["x"], d["links"])
+    return list(grads)
+
+
 # ---- B2: one SGD step of an MLP 784-512-256-10, ReLU, mean softmax cross-entropy, float32 ----
 
 MLP_SIZES = (784, 512, 256, 10)
@@ -153,6 +170,23 @@ def mlp_mytorch(d: dict[str, Any]) -> Gradients:
     return grads
 
 
+def _mlp_loss(W1: np.ndarray, b1: np.ndarray, W2: np.ndarray, b2: np.ndarray, W3: np.ndarray, b3: np.ndarray,
+              X: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    hidden = F.relu(F.linear(X, W1, b1))
+    hidden = F.relu(F.linear(hidden, W2, b2))
+    return F.cross_entropy(F.linear(hidden, W3, b3), labels)
+
+
+_mlp_step = compile_step(value_and_grad(_mlp_loss, argnums=tuple(range(6))))
+
+
+def mlp_compiled(d: dict[str, Any]) -> Gradients:
+    params = d["params"]
+    _, grads = _mlp_step(*params, d["X"], d["y"])
+    _sgd(params, grads)
+    return list(grads)
+
+
 # ---- a conv step: conv2d 3->8 (3x3, padding 1), ReLU, 2x2 max-pool, linear to 10, mean CE ------
 
 CONV_SHAPE = (32, 3, 16, 16)  # N, C, H, W
@@ -208,6 +242,84 @@ def conv_mytorch(d: dict[str, Any]) -> Gradients:
     return [engine.gradient_buffer.get_param(p) for p in params]
 
 
+def _conv_loss(K: np.ndarray, c: np.ndarray, V: np.ndarray, v: np.ndarray, X: np.ndarray,
+               labels: np.ndarray) -> np.ndarray:
+    hidden = F.max_pool2d(F.relu(F.conv2d(X, K, c, padding=1)), 2)
+    return F.cross_entropy(F.linear(F.reshape(hidden, (len(labels), -1)), V, v), labels)
+
+
+_conv_step = compile_step(value_and_grad(_conv_loss, argnums=(0, 1, 2, 3)))
+
+
+def conv_compiled(d: dict[str, Any]) -> Gradients:
+    _, grads = _conv_step(*d["params"], d["X"], d["y"])
+    return list(grads)
+
+
+# ---- B4: conv2d 16->32 (3x3, padding 1) on (32, 16, 32, 32), ReLU, mean-pool, linear to 10, CE, f32 --
+
+B4_SHAPE = (32, 16, 32, 32)  # N, C, H, W
+B4_FILTERS = 32
+
+
+def b4_data() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    n, channels, _, _ = B4_SHAPE
+    return {
+        "X": rng.normal(size=B4_SHAPE).astype(np.float32),
+        "y": rng.integers(0, 10, n),
+        "params": [p.astype(np.float32) for p in (
+            rng.normal(scale=0.1, size=(B4_FILTERS, channels, 3, 3)), rng.normal(scale=0.1, size=B4_FILTERS),
+            rng.normal(scale=0.3, size=(10, B4_FILTERS)), rng.normal(scale=0.1, size=10),
+        )],
+    }
+
+
+def b4_numpy(d: dict[str, Any]) -> Gradients:
+    """Hand-written im2col: one windows buffer (rows = output positions, NHWC), reused for the
+    weight gradient; the network kept channels-last throughout."""
+    X, labels, (K, c, V, v) = d["X"], d["y"], d["params"]
+    n, channels, height, width = X.shape
+    filters = K.shape[0]
+    padded = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))  # n,C,H,W,3,3
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * height * width, channels * 9)  # a copy
+    conv = cols @ K.reshape(filters, -1).T + c  # (n*H*W, F)
+    active = np.maximum(conv, 0)
+    pooled = active.reshape(n, height * width, filters).mean(axis=1)
+    logits = pooled @ V.T + v
+    g = _softmax_ce_grad(logits, labels)
+    grad_V, grad_v = g.T @ pooled, g.sum(axis=0)
+    g = (g @ V) / (height * width)  # (n, F): the mean's adjoint, spread over the positions
+    g_conv = (conv > 0).reshape(n, height * width, filters) * g[:, None, :]
+    g_conv = g_conv.reshape(n * height * width, filters)
+    grad_K = (g_conv.T @ cols).reshape(K.shape)
+    return [grad_K, g_conv.sum(axis=0), grad_V, grad_v]
+
+
+def b4_mytorch(d: dict[str, Any]) -> Gradients:
+    X, labels, params = d["X"], d["y"], d["params"]
+    K, c, V, v = params
+    engine = Autograd()
+    pooled = F.mean(F.relu(F.conv2d(X, K, c, padding=1)), axis=(2, 3))
+    engine.backward(F.cross_entropy(F.linear(pooled, V, v), labels), inputs=params)
+    return [engine.gradient_buffer.get_param(p) for p in params]
+
+
+def _b4_loss(K: np.ndarray, c: np.ndarray, V: np.ndarray, v: np.ndarray, X: np.ndarray,
+             labels: np.ndarray) -> np.ndarray:
+    pooled = F.mean(F.relu(F.conv2d(X, K, c, padding=1)), axis=(2, 3))
+    return F.cross_entropy(F.linear(pooled, V, v), labels)
+
+
+_b4_step = compile_step(value_and_grad(_b4_loss, argnums=(0, 1, 2, 3)))
+
+
+def b4_compiled(d: dict[str, Any]) -> Gradients:
+    _, grads = _b4_step(*d["params"], d["X"], d["y"])
+    return list(grads)
+
+
 # ---- an RNN step: 10 steps of h = tanh(x Wihᵀ + bih + h Whhᵀ + bhh), linear to 10, mean CE -----
 
 RNN_STEPS, RNN_BATCH, RNN_INPUT, RNN_HIDDEN = 10, 32, 16, 64
@@ -256,34 +368,59 @@ def rnn_mytorch(d: dict[str, Any]) -> Gradients:
     return [engine.gradient_buffer.get_param(p) for p in params]
 
 
+def _rnn_loss(W_ih: np.ndarray, W_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray, V: np.ndarray,
+              v: np.ndarray, X: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    h = np.zeros((X.shape[1], W_hh.shape[0]))
+    for x in X:
+        h = F.tanh(F.add(F.linear(x, W_ih, b_ih), F.linear(h, W_hh, b_hh)))
+    return F.cross_entropy(F.linear(h, V, v), labels)
+
+
+_rnn_step = compile_step(value_and_grad(_rnn_loss, argnums=tuple(range(6))))
+
+
+def rnn_compiled(d: dict[str, Any]) -> Gradients:
+    _, grads = _rnn_step(*d["params"], d["X"], d["y"])
+    return list(grads)
+
+
 def workloads() -> list[Workload]:
     """The benchmark's rows."""
     chain_links = 500  # 2000 operations
     long_links = 25_000  # 100,000 operations
+    mlp_implementations = {"mytorch": mlp_mytorch, "mytorch compiled": mlp_compiled}
     rows = [
         Workload(
             "B1 elementwise", "chain", "2000 elementwise ops on (8,), forward+backward, per op",
-            "<= 5x the NumPy forward floor",
+            "eager below PyTorch per op; compiled <= 2.0x hand-written",
             chain_data(chain_links, 8), chain_numpy, chain_forward_numpy,
             per=4 * chain_links, unit="op",
-            implementations={"mytorch": chain_mytorch},
+            implementations={"mytorch": chain_mytorch, "mytorch compiled": chain_compiled},
         ),
         Workload(
             "B2 MLP N=256", "mlp", "MLP 784-512-256-10, ReLU, mean softmax CE, float32, SGD step",
-            "<= 1.10x hand-written",
-            mlp_data(256), mlp_numpy, implementations={"mytorch": mlp_mytorch},
+            "eager <= 1.05x hand-written",
+            mlp_data(256), mlp_numpy, implementations=dict(mlp_implementations),
         ),
         Workload(
-            "B2 MLP N=32", "mlp", "the same MLP step at batch 32", "<= 1.3x hand-written",
-            mlp_data(32), mlp_numpy, implementations={"mytorch": mlp_mytorch},
+            "B2 MLP N=32", "mlp", "the same MLP step at batch 32", "compiled <= 1.10x hand-written",
+            mlp_data(32), mlp_numpy, implementations=dict(mlp_implementations),
         ),
         Workload(
             "conv step", "conv", "conv2d 3->8 3x3 pad 1, ReLU, max-pool 2, linear, CE on (32, 3, 16, 16)",
-            "(no target set)", conv_data, conv_numpy, implementations={"mytorch": conv_mytorch},
+            "(no target set)", conv_data, conv_numpy,
+            implementations={"mytorch": conv_mytorch, "mytorch compiled": conv_compiled},
+        ),
+        Workload(
+            "B4 conv step", "b4",
+            "conv2d 16->32 3x3 pad 1 on (32, 16, 32, 32), ReLU, mean-pool, linear, CE, f32",
+            "eager <= 1.0x hand-written im2col, peak memory <= 1.2x; compiled <= 2.5x PyTorch",
+            b4_data, b4_numpy, implementations={"mytorch": b4_mytorch, "mytorch compiled": b4_compiled},
         ),
         Workload(
             "RNN step", "rnn", "10-step tanh RNN, batch 32, 16 -> 64 hidden, linear, CE (BPTT)",
-            "(no target set)", rnn_data, rnn_numpy, implementations={"mytorch": rnn_mytorch},
+            "eager <= 1.5x hand-written, compiled <= 1.15x",
+            rnn_data, rnn_numpy, implementations={"mytorch": rnn_mytorch, "mytorch compiled": rnn_compiled},
         ),
         Workload(
             "B3 chain 1e5", "chain", "100,000-op chain on (1,), forward+backward", "< 1.5 s",

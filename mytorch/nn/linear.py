@@ -36,10 +36,21 @@ class Linear(Module):
         self.register_parameter("bias", uniform(bound, (out_features,)) if bias else None, attribute="b")
 
     def forward(self, A: np.ndarray) -> np.ndarray:
+        _check_width(self, A)
         return F.linear(A, self.W, self.b)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.b is not None}"
+
+
+def _check_width(layer: Linear, A: Any) -> None:
+    """A width mismatch names the layer, not only matmul's operands."""
+    shape, weight = np.shape(A), np.shape(layer.W)
+    if len(weight) == 2 and (not shape or shape[-1] != weight[1]):
+        raise ValueError(
+            f"Linear(in_features={layer.in_features}, out_features={layer.out_features}): the input "
+            f"has shape {shape}, whose last axis should hold {weight[1]} features; W has shape {weight}"
+        )
 
 
 class Identity(Module):

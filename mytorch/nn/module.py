@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Autograd, engine, is_recording
+from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording
 
 
 class _LastForward:
@@ -154,67 +154,109 @@ class Module:
     # ---- parameters and state -----------------------------------------------------------------
 
     def children(self) -> Iterator[Module]:
-        yield from self.__dict__.get("_modules", {}).values()
+        """The direct sub-modules, each once (a layer used twice in a Sequential is one child)."""
+        seen: set[int] = set()
+        for child in self.__dict__.get("_modules", {}).values():
+            if id(child) not in seen:
+                seen.add(id(child))
+                yield child
+
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """(name, module) pairs, this module first, then its sub-modules depth first, each once."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
+            yield name, module
+            children = reversed(module.__dict__.get("_modules", {}).items())
+            stack += [(f"{name}.{key}" if name else key, child) for key, child in children]
 
     def modules(self) -> Iterator[Module]:
-        yield self
-        for child in self.children():
-            yield from child.modules()
+        for _, module in self.named_modules():
+            yield module
 
-    def named_parameters(self, prefix: str = "") -> list[tuple[str, np.ndarray]]:
-        """(name, array) pairs in PyTorch's order: this module's own, then each child's."""
-        named = [
-            (prefix + name, getattr(self, attribute))
-            for name, attribute in self.__dict__.get("_parameters", {}).items()
-            if getattr(self, attribute) is not None
-        ]
-        for child_name, child in self.__dict__.get("_modules", {}).items():
-            named += child.named_parameters(f"{prefix}{child_name}.")
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> list[tuple[str, np.ndarray]]:
+        """(name, array) pairs in PyTorch's order: this module's own, then each child's.
+
+        A parameter shared by several layers (a layer used twice, tied weights `dec.W = enc.W`) is
+        listed once, under its first name, as in PyTorch; so is an optimizer built from
+        `parameters()` stepping it once. (`state_dict()` keeps every name, as PyTorch's does.)
+        """
+        modules = self.named_modules(prefix, remove_duplicate) if recurse else iter([(prefix, self)])
+        seen: set[int] = set()
+        named = []
+        for module_name, module in modules:
+            for name, attribute in module.__dict__.get("_parameters", {}).items():
+                array = getattr(module, attribute)
+                if array is None or (remove_duplicate and id(array) in seen):
+                    continue
+                seen.add(id(array))
+                named.append((f"{module_name}.{name}" if module_name else name, array))
         return named
 
-    def parameters(self) -> list[np.ndarray]:
-        """The parameter arrays, in the order and with the shapes of PyTorch's module."""
-        return [array for _, array in self.named_parameters()]
+    def parameters(self, recurse: bool = True) -> list[np.ndarray]:
+        """The parameter arrays, in the order and with the shapes of PyTorch's module, each once."""
+        return [array for _, array in self.named_parameters(recurse=recurse)]
 
     def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """Copies of the parameters and buffers, under PyTorch's names (`0.weight`, `1.running_mean`)."""
-        state: dict[str, np.ndarray] = {}
-        for table in ("_parameters", "_buffers"):
-            for name, attribute in self.__dict__.get(table, {}).items():
-                value = getattr(self, attribute)
-                if value is not None:
-                    state[prefix + name] = np.array(value, copy=True)
-        for child_name, child in self.__dict__.get("_modules", {}).items():
-            state.update(child.state_dict(f"{prefix}{child_name}."))
-        return state
+        """Copies of the parameters and buffers, under PyTorch's names (`0.weight`, `1.running_mean`).
+
+        Every name is kept, as in PyTorch: a shared parameter appears under each of its names.
+        """
+        return {key: np.array(value, copy=True) for key, value in self._state_targets(prefix).items()}
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
-        """Copy `state` into the parameters and buffers, in place (optimizers keep their arrays)."""
+        """Copy `state` into the parameters and buffers, in place (optimizers keep their arrays).
+
+        All or nothing: every key, shape and dtype is checked before anything is written, so a
+        mismatch anywhere (the last layer too) leaves the model unchanged. Values are cast to the
+        model's dtypes within a kind (float64 into float32, as PyTorch's copy does); a value that
+        does not cast (complex or text into float, float into an integer buffer) is refused.
+        """
+        name = type(self).__name__
         targets = self._state_targets()
         missing = [key for key in targets if key not in state]
         unexpected = [key for key in state if key not in targets]
         if strict and (missing or unexpected):
             raise KeyError(
-                f"load_state_dict({type(self).__name__}): missing keys {missing}, "
-                f"unexpected keys {unexpected}"
+                f"load_state_dict({name}): missing keys {missing}, unexpected keys {unexpected}; "
+                "nothing was loaded"
             )
+        writes, problems, held = [], [], 0
         for key, target in targets.items():
             if key not in state:
                 continue
-            value = np.asarray(state[key])
+            try:
+                value = np.asarray(state[key])
+            except Exception as error:  # a ragged list, an object that is no array
+                problems.append(f"{key} is not an array ({type(error).__name__}: {error})")
+                continue
             if value.shape != target.shape:
-                raise ValueError(
-                    f"load_state_dict: {key} has shape {value.shape} in the state, "
-                    f"{target.shape} in the model"
+                problems.append(f"{key} has shape {value.shape} in the state, {target.shape} in the model")
+            elif not np.can_cast(value.dtype, target.dtype, casting="same_kind"):
+                problems.append(f"{key} has dtype {value.dtype} in the state, {target.dtype} in the model")
+            elif not target.flags.writeable:
+                held += 1
+                problems.append(
+                    f"{key} is held read-only by the tape; call engine.zero_grad() (or finish the "
+                    "backward pass) first"
                 )
-            if not target.flags.writeable:
-                raise RuntimeError(
-                    f"load_state_dict: {key} is held read-only by the tape; call engine.zero_grad() "
-                    "(or finish the backward pass) first"
-                )
+            else:
+                writes.append((target, value))
+        if problems:
+            error = RuntimeError if held == len(problems) else ValueError  # the tape's doing, or the state's
+            raise error(f"load_state_dict({name}): " + "; ".join(problems) + "; nothing was loaded")
+        for target, value in writes:
             target[...] = value
 
     def _state_targets(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The arrays of the state_dict themselves (not copies), by name."""
         targets = {}
         for table in ("_parameters", "_buffers"):
             for name, attribute in self.__dict__.get(table, {}).items():
@@ -243,21 +285,24 @@ class Module:
         return self.__dict__.get("autograd_engine") or engine()
 
     def gradient_of(self, array: np.ndarray) -> np.ndarray:
-        """The gradient held for one of this module's arrays (zeros before any backward)."""
-        buffer = self._gradient_engine().gradient_buffer
-        if buffer.is_in_memory(array):
-            try:
-                return buffer.get_param(array)
-            except KeyError:  # produced on the tape: not a parameter
-                pass
-        return np.zeros_like(array)
+        """The gradient held for one of this module's arrays (`layer.dLdW`).
 
-    def zero_grad(self) -> None:
-        """Set the gradients of this module's parameters to zero."""
+        Zeros when no gradient arrived (before any backward, or when the walk did not reach the
+        array): the drop-in protocol's attributes are always arrays, as hand-written layers' are.
+        Optimizers tell "no gradient" from a zero one (`GradientBuffer.gradient`) and skip it.
+        """
+        gradient = self._gradient_engine().gradient_buffer.gradient(array)
+        return np.zeros_like(array) if gradient is None else gradient
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget this module's parameter gradients (PyTorch's default), or set them to zero."""
         buffer = self._gradient_engine().gradient_buffer
         for array in self.parameters():
             if buffer.is_in_memory(array):
-                buffer.set_param(array, np.zeros_like(array))
+                if set_to_none:
+                    buffer.clear_gradient(array)
+                else:
+                    buffer.set_param(array, np.zeros_like(array))
 
     def backward(self, dLdZ: Any) -> Any:
         """The drop-in protocol: given dL/d(output) of the last forward, return dL/d(input).
@@ -317,17 +362,17 @@ def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) ->
             )
         seed = np.full(output.shape, seed, dtype=output.dtype)
 
-    start = next((i for i in range(last.end - 1, last.mark[0] - 1, -1) if tape[i].output is output), None)
-    if start is None:  # nothing recorded leads to the output: it is an input passed through, or constant
-        adjoints = {id(output): seed}
-    else:
-        adjoints = last.engine.walk_backward(start, seed, stop=last.mark[0])
-
+    stretch = Stretch(last.engine, start=last.mark)
+    stretch.seal(end=last.end)
+    adjoints = stretch.backward(output, seed)
     if consume and len(tape) == last.end:  # this stretch ends the tape: consume it, as a backward does
-        _cut_back_keeping_gradients(last.engine, last.mark)
+        stretch.cut_back(keep_gradients=True)
     buffer = last.engine.gradient_buffer
     for array in module.parameters():
-        buffer.set_param(array, adjoint_of(adjoints, array))
+        if id(array) in adjoints:
+            buffer.set_param(array, adjoint_of(adjoints, array))
+        else:  # not on the path from the output: no gradient (dLdW reads zeros; optimizers skip it)
+            buffer.clear_gradient(array)
     return adjoints
 
 
@@ -335,19 +380,6 @@ def adjoint_of(adjoints: dict[int, np.ndarray], array: np.ndarray) -> np.ndarray
     """`array`'s adjoint from a walk (a fresh, writable array; zeros if nothing reached it)."""
     adjoint = adjoints.get(id(array))
     return np.zeros_like(array) if adjoint is None else np.array(adjoint, dtype=array.dtype)
-
-
-def _cut_back_keeping_gradients(current: Autograd, mark: tuple) -> None:
-    """Cut the tape back to `mark`, keeping every gradient already set for an array tracked since.
-
-    (Those are the gradients the protocol set for later layers, whose stretches were consumed first.)
-    """
-    buffer = current.gradient_buffer
-    recent = list(buffer.memory.items())[mark[1]:]
-    kept = [(buffer._arrays[key], gradient) for key, gradient in recent if isinstance(gradient, np.ndarray)]
-    current.cut_back(mark)
-    for array, gradient in kept:
-        buffer.set_param(array, gradient)
 
 
 class Sequential(Module):
@@ -376,7 +408,7 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, index: int | slice) -> Module:
-        layers = list(self.children())
+        layers = list(self.__dict__["_modules"].values())
         if isinstance(index, slice):
             return Sequential(*layers[index])
         return layers[index]
@@ -385,7 +417,7 @@ class Sequential(Module):
         return len(self.__dict__["_modules"])
 
     def __iter__(self) -> Iterator[Module]:
-        return iter(list(self.children()))
+        return iter(list(self.__dict__["_modules"].values()))  # a layer used twice comes twice
 
     def append(self, layer: Module) -> Sequential:
         setattr(self, str(len(self)), layer)

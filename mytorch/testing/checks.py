@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from mytorch.autograd_engine import _state, engine
+from mytorch import functional as _functional
+from mytorch.autograd_engine import engine, recording
 from mytorch.functional import Primitive
 from mytorch.testing.cases import CASES, Example, all_primitives
 from mytorch.testing.strategies import float_arrays
@@ -68,14 +69,21 @@ class CheckReport:
     max_abs_error: float = 0.0
     max_rel_error: float = 0.0
     skipped: str = ""  # why nothing was checked (e.g. PyTorch missing), if so
+    compared: tuple[str, ...] = ()  # check_layer: the quantities compared (Z, dLdA, layers[0].dLdW...)
+    not_compared: tuple[str, ...] = ()  # check_layer: arrays held but not taken for parameters
 
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.op} vs {self.reference}: skipped ({self.skipped})"
-        return (
+        text = (
             f"{self.op} vs {self.reference}: {self.examples} examples, "
             f"max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e}"
         )
+        if self.compared:
+            text += f"; compared {', '.join(self.compared)}"
+        if self.not_compared:
+            text += f"; not compared (no gradient attribute): {', '.join(self.not_compared)}"
+        return text
 
     def _absorb(self, comparisons: Sequence[_Comparison]) -> None:
         self.examples += 1
@@ -187,11 +195,8 @@ def _float_positions(example: Example) -> list[int]:
 
 
 def _forward(primitive: Primitive, inputs: Sequence[Any], params: dict) -> np.ndarray:
-    outer, _state.recording = _state.recording, False
-    try:
+    with recording(False):
         return primitive.apply(tuple(inputs), params)
-    finally:
-        _state.recording = outer
 
 
 def primitive_gradients(primitive: Primitive, example: Example, adjoint: np.ndarray) -> tuple:
@@ -220,31 +225,29 @@ def primitive_tangent(primitive: Primitive, example: Example, tangents: dict[int
     """
     tape = engine()
     mark = tape.mark()
-    outer, _state.recording = _state.recording, True  # the forward walk needs the op on the tape
-    try:
-        output = primitive.apply(example.inputs, example.params)
-        seeds = {id(example.inputs[i]): tangent for i, tangent in tangents.items()}
-        return tape.walk_forward(mark[0], seeds).get(id(output))
-    finally:
-        _state.recording = outer
-        tape.cut_back(mark)
+    with recording(True):  # the forward walk needs the op on the tape
+        try:
+            output = primitive.apply(example.inputs, example.params)
+            seeds = {id(example.inputs[i]): tangent for i, tangent in tangents.items()}
+            return tape.walk_forward(mark[0], seeds).get(id(output))
+        finally:
+            tape.cut_back(mark)
 
 
 def _engine_gradients(primitive: Primitive, example: Example, adjoint: np.ndarray) -> dict[int, Any]:
     """The input gradients of a reverse walk of the engine, by input position."""
     tape = engine()
     mark = tape.mark()
-    outer, _state.recording = _state.recording, True
-    try:
-        output = primitive.apply(example.inputs, example.params)
-        if len(tape.operation_list) == mark[0]:
-            return {}  # nothing differentiable: nothing recorded
-        adjoints = tape.walk_backward(len(tape.operation_list) - 1, adjoint, stop=mark[0])
-        assert tape.operation_list[-1].output is output
-        return {i: adjoints.get(id(value)) for i, value in enumerate(example.inputs) if _is_float(value)}
-    finally:
-        _state.recording = outer
-        tape.cut_back(mark)
+    with recording(True):
+        try:
+            output = primitive.apply(example.inputs, example.params)
+            if len(tape.operation_list) == mark[0]:
+                return {}  # nothing differentiable: nothing recorded
+            adjoints = tape.walk_backward(len(tape.operation_list) - 1, adjoint, stop=mark[0])
+            assert tape.operation_list[-1].output is output
+            return {i: adjoints.get(id(value)) for i, value in enumerate(example.inputs) if _is_float(value)}
+        finally:
+            tape.cut_back(mark)
 
 
 # ---- the reference: central differences --------------------------------------------------------
@@ -346,6 +349,108 @@ def _finite_difference_comparisons(
                 _Comparison(f"tangent rule: output tangent along {label}", got, numeric, atol, rtol, problem)
             )
     return comparisons
+
+
+# ---- rules that compute with NumPy: right first derivatives, zero second ones -------------------
+
+
+def _second_order(
+    primitive: Primitive, example: Example, adjoint: np.ndarray, tangents: dict[int, np.ndarray],
+    modes: Sequence[str], tolerance: tuple[float, float], numeric: bool = False,
+) -> tuple[str, list[_Comparison]]:
+    """Run the rules as a recorded walk (create_graph) runs them: on arrays that are on the tape.
+
+    A gradient or tangent must then be produced on the tape too; one that is not was computed
+    with NumPy, and derivatives through it (hessians, grad of grad) are zero: that is returned
+    as the culprit. Otherwise, with `numeric`, the backward rule's own derivative along the tangents ẋ,
+    d/dε ⟨vjp(ȳ, x + εẋ), ẋ⟩, taken by a reverse walk through the recorded rule, is compared with
+    central differences of the rule (in float64), so a rule that mixes in a NumPy constant where
+    a primitive belongs is caught too.
+    """
+    exact = example.astype(np.float64)
+    positions = _float_positions(exact)
+    tape = engine()
+    mark = tape.mark()
+    with recording(True):
+        try:
+            inputs = tuple(np.array(v) if _is_float(v) else v for v in exact.inputs)  # fresh leaves
+            output = primitive.apply(inputs, exact.params)
+            if len(tape.operation_list) == mark[0]:
+                return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
+            leaves = [inputs[i] for i in positions]
+            if "fwd" in modes:
+                incoming = [np.array(tangents[i], dtype=np.float64) if i in tangents else _no_tangent(v)
+                            for i, v in enumerate(inputs)]
+                tangent = primitive.jvp(incoming, output, *inputs, **exact.params)
+                if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
+                    return "tangent rule (jvp): the output tangent", []
+            if "rev" not in modes:
+                return "", []
+            seed = np.array(adjoint, dtype=np.float64)
+            grads = _rule_gradients(primitive, seed, output, inputs, exact.params)
+            for position in positions:
+                if not _recorded(grads[position], tape, mark, [seed, *leaves]):
+                    return f"backward rule (vjp): the gradient of input {position}", []
+            if not numeric or output.dtype != np.float64:  # (a cast to another dtype: differences in
+                return "", []  # float64 would not be exact)
+            directions = {i: np.asarray(tangents[i], dtype=np.float64) for i in positions}
+            terms = [_functional.sum(_functional.mul(grads[i], directions[i])) for i in positions
+                     if grads[i] is not None]
+            if not terms:
+                return "", []
+            along = terms[0]
+            for term in terms[1:]:
+                along = _functional.add(along, term)
+            walked = tape.operation_list
+            start = next(k for k in range(len(walked) - 1, mark[0] - 1, -1) if walked[k].output is along)
+            adjoints = tape.walk_backward(start, np.ones_like(along), stop=mark[0])
+            got = sum(float(np.sum(np.asarray(adjoints[id(inputs[i])]) * directions[i]))
+                      for i in positions if adjoints.get(id(inputs[i])) is not None)
+        finally:
+            tape.cut_back(mark)
+
+    def rule_along(sign: float) -> float:  # ⟨vjp(ȳ, x + sign·h·ẋ), ẋ⟩, not recorded
+        shifted = list(exact.inputs)
+        for i in positions:
+            shifted[i] = np.asarray(shifted[i] + sign * STEPS[np.dtype(np.float64)] * directions[i])
+        grads = primitive_gradients(primitive, Example(tuple(shifted), exact.params), seed)
+        return sum(float(np.sum(np.asarray(grads[i], dtype=np.float64) * directions[i]))
+                   for i in positions if grads[i] is not None)
+
+    expected = (rule_along(1.0) - rule_along(-1.0)) / (2 * STEPS[np.dtype(np.float64)])
+    atol, rtol = tolerance
+    label = "second derivative: the backward rule's own derivative along the input tangents"
+    return "", [_Comparison(label, np.array(got), np.array(expected), atol, rtol)]
+
+
+def _rule_gradients(primitive: Primitive, seed: np.ndarray, output: np.ndarray, inputs: tuple,
+                    params: dict) -> Sequence[Any]:
+    """The backward rule's gradients as the rule returns them (one per input), before any cast."""
+    rules = primitive.vjp
+    if isinstance(rules, (tuple, list)):  # one rule per input
+        return [None if rule is None else rule(seed, output, *inputs, **params) for rule in rules]
+    grads = rules(seed, output, *inputs, **params)
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)  # a bare array from a one-input rule, as primitive_gradients reads it
+    return grads
+
+
+def _no_tangent(value: Any) -> Any:
+    """The zero tangent a forward walk hands a rule for an input that has none."""
+    if isinstance(value, np.ndarray):
+        return np.zeros(value.shape, value.dtype if value.dtype.kind == "f" else float)
+    return None if value is None else 0.0
+
+
+def _recorded(result: Any, tape: Any, mark: tuple, leaves: list) -> bool:
+    """Whether a rule's result is on the tape: produced since `mark`, one of the arrays it was
+    given, or a constant zero (None or all zeros: a zero gradient has zero derivatives)."""
+    return (
+        result is None
+        or any(result is leaf for leaf in leaves)
+        or any(op.output is result for op in tape.operation_list[mark[0]:])
+        or not np.any(np.asarray(result))
+    )
 
 
 # ---- the other reference: PyTorch --------------------------------------------------------------
@@ -488,9 +593,20 @@ def check_primitive(
     rtol: float | None = None,
     step: float | None = None,
     seed: int | None = None,
+    second_order: bool | str = True,
 ) -> CheckReport:
     """Property-check a primitive's backward ('rev') and tangent ('fwd') rules against central
     finite differences over generated inputs; raise `GradientCheckError` with a minimal example.
+
+    With `second_order` (the default), the rules must also be differentiable: run as a recorded
+    backward walk runs them (create_graph), on arrays that are on the tape, each gradient and
+    tangent must be produced on the tape. A rule written with raw NumPy (`g / (1 + np.exp(-x))`)
+    gets first derivatives right, but gradients of gradients through it (hessians,
+    `mytorch.grad(mytorch.grad(f))`) silently come out zero: the check fails and says so.
+    `second_order="numeric"` also compares the backward rule's own derivative with finite
+    differences (catching a NumPy constant mixed into a recorded rule); that walks back through
+    the primitives the rule is written with, so it trusts their rules (a grader checking one rule
+    at a time keeps the default). Pass `second_order=False` for a rule meant for first order only.
 
     `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
     `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of arguments (the
@@ -500,10 +616,18 @@ def check_primitive(
 
     >>> from mytorch import functional as F
     >>> from mytorch.testing import float_arrays
-    >>> cube = F.primitive("cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
-    ...                    jvp=lambda t, ans, x: t[0] * 3 * x**2, register=False)
+    >>> cube = F.primitive("cube", lambda x: x**3,
+    ...                    vjp=lambda g, ans, x: (F.mul(g, F.mul(3.0, F.mul(x, x))),),
+    ...                    jvp=lambda t, ans, x: F.mul(t[0], F.mul(3.0, F.mul(x, x))), register=False)
     >>> check_primitive(cube, float_arrays(), max_examples=20).examples
     20
+    >>> numpy_cube = F.primitive("numpy_cube", lambda x: x**3, vjp=lambda g, ans, x: (g * 3 * x**2,),
+    ...                          jvp=lambda t, ans, x: t[0] * 3 * x**2, register=False)
+    >>> try:
+    ...     check_primitive(numpy_cube, float_arrays(), max_examples=20)
+    ... except GradientCheckError as error:
+    ...     print(str(error).splitlines()[0])
+    check_primitive('numpy_cube'): your rule computes with NumPy: gradients of gradients through it are zero
     """
     primitive = _lookup(op)
     if inputs is None:
@@ -537,6 +661,29 @@ def check_primitive(
             title=f"check_primitive({primitive.name!r}): a rule disagrees with finite differences",
             shape_title=f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype",
         )
+        if second_order:
+            culprit, comparisons = _second_order(
+                primitive, example, adjoint, tangents, modes, tolerance, numeric=second_order == "numeric"
+            )
+            if culprit:
+                raise GradientCheckError(
+                    f"check_primitive({primitive.name!r}): your rule computes with NumPy: gradients of "
+                    f"gradients through it are zero\n  {culprit} was not recorded on the tape, though the "
+                    "arrays it was given were: it was computed with NumPy (or a NumPy method) instead "
+                    "of mytorch's primitives, so create_graph, mytorch.grad(mytorch.grad(f)) and "
+                    "hessians see a constant there. Write the rule with F.mul, F.exp, ... (masks and "
+                    "signs may stay NumPy constants), or pass second_order=False for a first-order rule."
+                    f"\n  minimal example (shrunk by hypothesis): {example!r}"
+                )
+            for comparison in comparisons:
+                if not comparison.ok:
+                    comparison.hint = (
+                        "the rule's value is right but its derivative is not: a part computed with "
+                        "NumPy (a constant to the tape) where it depends on the inputs?"
+                    )
+                    raise GradientCheckError(_failure(
+                        f"check_primitive({primitive.name!r}): a rule's second derivative disagrees with "
+                        "finite differences", example, adjoint, comparison))
 
     _run(run, seed)
     return report
