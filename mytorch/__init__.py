@@ -10,7 +10,7 @@
 array([2., 4., 6.])
 """
 
-from mytorch import functional, nn, optim  # functional first: layers are built on it
+from mytorch import functional, nn, optim, pytree  # functional first: layers are built on it
 from mytorch.autograd_engine import (
     Autograd,
     Operation,
@@ -22,6 +22,7 @@ from mytorch.autograd_engine import (
     no_grad,
     recording,
 )
+from mytorch.checkpoint import checkpoint
 from mytorch.compile import compile as compile  # noqa: A004 - record once, replay
 from mytorch.gradcheck import check_grads
 from mytorch.serialization import load, save
@@ -35,6 +36,7 @@ __all__ = [
     "Operation",
     "Stretch",
     "backward",
+    "checkpoint",
     "check_grads",
     "compile",
     "detect_anomaly",
@@ -50,6 +52,7 @@ __all__ = [
     "nn",
     "no_grad",
     "optim",
+    "pytree",
     "recording",
     "save",
     "value_and_grad",

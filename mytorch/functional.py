@@ -230,3 +230,52 @@ __all__ = [
     "where",
     "where_backward",
 ]
+
+# ---- issue 15: the wider NumPy/SciPy surface, rules in mytorch/rules/ (F.log1p, F.linalg.norm, ...) --
+
+from mytorch.rules import linalg, special  # noqa: E402
+from mytorch.rules.numpy_ops import (  # noqa: E402
+    arccos,
+    arcsin,
+    arcsinh,
+    arctan,
+    cosh,
+    cumprod,
+    cumsum,
+    diagonal,
+    einsum,
+    expm1,
+    flip,
+    log1p,
+    logaddexp,
+    outer,
+    prod,
+    repeat,
+    roll,
+    setitem,
+    sign,
+    sinh,
+    softplus,
+    sort,
+    square,
+    std,
+    take,
+    take_along_axis,
+    tan,
+    tensordot,
+    tile,
+    trace,
+    tril,
+    triu,
+    var,
+)
+
+_WIDER = [name for name, rule in PRIMITIVES.items() if rule.defined_in.startswith("mytorch.rules.") and
+          rule.defined_in != "mytorch.rules.core"]
+globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _WIDER})
+__all__ += [  # noqa: PLE0605
+    "arccos", "arcsin", "arcsinh", "arctan", "cosh", "cumprod", "cumsum", "diagonal", "einsum", "expm1",
+    "flip", "linalg", "log1p", "logaddexp", "outer", "prod", "repeat", "roll", "setitem", "sign", "sinh",
+    "softplus", "sort", "special", "square", "std", "take", "take_along_axis", "tan", "tensordot", "tile",
+    "trace", "tril", "triu", "var", *(f"{name}_backward" for name in _WIDER),
+]

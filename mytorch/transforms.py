@@ -31,6 +31,7 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Stretch, engine, recording
+from mytorch.pytree import is_container, jvp_over_trees, value_and_grad_over_trees, vjp_over_trees
 from mytorch.utils import gradient_dtype
 
 # ---- where transforms nest ------------------------------------------------------------------
@@ -251,7 +252,7 @@ def _checked_seed(seed: Any, like: np.ndarray, who: str, what: str, record: bool
 # ---- reverse mode ---------------------------------------------------------------------------
 
 
-def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+def _value_and_grad_of_arrays(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     """`f` and its gradient with respect to the arguments in `argnums`, in one pass.
 
     `f` must return a scalar (an array of one element). With a tuple `argnums` the gradients come
@@ -281,10 +282,38 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     return value_and_grad_f
 
 
-def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+    """`f` and its gradient with respect to the arguments in `argnums`, in one pass.
+
+    `f` must return a scalar (an array of one element). With a tuple `argnums` the gradients come
+    back as a tuple. Plugs into `scipy.optimize.minimize(fun, x0, jac=True)`. Arguments may be
+    dicts, lists and tuples of arrays (nested): their gradients come back in the same structure.
+    With `has_aux=True`, `f` returns `(output, aux)` and this returns `((value, aux), gradient)`.
+
+    >>> from mytorch import functional as F
+    >>> value, slope = value_and_grad(lambda x: F.sum(F.mul(x, x)))(np.array([1.0, 2.0]))
+    >>> float(value), slope
+    (5.0, array([2., 4.]))
+    >>> value_and_grad(lambda p: F.mul(p["w"], 3.0))({"w": 2.0})
+    (array(6.), {'w': array(3.)})
+    """
+    core = _value_and_grad_of_arrays(f, argnums)
+
+    def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+        if has_aux or any(is_container(arg) for arg in args):  # trees and aux: mytorch.pytree
+            return value_and_grad_over_trees(_value_and_grad_of_arrays, f, argnums, has_aux, args, "grad")
+        return core(*args)
+
+    value_and_grad_f.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
+    return value_and_grad_f
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
     """The gradient of a scalar-valued `f` with respect to the arguments in `argnums`.
 
-    Nests: `grad(grad(f))` is the second derivative.
+    Nests: `grad(grad(f))` is the second derivative. Arguments may be dicts, lists and tuples of
+    arrays (gradients in the same structure); with `has_aux=True`, `f` returns `(output, aux)`
+    and this returns `(gradient, aux)`.
 
     >>> from mytorch import functional as F
     >>> grad(F.sin)(0.0)
@@ -292,10 +321,11 @@ def grad(f: Callable, argnums: int | Sequence[int] = 0) -> Callable:
     >>> grad(grad(F.sin))(0.0)
     array(-0.)
     """
-    value_and_grad_f = value_and_grad(f, argnums)
+    value_and_grad_f = value_and_grad(f, argnums, has_aux)
 
     def grad_f(*args: Any) -> Any:
-        return value_and_grad_f(*args)[1]
+        value, gradient = value_and_grad_f(*args)
+        return (gradient, value[1]) if has_aux else gradient
 
     grad_f.__name__ = f"grad({getattr(f, '__name__', 'f')})"
     return grad_f
@@ -311,13 +341,16 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
     """`f(*primals)` and its vector-Jacobian product function.
 
     `vjp_fn(cotangent)` returns a tuple with one array per primal: `cotangentᵀ · ∂f/∂primal`. The
-    cotangent has the output's shape (a tuple of them if `f` returns a tuple).
+    cotangent has the output's shape (a tuple of them if `f` returns a tuple). A primal may be a
+    dict, list or tuple of arrays: its gradient comes back in the same structure.
 
     >>> from mytorch import functional as F
     >>> out, vjp_fn = vjp(F.mul, np.array([1.0, 2.0]), np.array([3.0, 4.0]))
     >>> vjp_fn(np.array([1.0, 10.0]))
     (array([ 3., 40.]), array([ 1., 20.]))
     """
+    if any(is_container(p) for p in primals):  # trees: mytorch.pytree
+        return vjp_over_trees(vjp, f, primals)
     with _transform_scope() as stretch:
         nested = stretch.keep
         trace = _Trace(stretch, f, primals, tuple(range(len(primals))), "vjp")
@@ -356,6 +389,8 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     (array(0.), array(2.))
     """
     primals, tangents = _as_sequence(primals), _as_sequence(tangents)
+    if any(is_container(p) for p in primals):  # trees: mytorch.pytree
+        return jvp_over_trees(jvp, f, primals, tangents)
     if len(primals) != len(tangents):
         raise ValueError(
             f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal"

@@ -899,3 +899,561 @@ def _max_pool2d(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *spatial)
     x = _values(draw, shape, dtype, True) if ties else draw(distinct_arrays(shape, dtype))
     return Example((x,), params)
+
+
+# ==== issue 15: the wider NumPy / SciPy surface (mytorch/rules/) ==================================
+
+
+def _cast_like(*tensors: Any) -> list:
+    """Non-float tensors (integer constants) cast to the float one's dtype, as PyTorch wants."""
+    import torch
+
+    tensors = [v if isinstance(v, torch.Tensor) else torch.tensor(v) for v in tensors]
+    dtype = next((v.dtype for v in tensors if v.dtype.is_floating_point), torch.float64)
+    return [v if v.dtype.is_floating_point else v.to(dtype) for v in tensors]
+
+
+_UNARY_15 = {
+    # name: (torch name, domain of the drawn values)
+    "log1p": ("log1p", {"low": -0.5, "high": 3.0}),
+    "expm1": ("expm1", {}),
+    "tan": ("tan", {"low": -1.2, "high": 1.2}),
+    "arcsin": ("asin", {"low": -0.9, "high": 0.9}),
+    "arccos": ("acos", {"low": -0.9, "high": 0.9}),
+    "arctan": ("atan", {}),
+    "sinh": ("sinh", {}),
+    "cosh": ("cosh", {}),
+    "arcsinh": ("asinh", {}),
+    "square": ("square", {}),
+    "softplus": ("nn.functional.softplus", {}),
+    "sign": ("sign", {"kinks": (0.0,)}),
+    "gammaln": ("special.gammaln", {"low": 0.2, "high": 5.0}),
+    "digamma": ("special.digamma", {"low": 0.2, "high": 5.0}),
+    "expit": ("special.expit", {"low": -6.0, "high": 6.0}),
+    "logit": ("special.logit", {"low": 0.05, "high": 0.95}),
+}
+for _name, (_torch_name, _domain) in _UNARY_15.items():
+    _unary_case(_name, _torch_name, _domain)
+
+
+def _twin_binary(torch_name: str) -> Callable[..., Any]:
+    def call(x: Any, y: Any) -> Any:
+        return _torch(torch_name)(*_cast_like(x, y))
+
+    return call
+
+
+@case("logaddexp", torch=_twin_binary("logaddexp"), bad=(*_MISMATCH[:2], ("logaddexp", "(2, 3)", "(4, 5)")))
+def _logaddexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    x_shape, y_shape = draw(_elementwise_shapes(2))
+    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, ties), st.integers(-3, 3))
+    y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype, ties), st.integers(-3, 3))
+    return Example((x, y))
+
+
+@case("xlogy", torch=_twin_binary("special.xlogy"), bad=(*_MISMATCH[:2], ("xlogy", "(2, 3)", "(4, 5)")))
+def _xlogy(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    x_shape, y_shape = draw(_elementwise_shapes(2))
+    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, ties), st.integers(-3, 3))
+    make_y = lambda: _values(draw, y_shape, dtype, low=0.2, high=3.0)
+    y = _constant_or(draw, y_shape, make_y, st.integers(1, 3))
+    return Example((x, y))
+
+
+@case(
+    "polygamma",
+    torch=lambda n, x: __import__("torch").special.polygamma(int(n), x),
+    bad=((1, np.array(["a"])), {}, ("polygamma", "(1,)")),
+)
+def _polygamma(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes())
+    return Example((draw(st.integers(1, 2)), _values(draw, shape, dtype, low=0.3, high=4.0)))
+
+
+def _axis_or_axes(draw: st.DrawFn, ndim: int) -> Any:
+    """None, an int, or a non-empty tuple of distinct axes (PyTorch reads dim=() as every axis)."""
+    axis = draw(axes(ndim))
+    return None if axis == () else axis
+
+
+def _with_zeros(draw: st.DrawFn, x: np.ndarray) -> np.ndarray:
+    """Now and then some elements set to exactly 0 (products are smooth there, and the rules
+    must not divide by them)."""
+    if x.size and draw(st.integers(0, 2)) == 0:
+        x = x.copy()
+        x.reshape(-1)[draw(st.lists(st.integers(0, x.size - 1), min_size=1, max_size=2))] = 0
+    return x
+
+
+def _torch_prod(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    shape = np.prod(np.zeros(tuple(x.shape)), axis=axis, keepdims=keepdims).shape
+    out = x * 1
+    axes_ = (axis,) if isinstance(axis, int) else axis or range(x.ndim)
+    for a in sorted({a % max(x.ndim, 1) for a in axes_}, reverse=True):
+        out = out.prod(dim=a, keepdim=True)
+    return out.reshape(shape)
+
+
+@case("prod", torch=_torch_prod, bad=(*_AXIS_OUT_OF_RANGE[:2], ("prod", *_AXIS_OUT_OF_RANGE[2])))
+def _prod(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(max_side=3))
+    x = _with_zeros(draw, _values(draw, shape, dtype, ties, low=-1.5, high=1.5))
+    params: dict[str, Any] = {}
+    axis = _axis_or_axes(draw, len(shape))
+    if axis is not None:
+        params["axis"] = axis
+    if draw(st.booleans()):
+        params["keepdims"] = True
+    return Example((x,), params)
+
+
+def _spread_case(name: str) -> None:
+    def draw_spread(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        shape = draw(shapes(min_dims=1))
+        axis = _axis_or_axes(draw, len(shape))
+        count = math.prod(shape) if axis is None else math.prod(
+            shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+        # std divides by itself: no ties (a constant row has std 0); var is smooth everywhere
+        x = _values(draw, shape, dtype, ties) if name == "var" else draw(distinct_arrays(shape, dtype))
+        params: dict[str, Any] = {} if axis is None else {"axis": axis}
+        if count > 1 and draw(st.booleans()):
+            params["ddof"] = 1
+        if draw(st.booleans()):
+            params["keepdims"] = True
+        return Example((x,), params)
+
+    def twin(x: Any, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Any:
+        import torch
+
+        return getattr(torch, name)(x, dim=axis, correction=ddof, keepdim=keepdims)
+
+    case(name, torch=twin, bad=(*_AXIS_OUT_OF_RANGE[:2], (name, *_AXIS_OUT_OF_RANGE[2])))(draw_spread)
+
+
+_spread_case("var")
+_spread_case("std")
+
+
+def _scan_case(name: str) -> None:
+    def draw_scan(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+        x = _values(draw, shape, dtype, ties, low=-1.5, high=1.5)
+        if name == "cumprod":
+            x = _with_zeros(draw, x)
+        axis = draw(st.none() | st.integers(-len(shape), len(shape) - 1)) if shape else None
+        return Example((x,), {} if axis is None and draw(st.booleans()) else {"axis": axis})
+
+    def twin(x: Any, axis: Any = None) -> Any:
+        import torch
+
+        return getattr(torch, name)(x.reshape(-1) if axis is None else x, dim=0 if axis is None else axis)
+
+    case(name, torch=twin, bad=(*_AXIS_OUT_OF_RANGE[:2], (name, *_AXIS_OUT_OF_RANGE[2])))(draw_scan)
+
+
+_scan_case("cumsum")
+_scan_case("cumprod")
+
+
+def _torch_dims(axis: Any, ndim: int) -> tuple:
+    return tuple(range(ndim)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
+
+
+@case(
+    "flip",
+    torch=lambda x, axis=None: __import__("torch").flip(x, _torch_dims(axis, x.ndim)),
+    bad=(*_AXIS_OUT_OF_RANGE[:2], ("flip", *_AXIS_OUT_OF_RANGE[2])),
+)
+def _flip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    axis = _axis_or_axes(draw, len(shape))
+    return Example((_values(draw, shape, dtype, ties),), {} if axis is None else {"axis": axis})
+
+
+@case(
+    "roll",
+    torch=lambda x, shift, axis=None: __import__("torch").roll(x, shift, axis),
+    bad=((np.ones((2, 3)), 1), {"axis": 3}, ("roll", "(2, 3)")),
+)
+def _roll(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes())
+    x = _values(draw, shape, dtype, ties)
+    if not shape or draw(st.booleans()):
+        return Example((x,), {"shift": draw(st.integers(-5, 5))})  # flattened
+    axis = draw(st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape), unique=True))
+    if len(axis) == 1 and draw(st.booleans()):
+        return Example((x,), {"shift": draw(st.integers(-5, 5)), "axis": axis[0]})
+    return Example((x,), {"shift": tuple(draw(st.integers(-5, 5)) for _ in axis), "axis": tuple(axis)})
+
+
+def _torch_tile(x: Any, reps: Any) -> Any:
+    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    return x.tile(reps) if reps else x * 1
+
+
+@case("tile", torch=_torch_tile, bad=((np.ones((2, 3)), -1), {}, ("tile", "(2, 3)")))
+def _tile(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(max_side=3))
+    reps = draw(st.integers(0, 3) | st.lists(st.integers(0, 2), min_size=1, max_size=4).map(tuple))
+    return Example((_values(draw, shape, dtype, ties),), {"reps": reps})
+
+
+def _torch_repeat(x: Any, repeats: Any, axis: Any = None) -> Any:
+    import torch
+
+    counts = torch.as_tensor(repeats) if isinstance(repeats, np.ndarray) else repeats
+    return torch.repeat_interleave(x, counts, dim=axis)
+
+
+@case("repeat", torch=_torch_repeat, bad=((np.ones((2, 3)), [1, 2]), {"axis": 1}, ("repeat", "(2, 3)")))
+def _repeat(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(max_side=3))
+    x = _values(draw, shape, dtype, ties)
+    axis = draw(st.none() | st.integers(-len(shape), len(shape) - 1)) if shape else None
+    length = math.prod(shape) if axis is None else shape[axis]
+    if draw(st.booleans()):
+        repeats: Any = draw(st.integers(0, 3))
+    else:
+        repeats = draw(hnp.arrays(np.int64, (length,), elements=st.integers(0, 3), fill=st.nothing()))
+    return Example((x,), {"repeats": repeats} if axis is None else {"repeats": repeats, "axis": axis})
+
+
+@case(
+    "take",
+    torch=lambda x, indices, axis=None: _torch_getitem(
+        x.reshape(-1) if axis is None else x,
+        indices if axis is None else (slice(None),) * (axis % x.ndim) + (indices,),
+    ),
+    bad=((np.ones((2, 3)), np.array([7])), {}, ("take", "(2, 3)")),
+)
+def _take(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes())
+    x = _values(draw, shape, dtype, ties)
+    axis = draw(st.none() | st.integers(-len(shape), len(shape) - 1)) if shape else None
+    side = math.prod(shape) if axis is None else shape[axis]
+    picked = st.integers(-side, side - 1)
+    many = hnp.arrays(np.intp, shapes(max_dims=2, max_side=3), elements=picked, fill=st.nothing())
+    indices = draw(picked | many)
+    return Example((x,), {"indices": indices} if axis is None else {"indices": indices, "axis": axis})
+
+
+@case(
+    "take_along_axis",
+    torch=lambda x, indices, axis=-1: __import__("torch").take_along_dim(
+        x, __import__("torch").as_tensor(indices), dim=axis
+    ),
+    bad=((np.ones((2, 3)), np.zeros((2,), np.intp)), {"axis": 1}, ("take_along_axis", "(2, 3)")),
+)
+def _take_along_axis(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(min_dims=1))
+    x = _values(draw, shape, dtype, ties)
+    if draw(st.integers(0, 3)) == 0:  # axis=None: a 1-D index into the flattened array
+        size = math.prod(shape)
+        flat = hnp.arrays(np.intp, st.integers(0, 5), elements=st.integers(0, size - 1), fill=st.nothing())
+        indices = draw(flat)
+        return Example((x,), {"indices": indices, "axis": None})
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    index_shape = list(shape)
+    index_shape[axis] = draw(st.integers(0, 4))
+    index_shape = [side if draw(st.integers(0, 3)) else 1 for side in index_shape]  # broadcasting
+    indices = draw(
+        hnp.arrays(np.intp, tuple(index_shape), elements=st.integers(0, shape[axis] - 1), fill=st.nothing())
+    )
+    return Example((x,), {"indices": indices} if axis == -1 else {"indices": indices, "axis": axis})
+
+
+@case(
+    "sort",
+    torch=lambda x, axis=-1: __import__("torch").sort(
+        x.reshape(-1) if axis is None else x, dim=0 if axis is None else axis, stable=True).values,
+    bad=(*_AXIS_OUT_OF_RANGE[:2], ("sort", *_AXIS_OUT_OF_RANGE[2])),
+)
+def _sort(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(min_dims=1), shapes(min_dims=1, min_side=0)))
+    x = _values(draw, shape, dtype, True) if ties else draw(distinct_arrays(shape, dtype))
+    axis = draw(st.none() | st.integers(-len(shape), len(shape) - 1))
+    return Example((x,), {} if axis == -1 else {"axis": axis})
+
+
+def _diagonal_params(draw: st.DrawFn, shape: tuple[int, ...]) -> dict:
+    axis1, axis2 = draw(st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=2, unique=True))
+    axis1 -= len(shape) if draw(st.booleans()) else 0
+    offset = draw(st.integers(-shape[axis2], shape[axis2]))
+    return {"offset": offset, "axis1": axis1, "axis2": axis2}
+
+
+@case(
+    "diagonal",
+    torch=lambda x, offset=0, axis1=0, axis2=1: __import__("torch").diagonal(x, offset, axis1, axis2),
+    bad=((np.ones((2, 3)),), {"axis1": 0, "axis2": 0}, ("diagonal", "(2, 3)")),
+)
+def _diagonal(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(min_dims=2))
+    return Example((_values(draw, shape, dtype, ties),), _diagonal_params(draw, shape))
+
+
+@case(
+    "trace",
+    torch=lambda x, offset=0, axis1=0, axis2=1: __import__("torch").diagonal(x, offset, axis1, axis2).sum(-1),
+    bad=((np.ones((2, 3)),), {"axis1": 0, "axis2": 0}, ("trace", "(2, 3)")),
+)
+def _trace(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(min_dims=2))
+    return Example((_values(draw, shape, dtype, ties),), _diagonal_params(draw, shape))
+
+
+def _triangle_case(name: str) -> None:
+    def draw_triangle(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+        shape = draw(st.one_of(shapes(min_dims=2), shapes(min_dims=2, min_side=0)))
+        k = draw(st.integers(-3, 3))
+        return Example((_values(draw, shape, dtype, ties),), {"k": k} if k or draw(st.booleans()) else {})
+
+    twin = lambda x, k=0: getattr(__import__("torch"), name)(x, k)
+    case(name, torch=twin, bad=((np.ones(()),), {}, (name, "()")))(draw_triangle)
+
+
+_triangle_case("triu")
+_triangle_case("tril")
+
+
+@case(
+    "outer",
+    torch=lambda a, b: __import__("torch").outer(*_cast_like(a.reshape(-1), b.reshape(-1))),
+    bad=((np.array(["a"]), np.ones(2)), {}, ("outer", "(1,)")),
+)
+def _outer(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    a_shape, b_shape = draw(shapes(max_dims=2)), draw(shapes(max_dims=2))
+    a = _constant_or(draw, a_shape, lambda: _values(draw, a_shape, dtype, ties), st.integers(-3, 3))
+    b = _values(draw, b_shape, dtype, ties)
+    if isinstance(a, (int, float)):
+        a = _values(draw, a_shape, dtype, ties)
+    return Example((a, b) if draw(st.booleans()) else (b, a))
+
+
+# Subscripts NumPy accepts: products, implicit output, repeated letters (diagonals, traces),
+# letters summed within one operand, ellipses that broadcast, three operands (a contraction path).
+_EINSUM_SPECS = (
+    "ij,jk->ik", "ij,jk", "i,i->", "i,j->ij", "ii->i", "ii", "ij->ji", "ij->", "ij->i", "iij->j",
+    "ii,i->i", "ijk->kj", "bij,bjk->bik", "ij,jk,kl->il", "i,i,i->i", "...ij,...jk->...ik",
+    "...i,...i->...", "i...->...", "...,...", "ij...,j->i...", "ii...->i...",
+)
+
+
+@case(
+    "einsum",
+    torch=lambda *xs, subscripts, optimize=None: __import__("torch").einsum(subscripts, *_cast_like(*xs)),
+    bad=(([np.ones((2, 3)), np.ones((4, 5))],), {"subscripts": "ij,jk->ik"}, ("einsum", "(2, 3)", "(4, 5)")),
+)
+def _einsum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    spec = draw(st.sampled_from(_EINSUM_SPECS))
+    lhs = spec.split("->")[0].split(",")
+    sizes = {letter: draw(st.integers(1, 3)) for letter in sorted(set("".join(lhs)) - {"."})}
+    batches = list(draw(broadcastable_shapes(len(lhs), max_dims=2, max_side=3)))
+    operands = []
+    for term in lhs:
+        head, _, tail = term.partition("...")
+        shape = tuple(sizes[c] for c in head) + (batches.pop(0) if "..." in term else ()) + tuple(
+            sizes[c] for c in tail)
+        if draw(st.integers(0, 5)) == 0:  # an integer operand: a constant
+            operands.append(draw(hnp.arrays(np.int64, shape, elements=st.integers(-2, 2), fill=st.nothing())))
+        else:
+            operands.append(_values(draw, shape, dtype, ties, low=-2.0, high=2.0))
+    params: dict[str, Any] = {"subscripts": spec}
+    if len(lhs) > 2 and draw(st.booleans()):
+        params["optimize"] = draw(st.sampled_from([False, "optimal"]))
+    return Example(tuple(operands), params)
+
+
+def _torch_tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    import torch
+
+    dims = axes if isinstance(axes, int) else [list(np.atleast_1d(side)) for side in axes]
+    return torch.tensordot(*_cast_like(a, b), dims=dims)
+
+
+@case(
+    "tensordot",
+    torch=_torch_tensordot,
+    bad=((np.ones((2, 3)), np.ones((4, 5))), {"axes": 1}, ("tensordot", "(2, 3)", "(4, 5)")),
+)
+def _tensordot(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    a_shape = draw(shapes(max_dims=3, max_side=3))
+    count = draw(st.integers(0, len(a_shape)))
+    if draw(st.booleans()):  # an int: a's last `count` axes against b's first
+        b_shape = a_shape[len(a_shape) - count:] + draw(shapes(max_dims=2, max_side=3))
+        params: dict[str, Any] = {"axes": count} if count != 2 or draw(st.booleans()) else {}
+    else:  # a pair of axis lists, in any order
+        a_axes = draw(st.permutations(range(len(a_shape))))[:count]
+        b_ndim = count + draw(st.integers(0, 2))
+        b_axes = draw(st.permutations(range(b_ndim)))[:count]
+        b_list = [draw(st.integers(1, 3)) for _ in range(b_ndim)]
+        for i, j in zip(a_axes, b_axes):
+            b_list[j] = a_shape[i]
+        b_shape = tuple(b_list)
+        params = {"axes": (list(a_axes), list(b_axes))}
+    a = _values(draw, a_shape, dtype, ties, low=-2.0, high=2.0)
+    b = _constant_or(draw, b_shape, lambda: _values(draw, b_shape, dtype, ties, low=-2.0, high=2.0),
+                     st.integers(-2, 2))
+    if not isinstance(b, np.ndarray):
+        b = _values(draw, b_shape, dtype, ties, low=-2.0, high=2.0)
+    return Example((a, b), params)
+
+
+def _torch_setitem(x: Any, value: Any, index: Any) -> Any:
+    import torch
+
+    shape = tuple(x.shape)
+    positions = _flat_positions(shape, index)
+    # NumPy lets the last of repeated positions win: only those values land
+    flat = positions.reshape(-1)
+    last = {position: k for k, position in enumerate(flat.tolist())}
+    landed = torch.zeros(flat.size, dtype=torch.bool)
+    landed[list(last.values())] = True
+    if not isinstance(value, torch.Tensor) or not value.dtype.is_floating_point:
+        value = _cast_like(x, value)[1]
+    values = value.to(x.dtype).broadcast_to(positions.shape).reshape(-1)[landed]
+    where = torch.as_tensor(positions.reshape(-1))[landed]
+    return x.reshape(-1).index_put((where,), values).reshape(shape)
+
+
+@case(
+    "setitem",
+    torch=_torch_setitem,
+    bad=((np.ones((2, 3)), np.ones(4)), {"index": 0}, ("setitem", "(2, 3)", "(4,)")),
+)
+def _setitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    x = _values(draw, shape, dtype, ties)
+    index = draw(indices(shape))
+    picked = np.zeros(shape)[index].shape
+    value_shape = picked[draw(st.integers(0, len(picked))) :]  # trailing axes: it broadcasts
+    value_shape = tuple(1 if draw(st.integers(0, 3)) == 0 else side for side in value_shape)
+    make_value = lambda: _values(draw, value_shape, dtype, ties)
+    value = _constant_or(draw, value_shape, make_value, st.integers(-3, 3))
+    return Example((x, value), {"index": index})
+
+
+# ---- F.linalg -----------------------------------------------------------------------------------
+
+
+def _torch_norm(x: Any, ord: Any = None,  # noqa: A002
+                 axis: Any = None, keepdims: bool = False) -> Any:
+    import torch
+
+    p = 2 if ord in (None, "fro") else ord
+    dims = tuple(range(x.ndim)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
+    if not dims:  # a 0-d array: |x|
+        return torch.linalg.vector_norm(x.reshape(1), ord=p).reshape(())
+    return torch.linalg.vector_norm(x, ord=p, dim=dims, keepdim=keepdims)
+
+
+@case("norm", torch=_torch_norm, bad=((np.ones((2, 3)),), {"axis": 3}, ("norm", "(2, 3)")))
+def _norm(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    shape = draw(shapes(min_dims=1))
+    form = draw(st.sampled_from(["flat", "vector", "matrix"] if len(shape) >= 2 else ["flat", "vector"]))
+    params: dict[str, Any] = {}
+    if form == "vector":
+        params["axis"] = draw(st.integers(-len(shape), len(shape) - 1)) if len(shape) > 1 else None
+        params["ord"] = draw(st.sampled_from([None, 1, 2, np.inf]))
+        if params["axis"] is None:
+            del params["axis"]
+            shape = shape[:1]
+    elif form == "matrix":
+        pair = st.lists(st.integers(0, len(shape) - 1), min_size=2, max_size=2, unique=True)
+        params["axis"] = tuple(draw(pair))
+        if draw(st.booleans()):
+            params["ord"] = "fro"
+    if draw(st.booleans()):
+        params["keepdims"] = True
+    p = params.get("ord")
+    if ties:
+        x = _values(draw, shape, dtype, True)
+        if draw(st.integers(0, 3)) == 0:
+            x = np.zeros(shape, dtype)  # the norm's kink: gradient 0
+    elif p == 1:
+        x = _values(draw, shape, dtype, kinks=(0.0,), margin=0.1)
+    elif p == np.inf:  # distinct magnitudes, random signs: one largest |x| per row
+        steps = hnp.arrays(np.int64, shape, elements=st.integers(2, 60), unique=True, fill=st.nothing())
+        magnitudes = draw(steps) * 0.05
+        signs = draw(hnp.arrays(np.bool_, shape, fill=st.nothing()))
+        x = np.where(signs, magnitudes, -magnitudes).astype(dtype)
+    else:
+        x = _values(draw, shape, dtype, kinks=(0.0,), margin=0.3)
+    return Example((x,), params)
+
+
+def _square_matrices(draw: st.DrawFn, dtype: np.dtype, batch: bool = True) -> np.ndarray:
+    from mytorch.testing.strategies import well_conditioned_matrices
+
+    batch_shape = draw(shapes(max_dims=1, max_side=2)) if batch else ()
+    return draw(well_conditioned_matrices(st.integers(1, 3), dtype, batch_shape=batch_shape))
+
+
+@case("inv", torch=_torch("linalg.inv"), bad=((np.ones((2, 3)),), {}, ("inv", "(2, 3)")))
+def _inv(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    return Example((_square_matrices(draw, dtype),))
+
+
+@case("det", torch=_torch("linalg.det"), bad=((np.ones((2, 3)),), {}, ("det", "(2, 3)")))
+def _det(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    return Example((_square_matrices(draw, dtype),))
+
+
+@case(
+    "slogdet",
+    torch=lambda a: __import__("torch").stack(__import__("torch").linalg.slogdet(a), -1),
+    bad=((np.ones((2, 3)),), {}, ("slogdet", "(2, 3)")),
+)
+def _slogdet(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    return Example((_square_matrices(draw, dtype),))
+
+
+@case(
+    "solve",
+    torch=lambda a, b: __import__("torch").linalg.solve(*_cast_like(a, b)),
+    bad=((np.ones((2, 2)), np.ones(3)), {}, ("solve", "(2, 2)", "(3,)")),
+)
+def _solve(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    a = _square_matrices(draw, dtype)
+    n = a.shape[-1]
+    if a.ndim == 2 and draw(st.booleans()):
+        b_shape: tuple[int, ...] = (n,)  # one vector
+    else:
+        b_shape = (*a.shape[:-2], n, draw(st.integers(1, 3)))
+    if draw(st.integers(0, 2)) == 0:  # an integer right-hand side: a constant
+        b = draw(hnp.arrays(np.int64, b_shape, elements=st.integers(-2, 2), fill=st.nothing()))
+    else:
+        b = _values(draw, b_shape, dtype, ties)
+    return Example((a, b))
+
+
+def _spd_matrices(draw: st.DrawFn, dtype: np.dtype) -> np.ndarray:
+    m = _square_matrices(draw, np.dtype(np.float64))
+    return (m @ np.swapaxes(m, -1, -2) + 0.5 * np.eye(m.shape[-1])).astype(dtype)
+
+
+@case("cholesky", torch=_torch("linalg.cholesky"), bad=((np.ones((2, 3)),), {}, ("cholesky", "(2, 3)")))
+def _cholesky(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    return Example((_spd_matrices(draw, dtype),))
+
+
+def _torch_eigh(a: Any) -> Any:
+    import torch
+
+    values, vectors = torch.linalg.eigh(a)
+    detached = vectors.detach()
+    largest = detached.gather(-2, detached.abs().argmax(dim=-2, keepdim=True))
+    vectors = vectors * torch.where(largest < 0, -1.0, 1.0).to(vectors.dtype)
+    return torch.cat([values.unsqueeze(-2), vectors], dim=-2)
+
+
+@case("eigh", torch=_torch_eigh, bad=((np.ones((2, 3)),), {}, ("eigh", "(2, 3)")))
+def _eigh(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    # Q diag(λ) Qᵀ with eigenvalues at least 0.5 apart (the eigenvector rule divides by the gaps)
+    batch = draw(shapes(max_dims=1, max_side=2))
+    n = draw(st.integers(1, 3))
+    steps = draw(hnp.arrays(np.float64, (*batch, n), elements=st.floats(0.5, 1.5), fill=st.nothing()))
+    values = np.cumsum(steps, axis=-1) - 2.0
+    q, _ = np.linalg.qr(draw(float_arrays((*batch, n, n), np.float64, low=-1.0, high=1.0)) + 2 * np.eye(n))
+    a = q @ (values[..., :, None] * np.swapaxes(q, -1, -2))
+    return Example((((a + np.swapaxes(a, -1, -2)) / 2).astype(dtype),))

@@ -674,3 +674,269 @@ def compare_with_finite_differences(
             rtol,
             atol,
         )
+
+
+# ==== issue 15: the wider NumPy / SciPy surface ===================================================
+
+
+def _within(bound: float) -> Callable[[np.ndarray], bool]:
+    return lambda v: v.size == 0 or float(np.abs(v).max()) < bound
+
+
+def _inside(low: float, high: float) -> Callable[[np.ndarray], bool]:
+    return lambda v: v.size == 0 or (float(v.min()) > low and float(v.max()) < high)
+
+
+def _no_tiny_factors(v: np.ndarray) -> bool:
+    """No factor near 0 but not 0: there PyTorch's prod and cumprod double backward (which divide
+    by x) lose the second derivative, so the oracle could not judge mytorch's (exact) one."""
+    return bool(np.all((np.abs(v) > 1e-3) | (v == 0)))
+
+
+def _small_reduction(op: str, extra: Callable | None = None) -> Callable:
+    """A reduction over an axis (or all), of a small value (prod and var stay well scaled)."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        ok = _no_tiny_factors if op == "prod" else lambda v: True
+        k = _pick(draw, values, lambda v: 0 < v.size <= 12 and v.ndim >= 1 and ok(v))
+        if k is None:
+            return None
+        x = values[k]
+        axis = draw(st.none() | st.integers(-x.ndim, x.ndim - 1))
+        params = {"axis": axis, "keepdims": draw(st.booleans())}
+        more = extra(draw, x, axis) if extra is not None else {}
+        return None if more is None else Step(op, (k,), {**params, **more})
+
+    return propose
+
+
+def _spread(draw: st.DrawFn, x: np.ndarray, axis: Any) -> dict | None:
+    count = x.size if axis is None else x.shape[axis]
+    if count < 2 or not _no_ties(x, axis):  # std's slope divides by the spread
+        return None
+    return {"ddof": draw(st.sampled_from([0, 1]))}
+
+
+def _scan(op: str, ok: Callable[[np.ndarray], bool] = lambda v: True) -> Callable:
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        k = _pick(draw, values, lambda v: v.ndim >= 1 and ok(v))
+        if k is None:
+            return None
+        return Step(op, (k,), {"axis": draw(st.integers(-values[k].ndim, values[k].ndim - 1))})
+
+    return propose
+
+
+def _sort(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    axis = draw(st.integers(-values[k].ndim, values[k].ndim - 1))
+    return Step("sort", (k,), {"axis": axis}) if _no_ties(values[k], axis) else None
+
+
+def _roll(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    axis = draw(st.integers(0, values[k].ndim - 1))
+    return Step("roll", (k,), {"shift": draw(st.integers(-3, 3)), "axis": axis})
+
+
+def _tile(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: 2 * v.size <= MAX_SIZE)
+    if k is None:
+        return None
+    reps = tuple(draw(st.integers(1, 2)) for _ in range(draw(st.integers(1, 2))))
+    return Step("tile", (k,), {"reps": reps}) if _size_ok((values[k].size * math.prod(reps),)) else None
+
+
+def _repeat(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1 and 3 * v.size <= MAX_SIZE)
+    if k is None:
+        return None
+    axis = draw(st.integers(0, values[k].ndim - 1))
+    repeats = draw(hnp.arrays(np.int64, (values[k].shape[axis],), elements=st.integers(0, 3)))
+    return Step("repeat", (k,), {"repeats": repeats, "axis": axis})
+
+
+def _take(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.size > 0)
+    if k is None:
+        return None
+    size = values[k].size
+    picked = draw(hnp.arrays(np.intp, st.integers(1, 6), elements=st.integers(-size, size - 1)))
+    return Step("take", (k,), {"indices": picked})
+
+
+def _take_along_axis(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1 and v.size > 0)
+    if k is None:
+        return None
+    x = values[k]
+    axis = draw(st.integers(0, x.ndim - 1))
+    shape = list(x.shape)
+    shape[axis] = draw(st.integers(1, 3))
+    if not _size_ok(tuple(shape)):
+        return None
+    indices = draw(hnp.arrays(np.intp, tuple(shape), elements=st.integers(0, x.shape[axis] - 1)))
+    return Step("take_along_axis", (k,), {"indices": indices, "axis": axis})
+
+
+def _matrix_op(op: str) -> Callable:
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        k = _pick(draw, values, lambda v: v.ndim >= 2)
+        if k is None:
+            return None
+        x = values[k]
+        axis1, axis2 = draw(st.permutations(range(x.ndim)))[:2]
+        if op in ("triu", "tril"):
+            return Step(op, (k,), {"k": draw(st.integers(-1, 1))})
+        return Step(op, (k,), {"offset": draw(st.integers(-1, 1)), "axis1": axis1, "axis2": axis2})
+
+    return propose
+
+
+def _outer(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    a = _pick(draw, values, lambda v: v.size <= 8)
+    if a is None:
+        return None
+    b = _pick(draw, values, lambda v: _size_ok((values[a].size * v.size,)))
+    return Step("outer", (a, b))
+
+
+def _einsum(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    x = values[k]
+    if x.ndim >= 2 and x.shape[-1] == x.shape[-2] and draw(st.booleans()):
+        return Step("einsum", (k,), {"subscripts": "...ii->...i"})
+    other = _pick(draw, values, lambda v: v.ndim >= 1 and v.shape[-1] == x.shape[-1] and _broadcasts(x, v))
+    if other is not None and draw(st.booleans()):
+        return Step("einsum", (k, other), {"subscripts": "...i,...i->..."})
+    return Step("einsum", (k,), {"subscripts": "...ij->...ji" if x.ndim >= 2 else "i->"})
+
+
+def _tensordot(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    a = _pick(draw, values, lambda v: v.ndim >= 1)
+    if a is None:
+        return None
+    inner = values[a].shape[-1]
+    fits = lambda v: v.ndim >= 1 and v.shape[0] == inner and _size_ok(values[a].shape[:-1] + v.shape[1:])
+    b = _pick(draw, values, fits)
+    return None if b is None else Step("tensordot", (a, b), {"axes": 1})
+
+
+def _setitem(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.size > 0)
+    if k is None:
+        return None
+    index = draw(indices(values[k].shape))
+    target = np.zeros(values[k].shape)[index].shape
+    def fits(v: np.ndarray) -> bool:  # a value that broadcasts to the selection
+        try:
+            return v.ndim <= len(target) and np.broadcast_shapes(target, v.shape) == target
+        except ValueError:
+            return False
+
+    value = _pick(draw, values, fits)
+    return Step("setitem", (k, Const(0.5) if value is None else value), {"index": index})
+
+
+def _norm(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    k = _pick(draw, values, lambda v: v.ndim >= 1 and v.size > 0)
+    if k is None:
+        return None
+    x = values[k]
+    axis = draw(st.integers(0, x.ndim - 1))
+    order = draw(st.sampled_from([2, 1, np.inf]))
+    if order == 2 and float(np.min(np.linalg.norm(x, axis=axis))) < 0.1:
+        return None
+    if order == 1 and not _off_zero(x):
+        return None
+    if order == np.inf and not (_no_ties(np.abs(x), axis) and _off_zero(x)):
+        return None
+    return Step("norm", (k,), {"ord": order, "axis": axis, "keepdims": draw(st.booleans())})
+
+
+def _leaf_matrix(op: str) -> Callable:
+    """A new matrix leaf (well conditioned; symmetric positive definite for cholesky, with
+    well-separated eigenvalues for eigh) and `op` of it; solve takes a value as its right side."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+        from mytorch.testing.strategies import well_conditioned_matrices
+
+        dtype = values[-1].dtype
+        right = None
+        if op == "solve":
+            right = _pick(draw, values, lambda v: 1 <= v.ndim <= 2 and 0 < v.shape[0] <= 4)
+            if right is None:
+                return None
+            n = values[right].shape[0]
+        else:
+            n = draw(st.integers(1, 3))
+        a = draw(well_conditioned_matrices(n, np.float64))
+        if op == "cholesky":
+            a = a @ a.T + 0.5 * np.eye(n)
+        if op == "eigh":
+            q, _ = np.linalg.qr(a)
+            a = q @ np.diag(np.arange(n) * 0.7 - 0.5) @ q.T
+            a = (a + a.T) / 2
+        leaf = Step("leaf", params={"value": a.astype(dtype)})
+        operands = (len(values), right) if op == "solve" else (len(values),)
+        return [leaf, Step(op, operands)]
+
+    return propose
+
+
+MENU.update({
+    "log1p": _unary("log1p", lambda v: v.size == 0 or float(v.min()) > -0.8),
+    "expm1": _unary("expm1", lambda v: v.size == 0 or float(v.max()) < 2.5),
+    "tan": _unary("tan", _within(1.2)),
+    "arcsin": _unary("arcsin", _within(0.9)),
+    "arccos": _unary("arccos", _within(0.9)),
+    "arctan": _unary("arctan"),
+    "sinh": _unary("sinh", _within(3.0)),
+    "cosh": _unary("cosh", _within(3.0)),
+    "arcsinh": _unary("arcsinh"),
+    "square": _unary("square"),
+    "softplus": _unary("softplus"),
+    "sign": _unary("sign", _off_zero),
+    "logaddexp": _binary("logaddexp"),
+    "prod": _small_reduction("prod"),
+    "var": _small_reduction("var", lambda draw, x, axis: {"ddof": 0}),
+    "std": _small_reduction("std", _spread),
+    "cumsum": _scan("cumsum"),
+    "cumprod": _scan("cumprod", lambda v: v.size <= 12 and _no_tiny_factors(v)),
+    "flip": _scan("flip"),
+    "roll": _roll,
+    "tile": _tile,
+    "repeat": _repeat,
+    "take": _take,
+    "take_along_axis": _take_along_axis,
+    "sort": _sort,
+    "diagonal": _matrix_op("diagonal"),
+    "trace": _matrix_op("trace"),
+    "triu": _matrix_op("triu"),
+    "tril": _matrix_op("tril"),
+    "outer": _outer,
+    "einsum": _einsum,
+    "tensordot": _tensordot,
+    "setitem": _setitem,
+    "norm": _norm,
+    "inv": _leaf_matrix("inv"),
+    "solve": _leaf_matrix("solve"),
+    "det": _leaf_matrix("det"),
+    "slogdet": _leaf_matrix("slogdet"),
+    "cholesky": _leaf_matrix("cholesky"),
+    "eigh": _leaf_matrix("eigh"),
+    "gammaln": _unary("gammaln", _positive),
+    "digamma": _unary("digamma", lambda v: v.size == 0 or float(v.min()) > 0.3),
+    "expit": _unary("expit"),
+    "logit": _unary("logit", _inside(0.05, 0.95)),
+    "xlogy": _binary("xlogy", lambda a, b: _positive(b)),
+    "polygamma": lambda draw, values: (
+        None if (k := _pick(draw, values, _positive)) is None else Step("polygamma", (Const(1), k))
+    ),
+})
