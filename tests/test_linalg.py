@@ -122,3 +122,10 @@ def test_special_functions_follow_scipy_and_their_derivatives(x):
     np.testing.assert_allclose(F.special.expit(F.special.logit(p)), p, rtol=1e-12)
     np.testing.assert_allclose(mytorch.grad(lambda y: F.sum(F.special.xlogy(x, y)))(p), x / p, rtol=1e-12)
     assert F.special.xlogy(0.0, np.array(0.0)) == 0  # scipy's convention
+
+
+def test_xlogy_of_python_numbers_is_float64_and_float32_stays():
+    from mytorch import functional as F
+
+    assert F.special.xlogy(1, 2).dtype == np.float64  # NumPy alone would promote two ints to float16
+    assert F.special.xlogy(np.ones(2, np.float32), 2).dtype == np.float32

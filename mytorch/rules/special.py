@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from mytorch.primitive import primitive, unbroadcast
+from mytorch.primitive import is_float_array, primitive, unbroadcast
 from mytorch.rules.core import add, div, log, mul, reshape, sub
 
 __all__ = ["digamma", "expit", "gammaln", "logit", "polygamma", "xlogy"]
@@ -82,8 +82,11 @@ def _xlogy_jvp(t: list, ans: np.ndarray, x: Any, y: Any) -> np.ndarray:
 
 
 def _xlogy(x: Any, y: Any) -> np.ndarray:
-    # scipy promotes a Python number with float32 to float64: keep NumPy's promotion
-    return np.asarray(scipy.special.xlogy(x, y)).astype(np.result_type(x, y, np.float16), copy=False)
+    # scipy promotes a Python number with float32 to float64: keep the float arrays' dtype (float64
+    # when there is none: NumPy would take float16 for two Python ints)
+    floats = [a for a in (x, y) if is_float_array(a)]
+    dtype = np.result_type(*floats) if floats else np.float64
+    return np.asarray(scipy.special.xlogy(x, y)).astype(dtype, copy=False)
 
 
 xlogy = primitive("xlogy", _xlogy, arity=2, vjp=_xlogy_vjp, jvp=_xlogy_jvp)
