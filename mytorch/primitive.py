@@ -253,7 +253,16 @@ def reduce_to(g: Any, x: Any) -> Any:
     """
     if type(g) is np.ndarray and type(x) is np.ndarray and g.shape == x.shape:
         return g  # the usual case, without np.shape's calls
-    return g if np.shape(g) == np.shape(x) else unbroadcast(g, np.shape(x))
+    return sum_to_shape(g, np.shape(x))
+
+
+def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
+    """`g` summed over broadcast axes (or given the size-1 axes it lacks) so that it has `shape`.
+
+    >>> sum_to_shape(np.ones((4, 3)), (1, 3))
+    array([[4., 4., 4.]])
+    """
+    return g if np.shape(g) == tuple(shape) else unbroadcast(g, tuple(shape))
 
 
 def _fitted(primitive: Primitive, position: int, grad: Any, value: Any) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.primitive import primitive, unbroadcast
+from mytorch.primitive import primitive, sum_to_shape
 from mytorch.rules.core import (
     add,
     concatenate,
@@ -64,13 +64,6 @@ def _is_float(value: Any) -> bool:
 def _T(a: Any) -> Any:
     return swapaxes(a, -1, -2)
 
-
-def _sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
-    if np.shape(grad) == tuple(shape):
-        return grad
-    if np.ndim(grad) < len(shape):
-        grad = reshape(grad, (1,) * (len(shape) - np.ndim(grad)) + np.shape(grad))
-    return unbroadcast(grad, tuple(shape))
 
 
 def _symmetric(a: np.ndarray) -> np.ndarray:
@@ -178,8 +171,8 @@ def _solve_vjp(g: np.ndarray, ans: np.ndarray, a: Any, b: Any) -> tuple:
     if vector:
         grad_b = reshape(grad_b, np.shape(grad_b)[:-1])
     return (
-        _sum_to(grad_a, np.shape(a)) if grad_a is not None else None,
-        _sum_to(grad_b, np.shape(b)) if _is_float(b) else None,
+        sum_to_shape(grad_a, np.shape(a)) if grad_a is not None else None,
+        sum_to_shape(grad_b, np.shape(b)) if _is_float(b) else None,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.primitive import primitive, unbroadcast
+from mytorch.primitive import primitive, sum_to_shape
 from mytorch.rules.core import (
     add,
     div,
@@ -88,14 +88,6 @@ def _moveaxis(x: Any, source: int, destination: int) -> Any:
     order.insert(destination % len(order), order.pop(source % len(order)))
     return transpose(x, tuple(order))
 
-
-def _sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
-    """`grad` summed (or given leading size-1 axes) so that it takes `shape`."""
-    if np.shape(grad) == tuple(shape):
-        return grad
-    if np.ndim(grad) < len(shape):
-        grad = reshape(grad, (1,) * (len(shape) - np.ndim(grad)) + np.shape(grad))
-    return unbroadcast(grad, tuple(shape))
 
 
 def _shift(value: Any) -> Any:
@@ -171,8 +163,8 @@ sign = primitive(  # piecewise constant: a zero derivative everywhere (PyTorch's
 def _logaddexp_vjp(g: np.ndarray, ans: np.ndarray, x: Any, y: Any) -> tuple:
     # ∂/∂x log(eˣ + eʸ) = eˣ⁻ᵃⁿˢ, a softmax weight (never overflows)
     return (
-        _sum_to(mul(g, exp(sub(x, ans))), np.shape(x)) if _is_float(x) else None,
-        _sum_to(mul(g, exp(sub(y, ans))), np.shape(y)) if _is_float(y) else None,
+        sum_to_shape(mul(g, exp(sub(x, ans))), np.shape(x)) if _is_float(x) else None,
+        sum_to_shape(mul(g, exp(sub(y, ans))), np.shape(y)) if _is_float(y) else None,
     )
 
 
@@ -581,7 +573,7 @@ def _einsum_operand_gradient(
     pieces += [(c, np.ones(sizes[c], g.dtype)) for c in target if c not in present]
     spec = ",".join(term for term, _ in pieces) + "->" + target
     grad = _einsum([v for _, v in pieces], subscripts=spec, optimize=_optimize_for(len(pieces), optimize))
-    return _sum_to(grad, np.shape(operands[k]))  # size-1 axes that broadcast
+    return sum_to_shape(grad, np.shape(operands[k]))  # size-1 axes that broadcast
 
 
 def _einsum_vjp(g: np.ndarray, ans: np.ndarray, *operands: Any, subscripts: str,
@@ -709,7 +701,7 @@ def _setitem_vjp(g: np.ndarray, ans: np.ndarray, x: Any, value: Any, index: Any)
         landed = _landed(np.shape(x), index)
         if not landed.all():
             picked = mul(picked, _mask(landed, g))
-        grad_value = _sum_to(picked, np.shape(value))
+        grad_value = sum_to_shape(picked, np.shape(value))
     return (mul(g, _kept(np.shape(x), index, g)) if _is_float(x) else None, grad_value)
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from mytorch.primitive import is_float_array, primitive, unbroadcast
-from mytorch.rules.core import add, div, log, mul, reshape, sub
+from mytorch.primitive import is_float_array, primitive, sum_to_shape
+from mytorch.rules.core import add, div, log, mul, sub
 
 __all__ = ["digamma", "expit", "gammaln", "logit", "polygamma", "xlogy"]
 
@@ -26,13 +26,6 @@ __all__ = ["digamma", "expit", "gammaln", "logit", "polygamma", "xlogy"]
 def _is_float(value: Any) -> bool:
     return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
-
-def _sum_to(grad: Any, shape: tuple[int, ...]) -> Any:
-    if np.shape(grad) == tuple(shape):
-        return grad
-    if np.ndim(grad) < len(shape):
-        grad = reshape(grad, (1,) * (len(shape) - np.ndim(grad)) + np.shape(grad))
-    return unbroadcast(grad, tuple(shape))
 
 
 gammaln = primitive(
@@ -55,7 +48,7 @@ def _polygamma(n: Any, x: Any) -> np.ndarray:
 
 polygamma = primitive(  # n (a whole number) is a constant
     "polygamma", _polygamma, arity=2,
-    vjp=lambda g, ans, n, x: (None, _sum_to(mul(g, polygamma(add(n, 1), x)), np.shape(x))),
+    vjp=lambda g, ans, n, x: (None, sum_to_shape(mul(g, polygamma(add(n, 1), x)), np.shape(x))),
     jvp=lambda t, ans, n, x: mul(t[1], polygamma(add(n, 1), x)),
 )
 
@@ -67,8 +60,8 @@ def _log(y: Any, like: Any) -> Any:
 
 def _xlogy_vjp(g: np.ndarray, ans: np.ndarray, x: Any, y: Any) -> tuple:
     return (
-        _sum_to(mul(g, _log(y, g)), np.shape(x)) if _is_float(x) else None,
-        _sum_to(mul(g, div(x, y)), np.shape(y)) if _is_float(y) else None,
+        sum_to_shape(mul(g, _log(y, g)), np.shape(x)) if _is_float(x) else None,
+        sum_to_shape(mul(g, div(x, y)), np.shape(y)) if _is_float(y) else None,
     )
 
 
