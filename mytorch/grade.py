@@ -812,18 +812,6 @@ class Grader:
         visibility = self.config.visibility.get(item, "visible")
         try:
             job = self.job(item)
-        except Exception as error:  # noqa: BLE001
-            return Result(
-                item,
-                0.0,
-                points,
-                "error",
-                f"cannot grade {item}: {type(error).__name__}: {error}",
-                time.perf_counter() - started,
-                {},
-                visibility,
-            )
-        try:
             run = run_child(
                 root,
                 {"tasks": job.tasks, "modules": _primitive_modules()},
