@@ -264,3 +264,26 @@ def test_anomaly_mode_is_off_by_default():
     x = np.array([1.0])
     F.exp(x)
     assert mytorch.engine().operation_list[-1].source is None
+
+
+def test_an_optimizer_step_on_a_parameter_another_thread_holds_names_that_tape():
+    W = np.ones(3)
+    recorded = threading.Event()
+    finish = threading.Event()
+
+    def other():
+        Autograd()
+        F.sum(F.mul(W, 2.0))  # recorded on that thread's tape, not walked yet
+        recorded.set()
+        finish.wait(5)
+
+    thread = threading.Thread(target=other, name="trainer-2")
+    thread.start()
+    recorded.wait(5)
+    try:
+        mytorch.backward(F.sum(F.mul(W, W)))
+        with pytest.raises(RuntimeError, match="trainer-2"):
+            mytorch.optim.SGD([W], lr=0.1).step()
+    finally:
+        finish.set()
+        thread.join()
