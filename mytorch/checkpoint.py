@@ -29,14 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import engine
-from mytorch.autograd_engine import state as _state
-from mytorch.primitive import primitive
+from mytorch.autograd_engine import Stretch, recording, state
+from mytorch.primitive import is_float_array, primitive
 from mytorch.pytree import tree_flatten, tree_unflatten
 
 __all__ = ["checkpoint"]
 
-# x as a new array: the rerun's own variables (so an array passed twice gets each share once).
 _rerun_copy = primitive(
     "checkpoint_copy", lambda x: np.array(x, copy=True),
     vjp=lambda g, ans, x: (g,),
@@ -45,91 +43,82 @@ _rerun_copy = primitive(
 )
 
 
-def _is_float(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
-
-
-class _recording:
-    """Record (or not) primitives for the duration."""
-
-    def __init__(self, flag: bool) -> None:
-        self.flag = flag
-
-    def __enter__(self) -> None:
-        self.outer, _state.recording = _state.recording, self.flag
-
-    def __exit__(self, *exc_info: object) -> None:
-        _state.recording = self.outer
-
-
 def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """`f` with its intermediates recomputed during the backward walk instead of kept on the tape.
 
-    Same values and gradients as `f`; the tape holds only `f`'s inputs and output.
+    Same values and gradients as `f`, for its arguments and for the float arrays it closes over
+    (a layer's parameters, say); the tape holds only those and `f`'s output. NumPy's global random
+    state is replayed for the recomputation (a generator `f` owns, such as
+    `np.random.default_rng`, is not: `f` must then be deterministic).
     """
 
     def call(*args: Any) -> np.ndarray:
         leaves, structure = tree_flatten(args)
+        count = len(leaves)
+        random_state = np.random.get_state()
 
         def run(*values: Any) -> np.ndarray:
-            out = f(*tree_unflatten(structure, list(values)))
+            out = f(*tree_unflatten(structure, list(values[:count])))  # the rest: arrays f closes over
             if not isinstance(out, np.ndarray):
                 if isinstance(out, (tuple, list, dict)):
                     raise TypeError("checkpoint: the function must return one array")
                 out = np.asarray(out)
             return out
 
-        def forward(*values: Any) -> np.ndarray:
-            with _recording(False):  # nothing of f's inside goes on the tape
-                return run(*values)
+        if not state.recording:
+            return run(*leaves)
+        # A first run on a scratch stretch finds the float arrays f uses without being given them
+        # (closed over): they become inputs of the checkpoint too, so they get their gradients.
+        with Stretch() as scratch:
+            out = run(*leaves)
+            given = {id(v) for v in leaves}
+            produced = {id(op.output) for op in scratch.records}
+            captured = {
+                id(v): v for op in scratch.records for v in op.inputs
+                if is_float_array(v) and id(v) not in given and id(v) not in produced
+            }
+        values = (*leaves, *captured.values())
 
-        def rerun(values: tuple) -> tuple[Any, list, list]:
-            """f again, recorded from fresh copies of its float inputs: (output, copies, start)."""
-            tape = engine()
-            copies = [_rerun_copy(v) if _is_float(v) else v for v in values]
-            start = len(tape.operation_list)
-            return run(*copies), copies, start
+        def rerun(values: tuple) -> tuple[np.ndarray, list, Stretch]:
+            """f again, recorded from fresh copies of its float arguments: (output, inputs as used,
+            the stretch it recorded, which the caller cuts back)."""
+            outer_random = np.random.get_state()
+            np.random.set_state(random_state)  # the same draws as the forward pass
+            try:
+                with Stretch(keep=True) as stretch:
+                    copies = [_rerun_copy(v) if is_float_array(v) else v for v in values[:count]]
+                    start = len(stretch.engine.operation_list)  # walks stop at the copies
+                    out = run(*copies, *values[count:])
+                return out, [*copies, *values[count:]], stretch.seal(start)
+            finally:
+                np.random.set_state(outer_random)
 
         def vjp(g: np.ndarray, ans: np.ndarray, *values: Any) -> tuple:
-            tape = engine()
-            create_graph = _state.recording  # a recording walk (create_graph) keeps what it records
-            mark = tape.mark()
+            create_graph = state.recording  # a recording walk (create_graph) keeps what it records
+            out, used, stretch = rerun(values)
             try:
-                with _recording(True):
-                    out, copies, start = rerun(values)
-                producer = next(
-                    (i for i in range(len(tape.operation_list) - 1, start - 1, -1)
-                     if tape.operation_list[i].output is out),
-                    None,
-                )
-                if producer is None:  # f's output does not depend on its float inputs
-                    return tuple(None for _ in values)
-                with _recording(create_graph):
-                    adjoints = tape.walk_backward(producer, g, stop=start, create_graph=create_graph)
-                return tuple(adjoints.get(id(c)) if _is_float(v) else None for v, c in zip(values, copies))
+                adjoints = stretch.backward(out, g, create_graph=create_graph)
+                return tuple(adjoints.get(id(u)) if is_float_array(v) else None for v, u in zip(values, used))
             finally:
                 if not create_graph:
-                    tape.cut_back(mark)
+                    stretch.cut_back()
 
         def jvp(t: list, ans: np.ndarray, *values: Any) -> Any:
-            tape = engine()
-            keep = _state.recording
-            mark = tape.mark()
+            keep = state.recording
+            out, used, stretch = rerun(values)
             try:
-                with _recording(True):
-                    out, copies, start = rerun(values)
-                seeds = {id(c): tangent for c, v, tangent in zip(copies, values, t) if _is_float(v)}
-                with _recording(keep):
-                    tangents = tape.walk_forward(start, seeds)
+                seeds = {id(u): tangent for u, v, tangent in zip(used, values, t) if is_float_array(v)}
+                with recording(keep):
+                    tangents = stretch.forward(seeds)
                 tangent = tangents.get(id(out))
                 return np.zeros(ans.shape, ans.dtype) if tangent is None else tangent
             finally:
                 if not keep:
-                    tape.cut_back(mark)
+                    stretch.cut_back()
 
         name = f"checkpoint({getattr(f, '__name__', 'f')})"
-        block = primitive(name, forward, vjp=vjp, jvp=jvp, arity=None, register=False)
-        return block.apply(tuple(leaves), {})
+        block = primitive(name, lambda *values: out, vjp=vjp, jvp=jvp, arity=None, register=False)
+        return block.apply(values, {})
 
     functools.update_wrapper(call, f)
     call.__name__ = f"checkpoint({getattr(f, '__name__', 'f')})"

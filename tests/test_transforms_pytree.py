@@ -196,3 +196,33 @@ def test_vjp_and_jvp_take_trees():
     assert mytorch.jvp(f, (params,), (tangent,))[1] == 3.0 + 3.0
     with pytest.raises(ValueError, match="structure"):
         mytorch.jvp(f, (params,), ({"a": np.ones(2)},))
+
+
+def test_checkpoint_gives_gradients_to_arrays_the_block_closes_over():
+    import mytorch
+    from mytorch import functional as F
+    from mytorch import nn
+
+    W, X = np.array([[1.0, 0.5], [0.0, 2.0]]), np.array([[1.0, 2.0]])
+    plain = mytorch.grad(lambda W: F.sum(F.square(F.matmul(X, W))))(W)
+    kept = mytorch.grad(lambda W: F.sum(F.square(mytorch.checkpoint(lambda h: F.matmul(h, W))(X))))(W)
+    np.testing.assert_allclose(kept, plain)
+
+    layer, x = nn.Linear(3, 2), np.ones((4, 3))
+    engine = mytorch.engine()
+    engine.backward(F.sum(F.square(mytorch.checkpoint(layer)(x))))
+    expected = 2 * (x @ layer.W.T + layer.b).T @ x
+    np.testing.assert_allclose(engine.gradient_buffer.gradient(layer.W), expected)
+
+
+def test_checkpoint_replays_numpy_random_draws():
+    import mytorch
+    from mytorch import functional as F
+
+    np.random.seed(0)
+    block = mytorch.checkpoint(lambda h: F.mul(h, (np.random.random(h.shape) > 0.5).astype(float)))
+    x = np.ones(8)
+    y = block(x)
+    engine = mytorch.engine()
+    engine.backward(F.sum(F.mul(y, np.arange(8.0))))
+    np.testing.assert_array_equal(engine.gradient_buffer.get_param(x), y * np.arange(8.0))
