@@ -665,7 +665,10 @@ class _Program:
 
 
 def _build(f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> _Program:
-    first = _Recording(f, args, kwargs, arrays)
+    # f runs on copies of the arguments: an array f closes over that was also passed as an argument
+    # is then told apart from the argument (a constant of the program), not mistaken for it.
+    arrays = [a.copy() for a in arrays]
+    first = _Recording(f, *_rebuilt(args, kwargs, arrays), arrays)
     second, other_values = None, False
     others = _other_values(arrays)
     try:
@@ -679,7 +682,8 @@ def _build(f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> 
     except Exception:  # noqa: BLE001 - f refuses other values (a domain, an assert): use these again
         pass
     if second is None:  # the same values again: tells closed-over constants from arrays made per call
-        candidate = _Recording(f, *_rebuilt(args, kwargs, arrays), arrays)
+        again = [a.copy() for a in arrays]
+        candidate = _Recording(f, *_rebuilt(args, kwargs, again), again)
         if candidate.skeleton() == first.skeleton():
             second = candidate
     source, namespace, keep = _Builder(first, second, other_values).build()

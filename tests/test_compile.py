@@ -253,3 +253,10 @@ def test_forward_mode_and_second_derivatives_compile_too():
         for _ in range(3):
             x, v = rng.normal(size=6), rng.normal(size=6)
             assert_same(compiled(x, v), transform(x, v))
+
+
+def test_a_closed_over_array_passed_as_the_argument_stays_a_constant():
+    C = np.array([1.0, 2.0])
+    compiled = mytorch.compile(lambda x: F.sum(F.mul(x, C)))
+    assert float(compiled(C)) == 5.0  # the first call passes the very array f closes over
+    assert float(compiled(np.array([10.0, 20.0]))) == 50.0
