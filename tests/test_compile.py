@@ -260,3 +260,11 @@ def test_a_closed_over_array_passed_as_the_argument_stays_a_constant():
     compiled = mytorch.compile(lambda x: F.sum(F.mul(x, C)))
     assert float(compiled(C)) == 5.0  # the first call passes the very array f closes over
     assert float(compiled(np.array([10.0, 20.0]))) == 50.0
+
+
+def test_setitem_with_an_index_argument_follows_the_index():
+    loss = lambda x, i: F.sum(F.mul(F.setitem(x, i, np.array(5.0)), F.setitem(x, i, np.array(5.0))))  # noqa: E731
+    compiled = mytorch.compile(mytorch.grad(loss))
+    x = np.arange(3.0)
+    compiled(x, np.array([0]))
+    np.testing.assert_array_equal(compiled(x, np.array([2])), mytorch.grad(loss)(x, np.array([2])))

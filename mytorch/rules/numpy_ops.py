@@ -673,13 +673,6 @@ def _assigned(x: np.ndarray, value: Any, index: Any) -> np.ndarray:
     return out
 
 
-def _kept(shape: tuple[int, ...], index: Any, like: Any) -> np.ndarray:
-    """1 where x survives the assignment, 0 where it is overwritten (a constant)."""
-    mask = np.ones(shape, like.dtype if _is_float(like) else np.float64)
-    mask[index] = 0
-    return mask
-
-
 def _landed(shape: tuple[int, ...], index: Any) -> np.ndarray:
     """For each element of x[index]: whether its value is the one left in place (NumPy lets the
     last of repeated indices win; the others get no gradient)."""
@@ -702,7 +695,9 @@ def _setitem_vjp(g: np.ndarray, ans: np.ndarray, x: Any, value: Any, index: Any)
         if not landed.all():
             picked = mul(picked, _mask(landed, g))
         grad_value = sum_to_shape(picked, np.shape(value))
-    return (mul(g, _kept(np.shape(x), index, g)) if _is_float(x) else None, grad_value)
+    # x̄: ȳ with the overwritten slots zeroed, itself a setitem (so a compiled program recomputes
+    # which slots those are from the index, instead of freezing a mask)
+    return (_setitem(g, 0.0, index) if _is_float(x) else None, grad_value)
 
 
 def _setitem_jvp(t: list, ans: np.ndarray, x: Any, value: Any, index: Any) -> Any:
@@ -710,7 +705,7 @@ def _setitem_jvp(t: list, ans: np.ndarray, x: Any, value: Any, index: Any) -> An
         return None
     if _is_float(value):
         return _setitem(t[0], t[1], index)
-    return mul(t[0], _kept(np.shape(x), index, t[0]))
+    return _setitem(t[0], 0.0, index)
 
 
 _setitem = primitive("setitem", _assigned, arity=2, vjp=_setitem_vjp, jvp=_setitem_jvp)
