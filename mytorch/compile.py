@@ -24,7 +24,10 @@ The rules (as with `jax.jit`):
   and dicts) and the values of every other argument (numbers, strings, None: they must be
   hashable, and a new value records again). A new shape or dtype records again.
 - Arrays are passed as arguments. An array that `f` closes over (weights kept in a closure or a
-  model) is a constant of the program: its value at the first call is what every replay uses.
+  model) is a constant of the program: no gradient flows to it, and every replay reads its value
+  at that call (an optimizer's in-place step is seen, as in eager mode). `f` must be otherwise
+  pure: state a layer updates with NumPy in its forward (BatchNorm1d's running statistics in
+  training mode) is updated while recording only, not at replays.
 - Python control flow that depends on values (`if float(loss) > 1`) is fixed at the first call.
 - Masks and selections computed inside the primitives' rules (ReLU's `x > 0`, the ties of `max`
   and `maximum`, clip's bounds, the one-hot rows of integer labels, max-pooling's winners) follow
@@ -311,7 +314,9 @@ class _Builder:
             name = self.constant_names[id(value)] = f"K{len(self.constant_names)}"
             self.namespace[name] = value
             self.keep.append(value)
-            self.depends[name] = False
+            # Read at every call, never folded: an array f closes over (a parameter an optimizer
+            # updates in place) is used with its current value, as the eager engine would.
+            self.depends[name] = True
         return name
 
     # -- expressions

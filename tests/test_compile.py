@@ -268,3 +268,11 @@ def test_setitem_with_an_index_argument_follows_the_index():
     x = np.arange(3.0)
     compiled(x, np.array([0]))
     np.testing.assert_array_equal(compiled(x, np.array([2])), mytorch.grad(loss)(x, np.array([2])))
+
+
+def test_arrays_f_closes_over_are_read_at_every_call_like_eager():
+    W = np.array([1.0, 2.0])
+    compiled = mytorch.compile(lambda x: F.mul(x, F.mul(W, 2.0)))
+    compiled(np.ones(2))
+    W[...] = 0.0  # an optimizer step on a closed-over parameter
+    np.testing.assert_array_equal(compiled(np.ones(2)), [0.0, 0.0])
