@@ -766,7 +766,8 @@ class Autograd:
             "backward: nothing is recorded on this engine's tape. Recording happens on the current "
             "engine; a new Autograd() starts an empty tape and becomes current, so create the "
             "engine before the forward pass (and not inside no_grad). A backward consumes the "
-            "operations it walked (pass retain_graph=True to walk them again)."
+            "operations it walked (pass retain_graph=True to walk them again), and engine.zero_grad() "
+            "empties the tape (to clear gradients only, call the optimizer's zero_grad())."
         )
 
     def _refuse_consumed(self, adjoints: dict[int, Any]) -> None:

@@ -287,3 +287,11 @@ def test_an_optimizer_step_on_a_parameter_another_thread_holds_names_that_tape()
     finally:
         finish.set()
         thread.join()
+
+
+def test_zero_grad_between_forward_and_backward_is_named_in_the_error():
+    x = np.array([1.0, 2.0])
+    y = F.sum(F.mul(x, x))
+    mytorch.engine().zero_grad()  # PyTorch's opt.zero_grad() spot, but this one empties the tape
+    with pytest.raises(RuntimeError, match="zero_grad"):
+        mytorch.backward(y)
