@@ -28,7 +28,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from mytorch import functional as _functional
-from mytorch.autograd_engine import engine, recording
+from mytorch.autograd_engine import Stretch, recording
 from mytorch.functional import Primitive
 from mytorch.testing.cases import CASES, Example, all_primitives
 from mytorch.testing.strategies import float_arrays
@@ -223,31 +223,20 @@ def primitive_tangent(primitive: Primitive, example: Example, tangents: dict[int
     >>> primitive_tangent(F.mul, Example((np.array([2.0]), np.array([3.0]))), {0: np.ones(1)})
     array([3.])
     """
-    tape = engine()
-    mark = tape.mark()
-    with recording(True):  # the forward walk needs the op on the tape
-        try:
-            output = primitive.apply(example.inputs, example.params)
-            seeds = {id(example.inputs[i]): tangent for i, tangent in tangents.items()}
-            return tape.walk_forward(mark[0], seeds).get(id(output))
-        finally:
-            tape.cut_back(mark)
+    with Stretch() as stretch:  # the forward walk needs the op on the tape
+        output = primitive.apply(example.inputs, example.params)
+        seeds = {id(example.inputs[i]): tangent for i, tangent in tangents.items()}
+        return stretch.forward(seeds).get(id(output))
 
 
 def _engine_gradients(primitive: Primitive, example: Example, adjoint: np.ndarray) -> dict[int, Any]:
     """The input gradients of a reverse walk of the engine, by input position."""
-    tape = engine()
-    mark = tape.mark()
-    with recording(True):
-        try:
-            output = primitive.apply(example.inputs, example.params)
-            if len(tape.operation_list) == mark[0]:
-                return {}  # nothing differentiable: nothing recorded
-            adjoints = tape.walk_backward(len(tape.operation_list) - 1, adjoint, stop=mark[0])
-            assert tape.operation_list[-1].output is output
-            return {i: adjoints.get(id(value)) for i, value in enumerate(example.inputs) if _is_float(value)}
-        finally:
-            tape.cut_back(mark)
+    with Stretch() as stretch:
+        output = primitive.apply(example.inputs, example.params)
+        if stretch.producer(output) is None:
+            return {}  # nothing differentiable: nothing recorded
+        adjoints = stretch.backward(output, adjoint)
+        return {i: adjoints.get(id(value)) for i, value in enumerate(example.inputs) if _is_float(value)}
 
 
 # ---- the reference: central differences --------------------------------------------------------
@@ -369,45 +358,39 @@ def _second_order(
     """
     exact = example.astype(np.float64)
     positions = _float_positions(exact)
-    tape = engine()
-    mark = tape.mark()
-    with recording(True):
-        try:
-            inputs = tuple(np.array(v) if _is_float(v) else v for v in exact.inputs)  # fresh leaves
-            output = primitive.apply(inputs, exact.params)
-            if len(tape.operation_list) == mark[0]:
-                return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
-            leaves = [inputs[i] for i in positions]
-            if "fwd" in modes:
-                incoming = [np.array(tangents[i], dtype=np.float64) if i in tangents else _no_tangent(v)
-                            for i, v in enumerate(inputs)]
-                tangent = primitive.jvp(incoming, output, *inputs, **exact.params)
-                if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
-                    return "tangent rule (jvp): the output tangent", []
-            if "rev" not in modes:
-                return "", []
-            seed = np.array(adjoint, dtype=np.float64)
-            grads = _rule_gradients(primitive, seed, output, inputs, exact.params)
-            for position in positions:
-                if not _recorded(grads[position], tape, mark, [seed, *leaves]):
-                    return f"backward rule (vjp): the gradient of input {position}", []
-            if not numeric or output.dtype != np.float64:  # (a cast to another dtype: differences in
-                return "", []  # float64 would not be exact)
-            directions = {i: np.asarray(tangents[i], dtype=np.float64) for i in positions}
-            terms = [_functional.sum(_functional.mul(grads[i], directions[i])) for i in positions
-                     if grads[i] is not None]
-            if not terms:
-                return "", []
-            along = terms[0]
-            for term in terms[1:]:
-                along = _functional.add(along, term)
-            walked = tape.operation_list
-            start = next(k for k in range(len(walked) - 1, mark[0] - 1, -1) if walked[k].output is along)
-            adjoints = tape.walk_backward(start, np.ones_like(along), stop=mark[0])
-            got = sum(float(np.sum(np.asarray(adjoints[id(inputs[i])]) * directions[i]))
-                      for i in positions if adjoints.get(id(inputs[i])) is not None)
-        finally:
-            tape.cut_back(mark)
+    with Stretch() as stretch:
+        tape, mark = stretch.engine, stretch.mark
+        inputs = tuple(np.array(v) if _is_float(v) else v for v in exact.inputs)  # fresh leaves
+        output = primitive.apply(inputs, exact.params)
+        if len(tape.operation_list) == mark[0]:
+            return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
+        leaves = [inputs[i] for i in positions]
+        if "fwd" in modes:
+            incoming = [np.array(tangents[i], dtype=np.float64) if i in tangents else _no_tangent(v)
+                        for i, v in enumerate(inputs)]
+            tangent = primitive.jvp(incoming, output, *inputs, **exact.params)
+            if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
+                return "tangent rule (jvp): the output tangent", []
+        if "rev" not in modes:
+            return "", []
+        seed = np.array(adjoint, dtype=np.float64)
+        grads = _rule_gradients(primitive, seed, output, inputs, exact.params)
+        for position in positions:
+            if not _recorded(grads[position], tape, mark, [seed, *leaves]):
+                return f"backward rule (vjp): the gradient of input {position}", []
+        if not numeric or output.dtype != np.float64:  # (a cast to another dtype: differences in
+            return "", []  # float64 would not be exact)
+        directions = {i: np.asarray(tangents[i], dtype=np.float64) for i in positions}
+        terms = [_functional.sum(_functional.mul(grads[i], directions[i])) for i in positions
+                 if grads[i] is not None]
+        if not terms:
+            return "", []
+        along = terms[0]
+        for term in terms[1:]:
+            along = _functional.add(along, term)
+        adjoints = stretch.backward(along, np.ones_like(along))
+        got = sum(float(np.sum(np.asarray(adjoints[id(inputs[i])]) * directions[i]))
+                  for i in positions if adjoints.get(id(inputs[i])) is not None)
 
     def rule_along(sign: float) -> float:  # ⟨vjp(ȳ, x + sign·h·ẋ), ẋ⟩, not recorded
         shifted = list(exact.inputs)

@@ -33,7 +33,7 @@ from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from mytorch.autograd_engine import engine, no_grad, recording
+from mytorch.autograd_engine import Stretch, no_grad
 from mytorch.testing.checks import (
     MAX_COLUMNS,
     TOLERANCES,
@@ -322,41 +322,33 @@ def _reference_gradients(
     reference: Any, A: np.ndarray, dLdZ: np.ndarray, found: list[_Parameter], values: dict
 ) -> dict[str, Any]:
     """Z and the engine's gradients of the reference forward, for the same A and parameters."""
-    tape = engine()
-    mark = tape.mark()
-    with recording(True):
-        try:
-            A_ref = A.copy()
-            if hasattr(reference, "forward"):  # a layer: its own arrays, holding the layer's values
-                leaves = dict(zip((p.path for p in found), _reference_leaves(reference, found)))
-                for path, value in values.items():
-                    if np.shape(leaves[path]) != value.shape:
-                        raise ValueError(
-                            f"check_layer: the reference's {path} has shape {np.shape(leaves[path])}, the "
-                            f"layer's has shape {value.shape}"
-                        )
-                    leaves[path][...] = value
-                Z = reference(A_ref)
-            else:
-                leaves = {path: value.copy() for path, value in values.items()}
-                Z = reference(A_ref, **leaves)
-            Z = np.asarray(Z)
-            stop = mark[0]
-            tape_now = tape.operation_list
-            start = next((i for i in range(len(tape_now) - 1, stop - 1, -1) if tape_now[i].output is Z), None)
-            if start is None:
-                raise ValueError(
-                    "check_layer: the reference's output was not recorded on the engine; write the "
-                    "reference with mytorch primitives (mytorch.functional) or mytorch layers"
-                )
-            adjoints = tape.walk_backward(start, dLdZ.astype(Z.dtype), stop=stop)
-            gradients = {"Z": Z.copy(), "dLdA": adjoints.get(id(A_ref), np.zeros_like(A))}
-            for p in found:
-                leaf = leaves[p.path]
-                gradients[p.quantity] = adjoints.get(id(leaf), np.zeros_like(leaf))
-            return gradients
-        finally:
-            tape.cut_back(mark)
+    with Stretch() as stretch:
+        A_ref = A.copy()
+        if hasattr(reference, "forward"):  # a layer: its own arrays, holding the layer's values
+            leaves = dict(zip((p.path for p in found), _reference_leaves(reference, found)))
+            for path, value in values.items():
+                if np.shape(leaves[path]) != value.shape:
+                    raise ValueError(
+                        f"check_layer: the reference's {path} has shape {np.shape(leaves[path])}, the "
+                        f"layer's has shape {value.shape}"
+                    )
+                leaves[path][...] = value
+            Z = reference(A_ref)
+        else:
+            leaves = {path: value.copy() for path, value in values.items()}
+            Z = reference(A_ref, **leaves)
+        Z = np.asarray(Z)
+        if stretch.producer(Z) is None:
+            raise ValueError(
+                "check_layer: the reference's output was not recorded on the engine; write the "
+                "reference with mytorch primitives (mytorch.functional) or mytorch layers"
+            )
+        adjoints = stretch.backward(Z, dLdZ.astype(Z.dtype))
+        gradients = {"Z": Z.copy(), "dLdA": adjoints.get(id(A_ref), np.zeros_like(A))}
+        for p in found:
+            leaf = leaves[p.path]
+            gradients[p.quantity] = adjoints.get(id(leaf), np.zeros_like(leaf))
+        return gradients
 
 
 def _finite_differences(
