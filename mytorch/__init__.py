@@ -25,6 +25,7 @@ from mytorch.autograd_engine import (
 from mytorch.checkpoint import checkpoint
 from mytorch.compile import compile as compile  # noqa: A004 - record once, replay
 from mytorch.gradcheck import check_grads
+from mytorch.nn.module import functional_call
 from mytorch.serialization import load, save
 from mytorch.tracked import Tracked, is_tracked, track
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
@@ -44,6 +45,7 @@ __all__ = [
     "detect_anomaly",
     "engine",
     "functional",
+    "functional_call",
     "grad",
     "hessian",
     "hvp",

@@ -699,6 +699,7 @@ class Autograd:
             buffer=buffer if visited is None else None,
         )
         self._refuse_consumed(adjoints)
+        _refuse_views_of_tracked(adjoints, buffer)
         stored = {id(seed)}  # arrays the buffer must not alias: the user's seed, earlier leaves' gradients
         for key, adjoint in adjoints.items():
             if key in buffer.memory:
@@ -928,6 +929,35 @@ class Stretch:
         for array, gradient in kept:
             if isinstance(gradient, np.ndarray):
                 buffer.set_param(array, gradient)
+
+
+# The arrays `mytorch.track` made, by the id of the array owning their data: a backward can then
+# tell a plain NumPy view of a tracked array (`np.asarray(W).T`) from an unrelated array.
+_TRACKED_BY_OWNER: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def note_tracked(array: np.ndarray) -> None:
+    """Remember that `array` (made by `mytorch.track`) is tracked, under the owner of its data."""
+    _TRACKED_BY_OWNER[id(array.base if array.base is not None else array)] = array
+
+
+def _refuse_views_of_tracked(adjoints: dict[int, Any], buffer: GradientBuffer) -> None:
+    """A leaf that is a plain NumPy view (`np.asarray(W).T`, `W.view(np.ndarray)`) of a tracked
+    array: the tape read the view, so its gradient would stop there and never reach W. Say so."""
+    if not _TRACKED_BY_OWNER:
+        return
+    for key in adjoints:
+        leaf = buffer.array(key)
+        if not isinstance(leaf, np.ndarray) or getattr(leaf, "tracked_leaf", False):
+            continue
+        tracked = _TRACKED_BY_OWNER.get(id(leaf.base if leaf.base is not None else leaf))
+        if tracked is not None:
+            raise RuntimeError(
+                f"backward: the tape read a plain NumPy view (shape {leaf.shape}) of a tracked array "
+                f"of shape {tracked.shape} (made with np.asarray, .view or a plain array sharing its "
+                "data), so the gradient would stop at the view and never reach the tracked array. "
+                "Compute on the tracked array itself: W.T, W[0], W.reshape(...) on it record."
+            )
 
 
 def _remember(consumed: weakref.WeakValueDictionary, output: Any) -> None:

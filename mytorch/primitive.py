@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import engine, recording, state
-from mytorch.tracked import Tracked, plain
+from mytorch.tracked import Tracked, plain, plain_each
 from mytorch.utils import gradient_dtype, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
@@ -136,7 +136,7 @@ class Primitive:
                 break
         try:
             if tracked:  # the rule computes on plain arrays; the record keeps the tracked ones
-                output = self.forward(*plain(inputs), **plain(params))
+                output = self.forward(*plain_each(inputs), **plain(params))
             else:
                 output = self.forward(*inputs, **params)
         except (ValueError, TypeError, IndexError) as error:
@@ -176,6 +176,9 @@ class Primitive:
                  needs: Sequence[bool]) -> list[Any]:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
         its input's shape and dtype."""
+        if type(output) is Tracked and not state.recording:
+            # A first-order walk: the rules compute on plain arrays, past the tracked dispatch.
+            output, inputs = output.view(np.ndarray), plain_each(tuple(inputs))
         rules = self.vjp
         if type(rules) is tuple or type(rules) is list:  # one rule per input: only those needed run
             grads = [

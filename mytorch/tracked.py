@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import state
+from mytorch.autograd_engine import note_tracked, state
 
 # The namespaces that hold a primitive (or a composition of primitives) for each NumPy name, by the
 # module of the NumPy or SciPy function: {"numpy": F, "numpy.linalg": F.linalg, ...}. Filled by
@@ -69,18 +69,29 @@ class Tracked(np.ndarray):
     array([ 6., 12.])
     """
 
+    # The engine (which imports nothing above it) knows a tracked array by this flag.
+    tracked_leaf = True
+
     # ---- the two NumPy hooks ---------------------------------------------------------------
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if not kwargs and method == "__call__":  # the usual call: x * y, np.exp(x)
+            if not state.recording:
+                return ufunc(*plain_each(inputs))
+            function = _UFUNCS.get(ufunc)
+            if function is not None:
+                return function(*inputs)
         out = kwargs.pop("out", None)
         if out is not None:
             return _in_place(ufunc, method, inputs, out, kwargs)
         if not state.recording:
-            return getattr(ufunc, method)(*plain(inputs), **plain(kwargs))
+            return getattr(ufunc, method)(*plain_each(inputs), **plain(kwargs))
         name = ufunc.__name__ if method == "__call__" else _UFUNC_METHODS.get((ufunc.__name__, method))
         where = kwargs.pop("where", True)
         dtype = kwargs.pop("dtype", None)
         function = None if name is None or where is not True else _mytorch_function(name, _home(ufunc))
+        if method == "__call__" and function is not None:
+            _UFUNCS[ufunc] = function
         if function is None:
             what = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
             kwargs.update(where=where, dtype=dtype)
@@ -236,12 +247,23 @@ def track(value: Any) -> Tracked:
             f"track: only float arrays can be differentiated; this one has dtype {array.dtype} (shape "
             f"{array.shape}). Integers and booleans are constants: pass x.astype(float)."
         )
-    return array.view(Tracked)
+    tracked = array.view(Tracked)
+    note_tracked(tracked)
+    return tracked
 
 
 def is_tracked(value: Any) -> bool:
     """Whether `value` is a tracked array."""
     return isinstance(value, Tracked)
+
+
+def plain_each(values: tuple) -> tuple:
+    """A flat tuple of values with its tracked arrays seen as plain ndarrays (the hot path of
+    `plain`, for a primitive's or a ufunc's inputs)."""
+    for value in values:
+        if type(value) is Tracked:
+            return tuple(v.view(np.ndarray) if type(v) is Tracked else v for v in values)
+    return values
 
 
 def plain(value: Any) -> Any:
@@ -268,6 +290,9 @@ def holds_tracked(value: Any) -> bool:
 
 
 # ---- the dispatch ------------------------------------------------------------------------------
+
+# ufunc -> its mytorch function, filled as they are first met (np.multiply -> F.mul).
+_UFUNCS: dict[np.ufunc, Callable] = {}
 
 
 def _F() -> Any:  # noqa: N802 - the functional namespace, as everywhere

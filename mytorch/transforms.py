@@ -86,10 +86,21 @@ def _variable(value: Any, who: str, position: int) -> np.ndarray:
     return F.copy(track(_as_float_array(value, who, position)))
 
 
-def _numbers_as_arrays(args: Sequence[Any]) -> list[Any]:
-    """Arguments that are lists or tuples of numbers only (at any depth) as float arrays: `[1.0,
-    2.0]` is a vector to differentiate, not a tree of two scalars. Trees hold arrays."""
-    return [np.asarray(a, dtype=np.float64) if _numbers_only(a) else a for a in args]
+def _numbers_as_arrays(args: Sequence[Any], argnums: Any = None) -> list[Any]:
+    """The differentiated arguments (all, or those in `argnums`) that are lists or tuples of
+    numbers only (at any depth) as float arrays: `[1.0, 2.0]` is a vector to differentiate, not a
+    tree of two scalars. Trees hold arrays."""
+    count = len(args)
+    if argnums is None:
+        chosen = set(range(count))
+    else:
+        positions = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+        valid = [n for n in positions if isinstance(n, (int, np.integer)) and -count <= n < count]
+        chosen = {int(n) % count for n in valid}
+    return [
+        np.asarray(a, dtype=np.float64) if i in chosen and _numbers_only(a) and not np.isscalar(a) else a
+        for i, a in enumerate(args)
+    ]
 
 
 def _numbers_only(value: Any) -> bool:
@@ -312,7 +323,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
     core = _value_and_grad_of_arrays(f, argnums)
 
     def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
-        args = _numbers_as_arrays(args)
+        args = _numbers_as_arrays(args, argnums)
         if has_aux or any(is_container(arg) for arg in args):  # trees and aux: mytorch.pytree
             return value_and_grad_over_trees(_value_and_grad_of_arrays, f, argnums, has_aux, args, "grad")
         return core(*args)
@@ -447,7 +458,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, mode: str = "rev") -
         raise ValueError(f"jacobian: mode must be 'rev' or 'fwd', got {mode!r}")
 
     def jacobian_f(*args: Any) -> Any:
-        args = _numbers_as_arrays(args)
+        args = _numbers_as_arrays(args, argnums)
         positions, single = _checked_argnums(argnums, len(args), "jacobian")
         with _transform_scope() as stretch:
             nested = stretch.keep

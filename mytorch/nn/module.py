@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording
+from mytorch.tracked import track
 
 
 class _LastForward:
@@ -107,6 +108,8 @@ class Module:
         parameters = self.__dict__.get("_parameters", {})
         if name in parameters and parameters[name] != name:
             name = parameters[name]  # `layer.weight = ...` sets `layer.W`
+        if name in parameters.values():
+            value = _as_parameter(value)
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -124,7 +127,7 @@ class Module:
         """Make `value` a parameter called `name` (PyTorch's name), kept in `self.<attribute>`."""
         attribute = attribute or name
         self.__dict__.setdefault("_parameters", {})[name] = attribute
-        object.__setattr__(self, attribute, value)
+        object.__setattr__(self, attribute, _as_parameter(value))
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
         """Keep `value` in the state_dict (running statistics), but not among the parameters."""
@@ -199,6 +202,23 @@ class Module:
                 seen.add(id(array))
                 named.append((f"{module_name}.{name}" if module_name else name, array))
         return named
+
+    def parameters_tree(self) -> dict[str, np.ndarray]:
+        """The parameters as a dict (name -> array): a tree for the transforms and `functional_call`.
+
+        >>> from mytorch import nn
+        >>> sorted(nn.Linear(3, 2).parameters_tree())
+        ['bias', 'weight']
+        """
+        return dict(self.named_parameters())
+
+    def _parameter_slots(self) -> list[tuple[str, Module, str]]:
+        """(PyTorch name, module, attribute) of every parameter, shared ones under each name."""
+        return [
+            (f"{module_name}.{name}" if module_name else name, module, attribute)
+            for module_name, module in self.named_modules(remove_duplicate=False)
+            for name, attribute in module.__dict__.get("_parameters", {}).items()
+        ]
 
     def parameters(self, recurse: bool = True) -> list[np.ndarray]:
         """The parameter arrays, in the order and with the shapes of PyTorch's module, each once."""
@@ -374,6 +394,47 @@ def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) ->
         else:  # not on the path from the output: no gradient (dLdW reads zeros; optimizers skip it)
             buffer.clear_gradient(array)
     return adjoints
+
+
+def _as_parameter(value: Any) -> Any:
+    """A float array becomes tracked (so NumPy code on it in a forward records); others stay."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return track(value)
+    return value
+
+
+def functional_call(model: Module, params: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """`model(*args, **kwargs)` run with `params` (name -> array, as `named_parameters()` names them)
+    in place of its own parameters, which are put back afterwards (PyTorch's
+    `torch.func.functional_call`). With it, the transforms differentiate a model's parameters:
+
+    >>> import mytorch
+    >>> from mytorch import nn
+    >>> model = nn.Linear(3, 1)
+    >>> X = np.ones((4, 3))
+    >>> loss = lambda p: np.mean(functional_call(model, p, X) ** 2)
+    >>> grads = mytorch.grad(loss)(model.parameters_tree())
+    >>> sorted(grads), grads["weight"].shape
+    (['bias', 'weight'], (1, 3))
+    """
+    slots = model._parameter_slots()
+    names = {name for name, _, _ in slots}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise KeyError(f"functional_call({type(model).__name__}): no parameters named {unknown}; "
+                       f"its parameters are {sorted(names)}")
+    # A parameter shared under several names (tied weights) is replaced under each of them.
+    replacement = {id(getattr(module, attribute)): params[name] for name, module, attribute in slots
+                   if name in params}
+    saved = [(module, attribute, getattr(module, attribute)) for _, module, attribute in slots]
+    try:
+        for module, attribute, array in saved:
+            if array is not None and id(array) in replacement:
+                object.__setattr__(module, attribute, replacement[id(array)])
+        return model(*args, **kwargs)
+    finally:
+        for module, attribute, array in saved:
+            object.__setattr__(module, attribute, array)
 
 
 def adjoint_of(adjoints: dict[int, np.ndarray], array: np.ndarray) -> np.ndarray:
