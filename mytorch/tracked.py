@@ -44,7 +44,10 @@ ALIASES = {
 
 # Functions whose result never depends on the values of a float argument (only on its shape and
 # dtype): constants, though they return floats.
-_SHAPE_ONLY = {"zeros_like", "ones_like", "empty_like", "shape", "ndim", "size", "result_type"}
+_SHAPE_ONLY = {"zeros_like", "ones_like", "empty_like", "full_like", "shape", "ndim", "size", "result_type"}
+# Piecewise-constant functions: their derivative is zero wherever it exists, so their result is a
+# constant (and rounding a value to show it must work).
+_PIECEWISE_CONSTANT = {"round", "around", "floor", "ceil", "trunc", "rint", "fix", "floor_divide"}
 
 # A ufunc method on a tracked array and the mytorch name that does it (np.add.reduce is a sum).
 _UFUNC_METHODS = {
@@ -76,7 +79,7 @@ class Tracked(np.ndarray):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if not kwargs and method == "__call__":  # the usual call: x * y, np.exp(x)
-            if not state.recording:
+            if not _dispatching():
                 return ufunc(*plain_each(inputs))
             function = _UFUNCS.get(ufunc)
             if function is not None:
@@ -84,7 +87,7 @@ class Tracked(np.ndarray):
         out = kwargs.pop("out", None)
         if out is not None:
             return _in_place(ufunc, method, inputs, out, kwargs)
-        if not state.recording:
+        if not _dispatching():
             return getattr(ufunc, method)(*plain_each(inputs), **plain(kwargs))
         name = ufunc.__name__ if method == "__call__" else _UFUNC_METHODS.get((ufunc.__name__, method))
         where = kwargs.pop("where", True)
@@ -92,6 +95,8 @@ class Tracked(np.ndarray):
         function = None if name is None or where is not True else _mytorch_function(name, _home(ufunc))
         if method == "__call__" and function is not None:
             _UFUNCS[ufunc] = function
+        if function is None and ufunc.__name__ in _PIECEWISE_CONSTANT and method == "__call__":
+            return ufunc(*plain_each(inputs), **plain(kwargs))
         if function is None:
             what = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
             kwargs.update(where=where, dtype=dtype)
@@ -103,11 +108,11 @@ class Tracked(np.ndarray):
         return function(*inputs, **kwargs)
 
     def __array_function__(self, func: Callable, types: tuple, args: tuple, kwargs: dict) -> Any:
-        if not state.recording:
+        if not _dispatching():
             return func(*plain(args), **plain(kwargs))
         function = _mytorch_function(func.__name__, getattr(func, "__module__", None) or "numpy")
         if function is None or function is func:
-            if func.__name__ in _SHAPE_ONLY:
+            if func.__name__ in _SHAPE_ONLY or func.__name__ in _PIECEWISE_CONSTANT:
                 return func(*plain(args), **plain(kwargs))
             return _constant_or_refused(f"{_module_prefix(func)}{func.__name__}", func, args, kwargs)
         return function(*args, **kwargs)
@@ -115,18 +120,39 @@ class Tracked(np.ndarray):
     # ---- indexing, views and methods: the same primitives --------------------------------------
 
     def __getitem__(self, index: Any) -> Any:
-        if not state.recording:
+        if not _dispatching():
             return _plain_result(np.ndarray.__getitem__(self.view(np.ndarray), plain(index)))
         return _F().getitem(self, index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        if state.recording and holds_tracked(value):
+        if _dispatching() and holds_tracked(value):
             raise TypeError(
                 "x[index] = value writes a tracked value into an array in place, where the tape "
                 "cannot follow it; use y = F.setitem(x, index, value) (a new array, differentiable "
                 "in both)"
             )
         np.ndarray.__setitem__(self.view(np.ndarray), index, plain(value))
+
+    # In-place operators: `W -= lr * g` on a leaf updates it in place (an optimizer's step). Where
+    # the write would hide a gradient (the other operand is tracked) or the array is on the tape
+    # (held read-only), `h += y` computes a new array and rebinds the name to it, as JAX does.
+    def __iadd__(self, other: Any) -> Any:
+        return _augmented(self, other, np.add)
+
+    def __isub__(self, other: Any) -> Any:
+        return _augmented(self, other, np.subtract)
+
+    def __imul__(self, other: Any) -> Any:
+        return _augmented(self, other, np.multiply)
+
+    def __itruediv__(self, other: Any) -> Any:
+        return _augmented(self, other, np.true_divide)
+
+    def __ipow__(self, other: Any) -> Any:
+        return _augmented(self, other, np.power)
+
+    def __imatmul__(self, other: Any) -> Any:
+        return _augmented(self, other, np.matmul)
 
     def __iter__(self) -> Iterator[Any]:
         # ndarray's own iteration takes rows in C, past __getitem__: rows must be recorded too.
@@ -221,7 +247,7 @@ class Tracked(np.ndarray):
         return _method(self, "trace", offset, axis1, axis2)
 
     def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
-        if state.recording:
+        if _dispatching():
             raise TypeError("x.sort() sorts a tracked array in place; use y = np.sort(x) (differentiable)")
         np.ndarray.sort(self.view(np.ndarray), axis=axis, kind=kind, order=order)
 
@@ -295,6 +321,12 @@ def holds_tracked(value: Any) -> bool:
 _UFUNCS: dict[np.ufunc, Callable] = {}
 
 
+def _dispatching() -> bool:
+    """Whether NumPy calls on tracked arrays run primitives now: while recording, and outside the
+    rules a walk runs (a rule computes plainly on what it is given)."""
+    return state.recording and not state.in_rule
+
+
 def _F() -> Any:  # noqa: N802 - the functional namespace, as everywhere
     return NAMESPACES["numpy"]
 
@@ -349,15 +381,22 @@ def _in_place(ufunc: np.ufunc, method: str, inputs: tuple, out: tuple, kwargs: d
     only itself is tracked (an optimizer's `W -= lr * g`; the read-only guard refuses it while a
     tape still needs W)."""
     targets = out if isinstance(out, tuple) else (out,)
-    if state.recording:
+    if _dispatching():
         if any(isinstance(v, Tracked) and not any(v is t for t in targets) for v in inputs):
             raise TypeError(
                 f"np.{ufunc.__name__} with out= (or an in-place operator such as +=) writes a tracked "
                 "value into an existing array, where the tape cannot follow it; write y = x + ... "
-                "(a new array) instead, or do it inside mytorch.no_grad()"
+                "(a new array: total = total + x) instead, or do it inside mytorch.no_grad()"
             )
     getattr(ufunc, method)(*plain(inputs), out=tuple(plain(list(targets))), **plain(kwargs))
     return targets[0] if len(targets) == 1 else targets  # the very arrays: `W -= g` rebinds W to it
+
+
+def _augmented(array: Tracked, other: Any, ufunc: np.ufunc) -> Any:
+    if not _dispatching() or (array.flags.writeable and not holds_tracked(other)):
+        ufunc(array.view(np.ndarray), plain(other), out=array.view(np.ndarray))
+        return array
+    return ufunc(array, other)
 
 
 def _cast(value: Any, dtype: Any) -> Any:
@@ -370,7 +409,7 @@ def _plain_result(value: Any) -> Any:
 
 def _method(array: Tracked, name: str, *args: Any, **kwargs: Any) -> Any:
     """`array.name(*args)`: the primitive while recording, NumPy's own method otherwise."""
-    if not state.recording:
+    if not _dispatching():
         return _plain_result(getattr(array.view(np.ndarray), name)(*plain(args), **plain(kwargs)))
     return _METHODS[name](array, *args, **kwargs)
 
@@ -380,7 +419,7 @@ def _reduction(array: Tracked, name: str, axis: Any, dtype: Any, out: Any, keepd
     if out is not None:
         raise TypeError(f"x.{name}(out=...) writes into an existing array; the tape cannot follow it")
     source = array if dtype is None else _method(array, "astype", dtype)
-    if not state.recording:
+    if not _dispatching():
         return _plain_result(getattr(np.ndarray, name)(source.view(np.ndarray), axis=axis, keepdims=keepdims,
                                                        **extra))
     return getattr(_F(), name)(source, axis=axis, keepdims=keepdims, **extra)

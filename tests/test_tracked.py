@@ -176,19 +176,32 @@ def test_a_numpy_function_without_a_primitive_is_refused_by_name(call, named):
         mytorch.grad(lambda x: np.sum(call(x)))(X)
 
 
-def test_in_place_writes_of_tracked_values_are_refused():
+def test_in_place_writes_of_tracked_values_are_refused_or_rebound():
     x = mytorch.track(np.array([1.0, 2.0]))
     total = np.zeros(2)
     with pytest.raises(TypeError, match="in-place"):
-        total += x  # the sum would not carry the gradient
+        total += x  # a plain array cannot hold the gradient's path
+    with pytest.raises(TypeError, match="out="):
+        np.multiply(x, 2.0, out=np.zeros(2))
     with pytest.raises(TypeError, match="setitem"):
-        total = mytorch.track(np.zeros(2))
-        total[0] = x[1]
+        target = mytorch.track(np.zeros(2))
+        target[0] = x[1]
     with pytest.raises(TypeError, match="in place"):
         x.sort()
-    h = x * 2.0
-    with pytest.raises(ValueError, match="read-only"):
-        h += np.ones(2)  # h is on the tape: the guard refuses it
+
+
+def test_an_augmented_operator_on_a_tracked_value_rebinds_the_name_as_jax_does():
+    def f(x):
+        h = x * 2.0
+        h += x  # h is on the tape (read-only): the name is bound to h + x
+        h /= h.sum()
+        return np.sum(h * np.array([1.0, 3.0]))
+
+    x = np.array([1.0, 2.0])
+    expected = mytorch.grad(
+        lambda x: F.sum(F.mul(F.div(F.mul(3.0, x), F.sum(F.mul(3.0, x))), np.array([1.0, 3.0])))
+    )
+    np.testing.assert_allclose(mytorch.grad(f)(x), expected(x), rtol=1e-12)
 
 
 def test_a_leaf_updated_in_place_with_plain_values_works_and_keeps_its_identity():

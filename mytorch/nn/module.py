@@ -108,9 +108,7 @@ class Module:
         parameters = self.__dict__.get("_parameters", {})
         if name in parameters and parameters[name] != name:
             name = parameters[name]  # `layer.weight = ...` sets `layer.W`
-        if name in parameters.values():
-            value = _as_parameter(value)
-        object.__setattr__(self, name, value)
+        object.__setattr__(self, name, value)  # as given: `layer.W = W` keeps W's identity
 
     def __getattr__(self, name: str) -> Any:
         # Only called when ordinary lookup fails: PyTorch names and gradient names of parameters.
@@ -127,7 +125,12 @@ class Module:
         """Make `value` a parameter called `name` (PyTorch's name), kept in `self.<attribute>`."""
         attribute = attribute or name
         self.__dict__.setdefault("_parameters", {})[name] = attribute
-        object.__setattr__(self, attribute, _as_parameter(value))
+        if self.__dict__.get("autograd_engine") is None:
+            # Tracked, so NumPy code on it in a forward records. A homework-style layer (given its
+            # engine) keeps plain arrays: the handouts' seeding of "the last operation" and their
+            # inspection of W with NumPy must not record anything.
+            value = _as_parameter(value)
+        object.__setattr__(self, attribute, value)
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
         """Keep `value` in the state_dict (running statistics), but not among the parameters."""
