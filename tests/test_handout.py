@@ -196,8 +196,8 @@ BUGS = {  # bug: (item, how the student's code differs from the reference, what 
         0.7 * 2 / 3),
     # (NumPy on the tracked W records: `A @ self.W.T` is right; leaving the tracked array is not.)
     "a forward computed with NumPy, off the tape": (
-        "nn.Linear", {"body": "        return np.asarray(A) @ np.asarray(self.W).T + (0 if self.b is None else "
-                              "np.asarray(self.b))\n"},
+        "nn.Linear", {"body": "        return np.asarray(A) @ np.asarray(self.W).T + (0 if self.b is None "
+                              "else np.asarray(self.b))\n"},
         "is forward computed with NumPy", 0.0),
 }
 
