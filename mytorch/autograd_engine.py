@@ -649,9 +649,17 @@ class Autograd:
         if not mask:
             self._constant_operations += 1
             return
-        if output.base is None and output.flags.writeable:  # a fresh array: hold it alone
+        base = output.base
+        if base is None and output.flags.writeable:  # a fresh array: hold it alone
             output.setflags(write=False)
             _HOLDERS[id(output)] = 1
+            held[id(output)] = output
+        elif (type(base) is np.ndarray and base.base is None and output.flags.writeable
+              and id(base) not in _HOLDERS):  # a fresh array seen through one view (a tracked one)
+            base.setflags(write=False)
+            output.setflags(write=False)
+            _HOLDERS[id(base)] = _HOLDERS[id(output)] = 1
+            held[id(base)] = base
             held[id(output)] = output
         else:
             _hold(held, output)

@@ -131,12 +131,14 @@ class Primitive:
         """
         tracked = False
         for value in inputs:
-            if type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
+            if type(value) is Tracked:
+                tracked = True
+            elif type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
         try:
             if tracked:  # the rule computes on plain arrays; the record keeps the tracked ones
-                output = self.forward(*plain_each(inputs), **plain(params))
+                output = self.forward(*plain_each(inputs), **(plain(params) if params else params))
             else:
                 output = self.forward(*inputs, **params)
         except (ValueError, TypeError, IndexError) as error:
@@ -178,7 +180,7 @@ class Primitive:
         its input's shape and dtype."""
         if type(output) is Tracked and not state.recording:
             # A first-order walk: the rules compute on plain arrays, past the tracked dispatch.
-            output, inputs = output.view(np.ndarray), plain_each(tuple(inputs))
+            output, inputs = output.view(np.ndarray), plain_each(inputs)
         rules = self.vjp
         if type(rules) is tuple or type(rules) is list:  # one rule per input: only those needed run
             grads = [

@@ -79,11 +79,11 @@ class Tracked(np.ndarray):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if not kwargs and method == "__call__":  # the usual call: x * y, np.exp(x)
-            if not _dispatching():
+            if not state.recording or state.in_rule:  # _dispatching(), inlined on this hot path
                 return ufunc(*plain_each(inputs))
-            function = _UFUNCS.get(ufunc)
-            if function is not None:
-                return function(*inputs)
+            apply = _UFUNCS.get(ufunc)
+            if apply is not None:
+                return apply(inputs, _NO_PARAMS)
         out = kwargs.pop("out", None)
         if out is not None:
             return _in_place(ufunc, method, inputs, out, kwargs)
@@ -94,7 +94,10 @@ class Tracked(np.ndarray):
         dtype = kwargs.pop("dtype", None)
         function = None if name is None or where is not True else _mytorch_function(name, _home(ufunc))
         if method == "__call__" and function is not None:
-            _UFUNCS[ufunc] = function
+            # A primitive taking exactly the ufunc's inputs is applied directly from now on.
+            primitive_apply = getattr(function, "apply", None)
+            if primitive_apply is not None and getattr(function, "_plain_arity", -1) == ufunc.nin:
+                _UFUNCS[ufunc] = primitive_apply
         if function is None and ufunc.__name__ in _PIECEWISE_CONSTANT and method == "__call__":
             return ufunc(*plain_each(inputs), **plain(kwargs))
         if function is None:
@@ -291,11 +294,15 @@ def is_tracked(value: Any) -> bool:
 
 def plain_each(values: tuple) -> tuple:
     """A flat tuple of values with its tracked arrays seen as plain ndarrays (the hot path of
-    `plain`, for a primitive's or a ufunc's inputs)."""
-    for value in values:
-        if type(value) is Tracked:
-            return tuple(v.view(np.ndarray) if type(v) is Tracked else v for v in values)
-    return values
+    `plain`, for a primitive's or a ufunc's inputs; one and two values without a loop)."""
+    if len(values) == 2:
+        a, b = values
+        if type(a) is Tracked:
+            return (a.view(np.ndarray), b.view(np.ndarray) if type(b) is Tracked else b)
+        return values if type(b) is not Tracked else (a, b.view(np.ndarray))
+    if len(values) == 1:
+        return (values[0].view(np.ndarray),) if type(values[0]) is Tracked else values
+    return tuple(v.view(np.ndarray) if type(v) is Tracked else v for v in values)
 
 
 def plain(value: Any) -> Any:
@@ -323,8 +330,9 @@ def holds_tracked(value: Any) -> bool:
 
 # ---- the dispatch ------------------------------------------------------------------------------
 
-# ufunc -> its mytorch function, filled as they are first met (np.multiply -> F.mul).
+# ufunc -> the `apply` of its primitive, filled as they are first met (np.multiply -> F.mul.apply).
 _UFUNCS: dict[np.ufunc, Callable] = {}
+_NO_PARAMS: dict[str, Any] = {}
 
 
 def _dispatching() -> bool:
