@@ -1,0 +1,227 @@
+"""One record per primitive (as PyTorch's OpInfo): everything the laws, the fuzzer and the checks need.
+
+A record is a view over the tables that already hold these facts, keyed by the primitive's name,
+so a primitive added in any module (with its input spec in `mytorch.testing.cases`) gets a record
+without touching this file:
+
+- `primitive`: the forward, backward and tangent rules (`mytorch.functional.PRIMITIVES`);
+- `case`: its input spec (`mytorch.testing.cases.CASES`), whose `examples(dtype)` draws inputs;
+- `reference`: the NumPy or SciPy function of the same meaning (`np.add` for `add`), or None
+  where NumPy has none (`relu`, `linear`): law 7 compares forward values with it;
+- `torch`: the PyTorch twin (the oracle for gradients and second order);
+- `dtypes`: the float dtypes it computes in (float32 stays float32);
+- `hint`: the formulas a student stub shows (`mytorch.assignment.rule_hint`);
+- `fuzz_step`: how the program fuzzer draws a call of it (`mytorch.testing.fuzz.MENU`).
+
+`edge_examples(dtype)` draws from the edge grammar: the case's examples, changed into an edge of
+the forward's domain (±inf, nan, ties, the same array twice, non-contiguous, negative-stride and
+Fortran-ordered views, NumPy scalars and 0-d arrays as parameters, float32).
+
+>>> record = registry()["add"]
+>>> record.reference is np.add, record.dtypes
+(True, (dtype('float64'), dtype('float32')))
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from mytorch.testing.cases import CASES, Case, Example, all_primitives
+
+__all__ = ["EDGES", "OpInfo", "edge_example", "reference_of", "registry"]
+
+# NumPy/SciPy names where mytorch's differ (the others are looked up by the same name).
+_NUMPY_NAMES = {
+    "sub": "subtract", "mul": "multiply", "div": "divide", "neg": "negative", "getitem": None,
+    "sigmoid": "scipy.special.expit", "erf": "scipy.special.erf", "logsumexp": "scipy.special.logsumexp",
+    "softmax": "scipy.special.softmax", "log_softmax": "scipy.special.log_softmax",
+}
+# Primitives with no NumPy or SciPy function of their meaning (law 7 has nothing to compare).
+_NO_REFERENCE = {
+    "relu": "NumPy has no relu", "linear": "torch.nn.functional.linear, not NumPy",
+    "cross_entropy": "torch.nn.functional.cross_entropy, not NumPy",
+    "unbroadcast": "the adjoint of broadcasting: no NumPy function", "scatter_add": "np.add.at's out-of-place form",
+    "im2col": "no NumPy function", "col2im": "no NumPy function", "conv1d": "torch's conv1d",
+    "conv2d": "torch's conv2d", "max_pool2d": "torch's max_pool2d", "softplus": "np.logaddexp(0, x)",
+    "setitem": "x[index] = value, out of place", "astype": "an ndarray method",
+}
+_FAMILY_PREFIX = {"linalg": "linalg", "special": "scipy.special"}
+
+
+def _function(dotted: str) -> Callable[..., Any] | None:
+    module: Any = np
+    if dotted.startswith("scipy."):
+        import importlib
+
+        parts = dotted.split(".")
+        module = importlib.import_module(".".join(parts[:2]))
+        dotted = ".".join(parts[2:])
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+def reference_of(name: str, defined_in: str = "") -> Callable[..., Any] | None:
+    """The NumPy or SciPy function `F.<name>` must equal in value, or None.
+
+    >>> reference_of("norm", "mytorch.rules.linalg") is np.linalg.norm
+    True
+    """
+    if name in _NO_REFERENCE:
+        return None
+    if name == "getitem":
+        return operator.getitem
+    dotted = _NUMPY_NAMES.get(name)
+    if dotted is None:
+        family = _FAMILY_PREFIX.get(defined_in.rsplit(".", 1)[-1])
+        dotted = f"{family}.{name}" if family else name
+    return _function(dotted)
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """Everything the generic tests know about one primitive (see the module docstring)."""
+
+    name: str
+    primitive: Any
+    case: Case | None
+    reference: Callable[..., Any] | None
+    torch: Callable[..., Any] | None
+    dtypes: tuple[np.dtype, ...]
+    hint: tuple[str, str]
+    fuzz_step: Callable[..., Any] | None
+    no_reference: str = ""  # why there is no NumPy reference, when there is none
+
+    def examples(self, dtype: Any = np.float64, *, ties: bool = False) -> st.SearchStrategy[Example]:
+        """The input spec's examples (an error naming the primitive if it has none)."""
+        if self.case is None:
+            raise KeyError(f"{self.name}: no input spec in mytorch.testing.cases")
+        return self.case.examples(dtype, ties=ties)
+
+    def edge_examples(self, dtype: Any = np.float64) -> st.SearchStrategy[Example]:
+        """Examples changed into one edge of the edge grammar each (`EDGES`)."""
+        return st.tuples(self.examples(dtype, ties=True), st.sampled_from(sorted(EDGES)), st.randoms()).map(
+            lambda drawn: edge_example(*drawn)
+        )
+
+
+def registry() -> dict[str, OpInfo]:
+    """One `OpInfo` per registered primitive, built from the tables each fact lives in.
+
+    >>> "matmul" in registry()
+    True
+    """
+    from mytorch.assignment import rule_hint
+    from mytorch.testing.fuzz import MENU
+
+    records = {}
+    for name, prim in all_primitives().items():
+        case = CASES.get(name)
+        records[name] = OpInfo(
+            name=name,
+            primitive=prim,
+            case=case,
+            reference=reference_of(name, prim.defined_in),
+            torch=None if case is None else case.torch,
+            dtypes=(np.dtype(np.float64), np.dtype(np.float32)),
+            hint=(rule_hint(name, "vjp"), rule_hint(name, "jvp")),
+            fuzz_step=MENU.get(name) or MENU.get(f"leaf+{name}"),
+            no_reference=_NO_REFERENCE.get(name, ""),
+        )
+    return records
+
+
+# ---- the edge grammar ---------------------------------------------------------------------------
+
+
+def _floats(example: Example) -> list[int]:
+    return example.float_positions
+
+
+def _replace(example: Example, position: int, value: Any) -> Example:
+    inputs = list(example.inputs)
+    inputs[position] = value
+    return Example(tuple(inputs), dict(example.params))
+
+
+def _each_float(example: Example, change: Callable[[np.ndarray], np.ndarray]) -> Example:
+    inputs = tuple(change(v) if i in _floats(example) else v for i, v in enumerate(example.inputs))
+    return Example(inputs, dict(example.params))
+
+
+def _negative_stride(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 0:
+        return x
+    return np.ascontiguousarray(x[..., ::-1])[..., ::-1]  # same values, read backwards
+
+
+def _strided(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 0:
+        return x
+    return np.repeat(x, 2, axis=-1)[..., ::2]  # same values, every other element of a base
+
+
+def _special_value(value: float) -> Callable[[Example, Any], Example]:
+    def put(example: Example, rng: Any) -> Example:
+        positions = [i for i in _floats(example) if example.inputs[i].size]
+        if not positions:
+            return example
+        position = rng.choice(positions)
+        x = example.inputs[position].copy()
+        x.flat[rng.randrange(x.size)] = value
+        return _replace(example, position, x)
+
+    return put
+
+
+def _same_array_twice(example: Example, rng: Any) -> Example:
+    positions = _floats(example)
+    for i in positions:
+        for j in positions:
+            a, b = example.inputs[i], example.inputs[j]
+            if i < j and a.shape == b.shape and a.dtype == b.dtype:
+                return _replace(example, j, a)
+    return example
+
+
+def _numpy_scalar_params(example: Example, rng: Any) -> Example:
+    params = {
+        key: (np.int64(value) if rng.random() < 0.5 else np.array(value))
+        if isinstance(value, int) and not isinstance(value, bool) else value
+        for key, value in example.params.items()
+    }
+    return Example(example.inputs, params)
+
+
+# name -> change(example, random) -> example. Each keeps the example inside the forward's domain as
+# far as NumPy is concerned: the laws then ask the rules to accept whatever the forward accepted.
+EDGES: dict[str, Callable[[Example, Any], Example]] = {
+    "plain": lambda example, rng: example,
+    "+inf": _special_value(np.inf),
+    "-inf": _special_value(-np.inf),
+    "nan": _special_value(np.nan),
+    "same array twice": _same_array_twice,
+    "negative stride": lambda example, rng: _each_float(example, _negative_stride),
+    "non-contiguous": lambda example, rng: _each_float(example, _strided),
+    "fortran order": lambda example, rng: _each_float(example, np.asfortranarray),
+    "numpy scalar parameters": _numpy_scalar_params,
+    "float32": lambda example, rng: example.astype(np.float32),
+}
+
+
+def edge_example(example: Example, edge: str, rng: Any) -> Example:
+    """`example` changed by the edge named `edge` (a key of `EDGES`), with `rng` choosing where.
+
+    >>> import random
+    >>> edge_example(Example((np.ones(2), np.ones(2))), "+inf", random.Random(0)).inputs[0].tolist()
+    [inf, 1.0]
+    """
+    return EDGES[edge](example, rng)
