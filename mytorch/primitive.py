@@ -305,9 +305,10 @@ unbroadcast = primitive(
     vjp=lambda g, ans, x, shape: (broadcast_to(g, np.shape(x)),),
     jvp=lambda t, ans, x, shape: unbroadcast(t[0], shape),
 )
-# A cast that keeps the chain (used where dtypes meet).
+# A cast that keeps the chain between float dtypes (used where dtypes meet). A cast to an integer or
+# bool dtype is a step function: its derivative is zero in every mode (no gradient, no tangent).
 astype = primitive(
     "astype", lambda x, dtype: np.asarray(x).astype(dtype),
-    vjp=lambda g, ans, x, dtype: (g,),  # pullback casts it back to x's dtype
-    jvp=lambda t, ans, x, dtype: astype(t[0], dtype),
+    vjp=lambda g, ans, x, dtype: (g if ans.dtype.kind == "f" else None,),  # pullback casts g back
+    jvp=lambda t, ans, x, dtype: astype(t[0], dtype) if ans.dtype.kind == "f" else None,
 )

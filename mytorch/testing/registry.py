@@ -225,3 +225,66 @@ def edge_example(example: Example, edge: str, rng: Any) -> Example:
     [inf, 1.0]
     """
     return EDGES[edge](example, rng)
+
+
+# ---- the layers the laws walk -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """How to build one nn layer and the shape of an input batch it takes."""
+
+    name: str
+    make: Callable[..., Any]  # make(**kwargs) -> layer (kwargs such as dtype=)
+    input_shape: tuple[int, ...]
+
+
+def layers() -> dict[str, LayerInfo]:
+    """One `LayerInfo` per layer of `mytorch.nn` (losses, which take targets, are not layers here).
+
+    >>> layers()["Linear"].make().W.shape
+    (2, 3)
+    """
+    from mytorch import nn
+
+    table = [
+        LayerInfo("Linear", lambda **k: nn.Linear(3, 2, **k), (4, 3)),
+        LayerInfo("Identity", lambda **k: nn.Identity(**k), (4, 3)),
+        LayerInfo("Sigmoid", lambda **k: nn.Sigmoid(**k), (4, 3)),
+        LayerInfo("Tanh", lambda **k: nn.Tanh(**k), (4, 3)),
+        LayerInfo("ReLU", lambda **k: nn.ReLU(**k), (4, 3)),
+        LayerInfo("GELU", lambda **k: nn.GELU(**k), (4, 3)),
+        LayerInfo("Softmax", lambda **k: nn.Softmax(dim=-1, **k), (4, 3)),
+        LayerInfo("Dropout", lambda **k: nn.Dropout(0.0, **k), (4, 3)),
+        LayerInfo("BatchNorm1d", lambda **k: nn.BatchNorm1d(3, **k), (4, 3)),
+        LayerInfo("Conv1d", lambda **k: nn.Conv1d(2, 3, 2, **k), (2, 2, 5)),
+        LayerInfo("Conv2d", lambda **k: nn.Conv2d(2, 3, 2, **k), (2, 2, 4, 4)),
+        LayerInfo("Conv1D_stride1", lambda **k: nn.conv.Conv1D_stride1(2, 3, 2, **k), (2, 2, 5)),
+        LayerInfo("Conv2D_stride1", lambda **k: nn.conv.Conv2D_stride1(2, 3, 2, **k), (2, 2, 4, 4)),
+        LayerInfo("MaxPool2d", lambda **k: nn.MaxPool2d(2, **k), (1, 2, 4, 4)),
+        LayerInfo("Flatten", lambda **k: nn.Flatten(**k), (2, 3, 2)),
+        LayerInfo("Downsample1d", lambda **k: nn.Downsample1d(2, **k), (2, 2, 6)),
+        LayerInfo("Downsample2d", lambda **k: nn.Downsample2d(2, **k), (2, 2, 4, 4)),
+        LayerInfo("Upsample1d", lambda **k: nn.Upsample1d(2, **k), (2, 2, 3)),
+        LayerInfo("Upsample2d", lambda **k: nn.Upsample2d(2, **k), (2, 2, 3, 3)),
+        LayerInfo("RNNCell", lambda **k: nn.RNNCell(3, 4, **k), (2, 3)),
+        LayerInfo("GRUCell", lambda **k: nn.GRUCell(3, 4, **k), (2, 3)),
+        LayerInfo("Sequential", lambda **k: nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2), **k),
+                  (4, 3)),
+    ]
+    return {info.name: info for info in table}
+
+
+def missing_layers() -> list[str]:
+    """Layers of `mytorch.nn` (every Module subclass it exports or defines, losses aside) without a
+    `LayerInfo`: each would be a layer no law walks."""
+    import inspect
+
+    from mytorch import nn
+    from mytorch.nn import conv, loss
+
+    classes = {c for module in (nn, conv) for _, c in inspect.getmembers(module, inspect.isclass)}
+    names = {c.__name__ for c in classes
+             if issubclass(c, nn.Module) and c is not nn.Module and not c.__name__.startswith("_")
+             and not issubclass(c, loss._Loss)}
+    return sorted(names - set(layers()))
