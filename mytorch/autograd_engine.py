@@ -497,7 +497,10 @@ def walk_backward(
                 needs = _wanted(op, wanted)
                 if not any(needs):
                     continue
-            grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
+            try:
+                grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
+            except (ValueError, TypeError, IndexError) as error:
+                raise _named(op, "backward", error) from error
             if op.source is not None or _state.anomaly:
                 _check_gradients(op, grads)
             # Accumulate: `+=` into a hand-written record's target array, or into the adjoint map.
@@ -516,6 +519,21 @@ def walk_backward(
                 else:
                     adjoints[key] = previous + grad  # out of place: grad may be shared
     return adjoints
+
+
+def _named(op: Operation, rule: str, error: Exception) -> Exception:
+    """`error`, raised inside a rule, with the primitive and the shapes it was recorded with in front
+    (a bare NumPy "shapes not aligned" says neither)."""
+    if str(error).startswith(op.name):
+        return error
+    shapes = ", ".join(
+        f"{np.shape(v)} {v.dtype}" if isinstance(v, (np.ndarray, np.generic)) else type(v).__name__
+        for v in op.inputs
+    )
+    kind = type(error) if type(error) in (ValueError, TypeError, IndexError) else (
+        IndexError if isinstance(error, IndexError) else TypeError if isinstance(error, TypeError) else ValueError
+    )
+    return kind(f"{op.name} ({rule} rule; inputs {shapes}; output {np.shape(op.output)}): {error}")
 
 
 def _wanted(op: Operation, wanted: set[int]) -> tuple[bool, ...]:
@@ -554,7 +572,10 @@ def walk_forward(records: Sequence[Operation], start: int, tangents: dict[int, A
                 "has no tangent rule; define it as a primitive instead"
             )
         incoming = [_zero_tangent(value) if t is None else t for value, t in zip(op.inputs, incoming)]
-        tangent = op.primitive.jvp(incoming, op.output, *op.inputs, **op.params)
+        try:
+            tangent = op.primitive.jvp(incoming, op.output, *op.inputs, **op.params)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _named(op, "tangent", error) from error
         if tangent is not None:
             tangents[id(op.output)] = tangent
     return tangents
