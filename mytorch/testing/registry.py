@@ -69,6 +69,21 @@ def _function(dotted: str) -> Callable[..., Any] | None:
     return module
 
 
+def _axis_last(function: Callable[..., Any]) -> Callable[..., Any]:
+    """SciPy's softmax family with mytorch's (and PyTorch's) default axis=-1, an argument both take;
+    over no axis (a 0-d input, axis=()) the shape stays as NumPy's reductions keep it (SciPy's
+    logsumexp adds an axis)."""
+
+    def call(x: Any, axis: Any = -1, **params: Any) -> Any:
+        if np.ndim(x) == 0 or axis == ():  # over no axis: over a new axis of one, then dropped
+            params.pop("keepdims", None)
+            return np.asarray(function(np.expand_dims(x, -1), axis=-1, **params)).reshape(np.shape(x))
+        return function(x, axis=axis, **params)
+
+    call.__name__ = call.__qualname__ = getattr(function, "__name__", "reference")
+    return call
+
+
 def reference_of(name: str, defined_in: str = "") -> Callable[..., Any] | None:
     """The NumPy or SciPy function `F.<name>` must equal in value, or None.
 
@@ -83,7 +98,10 @@ def reference_of(name: str, defined_in: str = "") -> Callable[..., Any] | None:
     if dotted is None:
         family = _FAMILY_PREFIX.get(defined_in.rsplit(".", 1)[-1])
         dotted = f"{family}.{name}" if family else name
-    return _function(dotted)
+    function = _function(dotted)
+    if name in ("softmax", "log_softmax", "logsumexp") and function is not None:
+        return _axis_last(function)
+    return function
 
 
 @dataclass(frozen=True)
