@@ -24,7 +24,7 @@ Arguments may be arrays, numbers, or dicts/lists/tuples of them; `f` returns one
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,55 @@ _rerun_copy = primitive(
 )
 
 
+def _summary(value: Any) -> Any:
+    """A parameter or constant as compared between the forward and its recomputation."""
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, value.dtype.str, hash(value.tobytes()))
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, *(_summary(v) for v in value))
+    return repr(value)
+
+
+def _what_was_read(records: list, given: Sequence[Any]) -> list[tuple]:
+    """Per operation of a run of f: its primitive, what each input was (one of f's inputs by
+    position, an array made by f, an array f read from elsewhere, or a constant's value) and its
+    parameters."""
+    position = {id(v): i for i, v in enumerate(given)}
+    made: set[int] = set()
+    summary = []
+    for op in records:
+        inputs = []
+        for value in op.inputs:
+            if id(value) in made:
+                inputs.append("made by f")
+            elif id(value) in position:
+                inputs.append(("input", position[id(value)]))
+            elif is_float_array(value):
+                inputs.append(("read from elsewhere", value.shape, value.dtype.str))
+            else:
+                inputs.append(_summary(value))
+        summary.append((op.name, tuple(inputs), tuple(sorted((k, _summary(v)) for k, v in op.params.items()))))
+        made.add(id(op.output))
+    return summary
+
+
+def _refuse_a_different_recomputation(name: str, forward: list, again: list, stretch: Stretch) -> None:
+    """The recomputation must read what the forward read; otherwise its gradients would belong to
+    another computation (a loop variable f closes over has moved on since the forward)."""
+    if forward == again:
+        return
+    stretch.cut_back()
+    step = next((i for i, (a, b) in enumerate(zip(forward, again)) if a != b), min(len(forward), len(again)))
+    what = forward[step][0] if step < len(forward) else "the end"
+    raise RuntimeError(
+        f"{name}: recomputing f during the backward walk did not read what the forward read (operation "
+        f"{step}, {what}, differs: {len(forward)} operations then, {len(again)} now), so its gradients "
+        "would be those of another computation. f reads something that changed after the forward: a "
+        "loop variable or array it closes over, or a global. Pass it to the checkpointed function as an "
+        "argument (checkpoint(f)(x, W) rather than closing over W), or bind it (lambda x, W=W: ...)."
+    )
+
+
 def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """`f` with its intermediates recomputed during the backward walk instead of kept on the tape.
 
@@ -51,6 +100,8 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     state is replayed for the recomputation (a generator `f` owns, such as
     `np.random.default_rng`, is not: `f` must then be deterministic).
     """
+
+    name = f"checkpoint({getattr(f, '__name__', 'f')})"
 
     def call(*args: Any) -> np.ndarray:
         leaves, structure = tree_flatten(args)
@@ -77,7 +128,9 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                 id(v): v for op in scratch.records for v in op.inputs
                 if is_float_array(v) and id(v) not in given and id(v) not in produced
             }
-        values = (*leaves, *captured.values())
+            values = (*leaves, *captured.values())
+            # What f read, besides its float inputs: checked again when f is recomputed (law 9).
+            read = _what_was_read(scratch.records, values)
 
         def rerun(values: tuple) -> tuple[np.ndarray, list, Stretch]:
             """f again, recorded from fresh copies of its float arguments: (output, inputs as used,
@@ -89,7 +142,10 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     copies = [_rerun_copy(v) if is_float_array(v) else v for v in values[:count]]
                     start = len(stretch.engine.operation_list)  # walks stop at the copies
                     out = run(*copies, *values[count:])
-                return out, [*copies, *values[count:]], stretch.seal(start)
+                used = [*copies, *values[count:]]
+                stretch.seal(start)
+                _refuse_a_different_recomputation(name, read, _what_was_read(stretch.records, used), stretch)
+                return out, used, stretch
             finally:
                 np.random.set_state(outer_random)
 
@@ -116,7 +172,6 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                 if not keep:
                     stretch.cut_back()
 
-        name = f"checkpoint({getattr(f, '__name__', 'f')})"
         block = primitive(name, lambda *values: out, vjp=vjp, jvp=jvp, arity=None, register=False)
         return block.apply(values, {})
 
