@@ -52,11 +52,11 @@ def _summary(value: Any) -> Any:
     return repr(value)
 
 
-def _what_was_read(records: list, given: Sequence[Any]) -> list[tuple]:
-    """Per operation of a run of f: its primitive, what each input was (one of f's inputs by
-    position, an array made by f, an array f read from elsewhere, or a constant's value) and its
-    parameters."""
-    position = {id(v): i for i, v in enumerate(given)}
+def _what_was_read(records: list, given: Sequence[Any], positions: Sequence[int]) -> list[tuple]:
+    """Per operation of a run of f: its primitive, what each input was (f's argument at a position,
+    an array made on the tape by f, or the value of anything else it read: an array it closes over,
+    one NumPy made inside f, a number) and its parameters."""
+    position = {id(v): p for v, p in zip(given, positions)}
     made: set[int] = set()
     summary = []
     for op in records:
@@ -65,9 +65,7 @@ def _what_was_read(records: list, given: Sequence[Any]) -> list[tuple]:
             if id(value) in made:
                 inputs.append("made by f")
             elif id(value) in position:
-                inputs.append(("input", position[id(value)]))
-            elif is_float_array(value):
-                inputs.append(("read from elsewhere", value.shape, value.dtype.str))
+                inputs.append(("argument", position[id(value)]))
             else:
                 inputs.append(_summary(value))
         summary.append((op.name, tuple(inputs), tuple(sorted((k, _summary(v)) for k, v in op.params.items()))))
@@ -130,7 +128,8 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
             }
             values = (*leaves, *captured.values())
             # What f read, besides its float inputs: checked again when f is recomputed (law 9).
-            read = _what_was_read(scratch.records, values)
+            firsts = [next(j for j, w in enumerate(leaves) if w is v) for v in leaves]  # x passed twice: one
+            read = _what_was_read(scratch.records, leaves, firsts)
 
         def rerun(values: tuple) -> tuple[np.ndarray, list, Stretch]:
             """f again, recorded from fresh copies of its float arguments: (output, inputs as used,
@@ -144,7 +143,7 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     out = run(*copies, *values[count:])
                 used = [*copies, *values[count:]]
                 stretch.seal(start)
-                _refuse_a_different_recomputation(name, read, _what_was_read(stretch.records, used), stretch)
+                _refuse_a_different_recomputation(name, read, _what_was_read(stretch.records, copies, firsts), stretch)
                 return out, used, stretch
             finally:
                 np.random.set_state(outer_random)
