@@ -112,7 +112,7 @@ def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, tuple[int, ...]]:  # n
         if ord is not None and ndim not in (1, 2):
             raise ValueError(f"norm: ord={ord!r} needs a 1-D or 2-D array (or axis=), got {ndim}-D")
     else:
-        given = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        given = (int(axis),) if np.ndim(axis) == 0 else tuple(axis)  # a NumPy scalar or 0-d array too
         axes = tuple(sorted(int(a) % max(ndim, 1) for a in given))
         if len(axes) not in (1, 2) or len(set(axes)) != len(axes):
             raise ValueError(f"norm: axis must be an int or a pair of distinct ints, got {axis!r}")
