@@ -531,7 +531,8 @@ def _named(op: Operation, rule: str, error: Exception) -> Exception:
         for v in op.inputs
     )
     kind = type(error) if type(error) in (ValueError, TypeError, IndexError) else (
-        IndexError if isinstance(error, IndexError) else TypeError if isinstance(error, TypeError) else ValueError
+        IndexError if isinstance(error, IndexError)
+        else TypeError if isinstance(error, TypeError) else ValueError
     )
     return kind(f"{op.name} ({rule} rule; inputs {shapes}; output {np.shape(op.output)}): {error}")
 

@@ -68,7 +68,8 @@ def _what_was_read(records: list, given: Sequence[Any], positions: Sequence[int]
                 inputs.append(("argument", position[id(value)]))
             else:
                 inputs.append(_summary(value))
-        summary.append((op.name, tuple(inputs), tuple(sorted((k, _summary(v)) for k, v in op.params.items()))))
+        params = tuple(sorted((k, _summary(v)) for k, v in op.params.items()))
+        summary.append((op.name, tuple(inputs), params))
         made.add(id(op.output))
     return summary
 
@@ -143,7 +144,8 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     out = run(*copies, *values[count:])
                 used = [*copies, *values[count:]]
                 stretch.seal(start)
-                _refuse_a_different_recomputation(name, read, _what_was_read(stretch.records, copies, firsts), stretch)
+                again = _what_was_read(stretch.records, copies, firsts)
+                _refuse_a_different_recomputation(name, read, again, stretch)
                 return out, used, stretch
             finally:
                 np.random.set_state(outer_random)

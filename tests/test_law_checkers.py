@@ -34,7 +34,8 @@ def _mul_wrong_for_a_stretched_size_one_axis() -> F.Primitive:
 
     return F.primitive(
         "mul", np.multiply,
-        vjp=(lambda g, ans, x, y: first_not_sum(F.mul(g, y), x), lambda g, ans, x, y: first_not_sum(F.mul(g, x), y)),
+        vjp=(lambda g, ans, x, y: first_not_sum(F.mul(g, y), x),
+             lambda g, ans, x, y: first_not_sum(F.mul(g, x), y)),
         jvp=lambda t, ans, x, y: F.add(F.mul(t[0], y), F.mul(x, t[1])), arity=2, register=False,
     )
 

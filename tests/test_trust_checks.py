@@ -234,7 +234,7 @@ def test_a_rule_that_mixes_in_a_numpy_constant_fails_on_its_second_derivative():
     with pytest.raises(GradientCheckError, match="(?s)second derivative disagrees with finite differences"
                                                  ".*a part computed with NumPy"):
         check_primitive(sneaky, float_arrays(), max_examples=10)  # the default compares second derivatives
-    check_primitive(sneaky, float_arrays(), max_examples=10, second_order="recorded")  # asked: on the tape only
+    check_primitive(sneaky, float_arrays(), max_examples=10, second_order="recorded")  # on the tape only
     check_primitive(softplus, float_arrays(), max_examples=10, second_order="numeric")
 
 

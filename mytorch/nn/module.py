@@ -72,10 +72,11 @@ def _refuse_mixed_dtypes(module: Module, inputs: tuple) -> None:
     for position, value in enumerate(inputs):
         if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.dtype != dtype:
             raise TypeError(
-                f"{type(module).__name__}: input {position} has dtype {value.dtype} (shape {value.shape}) but "
-                f"the layer's parameters are {dtype}; PyTorch refuses this too (the output would silently "
-                f"be {np.promote_types(value.dtype, dtype)}). Cast the input (x.astype(np.{dtype})) or the "
-                f"model (model.astype(np.{value.dtype})), or build the layer with dtype=np.{value.dtype}."
+                f"{type(module).__name__}: input {position} has dtype {value.dtype} (shape {value.shape}) "
+                f"but the layer's parameters are {dtype}; PyTorch refuses this too (the output would "
+                f"silently be {np.promote_types(value.dtype, dtype)}). Cast the input (x.astype(np.{dtype})) "
+                f"or the model (model.astype(np.{value.dtype})), or build the layer with "
+                f"dtype=np.{value.dtype}."
             )
 
 

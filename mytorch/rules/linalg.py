@@ -275,7 +275,8 @@ def _cholesky_jvp(t: list, ans: np.ndarray, a: Any, symmetrize: bool = False) ->
     return matmul(L, mul(tril(inner), _half_diagonal(L.shape[-1], L)))
 
 
-cholesky = primitive(  # reads the lower triangle, as NumPy does (symmetrize=True: (A + Aᵀ)/2, PyTorch's gradient)
+# Reads the lower triangle, as NumPy does (symmetrize=True: (A + Aᵀ)/2, PyTorch's gradient).
+cholesky = primitive(
     "cholesky",
     lambda a, symmetrize=False: np.linalg.cholesky(_symmetric(a, "L", symmetrize)).astype(
         np.asarray(a).dtype, copy=False),

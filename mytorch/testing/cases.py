@@ -1452,7 +1452,8 @@ def _torch_lower(a: Any) -> Any:
 def _torch_eigh(a: Any, UPLO: str = "L", symmetrize: bool = False) -> Any:  # noqa: N803
     import torch
 
-    values, vectors = torch.linalg.eigh((a + a.mT) / 2 if symmetrize else _torch_lower(a if UPLO == "L" else a.mT))
+    read = (a + a.mT) / 2 if symmetrize else _torch_lower(a if UPLO == "L" else a.mT)
+    values, vectors = torch.linalg.eigh(read)
     detached = vectors.detach()
     largest = detached.gather(-2, detached.abs().argmax(dim=-2, keepdim=True))
     vectors = vectors * torch.where(largest < 0, -1.0, 1.0).to(vectors.dtype)

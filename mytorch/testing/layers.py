@@ -369,7 +369,8 @@ def _refuse_unclaimed(
         moved = np.abs(np.nan_to_num(numeric)) > tolerance[0] + tolerance[1]
         if moved.any():
             raise GradientCheckError(
-                f"check_layer({name}): {candidate.path} changes the layer's output (dL/d{candidate.attribute} "
+                f"check_layer({name}): {candidate.path} changes the layer's output "
+                f"(dL/d{candidate.attribute} "
                 f"is {float(np.nan_to_num(numeric)[moved][0]):.6g} at index "
                 f"{tuple(int(i) for i in np.argwhere(moved)[0])}), but backward set no "
                 f"{candidate.quantity} (nor d{candidate.attribute}): a parameter whose gradient is never "

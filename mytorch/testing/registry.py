@@ -46,7 +46,8 @@ _NUMPY_NAMES = {
 _NO_REFERENCE = {
     "relu": "NumPy has no relu", "linear": "torch.nn.functional.linear, not NumPy",
     "cross_entropy": "torch.nn.functional.cross_entropy, not NumPy",
-    "unbroadcast": "the adjoint of broadcasting: no NumPy function", "scatter_add": "np.add.at's out-of-place form",
+    "unbroadcast": "the adjoint of broadcasting: no NumPy function",
+    "scatter_add": "np.add.at's out-of-place form",
     "im2col": "no NumPy function", "col2im": "no NumPy function", "conv1d": "torch's conv1d",
     "conv2d": "torch's conv2d", "max_pool2d": "torch's max_pool2d", "softplus": "np.logaddexp(0, x)",
     "setitem": "x[index] = value, out of place", "astype": "an ndarray method",
