@@ -232,6 +232,44 @@ def who_holds(array: Any) -> str | None:
     )
 
 
+def _param_arrays(params: dict[str, Any]) -> Iterator[np.ndarray]:
+    """The arrays among a record's parameters (a shift, a bound, the arrays of an index tuple)."""
+    for value in params.values():
+        if isinstance(value, np.ndarray):
+            yield value
+        elif type(value) is tuple:
+            for item in value:
+                if isinstance(item, np.ndarray):
+                    yield item
+
+
+def _frozen_params(held: dict[int, np.ndarray], params: dict[str, Any]) -> dict[str, Any]:
+    """What a record keeps of its parameters: arrays held read-only like its inputs, and lists
+    (mutable, and not lockable) copied, so nothing the rules read can change after the forward."""
+    for array in _param_arrays(params):
+        if id(array) not in held:
+            _hold(held, array)
+    if any(isinstance(v, list) or type(v) is tuple and any(isinstance(i, list) for i in v)
+           for v in params.values()):
+        import copy
+
+        params = {key: copy.deepcopy(value) if isinstance(value, (list, tuple)) else value
+                  for key, value in params.items()}
+    return params
+
+
+def _refuse_complex(primitive: Any, inputs: Sequence[Any], output: Any) -> None:
+    """Complex values are not differentiated (yet): refused at the first one, never dropped."""
+    shapes = ", ".join(f"{v.shape} {v.dtype}" if isinstance(v, np.ndarray) else type(v).__name__
+                       for v in inputs)
+    raise TypeError(
+        f"{getattr(primitive, 'name', primitive)}: complex values are not differentiable in mytorch "
+        f"(inputs: {shapes}; output: {np.shape(output)} {getattr(output, 'dtype', '')}); their gradient "
+        "would silently drop out of the chain. Compute with real arrays (split real and imaginary "
+        "parts), or run this inside mytorch.no_grad() if no gradient is needed."
+    )
+
+
 # ---- anomaly mode ---------------------------------------------------------------------------
 
 
@@ -464,7 +502,10 @@ def walk_backward(
                 needs = _wanted(op, wanted)
                 if not any(needs):
                     continue
-            grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
+            try:
+                grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
+            except (ValueError, TypeError, IndexError) as error:
+                raise _named(op, "backward", error) from error
             if op.source is not None or _state.anomaly:
                 _check_gradients(op, grads)
             # Accumulate: `+=` into a hand-written record's target array, or into the adjoint map.
@@ -493,6 +534,22 @@ def _running_rules(flag: bool = True) -> Iterator[None]:
         yield
     finally:
         _state.in_rule = outer
+
+
+def _named(op: Operation, rule: str, error: Exception) -> Exception:
+    """`error`, raised inside a rule, with the primitive and the shapes it was recorded with in front
+    (a bare NumPy "shapes not aligned" says neither)."""
+    if str(error).startswith(op.name):
+        return error
+    shapes = ", ".join(
+        f"{np.shape(v)} {v.dtype}" if isinstance(v, (np.ndarray, np.generic)) else type(v).__name__
+        for v in op.inputs
+    )
+    kind = type(error) if type(error) in (ValueError, TypeError, IndexError) else (
+        IndexError if isinstance(error, IndexError)
+        else TypeError if isinstance(error, TypeError) else ValueError
+    )
+    return kind(f"{op.name} ({rule} rule; inputs {shapes}; output {np.shape(op.output)}): {error}")
 
 
 def _wanted(op: Operation, wanted: set[int]) -> tuple[bool, ...]:
@@ -537,7 +594,10 @@ def _walk_forward(records: Sequence[Operation], start: int, tangents: dict[int, 
                 "has no tangent rule; define it as a primitive instead"
             )
         incoming = [_zero_tangent(value) if t is None else t for value, t in zip(op.inputs, incoming)]
-        tangent = op.primitive.jvp(incoming, op.output, *op.inputs, **op.params)
+        try:
+            tangent = op.primitive.jvp(incoming, op.output, *op.inputs, **op.params)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _named(op, "tangent", error) from error
         if tangent is not None:
             tangents[id(op.output)] = tangent
 
@@ -584,9 +644,13 @@ class Autograd:
         self._constant_operations = 0  # operations that ran on constants only (nothing recorded)
         self._warned_long = False
         self._thread = threading.current_thread().name
+        self._epoch = 0  # counts releases of the locks (zero_grad): a stretch from before cannot walk
+        self._abandoned = False
         previous = _state.engine
         if previous is not None:
             previous._release_all()  # its tape is abandoned: give the user back their arrays
+            previous._abandoned = bool(previous.operation_list)
+            previous._epoch += 1
         _state.engine = self
         _ENGINES.add(self)
 
@@ -637,18 +701,33 @@ class Autograd:
         """
         mask, bit = 0, 1
         buffer, held = self.gradient_buffer, self._held
+        constants = None  # integer and bool arrays (indices, labels, masks): read by the rules too
         for value in inputs:
-            if (type(value) is np.ndarray or isinstance(value, np.ndarray)) and value.dtype.kind == "f":
-                mask |= bit
-                key = id(value)
-                if key not in held:
-                    _hold(held, value)
-                if key not in buffer.memory:
-                    buffer.add_spot(value)
+            if type(value) is np.ndarray or isinstance(value, np.ndarray):
+                kind = value.dtype.kind
+                if kind == "f":
+                    mask |= bit
+                    key = id(value)
+                    if key not in held:
+                        _hold(held, value)
+                    if key not in buffer.memory:
+                        buffer.add_spot(value)
+                elif kind == "c":
+                    _refuse_complex(primitive, inputs, output)
+                else:
+                    constants = [value] if constants is None else [*constants, value]
             bit <<= 1
         if not mask:
             self._constant_operations += 1
             return
+        if output.dtype.kind == "c":
+            _refuse_complex(primitive, inputs, output)
+        if constants is not None:
+            for value in constants:
+                if id(value) not in held:
+                    _hold(held, value)
+        if params:
+            params = _frozen_params(held, params)
         base = output.base
         if base is None and output.flags.writeable:  # a fresh array: hold it alone
             output.setflags(write=False)
@@ -714,6 +793,13 @@ class Autograd:
         kept), so its gradients can be differentiated again. With `inputs` (as in PyTorch), only
         those leaves' gradients are computed; the others keep what they had.
         """
+        if self._abandoned:
+            raise RuntimeError(
+                "backward: this engine's tape was abandoned when a new Autograd() was created (which "
+                "makes the new one current and gives the tape's arrays back to the user, writable), so "
+                "its arrays may have changed since the forward. Run the forward again on the current "
+                "engine (mytorch.engine()), or create the engine once, before the forward."
+            )
         start, seed = self._start_of_walk(divergence, gradient)
         tape = self.operation_list
         if _state.anomaly or tape[start].source is not None:
@@ -838,7 +924,7 @@ class Autograd:
         produced = {id(op.output) for op in gone}
         needed: set[int] = set()
         for op in survivors:  # what the rest of the tape still uses stays held
-            for value in (*op.inputs, op.output):
+            for value in (*op.inputs, op.output, *(_param_arrays(op.params) if op.params else ())):
                 if id(value) in produced:
                     _remember(self._consumed, value)
                 while isinstance(value, np.ndarray):
@@ -874,8 +960,11 @@ class Autograd:
         return walk_forward(self.operation_list, start, tangents)
 
     def zero_grad(self) -> None:
-        """Empty the tape and the gradient buffer; held arrays are writable again."""
+        """Empty the tape and the gradient buffer; held arrays are writable again (a stretch of
+        the tape taken before, such as a transform's, can no longer be walked)."""
         self._release_all()
+        self._epoch += 1
+        self._abandoned = False
         self.operation_list = []
         self.gradient_buffer.clear()
 
@@ -907,6 +996,7 @@ class Stretch:
         self.engine = engine_ if engine_ is not None else engine()
         self.keep = keep
         self.mark = self.engine.mark() if start is None else start  # a mark taken earlier, if given
+        self._epoch = self.engine._epoch
         self._records: list[Operation] | None = None
         self._recording = recording(True)
         self._user_code = _running_rules(False)
@@ -931,6 +1021,12 @@ class Stretch:
     @property
     def records(self) -> list[Operation]:
         """The records of this stretch (sealed at the first walk, if not before)."""
+        if self._epoch != self.engine._epoch:
+            raise RuntimeError(
+                "the tape this computation recorded was released (engine.zero_grad() or a new "
+                "Autograd() ran after the forward), so the arrays it read may have changed: its "
+                "derivatives cannot be taken. Call zero_grad() outside the function being differentiated."
+            )
         if self._records is None:
             self.seal()
         return self._records

@@ -24,7 +24,7 @@ Arguments may be arrays, numbers, or dicts/lists/tuples of them; `f` returns one
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,54 @@ def _tracked_copy(value: Any) -> Any:
     return copy(tracked_view(value, "checkpoint")) if is_float_array(value) else value
 
 
+def _summary(value: Any) -> Any:
+    """A parameter or constant as compared between the forward and its recomputation."""
+    if isinstance(value, np.ndarray):
+        return ("array", value.shape, value.dtype.str, hash(value.tobytes()))
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, *(_summary(v) for v in value))
+    return repr(value)
+
+
+def _what_was_read(records: list, given: Sequence[Any], positions: Sequence[int]) -> list[tuple]:
+    """Per operation of a run of f: its primitive, what each input was (f's argument at a position,
+    an array made on the tape by f, or the value of anything else it read: an array it closes over,
+    one NumPy made inside f, a number) and its parameters."""
+    position = {id(v): p for v, p in zip(given, positions)}
+    made: set[int] = set()
+    summary = []
+    for op in records:
+        inputs = []
+        for value in op.inputs:
+            if id(value) in made:
+                inputs.append("made by f")
+            elif id(value) in position:
+                inputs.append(("argument", position[id(value)]))
+            else:
+                inputs.append(_summary(value))
+        params = tuple(sorted((k, _summary(v)) for k, v in op.params.items()))
+        summary.append((op.name, tuple(inputs), params))
+        made.add(id(op.output))
+    return summary
+
+
+def _refuse_a_different_recomputation(name: str, forward: list, again: list, stretch: Stretch) -> None:
+    """The recomputation must read what the forward read; otherwise its gradients would belong to
+    another computation (a loop variable f closes over has moved on since the forward)."""
+    if forward == again:
+        return
+    stretch.cut_back()
+    step = next((i for i, (a, b) in enumerate(zip(forward, again)) if a != b), min(len(forward), len(again)))
+    what = forward[step][0] if step < len(forward) else "the end"
+    raise RuntimeError(
+        f"{name}: recomputing f during the backward walk did not read what the forward read (operation "
+        f"{step}, {what}, differs: {len(forward)} operations then, {len(again)} now), so its gradients "
+        "would be those of another computation. f reads something that changed after the forward: a "
+        "loop variable or array it closes over, or a global. Pass it to the checkpointed function as an "
+        "argument (checkpoint(f)(x, W) rather than closing over W), or bind it (lambda x, W=W: ...)."
+    )
+
+
 def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """`f` with its intermediates recomputed during the backward walk instead of kept on the tape.
 
@@ -49,6 +97,8 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     state is replayed for the recomputation (a generator `f` owns, such as
     `np.random.default_rng`, is not: `f` must then be deterministic).
     """
+
+    name = f"checkpoint({getattr(f, '__name__', 'f')})"
 
     def call(*args: Any) -> np.ndarray:
         leaves, structure = tree_flatten(args)
@@ -78,7 +128,10 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                 id(v): v for op in records for v in op.inputs
                 if is_float_array(v) and id(v) not in given and id(v) not in produced
             }
-        values = (*leaves, *captured.values())
+            values = (*leaves, *captured.values())
+            # What f read, besides its float inputs: checked again when f is recomputed (law 9).
+            firsts = [next(j for j, w in enumerate(leaves) if w is v) for v in leaves]  # x passed twice: one
+            read = _what_was_read(scratch.records, leaves, firsts)
 
         def rerun(values: tuple) -> tuple[np.ndarray, list, Stretch]:
             """f again, recorded from fresh copies of its float arguments: (output, inputs as used,
@@ -90,7 +143,11 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     copies = [_tracked_copy(v) for v in values[:count]]
                     start = len(stretch.engine.operation_list)  # walks stop at the copies
                     out = run(*copies, *values[count:])
-                return out, [*copies, *values[count:]], stretch.seal(start)
+                used = [*copies, *values[count:]]
+                stretch.seal(start)
+                again = _what_was_read(stretch.records, copies, firsts)
+                _refuse_a_different_recomputation(name, read, again, stretch)
+                return out, used, stretch
             finally:
                 np.random.set_state(outer_random)
 
@@ -117,7 +174,6 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                 if not keep:
                     stretch.cut_back()
 
-        name = f"checkpoint({getattr(f, '__name__', 'f')})"
         block = primitive(name, lambda *values: out, vjp=vjp, jvp=jvp, arity=None, register=False)
         return block.apply(values, {})
 

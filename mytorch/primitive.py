@@ -216,10 +216,13 @@ class Primitive:
             # Called by hand (or by a walk over add_operation records, which are first-order
             # only), the rule must not record: that would hold the user's arrays and put stray
             # operations at the end of the tape, where backward(seed) would start.
-            with recording(False):
-                ans = np.asarray(primitive.forward(*inputs, **params))
-                needs = [is_float_array(x) for x in inputs]
-                grads = primitive.pullback(np.asarray(grad_output), ans, inputs, params, needs)
+            try:
+                with recording(False):
+                    ans = np.asarray(primitive.forward(*inputs, **params))
+                    needs = [is_float_array(x) for x in inputs]
+                    grads = primitive.pullback(np.asarray(grad_output), ans, inputs, params, needs)
+            except (ValueError, TypeError, IndexError) as error:  # named, with the shapes (law 6)
+                raise _explained(f"{primitive.name}_backward", (grad_output, *inputs), error) from error
             return grads[0] if len(grads) == 1 else tuple(grads)
 
         backward.__name__ = backward.__qualname__ = f"{self.name}_backward"
@@ -339,9 +342,10 @@ copy = primitive(
     jvp=lambda t, ans, x: t[0],
     register=False,
 )
-# A cast that keeps the chain (used where dtypes meet).
+# A cast that keeps the chain between float dtypes (used where dtypes meet). A cast to an integer or
+# bool dtype is a step function: its derivative is zero in every mode (no gradient, no tangent).
 astype = primitive(
     "astype", lambda x, dtype: np.asarray(x).astype(dtype),
-    vjp=lambda g, ans, x, dtype: (g,),  # pullback casts it back to x's dtype
-    jvp=lambda t, ans, x, dtype: astype(t[0], dtype),
+    vjp=lambda g, ans, x, dtype: (g if ans.dtype.kind == "f" else None,),  # pullback casts g back
+    jvp=lambda t, ans, x, dtype: astype(t[0], dtype) if ans.dtype.kind == "f" else None,
 )

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from mytorch import functional as F
-from mytorch.autograd_engine import Stretch, engine, recording
+from mytorch.autograd_engine import Stretch, engine, is_recording, recording
 from mytorch.pytree import is_container, jvp_over_trees, value_and_grad_over_trees, vjp_over_trees
 from mytorch.tracked import plain, tracked_view
 from mytorch.utils import gradient_dtype
@@ -66,9 +66,12 @@ def _transform_scope() -> Iterator[Stretch]:
     """A stretch of tape that records while inside (even under no_grad); the outermost scope cuts
     the tape back on leaving, a nested one leaves its stretch for the outer transform to follow.
 
-    `stretch.keep` tells whether another transform is active outside this one (then walks record).
+    `stretch.keep` tells whether another transform follows this one from outside (then walks
+    record). Called where recording is off (inside `no_grad` in an outer transform's function),
+    no transform outside follows it: its results are constants there, as `jax.lax.stop_gradient`
+    makes them.
     """
-    nested = _nesting.depth > 0
+    nested = _nesting.depth > 0 and is_recording()
     _nesting.depth += 1
     try:
         with Stretch(keep=nested) as stretch:
@@ -383,8 +386,9 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
     outputs = [o if nested else np.array(o) for o in trace.outputs]
 
     def vjp_fn(cotangent: Any) -> tuple[np.ndarray, ...]:
-        # Called inside a transform, the walk records, so the outer transform can follow it.
-        create_graph = inside_a_transform()
+        # Called inside a transform (and not under no_grad there), the walk records, so the outer
+        # transform can follow it.
+        create_graph = inside_a_transform() and is_recording()
         cotangents = _matching(cotangent, trace, "vjp", "cotangent", create_graph)
         grads = trace.pullback(cotangents, create_graph=create_graph)
         return tuple(_returned(g, create_graph) for g in grads)

@@ -61,9 +61,9 @@ def test_public_functions_match_torch_linalg(a, seed):
         (lambda a, b, s: F.sum(F.linalg.solve(a, b)), lambda: torch.linalg.solve(t_a, t_b).sum()),
         (lambda a, b, s: F.sum(F.linalg.det(a)), lambda: torch.linalg.det(t_a).sum()),
         (lambda a, b, s: F.sum(F.linalg.slogdet(a)[1]), lambda: torch.linalg.slogdet(t_a)[1].sum()),
-        (lambda a, b, s: F.sum(F.mul(F.linalg.cholesky(s), s0)),
+        (lambda a, b, s: F.sum(F.mul(F.linalg.cholesky(s, symmetrize=True), s0)),  # PyTorch's gradient
          lambda: (torch.linalg.cholesky(t_s) * t_s.detach()).sum()),
-        (lambda a, b, s: F.sum(F.mul(F.linalg.eigh(s)[0], np.arange(s.shape[-1]))),
+        (lambda a, b, s: F.sum(F.mul(F.linalg.eigh(s, symmetrize=True)[0], np.arange(s.shape[-1]))),
          lambda: (torch.linalg.eigh(t_s)[0] * torch.arange(s.shape[-1])).sum()),
         (lambda a, b, s: F.sum(F.linalg.norm(a, axis=(-2, -1))), lambda: torch.linalg.matrix_norm(t_a).sum()),
     ]
@@ -90,8 +90,16 @@ def test_slogdet_and_eigh_return_numpy_shaped_results():
     np.testing.assert_allclose(vectors @ np.diag(values) @ vectors.T, s, atol=1e-12)
     assert np.all(vectors[np.argmax(np.abs(vectors), axis=0), range(2)] > 0)  # the sign convention
     # d λ_k / dA = v_k v_kᵀ (distinct eigenvalues)
-    g = mytorch.grad(lambda a: F.getitem(F.linalg.eigh(a).eigenvalues, 1))(s)
+    g = mytorch.grad(lambda a: F.getitem(F.linalg.eigh(a, symmetrize=True).eigenvalues, 1))(s)
     np.testing.assert_allclose(g, np.outer(vectors[:, 1], vectors[:, 1]), atol=1e-12)
+    # NumPy's convention (the default) reads the lower triangle: the gradient lies there
+    g = mytorch.grad(lambda a: F.getitem(F.linalg.eigh(a).eigenvalues, 1))(s)
+    outer = np.outer(vectors[:, 1], vectors[:, 1])
+    np.testing.assert_allclose(g, 2 * np.tril(outer, -1) + np.diag(np.diag(outer)), atol=1e-12)
+    lopsided = np.array([[2.0, 5.0], [1.0, 3.0]])  # not symmetric: NumPy reads the lower triangle
+    np.testing.assert_allclose(F.linalg.eigh(lopsided)[0], np.linalg.eigh(lopsided)[0])
+    np.testing.assert_allclose(F.linalg.eigh(lopsided, UPLO="U")[0], np.linalg.eigh(lopsided, UPLO="U")[0])
+    np.testing.assert_allclose(F.linalg.cholesky(lopsided), np.linalg.cholesky(lopsided))
 
 
 def test_solve_reads_a_1d_right_hand_side_as_a_vector():

@@ -38,7 +38,11 @@ class _LastForward:
 
 
 def _takes_engine_positionally(init: Callable) -> Callable:
-    """Let `Layer(..., engine)` (the handout's call shape) mean `Layer(..., autograd_engine=engine)`."""
+    """Let `Layer(..., engine)` (the handout's call shape) mean `Layer(..., autograd_engine=engine)`,
+    and give every layer PyTorch's `dtype=` (its float parameters and buffers made in that dtype)."""
+    import inspect
+
+    own_dtype = "dtype" in inspect.signature(init).parameters
 
     @functools.wraps(init)
     def __init__(self: Module, *args: Any, **kwargs: Any) -> None:
@@ -46,9 +50,35 @@ def _takes_engine_positionally(init: Callable) -> Callable:
         if engines:
             args = tuple(a for a in args if not isinstance(a, Autograd))
             kwargs["autograd_engine"] = engines[0]
+        dtype = None if own_dtype else kwargs.pop("dtype", None)
         init(self, *args, **kwargs)
+        if dtype is not None:
+            self.astype(dtype)
 
     return __init__
+
+
+def _refuse_mixed_dtypes(module: Module, inputs: tuple) -> None:
+    """A float input whose dtype is not the layer's (float32 data through a float64 layer) is refused,
+    as PyTorch refuses it, instead of silently computing (and returning) in the wider dtype."""
+    own = module.__dict__.get("_parameters")
+    if not own:
+        return
+    dtypes = {getattr(module, attribute).dtype for attribute in own.values()
+              if isinstance(getattr(module, attribute, None), np.ndarray)}
+    dtypes = {d for d in dtypes if d.kind == "f"}
+    if len(dtypes) != 1:
+        return
+    (dtype,) = dtypes
+    for position, value in enumerate(inputs):
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.dtype != dtype:
+            raise TypeError(
+                f"{type(module).__name__}: input {position} has dtype {value.dtype} (shape {value.shape}) "
+                f"but the layer's parameters are {dtype}; PyTorch refuses this too (the output would "
+                f"silently be {np.promote_types(value.dtype, dtype)}). Cast the input (x.astype(np.{dtype})) "
+                f"or the model (model.astype(np.{value.dtype})), or build the layer with "
+                f"dtype=np.{value.dtype}."
+            )
 
 
 def _marks_the_tape(forward: Callable) -> Callable:
@@ -57,6 +87,7 @@ def _marks_the_tape(forward: Callable) -> Callable:
     @functools.wraps(forward)
     def marked_forward(self: Module, *inputs: Any, **kwargs: Any) -> Any:
         current = self._recording_engine()
+        _refuse_mixed_dtypes(self, inputs)
         mark = current.mark()
         output = forward(self, *inputs, **kwargs)
         self._last = _LastForward(current, mark, inputs, output) if is_recording() else None
@@ -289,6 +320,27 @@ class Module:
         for child_name, child in self.__dict__.get("_modules", {}).items():
             targets.update(child._state_targets(f"{prefix}{child_name}."))
         return targets
+
+    def astype(self, dtype: Any) -> Module:
+        """Cast every float parameter and buffer of this module and its sub-modules to `dtype`, in
+        place of the old arrays (as PyTorch's `module.to(dtype)`); integer buffers keep theirs.
+        Returns the module. Build the optimizer after: it holds the arrays it was given.
+
+        >>> from mytorch import nn
+        >>> model = nn.Sequential(nn.Linear(3, 2), nn.ReLU()).astype(np.float32)
+        >>> {p.dtype.name for p in model.parameters()}
+        {'float32'}
+        """
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}.astype: parameters are floats; got dtype {dtype}")
+        for module in self.modules():
+            for table in ("_parameters", "_buffers"):
+                for attribute in module.__dict__.get(table, {}).values():
+                    value = getattr(module, attribute, None)
+                    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.dtype != dtype:
+                        object.__setattr__(module, attribute, value.astype(dtype))
+        return self
 
     def train(self, mode: bool = True) -> Module:
         """Training mode (dropout drops, batch norm uses batch statistics) or, with False, eval."""

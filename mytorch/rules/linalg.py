@@ -10,8 +10,9 @@ The rules are the classic matrix adjoints, written with recording primitives:
 
 with Φ the lower triangle with its diagonal halved and F_ij = 1/(λ_j − λ_i) off the diagonal.
 
-`cholesky` and `eigh` read the symmetric part (A + Aᵀ)/2 of their input (NumPy reads one
-triangle; for a symmetric A they agree), so their gradients are symmetric, as PyTorch's are.
+`cholesky` and `eigh` read the lower triangle of their input, as NumPy does (eigh's UPLO="U": the
+upper one), so their values equal NumPy's for any input and their gradients lie in that triangle;
+`symmetrize=True` reads (A + Aᵀ)/2 instead, PyTorch's convention (symmetric gradients).
 The eigenvector rule holds for distinct eigenvalues: F blows up as two of them meet (the
 eigenvectors of a repeated eigenvalue are not unique). Eigenvectors come with a fixed sign
 (each one's largest component positive), so they are a function of A.
@@ -49,7 +50,7 @@ from mytorch.rules.core import (
     where,
 )
 from mytorch.rules.core import sum as sum_
-from mytorch.rules.numpy_ops import tril
+from mytorch.rules.numpy_ops import tril, triu
 
 __all__ = ["cholesky", "det", "eigh", "inv", "norm", "slogdet", "solve"]
 
@@ -66,13 +67,36 @@ def _T(a: Any) -> Any:
 
 
 
-def _symmetric(a: np.ndarray) -> np.ndarray:
+def _symmetric(a: np.ndarray, UPLO: str = "L", symmetrize: bool = False) -> np.ndarray:  # noqa: N803
+    """The symmetric matrix NumPy's eigh and cholesky read from `a`: its lower triangle mirrored
+    (UPLO="U": its upper one), or, with `symmetrize` (PyTorch's gradient convention), (A + Aᵀ)/2."""
     a = np.asarray(a)
-    return (a + np.swapaxes(a, -1, -2)) / 2
+    if symmetrize:
+        return (a + np.swapaxes(a, -1, -2)) / 2
+    lower = np.tril(a) if UPLO == "L" else np.swapaxes(np.triu(a), -1, -2)
+    return lower + np.swapaxes(np.tril(lower, -1), -1, -2)
 
 
 def _symmetrize(a: Any) -> Any:
     return mul(add(a, _T(a)), 0.5)
+
+
+def _read_tangent(t: Any, UPLO: str, symmetrize: bool) -> Any:  # noqa: N803
+    """The tangent of `_symmetric(a)` along `t` (recorded)."""
+    if symmetrize:
+        return _symmetrize(t)
+    lower = tril(t) if UPLO == "L" else _T(triu(t))
+    return add(lower, _T(tril(lower, -1)))
+
+
+def _onto_input(sym_grad: Any, UPLO: str, symmetrize: bool) -> Any:  # noqa: N803
+    """The gradient of `a` from the (symmetric) gradient of the matrix `_symmetric(a)` read: the
+    triangle read gets both halves, its mirror nothing (recorded)."""
+    if symmetrize:
+        return sym_grad
+    eye = np.eye(np.shape(sym_grad)[-1], dtype=np.asarray(sym_grad).dtype)
+    half = tril(sym_grad) if UPLO == "L" else triu(sym_grad)
+    return sub(mul(half, 2.0), mul(sym_grad, eye))
 
 
 # ---- norm -----------------------------------------------------------------------------------------
@@ -88,7 +112,7 @@ def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, tuple[int, ...]]:  # n
         if ord is not None and ndim not in (1, 2):
             raise ValueError(f"norm: ord={ord!r} needs a 1-D or 2-D array (or axis=), got {ndim}-D")
     else:
-        given = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+        given = (int(axis),) if np.ndim(axis) == 0 else tuple(axis)  # a NumPy scalar or 0-d array too
         axes = tuple(sorted(int(a) % max(ndim, 1) for a in given))
         if len(axes) not in (1, 2) or len(set(axes)) != len(axes):
             raise ValueError(f"norm: axis must be an int or a pair of distinct ints, got {axis!r}")
@@ -238,27 +262,32 @@ def _half_diagonal(n: int, like: Any) -> np.ndarray:
     return np.asarray(np.tril(np.ones((n, n))) - 0.5 * np.eye(n), dtype=like.dtype)
 
 
-def _cholesky_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
+def _cholesky_vjp(g: np.ndarray, ans: np.ndarray, a: Any, symmetrize: bool = False) -> tuple:
     L = ans
     phi = mul(tril(matmul(_T(L), tril(g))), _half_diagonal(L.shape[-1], L))
     left = solve(_T(L), phi)  # L⁻ᵀ Φ
-    return (_symmetrize(_T(solve(_T(L), _T(left)))),)  # (L⁻ᵀ Φ) L⁻¹
+    return (_onto_input(_symmetrize(_T(solve(_T(L), _T(left)))), "L", symmetrize),)  # (L⁻ᵀ Φ) L⁻¹
 
 
-def _cholesky_jvp(t: list, ans: np.ndarray, a: Any) -> np.ndarray:
+def _cholesky_jvp(t: list, ans: np.ndarray, a: Any, symmetrize: bool = False) -> np.ndarray:
     L = ans
-    inner = _T(solve(L, _T(solve(L, _symmetrize(t[0])))))  # L⁻¹ Ȧ L⁻ᵀ
+    inner = _T(solve(L, _T(solve(L, _read_tangent(t[0], "L", symmetrize)))))  # L⁻¹ Ȧ L⁻ᵀ
     return matmul(L, mul(tril(inner), _half_diagonal(L.shape[-1], L)))
 
 
+# Reads the lower triangle, as NumPy does (symmetrize=True: (A + Aᵀ)/2, PyTorch's gradient).
 cholesky = primitive(
-    "cholesky", lambda a: np.linalg.cholesky(_symmetric(a)).astype(np.asarray(a).dtype, copy=False),
+    "cholesky",
+    lambda a, symmetrize=False: np.linalg.cholesky(_symmetric(a, "L", symmetrize)).astype(
+        np.asarray(a).dtype, copy=False),
     vjp=_cholesky_vjp, jvp=_cholesky_jvp,
 )
 
 
-def _eigh_packed(a: Any) -> np.ndarray:
-    values, vectors = np.linalg.eigh(_symmetric(a))
+def _eigh_packed(a: Any, UPLO: str = "L", symmetrize: bool = False) -> np.ndarray:  # noqa: N803
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
+    values, vectors = np.linalg.eigh(_symmetric(a, UPLO, symmetrize))
     # a fixed sign: each eigenvector's largest component (the first of equals) is positive
     largest = np.take_along_axis(vectors, np.argmax(np.abs(vectors), axis=-2)[..., None, :], axis=-2)
     vectors = vectors * np.where(largest < 0, -1, 1).astype(vectors.dtype)
@@ -278,7 +307,7 @@ def _eigh_parts(packed: Any) -> tuple[Any, Any]:
     return getitem(packed, (Ellipsis, slice(0, 1), every)), getitem(packed, (Ellipsis, slice(1, None), every))
 
 
-def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
+def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any, UPLO: str = "L", symmetrize: bool = False) -> tuple:  # noqa: N803
     values, vectors = _eigh_parts(ans)
     grad_values, grad_vectors = _eigh_parts(g)
     eye = np.eye(np.shape(values)[-1], dtype=values.dtype)
@@ -286,13 +315,13 @@ def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
     if np.any(np.asarray(grad_vectors)):  # (a loss of the eigenvalues alone is fine at repeated ones)
         gaps, eye = _eigen_gaps(values)
         middle = add(mul(gaps, matmul(_T(vectors), grad_vectors)), middle)
-    return (_symmetrize(matmul(matmul(vectors, middle), _T(vectors))),)
+    return (_onto_input(_symmetrize(matmul(matmul(vectors, middle), _T(vectors))), UPLO, symmetrize),)
 
 
-def _eigh_jvp(t: list, ans: np.ndarray, a: Any) -> np.ndarray:
+def _eigh_jvp(t: list, ans: np.ndarray, a: Any, UPLO: str = "L", symmetrize: bool = False) -> np.ndarray:  # noqa: N803
     values, vectors = _eigh_parts(ans)
     gaps, eye = _eigen_gaps(values)
-    rotated = matmul(_T(vectors), matmul(_symmetrize(t[0]), vectors))  # Vᵀ Ȧ V
+    rotated = matmul(_T(vectors), matmul(_read_tangent(t[0], UPLO, symmetrize), vectors))  # Vᵀ Ȧ V
     value_tangent = sum_(mul(rotated, eye), axis=-2, keepdims=True)
     return concatenate([value_tangent, matmul(vectors, mul(gaps, rotated))], axis=-2)
 
@@ -302,8 +331,11 @@ _eigh = primitive(  # packed: row 0 the eigenvalues (ascending), rows 1.. the ei
 )
 
 
-def eigh(a: Any) -> EighResult:
-    """(eigenvalues, eigenvectors) of the symmetric part of `a`, as `np.linalg.eigh`.
+def eigh(a: Any, UPLO: str = "L", symmetrize: bool = False) -> EighResult:  # noqa: N803
+    """(eigenvalues, eigenvectors) of the symmetric matrix `a`, as `np.linalg.eigh`: only its lower
+    triangle is read (UPLO="U": the upper one), so the values equal NumPy's for any `a`, and the
+    gradient lies in that triangle. `symmetrize=True` reads (A + Aᵀ)/2 instead: PyTorch's
+    convention, whose gradients are symmetric (equal values for a symmetric `a`).
 
     Differentiable where the eigenvalues are distinct (the eigenvector rule divides by their
     gaps); each eigenvector's largest component is positive.
@@ -311,6 +343,6 @@ def eigh(a: Any) -> EighResult:
     >>> eigh(np.diag([2.0, 1.0])).eigenvalues
     array([1., 2.])
     """
-    packed = _eigh(a)
+    packed = _eigh(a, UPLO, symmetrize)
     every, rows = slice(None), slice(1, None)
     return EighResult(getitem(packed, (Ellipsis, 0, every)), getitem(packed, (Ellipsis, rows, every)))

@@ -1432,15 +1432,28 @@ def _spd_matrices(draw: st.DrawFn, dtype: np.dtype) -> np.ndarray:
     return (m @ np.swapaxes(m, -1, -2) + 0.5 * np.eye(m.shape[-1])).astype(dtype)
 
 
-@case("cholesky", torch=_torch("linalg.cholesky"), bad=((np.ones((2, 3)),), {}, ("cholesky", "(2, 3)")))
+def _torch_cholesky(a: Any, symmetrize: bool = False) -> Any:
+    import torch
+
+    return torch.linalg.cholesky((a + a.mT) / 2 if symmetrize else _torch_lower(a))
+
+
+@case("cholesky", torch=_torch_cholesky, bad=((np.ones((2, 3)),), {}, ("cholesky", "(2, 3)")))
 def _cholesky(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     return Example((_spd_matrices(draw, dtype),))
 
 
-def _torch_eigh(a: Any) -> Any:
+def _torch_lower(a: Any) -> Any:
+    """The symmetric matrix NumPy's eigh and cholesky read: a's lower triangle, mirrored."""
+    lower = a.tril()
+    return lower + lower.tril(-1).mT
+
+
+def _torch_eigh(a: Any, UPLO: str = "L", symmetrize: bool = False) -> Any:  # noqa: N803
     import torch
 
-    values, vectors = torch.linalg.eigh(a)
+    read = (a + a.mT) / 2 if symmetrize else _torch_lower(a if UPLO == "L" else a.mT)
+    values, vectors = torch.linalg.eigh(read)
     detached = vectors.detach()
     largest = detached.gather(-2, detached.abs().argmax(dim=-2, keepdim=True))
     vectors = vectors * torch.where(largest < 0, -1.0, 1.0).to(vectors.dtype)
@@ -1456,4 +1469,5 @@ def _eigh(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     values = np.cumsum(steps, axis=-1) - 2.0
     q, _ = np.linalg.qr(draw(float_arrays((*batch, n, n), np.float64, low=-1.0, high=1.0)) + 2 * np.eye(n))
     a = q @ (values[..., :, None] * np.swapaxes(q, -1, -2))
-    return Example((((a + np.swapaxes(a, -1, -2)) / 2).astype(dtype),))
+    params = draw(st.sampled_from([{}, {"UPLO": "U"}, {"symmetrize": True}]))  # NumPy's, or PyTorch's reading
+    return Example((((a + np.swapaxes(a, -1, -2)) / 2).astype(dtype),), params)

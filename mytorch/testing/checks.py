@@ -242,17 +242,51 @@ def _engine_gradients(primitive: Primitive, example: Example, adjoint: np.ndarra
 # ---- the reference: central differences --------------------------------------------------------
 
 
-def _shifted(example: Example, position: int, shift: np.ndarray) -> tuple:
+def _in_float64(example: Example) -> Example:
+    """`example` with its float arrays in float64; an array given twice stays one array."""
+    cast: dict[int, np.ndarray] = {}
+    inputs = []
+    for value in example.inputs:
+        if _is_float(value):
+            if id(value) not in cast:
+                cast[id(value)] = value.astype(np.float64)
+            value = cast[id(value)]
+        inputs.append(value)
+    return Example(tuple(inputs), dict(example.params))
+
+
+def _aliases(example: Example, position: int) -> list[int]:
+    """The positions holding the very array at `position` (the same array passed twice)."""
+    return [i for i, value in enumerate(example.inputs) if value is example.inputs[position]]
+
+
+def _shifted(example: Example, position: int | Sequence[int], shift: np.ndarray | Sequence[np.ndarray]
+             ) -> tuple:
+    """The inputs with `shift` added at `position` and at every position holding the same array
+    (several positions and shifts may be given: a move along all of them at once)."""
+    positions = [position] if isinstance(position, (int, np.integer)) else list(position)
+    shifts = [shift] if isinstance(position, (int, np.integer)) else list(shift)
     inputs = list(example.inputs)
-    inputs[position] = inputs[position] + shift.astype(inputs[position].dtype)
+    moved: dict[int, np.ndarray] = {}
+    for where, change in zip(positions, shifts):
+        original = example.inputs[where]
+        moved[id(original)] = np.asarray(moved.get(id(original), original) + change.astype(original.dtype))
+    for i, value in enumerate(example.inputs):
+        if id(value) in moved:
+            inputs[i] = moved[id(value)]
     return tuple(inputs)
 
 
 def _difference(
-    primitive: Primitive, example: Example, position: int, direction: np.ndarray, step: float
+    primitive: Primitive, example: Example, position: int | Sequence[int],
+    direction: np.ndarray | Sequence[np.ndarray], step: float,
 ) -> np.ndarray:
-    ahead = _forward(primitive, _shifted(example, position, step * direction), example.params)
-    behind = _forward(primitive, _shifted(example, position, -step * direction), example.params)
+    if isinstance(position, (int, np.integer)):
+        ahead_shift, behind_shift = step * direction, -step * direction
+    else:
+        ahead_shift, behind_shift = [step * d for d in direction], [-step * d for d in direction]
+    ahead = _forward(primitive, _shifted(example, position, ahead_shift), example.params)
+    behind = _forward(primitive, _shifted(example, position, behind_shift), example.params)
     ahead, behind = ahead.astype(np.float64), behind.astype(np.float64)
     with np.errstate(invalid="ignore"):
         change = np.where(ahead == behind, 0.0, ahead - behind)  # an infinite output stays put
@@ -277,7 +311,7 @@ def _finite_difference_comparisons(
 ) -> list[_Comparison]:
     """Compare the rules at `example` with central differences taken in float64."""
     atol, rtol = tolerance
-    exact = example.astype(np.float64)
+    exact = _in_float64(example)
     output = _forward(primitive, exact.inputs, exact.params)
     if output.dtype.kind != "f":
         return []  # an integer or bool output has no derivative
@@ -298,8 +332,10 @@ def _finite_difference_comparisons(
         ]
     output_dtype = _forward(primitive, example.inputs, example.params).dtype
     keeps_dtype = _keeps_dtype(example, output_dtype, _index_inputs(primitive))
-    for position in _float_positions(example):
+    firsts = [p for p in _float_positions(example) if _aliases(example, p)[0] == p]
+    for position in firsts:
         x = exact.inputs[position]
+        aliases = _aliases(example, position)
         original = example.inputs[position].dtype
         label = f"input {position} (shape {x.shape} {example.inputs[position].dtype})"
         if "rev" in modes:
@@ -312,6 +348,13 @@ def _finite_difference_comparisons(
                     adjoint64 * _difference(primitive, exact, position, unit.reshape(x.shape), step)
                 )
             got = grads[position]
+            if len(aliases) > 1:  # the same array at several positions: its gradient is their sum
+                parts = [grads[i] for i in aliases if grads[i] is not None]
+                shapes = {np.shape(g) for g in parts}
+                if len(shapes) == 1:  # (a wrong shape is reported as it is)
+                    total = sum(np.asarray(g, dtype=np.float64) for g in parts)
+                    got = total.astype(np.result_type(*[np.asarray(g).dtype for g in parts]))
+                label += f" (the same array as input(s) {', '.join(str(i) for i in aliases[1:])})"
             problem = ""
             if got is not None and np.shape(got) != x.shape:
                 problem = f"has shape {np.shape(got)}, but its input has shape {x.shape}"
@@ -337,6 +380,19 @@ def _finite_difference_comparisons(
             comparisons.append(
                 _Comparison(f"tangent rule: output tangent along {label}", got, numeric, atol, rtol, problem)
             )
+    if "fwd" in modes and len(firsts) > 1:
+        # Every tangent nonzero at once: a cross term (ẋ·ẏ) vanishes whenever one of them is zero.
+        directions = [tangents[p].astype(np.float64) for p in firsts]
+        numeric = _difference(primitive, exact, firsts, directions, step)
+        got = primitive_tangent(primitive, example, {p: tangents[p] for p in firsts})
+        problem = ""
+        if got is not None and np.shape(got) != output.shape:
+            problem = f"has shape {np.shape(got)}, but the output has shape {output.shape}"
+        comparisons.append(_Comparison(
+            f"tangent rule: output tangent along inputs {', '.join(map(str, firsts))} at once",
+            got, numeric, atol, rtol, problem,
+            hint="each tangent alone is right, all of them together are not: a cross term such as ẋ·ẏ?",
+        ))
     return comparisons
 
 
@@ -356,11 +412,16 @@ def _second_order(
     central differences of the rule (in float64), so a rule that mixes in a NumPy constant where
     a primitive belongs is caught too.
     """
-    exact = example.astype(np.float64)
+    exact = _in_float64(example)
     positions = _float_positions(exact)
+    first = {i: _aliases(exact, i)[0] for i in positions}  # an array given twice moves as one
+    tangents = {i: tangents[first[i]] for i in positions}
+    firsts = sorted(set(first.values()))
     with Stretch() as stretch:
         tape, mark = stretch.engine, stretch.mark
-        inputs = tuple(np.array(v) if _is_float(v) else v for v in exact.inputs)  # fresh leaves
+        fresh: dict[int, np.ndarray] = {}
+        inputs = tuple(fresh.setdefault(id(v), np.array(v)) if _is_float(v) else v
+                       for v in exact.inputs)  # fresh leaves (the same array twice stays one)
         output = primitive.apply(inputs, exact.params)
         if len(tape.operation_list) == mark[0]:
             return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
@@ -390,13 +451,12 @@ def _second_order(
             along = _functional.add(along, term)
         adjoints = stretch.backward(along, np.ones_like(along))
         got = sum(float(np.sum(np.asarray(adjoints[id(inputs[i])]) * directions[i]))
-                  for i in positions if adjoints.get(id(inputs[i])) is not None)
+                  for i in firsts if adjoints.get(id(inputs[i])) is not None)
 
     def rule_along(sign: float) -> float:  # ⟨vjp(ȳ, x + sign·h·ẋ), ẋ⟩, not recorded
-        shifted = list(exact.inputs)
-        for i in positions:
-            shifted[i] = np.asarray(shifted[i] + sign * STEPS[np.dtype(np.float64)] * directions[i])
-        grads = primitive_gradients(primitive, Example(tuple(shifted), exact.params), seed)
+        step = STEPS[np.dtype(np.float64)]
+        shifted = _shifted(exact, firsts, [sign * step * directions[i] for i in firsts])
+        grads = primitive_gradients(primitive, Example(shifted, exact.params), seed)
         return sum(float(np.sum(np.asarray(grads[i], dtype=np.float64) * directions[i]))
                    for i in positions if grads[i] is not None)
 
@@ -495,6 +555,33 @@ def _as_example(drawn: Any, primitive: Primitive) -> Example:
     return Example(tuple(inputs), dict(params))
 
 
+def _same_array_twice(primitive: Primitive, example: Example, widen: bool = False) -> Example:
+    """`example` with two of its float inputs made the very same array (`mul(x, x)`), where the
+    forward accepts that: a rule must be right when its inputs alias, too. With `widen` (a
+    built-in input spec, which draws float arrays at every place it draws constants), the place
+    of a constant may take the float array as well."""
+    positions = _float_positions(example)
+    others = [j for j, v in enumerate(example.inputs)
+              if (j in positions or widen and isinstance(v, (np.ndarray, int, float)))
+              and j not in _index_inputs(primitive)]
+    pairs = [(i, j) for i in positions for j in others if i != j and not (j in positions and j < i)
+             and np.shape(example.inputs[i]) == np.shape(example.inputs[j])]  # (no new broadcasting)
+    for i, j in pairs:
+        inputs = list(example.inputs)
+        inputs[j] = inputs[i]
+        tied = Example(tuple(inputs), dict(example.params))
+        try:  # at the tie and around it (the finite differences go there)
+            with np.errstate(all="ignore"):
+                outputs = [_forward(primitive, _shifted(tied, i, np.full(np.shape(tied.inputs[i]), h)),
+                                    tied.params) for h in (0.0, 1e-3, -1e-3)]
+        except Exception:  # the forward refuses this pair
+            continue
+        if any(o.dtype.kind == "f" and not np.all(np.isfinite(o)) for o in outputs):
+            continue  # outside the domain the spec draws from (x / x at 0, x ** x below 0)
+        return tied
+    return example
+
+
 def _least_precise(example: Example) -> np.dtype:
     dtypes = [v.dtype for v in example.inputs if _is_float(v)]
     return min(dtypes, key=lambda d: d.itemsize) if dtypes else np.dtype(np.float64)
@@ -569,7 +656,7 @@ def check_primitive(
     op: str | Primitive,
     inputs: st.SearchStrategy[Any] | None = None,
     *,
-    dtype: Any = np.float64,
+    dtype: Any = None,
     modes: Sequence[str] = ("rev", "fwd"),
     max_examples: int | None = None,
     atol: float | None = None,
@@ -577,6 +664,7 @@ def check_primitive(
     step: float | None = None,
     seed: int | None = None,
     second_order: bool | str = True,
+    same_array: bool = True,
 ) -> CheckReport:
     """Property-check a primitive's backward ('rev') and tangent ('fwd') rules against central
     finite differences over generated inputs; raise `GradientCheckError` with a minimal example.
@@ -585,11 +673,16 @@ def check_primitive(
     backward walk runs them (create_graph), on arrays that are on the tape, each gradient and
     tangent must be produced on the tape. A rule written with raw NumPy (`g / (1 + np.exp(-x))`)
     gets first derivatives right, but gradients of gradients through it (hessians,
-    `mytorch.grad(mytorch.grad(f))`) silently come out zero: the check fails and says so.
-    `second_order="numeric"` also compares the backward rule's own derivative with finite
-    differences (catching a NumPy constant mixed into a recorded rule); that walks back through
-    the primitives the rule is written with, so it trusts their rules (a grader checking one rule
-    at a time keeps the default). Pass `second_order=False` for a rule meant for first order only.
+    `mytorch.grad(mytorch.grad(f))`) silently come out zero: the check fails and says so. The
+    backward rule's own derivative is also compared with finite differences (catching a NumPy
+    function of an input inside otherwise recorded code, `F.mul(g, np.cos(x))`); that walks back
+    through the primitives the rule is written with, so it trusts their rules.
+    `second_order="recorded"` only asks that the results be on the tape (a grader checking one rule
+    at a time); `second_order=False` is for a rule meant for first order only.
+
+    The defaults draw what a rule is most often wrong on: float64 and float32 examples (`dtype=`
+    picks one), the same array passed for two inputs of one shape (`same_array=False` turns that
+    off), and, besides one tangent at a time, all input tangents nonzero at once.
 
     `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
     `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of arguments (the
@@ -613,10 +706,14 @@ def check_primitive(
     check_primitive('numpy_cube'): your rule computes with NumPy: gradients of gradients through it are zero
     """
     primitive = _lookup(op)
+    built_in = inputs is None
     if inputs is None:
         if primitive.name not in CASES:
             raise KeyError(f"check_primitive: no built-in inputs for {primitive.name!r}; pass inputs=")
-        inputs = CASES[primitive.name].examples(dtype)
+        case = CASES[primitive.name]
+        inputs = case.examples(dtype) if dtype is not None else st.one_of(
+            case.examples(np.float64), case.examples(np.float32)
+        )
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
     report = CheckReport(primitive.name, "finite differences")
 
@@ -624,6 +721,8 @@ def check_primitive(
     @given(st.data())
     def run(data: st.DataObject) -> None:
         example = _as_example(data.draw(inputs, label="example"), primitive)
+        if same_array and data.draw(st.integers(0, 3), label="same array twice") == 0:
+            example = _same_array_twice(primitive, example, widen=built_in)
         output = _forward(primitive, example.inputs, example.params)
         _check_forward_dtype(primitive, example, output)
         out_dtype = output.dtype if output.dtype.kind == "f" else np.dtype(np.float64)
@@ -646,7 +745,7 @@ def check_primitive(
         )
         if second_order:
             culprit, comparisons = _second_order(
-                primitive, example, adjoint, tangents, modes, tolerance, numeric=second_order == "numeric"
+                primitive, example, adjoint, tangents, modes, tolerance, numeric=second_order != "recorded"
             )
             if culprit:
                 raise GradientCheckError(

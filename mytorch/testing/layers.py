@@ -103,6 +103,8 @@ def check_layer(
         got = {"Z": Z, "dLdA": dLdA, **{p.quantity: p.gradient() for p in found}}
         got = {key: None if value is None else np.array(value, copy=True) for key, value in got.items()}
         values = {p.path: np.array(p.value(), copy=True) for p in found}
+        if params is None:
+            _refuse_unclaimed(name, layer, A, dLdZ, found, candidates, tolerance, data)
         if reference is None:
             expected = _finite_differences(layer, A, dLdZ, found, data)
         else:
@@ -351,8 +353,35 @@ def _reference_gradients(
         return gradients
 
 
+def _refuse_unclaimed(
+    name: str, layer: Any, A: np.ndarray, dLdZ: np.ndarray, found: list[_Parameter],
+    candidates: list[_Parameter], tolerance: tuple[float, float], data: st.DataObject,
+) -> None:
+    """A float array the layer held from the start, that changes its output, but whose gradient
+    backward never set (a parameter named `gamma`, a BatchNorm's `Bb`), fails the check: left
+    out, its gradient would go unchecked, and an optimizer would never move it."""
+    taken = {id(p.array) for p in found} | {id(p.value()) for p in found}
+    for candidate in candidates:
+        if candidate.is_gradient or not candidate.still_held() or id(candidate.array) in taken:
+            continue
+        slope = _finite_differences(layer, A, dLdZ, [candidate], data, only_parameters=True)
+        numeric = slope[candidate.quantity]
+        moved = np.abs(np.nan_to_num(numeric)) > tolerance[0] + tolerance[1]
+        if moved.any():
+            raise GradientCheckError(
+                f"check_layer({name}): {candidate.path} changes the layer's output "
+                f"(dL/d{candidate.attribute} "
+                f"is {float(np.nan_to_num(numeric)[moved][0]):.6g} at index "
+                f"{tuple(int(i) for i in np.argwhere(moved)[0])}), but backward set no "
+                f"{candidate.quantity} (nor d{candidate.attribute}): a parameter whose gradient is never "
+                "set is never trained. Set it in backward, or, if it is a constant, name the parameters "
+                "with params= (paths such as 'W', 'layers[0].b')."
+            )
+
+
 def _finite_differences(
-    layer: Any, A: np.ndarray, dLdZ: np.ndarray, found: list[_Parameter], data: st.DataObject
+    layer: Any, A: np.ndarray, dLdZ: np.ndarray, found: list[_Parameter], data: st.DataObject,
+    only_parameters: bool = False,
 ) -> dict[str, np.ndarray]:
     """Central differences of L = Σ dLdZ ⊙ forward(A) in A and in each parameter (in place)."""
     step = 1e-6 if A.dtype == np.float64 else 1e-3
@@ -380,7 +409,7 @@ def _finite_differences(
         return numeric
 
     point = A.copy()
-    expected = {"dLdA": gradient(point, lambda: loss(point))}
+    expected = {} if only_parameters else {"dLdA": gradient(point, lambda: loss(point))}
     for p in found:
         expected[p.quantity] = gradient(p.value(), lambda: loss(A.copy()))
     return expected

@@ -1,0 +1,197 @@
+"""Law 8: checkers have power. Every mutant of the catalogue is rejected by `check_primitive` and
+`check_layer` under their default settings (no dtype=, modes=, second_order= or params= given).
+
+Each mutant is a rule that is right almost everywhere: the catalogue names the corner it is wrong
+in. A mutant of a built-in primitive keeps that primitive's name, so the checker draws from its
+built-in input spec, as it would for a student's rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mytorch import functional as F
+from mytorch.primitive import constant, reduce_to
+from mytorch.testing import GradientCheckError, check_layer, check_primitive
+
+# ---- mutants of primitives: (name, the corner it is wrong in, the mutant) -------------------------
+
+
+def _exp_wrong_for_negatives() -> F.Primitive:
+    def vjp(g, ans, x):
+        return (F.mul(g, F.mul(ans, constant(np.where(x < 0, 1.5, 1.0), x))),)
+
+    return F.primitive("exp", np.exp, vjp=vjp, jvp=lambda t, ans, x: F.mul(t[0], ans), register=False)
+
+
+def _mul_wrong_for_a_stretched_size_one_axis() -> F.Primitive:
+    def first_not_sum(g, x):
+        """g reduced to x's shape, taking the first element along stretched size-1 axes."""
+        g = reduce_to(g, np.zeros(g.shape[g.ndim - np.ndim(x):]) if np.ndim(x) else np.zeros(()))
+        index = tuple(slice(0, 1) if n == 1 and m > 1 else slice(None) for n, m in zip(np.shape(x), g.shape))
+        return F.getitem(g, index) if index else g
+
+    return F.primitive(
+        "mul", np.multiply,
+        vjp=(lambda g, ans, x, y: first_not_sum(F.mul(g, y), x),
+             lambda g, ans, x, y: first_not_sum(F.mul(g, x), y)),
+        jvp=lambda t, ans, x, y: F.add(F.mul(t[0], y), F.mul(x, t[1])), arity=2, register=False,
+    )
+
+
+def _tanh_wrong_in_float32() -> F.Primitive:
+    def vjp(g, ans, x):
+        slope = F.sub(1.0, F.mul(ans, ans))
+        return (F.mul(g, F.mul(slope, 1.01 if x.dtype == np.float32 else 1.0)),)
+
+    return F.primitive("tanh", np.tanh, vjp=vjp,
+                       jvp=lambda t, ans, x: F.mul(t[0], F.sub(1.0, F.mul(ans, ans))), register=False)
+
+
+def _mul_wrong_for_the_second_input() -> F.Primitive:
+    return F.primitive(
+        "mul", np.multiply,
+        vjp=(lambda g, ans, x, y: reduce_to(F.mul(g, y), x),
+             lambda g, ans, x, y: reduce_to(F.mul(F.mul(g, x), 1.1), y)),
+        jvp=lambda t, ans, x, y: F.add(F.mul(t[0], y), F.mul(x, t[1])), arity=2, register=False,
+    )
+
+
+def _mul_wrong_for_the_same_array_twice() -> F.Primitive:
+    def vjp(g, ans, x, y):
+        if x is y:  # "the same array: one gradient is enough"
+            return reduce_to(F.mul(g, y), x), None
+        return reduce_to(F.mul(g, y), x), reduce_to(F.mul(g, x), y)
+
+    def jvp(t, ans, x, y):
+        return F.mul(t[0], y) if x is y else F.add(F.mul(t[0], y), F.mul(x, t[1]))
+
+    return F.primitive("mul", np.multiply, vjp=vjp, jvp=jvp, arity=2, register=False)
+
+
+def _mul_tangent_with_a_cross_term() -> F.Primitive:
+    def jvp(t, ans, x, y):
+        return F.add(F.add(F.mul(t[0], y), F.mul(x, t[1])), F.mul(t[0], t[1]))  # right if ẋ or ẏ is 0
+
+    return F.primitive(
+        "mul", np.multiply,
+        vjp=lambda g, ans, x, y: (reduce_to(F.mul(g, y), x), reduce_to(F.mul(g, x), y)),
+        jvp=jvp, arity=2, register=False,
+    )
+
+
+def _sin_with_a_numpy_function_inside_recorded_code() -> F.Primitive:
+    # F.mul records, so the gradient is on the tape, but np.cos(x) is a constant there: the second
+    # derivative through this rule is silently wrong.
+    return F.primitive("sin", np.sin, vjp=lambda g, ans, x: (F.mul(g, np.cos(x)),),
+                       jvp=lambda t, ans, x: F.mul(t[0], F.cos(x)), register=False)
+
+
+PRIMITIVE_MUTANTS = {
+    "wrong only for negative inputs": _exp_wrong_for_negatives,
+    "wrong only for a size-1 axis": _mul_wrong_for_a_stretched_size_one_axis,
+    "wrong only in float32": _tanh_wrong_in_float32,
+    "wrong only for the second input": _mul_wrong_for_the_second_input,
+    "wrong only when two inputs are the same array": _mul_wrong_for_the_same_array_twice,
+    "a tangent rule with a cross term": _mul_tangent_with_a_cross_term,
+    "a raw NumPy function of an input inside recorded code": _sin_with_a_numpy_function_inside_recorded_code,
+}
+
+
+@pytest.mark.parametrize("corner", sorted(PRIMITIVE_MUTANTS))
+def test_check_primitive_rejects_every_mutant_with_its_defaults(corner):
+    with pytest.raises(GradientCheckError):
+        check_primitive(PRIMITIVE_MUTANTS[corner]())
+
+
+@pytest.mark.parametrize("name", ["exp", "mul", "tanh", "sin"])
+def test_the_primitives_the_mutants_come_from_pass_with_the_same_defaults(name):
+    assert check_primitive(name).examples > 0
+
+
+# ---- mutants of layers ---------------------------------------------------------------------------
+
+
+class ScaledLinear:
+    """Z = (A Wᵀ + b) · scale: W and b get gradients; `scale` (not named W or b) never does."""
+
+    def __init__(self, in_features: int = 3, out_features: int = 2) -> None:
+        rng = np.random.default_rng(0)
+        self.W = rng.uniform(-1, 1, (out_features, in_features))
+        self.b = rng.uniform(-1, 1, out_features)
+        self.scale = rng.uniform(0.5, 1.5, out_features)
+
+    def forward(self, A: np.ndarray) -> np.ndarray:
+        self.A = A
+        return (A @ self.W.T + self.b) * self.scale
+
+    def backward(self, dLdZ: np.ndarray) -> np.ndarray:
+        dLdY = dLdZ * self.scale
+        self.dLdW = dLdY.T @ self.A
+        self.dLdb = dLdY.sum(axis=0)
+        return dLdY @ self.W
+
+
+class Scale:
+    """Z = A · gamma, whose only parameter has a name other than W or b and no gradient."""
+
+    def __init__(self, features: int = 3) -> None:
+        self.gamma = np.linspace(0.5, 1.5, features)
+        self.in_features = features
+
+    def forward(self, A: np.ndarray) -> np.ndarray:
+        return A * self.gamma
+
+    def backward(self, dLdZ: np.ndarray) -> np.ndarray:
+        return dLdZ * self.gamma
+
+
+class BatchNormWithoutBiasGradient:
+    """The handout's BatchNorm1d (BW, Bb, dLdBW, dLdBb), whose backward never sets dLdBb."""
+
+    def __init__(self, num_features: int = 3, alpha: float = 0.9) -> None:
+        self.alpha, self.eps = alpha, 1e-8
+        self.BW = np.linspace(0.5, 1.5, num_features).reshape(1, num_features)
+        self.Bb = np.linspace(-0.5, 0.5, num_features).reshape(1, num_features)
+        self.in_features = num_features
+
+    def forward(self, Z: np.ndarray) -> np.ndarray:
+        self.Z, self.N = Z, Z.shape[0]
+        self.M = Z.mean(axis=0, keepdims=True)
+        self.V = Z.var(axis=0, keepdims=True)
+        self.NZ = (Z - self.M) / np.sqrt(self.V + self.eps)
+        return self.BW * self.NZ + self.Bb
+
+    def backward(self, dLdBZ: np.ndarray) -> np.ndarray:
+        self.dLdBW = np.sum(dLdBZ * self.NZ, axis=0, keepdims=True)
+        dLdNZ = dLdBZ * self.BW
+        inverse = 1 / np.sqrt(self.V + self.eps)
+        dLdV = -0.5 * np.sum(dLdNZ * (self.Z - self.M) * inverse**3, axis=0, keepdims=True)
+        dLdM = -np.sum(dLdNZ * inverse, axis=0, keepdims=True) - 2 / self.N * dLdV * np.sum(
+            self.Z - self.M, axis=0, keepdims=True)
+        return dLdNZ * inverse + dLdV * 2 * (self.Z - self.M) / self.N + dLdM / self.N
+
+
+LAYER_MUTANTS = {
+    "a parameter not named W or b whose gradient is never set, beside W and b": ScaledLinear,
+    "a layer whose only parameter is not named W or b and has no gradient": Scale,
+    "a BatchNorm whose bias gradient is never set": BatchNormWithoutBiasGradient,
+}
+
+
+@pytest.mark.parametrize("corner", sorted(LAYER_MUTANTS))
+def test_check_layer_rejects_every_mutant_with_its_defaults(corner):
+    layer = LAYER_MUTANTS[corner]()
+    with pytest.raises(GradientCheckError):
+        check_layer(layer, input_shape=(4, 3) if "BatchNorm" in corner else None)
+
+
+class CompleteBatchNorm(BatchNormWithoutBiasGradient):
+    def backward(self, dLdBZ: np.ndarray) -> np.ndarray:
+        self.dLdBb = np.sum(dLdBZ, axis=0, keepdims=True)
+        return super().backward(dLdBZ)
+
+
+def test_the_complete_batchnorm_passes_with_the_same_defaults():
+    assert check_layer(CompleteBatchNorm(), input_shape=(4, 3)).examples > 0

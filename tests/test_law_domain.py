@@ -1,0 +1,71 @@
+"""Law 6: the domain of the rules is the domain of the forward.
+
+Whatever the forward of a registered primitive accepts, drawn from the edge grammar (size-0 and
+0-d arrays, axis=None, ±inf, nan, ties, the same array twice, non-contiguous, negative-stride and
+Fortran-ordered views, NumPy scalars and 0-d arrays as parameters, float32), its backward and
+tangent rules accept, with gradients of the inputs' shapes and tangents of the output's shape.
+An error raised inside any rule names the primitive and the shapes.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mytorch
+from mytorch import functional as F
+from mytorch.autograd_engine import Stretch
+from mytorch.testing.registry import registry
+
+RECORDS = registry()
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+@settings(max_examples=15)
+@given(data=st.data())
+def test_what_the_forward_accepts_the_rules_accept(name, data):
+    op = RECORDS[name]
+    example = data.draw(op.edge_examples(), label="example")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            with mytorch.no_grad():
+                op.primitive.apply(example.inputs, example.params)
+        except (ValueError, TypeError, IndexError):
+            return  # refused by the forward: nothing for the rules to accept
+        with Stretch() as stretch:
+            output = op.primitive.apply(example.inputs, example.params)
+            if stretch.producer(output) is None:
+                return
+            adjoints = stretch.backward(output, np.ones(output.shape, output.dtype))
+            for i in example.float_positions:
+                gradient = adjoints.get(id(example.inputs[i]))
+                assert gradient is None or np.shape(gradient) == example.inputs[i].shape
+            seeds = {id(example.inputs[i]): np.ones_like(example.inputs[i]) for i in example.float_positions}
+            tangent = stretch.forward(seeds).get(id(output))
+            assert tangent is None or np.shape(tangent) == output.shape
+
+
+def test_an_error_inside_a_backward_rule_names_the_primitive_and_the_shapes():
+    with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(4, 5\)"):
+        F.matmul_backward(np.ones((2, 5)), np.ones((2, 3)), np.ones((4, 5)))
+
+
+@pytest.mark.parametrize("rule", ["vjp", "jvp"])
+def test_an_error_inside_a_rule_during_a_walk_names_the_primitive_and_the_shapes(rule):
+    def broken(*args, **kwargs):
+        return np.ones((2, 3)) @ np.ones((4, 5))  # NumPy's bare "matmul: ... mismatch"
+
+    op = F.primitive("wobbly", lambda x: 2 * x, vjp=broken, jvp=broken, register=False)
+    x = np.ones(3)
+    named = r"^wobbly \((backward|tangent) rule; inputs \(3,\)"
+    with Stretch() as stretch, pytest.raises(ValueError, match=named):
+        y = op(x)
+        if rule == "vjp":
+            stretch.backward(y, np.ones(3))
+        else:
+            stretch.forward({id(x): np.ones(3)})
