@@ -279,3 +279,12 @@ __all__ += [  # noqa: PLE0605
     "softplus", "sort", "special", "square", "std", "take", "take_along_axis", "tan", "tensordot", "tile",
     "trace", "tril", "triu", "var", *(f"{name}_backward" for name in _WIDER),
 ]
+
+# ---- issue 23: the rest of NumPy (mytorch/rules/numpy_more.py), SciPy's linalg and signal ---------
+
+from mytorch.rules import numpy_more as _numpy_more  # noqa: E402
+from mytorch.rules.numpy_more import *  # noqa: E402, F403
+
+_BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
+globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
+__all__ += [*_numpy_more.__all__, *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605

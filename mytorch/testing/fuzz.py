@@ -940,3 +940,36 @@ MENU.update({
         None if (k := _pick(draw, values, _positive)) is None else Step("polygamma", (Const(1), k))
     ),
 })
+
+
+# ---- issue 23: the rest of NumPy -------------------------------------------------------------------
+
+
+def _off_steps(v: np.ndarray) -> bool:
+    """Away from the half-integers, where floor, ceil, trunc and rint jump."""
+    return v.size == 0 or float(np.min(np.abs(2 * v - np.round(2 * v)))) > 4 * MARGIN
+
+
+def _quotient_off_whole(a: np.ndarray, b: np.ndarray) -> bool:
+    if b.size and float(np.min(np.abs(b))) < 0.3:
+        return False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.asarray(a / b)
+    return q.size == 0 or bool(np.all(np.isfinite(q))) and float(np.min(np.abs(q - np.round(q)))) > 0.05
+
+
+MENU.update({
+    "log10": _unary("log10", _positive),
+    "log2": _unary("log2", _positive),
+    "exp2": _unary("exp2", lambda v: v.size == 0 or float(v.max()) < 3.0),
+    "arctanh": _unary("arctanh", _within(0.9)),
+    "arccosh": _unary("arccosh", lambda v: v.size == 0 or float(v.min()) > 1.1),
+    "floor": _unary("floor", _off_steps),
+    "ceil": _unary("ceil", _off_steps),
+    "trunc": _unary("trunc", _off_steps),
+    "rint": _unary("rint", _off_steps),
+    "round": _unary("round", _off_steps),
+    "mod": _binary("mod", _quotient_off_whole),
+    "fmod": _binary("fmod", _quotient_off_whole),
+    "logaddexp2": _binary("logaddexp2"),
+})
