@@ -10,11 +10,11 @@ The rules are the classic matrix adjoints, written with recording primitives:
 
 with Φ the lower triangle with its diagonal halved and F_ij = 1/(λ_j − λ_i) off the diagonal.
 
-`cholesky` and `eigh` read the symmetric part (A + Aᵀ)/2 of their input (NumPy reads one
-triangle; for a symmetric A they agree), so their gradients are symmetric, as PyTorch's are.
-The eigenvector rule holds for distinct eigenvalues: F blows up as two of them meet (the
-eigenvectors of a repeated eigenvalue are not unique). Eigenvectors come with a fixed sign
-(each one's largest component positive), so they are a function of A.
+`cholesky` reads the symmetric part (A + Aᵀ)/2 of its input (NumPy reads one triangle; for a
+symmetric A they agree), so its gradient is symmetric, as PyTorch's is. `eigh` computes what
+NumPy computes (one triangle read, NumPy's eigenvector signs) and its gradient lands on that
+triangle. The eigenvector rule holds for distinct eigenvalues: F blows up as two of them meet (the
+eigenvectors of a repeated eigenvalue are not unique).
 
 `slogdet` and `eigh` return two arrays; each is one primitive whose output packs both (the sign
 and the log, or the eigenvalues as row 0 above the eigenvectors), unpacked by `getitem`.
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.primitive import primitive, sum_to_shape
+from mytorch.rules.core import abs as abs_
 from mytorch.rules.core import (
     add,
     concatenate,
@@ -42,14 +43,16 @@ from mytorch.rules.core import (
     matmul,
     mul,
     neg,
+    power,
     reshape,
     stack,
     sub,
     swapaxes,
+    transpose,
     where,
 )
 from mytorch.rules.core import sum as sum_
-from mytorch.rules.numpy_ops import tril
+from mytorch.rules.numpy_ops import tril, triu
 
 __all__ = ["cholesky", "det", "eigh", "inv", "norm", "slogdet", "solve"]
 
@@ -78,32 +81,30 @@ def _symmetrize(a: Any) -> Any:
 # ---- norm -----------------------------------------------------------------------------------------
 
 
-def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, tuple[int, ...]]:  # noqa: A002
-    """Which norm (as "1", "2" or "inf" of the elements) over which axes; NumPy's reading of
-    `ord` and `axis`. Matrix norms other than Frobenius are refused."""
+def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, Any, tuple[int, ...]]:  # noqa: A002
+    """NumPy's reading of `ord` and `axis`: ("vector", p, axes) or ("matrix", ord, (row, col))."""
     ndim = np.ndim(x)
     if axis is None:
-        axes = tuple(range(ndim))
-        matrix = ord is not None and ndim == 2
-        if ord is not None and ndim not in (1, 2):
-            raise ValueError(f"norm: ord={ord!r} needs a 1-D or 2-D array (or axis=), got {ndim}-D")
+        if ord is None or ndim not in (1, 2):
+            if ord is not None:
+                raise ValueError(f"norm: ord={ord!r} needs a 1-D or 2-D array (or axis=), got {ndim}-D")
+            return "vector", 2, tuple(range(ndim))
+        given: tuple = tuple(range(ndim))
     else:
         given = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-        axes = tuple(sorted(int(a) % max(ndim, 1) for a in given))
-        if len(axes) not in (1, 2) or len(set(axes)) != len(axes):
-            raise ValueError(f"norm: axis must be an int or a pair of distinct ints, got {axis!r}")
-        matrix = len(axes) == 2
-    if matrix:
-        if ord not in (None, "fro"):
-            raise NotImplementedError(f"norm: matrix ord={ord!r} is not differentiable here; use 'fro'")
-        return "2", axes
-    if ord is None or ord == 2:
-        return "2", axes
-    if ord == 1:
-        return "1", axes
-    if ord == np.inf:
-        return "inf", axes
-    raise NotImplementedError(f"norm: vector ord={ord!r} is not supported (1, 2, inf)")
+    axes = tuple(int(a) % max(ndim, 1) for a in given)
+    if len(axes) not in (1, 2) or len(set(axes)) != len(axes) or any(
+            not -max(ndim, 1) <= a < max(ndim, 1) for a in given):
+        raise ValueError(f"norm: axis must be an int or a pair of distinct ints for {ndim}-D, got {axis!r}")
+    if len(axes) == 1:
+        if isinstance(ord, str):
+            raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
+        return "vector", 2 if ord is None else ord, axes
+    if ord in (None, "fro", "f"):
+        return "vector", 2, tuple(sorted(axes))  # Frobenius: the 2-norm of the elements
+    if ord not in ("nuc", 1, -1, 2, -2, np.inf, -np.inf):
+        raise ValueError(f"norm: invalid norm order {ord!r} for matrices")
+    return "matrix", ord, axes
 
 
 def _norm_forward(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> np.ndarray:  # noqa: A002
@@ -113,40 +114,75 @@ def _norm_forward(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = Fa
 
 def _keep(g: Any, ndim: int, axes: tuple[int, ...], keepdims: bool) -> Any:
     """Re-insert the reduced axes, so `g` broadcasts against the input."""
-    return g if keepdims or not axes else expand_dims(g, axes)
+    return g if keepdims or not axes else expand_dims(g, tuple(sorted(axes)))
 
 
-def _norm_slope(x: Any, norm: Any, kind: str, axes: tuple[int, ...]) -> Any:
-    """∂‖x‖/∂x: x/‖x‖ (0 at 0), sign(x), or sign(x) shared evenly by the largest |x|."""
-    if kind == "2":
+def _shared(hits: np.ndarray, axes: Any, like: Any) -> np.ndarray:
+    """A 0/1 mask of the elements that attain the extremum, shared evenly among ties."""
+    return (hits / np.sum(hits, axis=axes, keepdims=True)).astype(like.dtype)
+
+
+def _norm_slope(x: Any, norm: Any, kind: str, p: Any, axes: tuple[int, ...]) -> Any:
+    """∂‖x‖/∂x over `axes`, `norm` broadcasting against x (0 at x = 0, as PyTorch's)."""
+    value, signs = np.asarray(x), np.sign(np.asarray(x)).astype(x.dtype)
+    if kind == "vector":
+        if p == 2:
+            nonzero = np.asarray(norm) > 0
+            return div(x, where(nonzero, norm, 1))  # x = 0 where the norm is 0: a zero gradient
+        if p == 1:
+            return signs
+        if p == 0:
+            return np.zeros(x.shape, x.dtype)
+        if p in (np.inf, -np.inf):
+            return signs * _shared(np.abs(value) == np.asarray(norm), axes, x)
+        # sign(x) |x|^(p−1) / ‖x‖^(p−1)
         nonzero = np.asarray(norm) > 0
-        return div(x, where(nonzero, norm, 1))  # x = 0 where the norm is 0: a zero gradient
-    dtype = x.dtype
-    signs = np.sign(np.asarray(x))
-    if kind == "1":
-        return signs.astype(dtype)
-    largest = np.abs(np.asarray(x)) == np.asarray(norm)
-    return (signs * largest / np.sum(largest, axis=axes, keepdims=True)).astype(dtype)
+        return mul(mul(signs, power(abs_(x), p - 1)), power(where(nonzero, norm, 1), 1 - p))
+    row, col = axes
+    if p in (1, -1, np.inf, -np.inf):  # the largest (smallest) column (row) sum of |x|
+        summed = row if p in (1, -1) else col
+        sums = np.sum(np.abs(value), axis=summed, keepdims=True)
+        return signs * _shared(sums == np.asarray(norm), axes, x)
+    # 2, -2, 'nuc': through the singular vectors, U diag(w) Vᵀ with w picking singular values
+    from mytorch.rules.linalg_more import svd
+
+    moved = _moveaxes(x, (row, col), (-2, -1))
+    u, s, vh = svd(moved, full_matrices=False)
+    k = np.shape(s)[-1]
+    weights = {"nuc": np.ones(k), 2: np.eye(k)[0], -2: np.eye(k)[-1]}[p].astype(x.dtype)
+    return _moveaxes(matmul(mul(u, weights), vh), (-2, -1), (row, col))
+
+
+def _moveaxes(x: Any, source: tuple[int, int], destination: tuple[int, int]) -> Any:
+    ndim = np.ndim(x)
+    source = tuple(a % ndim for a in source)
+    destination = tuple(a % ndim for a in destination)
+    order = [n for n in range(ndim) if n not in source]
+    for dest, src in sorted(zip(destination, source)):
+        order.insert(dest, src)
+    return transpose(x, tuple(order))
 
 
 def _norm_vjp(g: np.ndarray, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,  # noqa: A002
               keepdims: bool = False) -> tuple:
-    kind, axes = _norm_kind(x, ord, axis)
+    kind, p, axes = _norm_kind(x, ord, axis)
     norm = _keep(ans, x.ndim, axes, keepdims)
-    return (mul(_keep(g, x.ndim, axes, keepdims), _norm_slope(x, norm, kind, axes)),)
+    return (mul(_keep(g, x.ndim, axes, keepdims), _norm_slope(x, norm, kind, p, axes)),)
 
 
 def _norm_jvp(t: list, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,  # noqa: A002
               keepdims: bool = False) -> np.ndarray:
-    kind, axes = _norm_kind(x, ord, axis)
+    kind, p, axes = _norm_kind(x, ord, axis)
     norm = _keep(ans, x.ndim, axes, keepdims)
-    return sum_(mul(t[0], _norm_slope(x, norm, kind, axes)), axis=axes, keepdims=keepdims)
+    return sum_(mul(t[0], _norm_slope(x, norm, kind, p, axes)), axis=tuple(sorted(axes)), keepdims=keepdims)
 
 
 norm = primitive("norm", _norm_forward, vjp=_norm_vjp, jvp=_norm_jvp)
-norm.__doc__ = """`np.linalg.norm(x, ord, axis, keepdims)`: vector ord 1, 2, inf; matrix 'fro'.
+norm.__doc__ = """`np.linalg.norm(x, ord, axis, keepdims)`: every ord NumPy takes (vector p for any p,
+inf, -inf, 0; matrix 'fro', 'nuc', 1, -1, 2, -2, inf, -inf).
 
-The gradient at x = 0 is 0 (the subgradient PyTorch uses); ord=inf shares it evenly among ties."""
+The gradient at x = 0 is 0 (the subgradient PyTorch uses); ±inf and the matrix 1 / inf norms share
+it evenly among ties; the matrix 2 / -2 / 'nuc' norms go through the singular vectors."""
 
 # ---- inverse, solve, determinants -------------------------------------------------------------------
 
@@ -257,12 +293,24 @@ cholesky = primitive(
 )
 
 
-def _eigh_packed(a: Any) -> np.ndarray:
-    values, vectors = np.linalg.eigh(_symmetric(a))
-    # a fixed sign: each eigenvector's largest component (the first of equals) is positive
-    largest = np.take_along_axis(vectors, np.argmax(np.abs(vectors), axis=-2)[..., None, :], axis=-2)
-    vectors = vectors * np.where(largest < 0, -1, 1).astype(vectors.dtype)
+def _eigh_packed(a: Any, UPLO: str = "L") -> np.ndarray:  # noqa: N803 - NumPy's name
+    values, vectors = np.linalg.eigh(a, UPLO)  # NumPy's values and vectors, signs included
     return np.concatenate([values[..., None, :], vectors], axis=-2).astype(np.asarray(a).dtype, copy=False)
+
+
+def _triangle_read(a: Any, UPLO: str) -> Any:  # noqa: N803
+    """The symmetric matrix NumPy's eigh sees: one triangle of `a`, mirrored."""
+    if UPLO == "L":
+        return add(tril(a), _T(tril(a, -1)))
+    return add(triu(a), _T(triu(a, 1)))
+
+
+def _onto_triangle(g: Any, UPLO: str) -> Any:  # noqa: N803
+    """The adjoint of `_triangle_read` for a symmetric `g`: the read triangle gets g, and its
+    off-diagonal entries g twice (each stands for two entries of the symmetric matrix)."""
+    if UPLO == "L":
+        return add(tril(g), tril(g, -1))
+    return add(triu(g), triu(g, 1))
 
 
 def _eigen_gaps(values: Any) -> tuple[Any, np.ndarray]:
@@ -278,7 +326,7 @@ def _eigh_parts(packed: Any) -> tuple[Any, Any]:
     return getitem(packed, (Ellipsis, slice(0, 1), every)), getitem(packed, (Ellipsis, slice(1, None), every))
 
 
-def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
+def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any, UPLO: str = "L") -> tuple:  # noqa: N803
     values, vectors = _eigh_parts(ans)
     grad_values, grad_vectors = _eigh_parts(g)
     eye = np.eye(np.shape(values)[-1], dtype=values.dtype)
@@ -286,13 +334,13 @@ def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
     if np.any(np.asarray(grad_vectors)):  # (a loss of the eigenvalues alone is fine at repeated ones)
         gaps, eye = _eigen_gaps(values)
         middle = add(mul(gaps, matmul(_T(vectors), grad_vectors)), middle)
-    return (_symmetrize(matmul(matmul(vectors, middle), _T(vectors))),)
+    return (_onto_triangle(_symmetrize(matmul(matmul(vectors, middle), _T(vectors))), UPLO),)
 
 
-def _eigh_jvp(t: list, ans: np.ndarray, a: Any) -> np.ndarray:
+def _eigh_jvp(t: list, ans: np.ndarray, a: Any, UPLO: str = "L") -> np.ndarray:  # noqa: N803
     values, vectors = _eigh_parts(ans)
     gaps, eye = _eigen_gaps(values)
-    rotated = matmul(_T(vectors), matmul(_symmetrize(t[0]), vectors))  # Vᵀ Ȧ V
+    rotated = matmul(_T(vectors), matmul(_triangle_read(t[0], UPLO), vectors))  # Vᵀ Ȧ V
     value_tangent = sum_(mul(rotated, eye), axis=-2, keepdims=True)
     return concatenate([value_tangent, matmul(vectors, mul(gaps, rotated))], axis=-2)
 
@@ -302,15 +350,26 @@ _eigh = primitive(  # packed: row 0 the eigenvalues (ascending), rows 1.. the ei
 )
 
 
-def eigh(a: Any) -> EighResult:
-    """(eigenvalues, eigenvectors) of the symmetric part of `a`, as `np.linalg.eigh`.
+def eigh(a: Any, UPLO: str = "L") -> EighResult:  # noqa: N803 - NumPy's name
+    """(eigenvalues, eigenvectors) as `np.linalg.eigh`: NumPy's values and vectors, read from the
+    lower (UPLO='L') or upper ('U') triangle of `a`.
 
     Differentiable where the eigenvalues are distinct (the eigenvector rule divides by their
-    gaps); each eigenvector's largest component is positive.
+    gaps). The gradient is that of the function NumPy computes: it lands on the triangle read
+    (each off-diagonal entry there stands for two entries of the symmetric matrix).
 
     >>> eigh(np.diag([2.0, 1.0])).eigenvalues
     array([1., 2.])
     """
-    packed = _eigh(a)
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
+    packed = _eigh(a, UPLO)
     every, rows = slice(None), slice(1, None)
     return EighResult(getitem(packed, (Ellipsis, 0, every)), getitem(packed, (Ellipsis, rows, every)))
+
+
+# ---- issue 23: svd, pinv, qr, eigvalsh, matrix_power (in mytorch/rules/linalg_more.py) -------------
+
+from mytorch.rules.linalg_more import eigvalsh, matrix_power, pinv, qr, svd  # noqa: E402
+
+__all__ += ["eigvalsh", "matrix_power", "pinv", "qr", "svd"]

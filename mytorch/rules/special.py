@@ -93,3 +93,11 @@ logit = primitive(
     vjp=lambda g, ans, x: (div(g, mul(x, sub(1, x))),),
     jvp=lambda t, ans, x: div(t[0], mul(x, sub(1, x))),
 )
+
+
+# ---- issue 23: the gamma and beta families, error and Bessel functions, ndtr, logsumexp(b=) -------------
+
+from mytorch.rules.special_more import *  # noqa: E402, F403
+from mytorch.rules.special_more import __all__ as _more  # noqa: E402
+
+__all__ += _more

@@ -973,3 +973,64 @@ MENU.update({
     "fmod": _binary("fmod", _quotient_off_whole),
     "logaddexp2": _binary("logaddexp2"),
 })
+
+
+def _leaf_spectral(op: str) -> Callable:
+    """A new matrix leaf with well-separated singular values (svd, qr) or eigenvalues (eigh,
+    eigvalsh), and `op` of it."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step]:
+        n = draw(st.integers(1, 3))
+        q, _ = np.linalg.qr(draw(float_arrays((n, n), np.float64, low=-1.0, high=1.0)) + 2 * np.eye(n))
+        # a fixed dense rotation: never diagonal, where LAPACK's vector signs jump under perturbation
+        q = q @ np.linalg.qr(np.cos(np.arange(1.0, n * n + 1).reshape(n, n)) + 0.1 * np.eye(n))[0]
+        symmetric = op in ("eigh", "eigvalsh")
+        spectrum = np.arange(n, 0, -1) * 0.7 + (-1.5 if symmetric else 0.3)
+        a = (q * spectrum) @ (q.T if symmetric else np.linalg.qr(q + np.eye(n))[0].T)
+        return [Step("leaf", params={"value": a.astype(values[-1].dtype)}), Step(op, (len(values),))]
+
+    return propose
+
+
+MENU.update({
+    "svd": _leaf_spectral("svd"),
+    "svdvals": _leaf_spectral("svdvals"),
+    "pinv": _leaf_matrix("pinv"),
+    "qr": _leaf_spectral("qr"),
+    "eigvalsh": _leaf_spectral("eigvalsh"),
+    "eigh": _leaf_spectral("eigh"),  # NumPy's eigenvector signs: a dense matrix, never a diagonal one
+})
+
+
+def _with_shape_parameter(op: str, ok: Callable[[np.ndarray], bool], **params: Any) -> Callable:
+    """`op(Const(1.5), value)`: a constant shape parameter (or order), then a drawn value."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        k = _pick(draw, values, ok)
+        return None if k is None else Step(op, (Const(1.5), k), params)
+
+    return propose
+
+
+MENU.update({
+    "gamma": _unary("gamma", _positive),
+    "rgamma": _unary("rgamma", _positive),
+    "gammasgn": _unary("gammasgn", _positive),
+    "beta": _binary("beta", lambda a, b: _positive(a) and _positive(b)),
+    "betaln": _binary("betaln", lambda a, b: _positive(a) and _positive(b)),
+    "gammainc": _with_shape_parameter("gammainc", _positive),
+    "gammaincc": _with_shape_parameter("gammaincc", _positive),
+    "multigammaln": lambda draw, values: (
+        None if (k := _pick(draw, values, lambda v: v.size == 0 or float(v.min()) > 0.8)) is None
+        else Step("multigammaln", (k,), {"d": 2})
+    ),
+    "erfc": _unary("erfc"),
+    "erfinv": _unary("erfinv", _within(0.9)),
+    "erfcinv": _unary("erfcinv", _inside(0.1, 1.9)),
+    "ndtr": _unary("ndtr"),
+    "log_ndtr": _unary("log_ndtr"),
+    "i0": _unary("i0"),
+    "i1": _unary("i1"),
+})
+_NO_TWIN = "no PyTorch twin with a derivative: `python -m mytorch check` compares it with finite differences"
+NOT_DRAWN.update({name: _NO_TWIN for name in ("betainc", "j0", "j1", "y0", "y1", "jn", "yn", "iv", "ive")})
