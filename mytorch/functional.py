@@ -288,3 +288,9 @@ from mytorch.rules.numpy_more import *  # noqa: E402, F403
 _BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
 globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
 __all__ += [*_numpy_more.__all__, *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605
+
+from mytorch.rules import scipy_linalg, signal  # noqa: E402  (F.scipy_linalg.expm, F.signal.convolve)
+
+_BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
+globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
+__all__ += ["scipy_linalg", "signal", *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605

@@ -154,3 +154,42 @@ def test_special_values_are_scipys_and_float32_stays():
     np.testing.assert_array_equal(F.special.iv(1.5, x), scipy.special.iv(1.5, x))
     np.testing.assert_array_equal(F.special.betainc(2.0, 3.0, x / 4), scipy.special.betainc(2.0, 3.0, x / 4))
     np.testing.assert_array_equal(F.special.multigammaln(x + 1, 2), scipy.special.multigammaln(x + 1, 2))
+
+
+@SETTINGS
+@given(data=st.data())
+def test_cho_solve_and_signal_convolve(data):
+    import scipy.linalg
+    import scipy.signal
+
+    n = data.draw(st.integers(1, 3))
+    factor = data.draw(float_arrays((n, n), np.float64, low=-0.5, high=0.5)) + 2 * np.eye(n)
+    lower = data.draw(st.booleans())
+    c = np.tril(factor) if lower else np.triu(factor)
+    b = data.draw(float_arrays(data.draw(st.sampled_from([(n,), (n, 2)])), np.float64))
+    np.testing.assert_allclose(F.scipy_linalg.cho_solve((c, lower), b), scipy.linalg.cho_solve((c, lower), b),
+                               rtol=1e-10)
+    check_grads(lambda c, b: F.scipy_linalg.cho_solve((c, lower), b), (c, b), order=2)
+    ndim = data.draw(st.integers(1, 2))
+    x = data.draw(float_arrays(data.draw(shapes(min_dims=ndim, max_dims=ndim, max_side=4)), np.float64))
+    k = data.draw(float_arrays(data.draw(shapes(min_dims=ndim, max_dims=ndim, max_side=3)), np.float64))
+    for mode in ("full", "same", "valid"):
+        try:
+            expected = scipy.signal.convolve(x, k, mode)
+        except ValueError:
+            with pytest.raises(ValueError, match="convolve"):
+                F.signal.convolve(x, k, mode)
+            continue
+        got = F.signal.convolve(x, k, mode)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+        check_grads(lambda x, k: F.signal.convolve(x, k, mode), (x, k), order=2)
+
+
+def test_scipy_linalg_refusals_name_the_operation():
+    with pytest.raises(ValueError, match=r"sqrtm: .*complex"):
+        F.scipy_linalg.sqrtm(np.array([[-1.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"solve_sylvester: .*\(2, 2\).*\(3, 3\).*\(3, 2\)"):
+        F.scipy_linalg.solve_sylvester(np.eye(2), np.eye(3), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"expm: .*\(2, 3\)"):
+        F.scipy_linalg.expm(np.ones((2, 3)))

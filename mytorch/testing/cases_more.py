@@ -437,3 +437,91 @@ _bessel_case("jn", st.integers(0, 3), {"low": 0.1, "high": 6.0})
 _bessel_case("yn", st.integers(0, 2), {"low": 0.5, "high": 6.0})
 _bessel_case("iv", st.sampled_from([0, 1, 1.5, 2.5]), {"low": 0.1, "high": 3.0})
 _bessel_case("ive", st.sampled_from([0, 1, 1.5, 2.5]), {"low": 0.1, "high": 3.0})
+
+
+# ---- F.scipy_linalg ----------------------------------------------------------------------------------
+
+
+def _torch_sylvester(a: Any, b: Any, q: Any) -> Any:
+    """AX + XB = Q as one linear system: (I ⊗ A + Bᵀ ⊗ I) vec(X) = vec(Q), columns stacked."""
+    import torch
+
+    from mytorch.testing.cases import _cast_like
+
+    a, b, q = _cast_like(a, b, q)
+    n, m = q.shape
+    system = torch.kron(torch.eye(m, dtype=a.dtype), a) + torch.kron(b.mT.contiguous(), torch.eye(n, dtype=a.dtype))
+    return torch.linalg.solve(system, q.mT.reshape(-1)).reshape(m, n).mT.contiguous()
+
+
+def _shifted_square(draw: st.DrawFn, n: int, dtype: np.dtype, shift: float) -> np.ndarray:
+    from mytorch.testing.strategies import float_arrays
+
+    return (draw(float_arrays((n, n), np.float64, low=-0.5, high=0.5)) + shift * np.eye(n)).astype(dtype)
+
+
+@case("solve_sylvester", torch=_torch_sylvester,
+      bad=((np.eye(2), np.eye(3), np.ones((3, 2))), {}, ("solve_sylvester", "(3, 2)")))
+def _solve_sylvester(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    n, m = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    # spectra near +2 and +1: A and −B never share an eigenvalue
+    a, b = _shifted_square(draw, n, dtype, 2.0), _shifted_square(draw, m, dtype, 1.0)
+    q = _values(draw, (n, m), dtype)
+    if draw(st.integers(0, 3)) == 0:
+        q = draw(hnp.arrays(np.int64, (n, m), elements=st.integers(-2, 2), fill=st.nothing()))
+    return Example((a, b, q))
+
+
+@case("sqrtm", bad=((np.ones((2, 3)),), {}, ("sqrtm", "(2, 3)")))
+def _sqrtm(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    n = draw(st.integers(1, 3))
+    return Example((_shifted_square(draw, n, dtype, 2.0),))  # eigenvalues near 2: a real root
+
+
+NO_TORCH_TWIN["sqrtm"] = "PyTorch has no matrix square root"
+
+
+@case("expm", torch=lambda A: __import__("torch").linalg.matrix_exp(A),
+      bad=((np.ones((2, 3)),), {}, ("expm", "(2, 3)")))
+def _expm(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    from mytorch.testing.strategies import float_arrays
+
+    batch = draw(shapes(max_dims=1, max_side=2))
+    n = draw(st.integers(1, 3))
+    return Example((draw(float_arrays((*batch, n, n), dtype, low=-1.0, high=1.0)),))
+
+
+def _torch_solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
+                            unit_diagonal: bool = False) -> Any:
+    import torch
+
+    from mytorch.testing.cases import _cast_like
+
+    a, b = _cast_like(a, b)
+    transposed = trans not in (0, "N")
+    matrix = a.mT if transposed else a
+    column = b.unsqueeze(-1) if b.ndim == 1 else b
+    upper = lower == transposed
+    out = torch.linalg.solve_triangular(matrix, column, upper=upper, unitriangular=unit_diagonal)
+    return out.squeeze(-1) if b.ndim == 1 else out
+
+
+@case("solve_triangular", torch=_torch_solve_triangular,
+      bad=((np.eye(2), np.ones(3)), {}, ("solve_triangular", "(2, 2)", "(3,)")))
+def _solve_triangular(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    from mytorch.testing.strategies import float_arrays
+
+    n = draw(st.integers(1, 3))
+    lower = draw(st.booleans())
+    diagonal = _values(draw, (n,), np.dtype(np.float64), low=1.0, high=2.0)
+    a = draw(float_arrays((n, n), np.float64, low=-0.5, high=0.5)) + np.diag(diagonal)
+    b_shape = (n,) if draw(st.booleans()) else (n, draw(st.integers(1, 2)))
+    b: Any = _values(draw, b_shape, dtype)
+    if draw(st.integers(0, 3)) == 0:
+        b = draw(hnp.arrays(np.int64, b_shape, elements=st.integers(-2, 2), fill=st.nothing()))
+    params: dict[str, Any] = {"lower": lower}
+    if draw(st.booleans()):
+        params["trans"] = draw(st.sampled_from([0, 1, "T"]))
+    if draw(st.booleans()):
+        params["unit_diagonal"] = True
+    return Example((a.astype(dtype), b), params)

@@ -1034,3 +1034,32 @@ MENU.update({
 })
 _NO_TWIN = "no PyTorch twin with a derivative: `python -m mytorch check` compares it with finite differences"
 NOT_DRAWN.update({name: _NO_TWIN for name in ("betainc", "j0", "j1", "y0", "y1", "jn", "yn", "iv", "ive")})
+
+
+def _shifted_leaf(draw: st.DrawFn, n: int, dtype: Any, shift: float) -> Step:
+    noise = draw(float_arrays((n, n), np.float64, low=-0.5, high=0.5))
+    return Step("leaf", params={"value": (noise + shift * np.eye(n)).astype(dtype)})
+
+
+def _leaf_scipy_linalg(op: str) -> Callable:
+    """New matrix leaves made for `op` (spectra kept apart), and `op` of them and of a drawn value."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+        dtype = values[-1].dtype
+        if op == "expm":
+            n = draw(st.integers(1, 3))
+            return [_shifted_leaf(draw, n, dtype, 0.0), Step(op, (len(values),))]
+        right = _pick(draw, values, lambda v: v.ndim == 2 and 0 < v.shape[0] <= 3 and v.shape[1] <= 3)
+        if right is None:
+            return None
+        n, m = values[right].shape
+        if op == "solve_triangular":
+            return [_shifted_leaf(draw, n, dtype, 2.0), Step(op, (len(values), right), {"lower": True})]
+        return [_shifted_leaf(draw, n, dtype, 2.0), _shifted_leaf(draw, m, dtype, 1.0),
+                Step(op, (len(values), len(values) + 1, right))]
+
+    return propose
+
+
+MENU.update({name: _leaf_scipy_linalg(name) for name in ("expm", "solve_triangular", "solve_sylvester")})
+NOT_DRAWN["sqrtm"] = _NO_TWIN
