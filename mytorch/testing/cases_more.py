@@ -450,7 +450,8 @@ def _torch_sylvester(a: Any, b: Any, q: Any) -> Any:
 
     a, b, q = _cast_like(a, b, q)
     n, m = q.shape
-    system = torch.kron(torch.eye(m, dtype=a.dtype), a) + torch.kron(b.mT.contiguous(), torch.eye(n, dtype=a.dtype))
+    eye_m, eye_n = torch.eye(m, dtype=a.dtype), torch.eye(n, dtype=a.dtype)
+    system = torch.kron(eye_m, a) + torch.kron(b.mT.contiguous(), eye_n)
     return torch.linalg.solve(system, q.mT.reshape(-1)).reshape(m, n).mT.contiguous()
 
 
