@@ -232,3 +232,70 @@ def test_bad_input_names_the_operation_and_shapes():
         F.convolve(np.ones(3), np.ones(0))
     with pytest.raises(ValueError, match=r"diag: .*\(1, 1, 1\)"):
         F.diag(np.ones((1, 1, 1)))
+
+
+# ---- F.linalg: NumPy's every argument -----------------------------------------------------------------
+
+
+@st.composite
+def _matrices(draw, square=False):
+    batch = draw(shapes(max_dims=1, max_side=2))
+    m = draw(st.integers(1, 3))
+    n = m if square else draw(st.integers(1, 3))
+    return draw(_arrays((*batch, m, n)))
+
+
+@SETTINGS
+@given(a=_matrices())
+def test_linalg_forward_values_are_numpys(a):
+    for full in (True, False):
+        for got, expected in zip(F.linalg.svd(a, full_matrices=full), np.linalg.svd(a, full_matrices=full)):
+            np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(F.linalg.svd(a, compute_uv=False), np.linalg.svd(a, compute_uv=False))
+    for mode in ("reduced", "complete", "r"):
+        got, expected = F.linalg.qr(a, mode), np.linalg.qr(a, mode)
+        for g, e in zip(got if mode != "r" else [got], expected if mode != "r" else [expected]):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(F.linalg.pinv(a), np.linalg.pinv(a))
+    square = a[..., :1, :1] if a.shape[-1] != a.shape[-2] else a
+    for uplo in ("L", "U"):  # any input: NumPy reads one triangle
+        np.testing.assert_array_equal(F.linalg.eigvalsh(square, uplo), np.linalg.eigvalsh(square, uplo))
+        for got, expected in zip(F.linalg.eigh(square, uplo), np.linalg.eigh(square, uplo)):
+            np.testing.assert_array_equal(got, expected)
+    for n in (-2, 0, 1, 2, 5):
+        if n >= 0 or np.all(np.abs(np.linalg.det(square)) > 1e-3):
+            np.testing.assert_allclose(F.linalg.matrix_power(square, n), np.linalg.matrix_power(square, n),
+                                       rtol=1e-9, atol=1e-9)
+    flat = a.reshape(-1, a.shape[-1])
+    for order in ("fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf):
+        np.testing.assert_allclose(F.linalg.norm(flat, order), np.linalg.norm(flat, order), rtol=1e-12)
+    for order in (None, 0, 1, 2, 3, 0.5, -1, np.inf, -np.inf):
+        np.testing.assert_allclose(F.linalg.norm(a, order, axis=-1), np.linalg.norm(a, order, axis=-1),
+                                   rtol=1e-12)
+
+
+def test_linalg_gradients_of_numpys_arguments():
+    rng = np.random.default_rng(3)
+    tall, wide = rng.standard_normal((4, 2)), rng.standard_normal((2, 4))
+    for a in (tall, wide):
+        k = min(a.shape)
+        # full_matrices=True: the completion carries no gradient, the leading columns do
+        check_grads(lambda a: [F.getitem(F.linalg.svd(a)[0], (Ellipsis, slice(0, k))), F.linalg.svd(a)[1]],
+                    (a,), order=2)
+        check_grads(lambda a: F.linalg.qr(a, "r"), (a,), order=2)
+        check_grads(lambda a: F.linalg.qr(a, "reduced"), (a,), order=2)
+        check_grads(F.linalg.pinv, (a,), order=2)
+        for order in ("fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf):
+            check_grads(lambda a: F.linalg.norm(a, order), (a,), order=2)
+    square = rng.standard_normal((3, 3))
+    for uplo in ("L", "U"):
+        check_grads(lambda a: F.linalg.eigh(a, uplo), (square,), order=2)
+        check_grads(lambda a: F.linalg.eigvalsh(a, uplo), (square,), order=2)
+    for n in (-3, 2, 6):
+        check_grads(lambda a: F.linalg.matrix_power(a, n), (square,), order=2)
+    with pytest.raises(NotImplementedError, match="svd: hermitian"):
+        F.linalg.svd(square, hermitian=True)
+    with pytest.raises(ValueError, match=r"qr: mode"):
+        F.linalg.qr(square, "raw")
+    with pytest.raises(ValueError, match=r"svd: .*\(3,\)"):
+        F.linalg.svd(np.ones(3))
