@@ -183,8 +183,10 @@ def _triangular_jvp(t: list, ans: np.ndarray, a: Any, b: Any, trans: Any = 0, lo
     return solve_triangular(a, rhs, trans=trans, lower=lower, unit_diagonal=unit_diagonal)
 
 
-_solve_triangular = primitive("solve_triangular", _triangular_forward, arity=2,
-                              vjp=(_triangular_a_vjp, _triangular_b_vjp), jvp=_triangular_jvp)
+_solve_triangular = primitive("solve_triangular", _triangular_forward, arity=2, vjp=(
+    lambda g, ans, a, b, **flags: _triangular_a_vjp(g, ans, a, b, **flags),
+    lambda g, ans, a, b, **flags: _triangular_b_vjp(g, ans, a, b, **flags),
+), jvp=_triangular_jvp)
 
 
 def solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False, unit_diagonal: bool = False,

@@ -68,26 +68,22 @@ def _unary(name: str, function: Any, slope: Any) -> Any:
     )
 
 
-def _held(name: str, what: str, position: int = -1) -> Any:
-    """The rule of an argument held constant: a float array there asks for its gradient, an error
-    (never a silent 0); a number or an integer array has none."""
-
-    def refuse(g: Any, ans: Any, *inputs: Any, **params: Any) -> Any:
-        if position >= 0 and not _is_float(inputs[position]):
-            return None
-        raise NotImplementedError(
-            f"{name}: the derivative with respect to {what} is not implemented (no closed form); pass "
-            f"{what} as a Python number or an integer array to hold it constant"
-        )
-
-    return refuse
+def _held(name: str, what: str, value: Any = None) -> None:
+    """The gradient of an argument held constant: a float array there asks for it, an error (never a
+    silent 0); a number or an integer array has none (None)."""
+    if value is not None and not _is_float(value):
+        return None
+    raise NotImplementedError(
+        f"{name}: the derivative with respect to {what} is not implemented (no closed form); pass "
+        f"{what} as a Python number or an integer array to hold it constant"
+    )
 
 
 def _tangent_of(t: list, inputs: tuple, positions: tuple[int, ...], name: str, what: str) -> None:
     """Refuse a nonzero tangent on an argument held constant."""
     for i in positions:
         if _is_float(inputs[i]) and t[i] is not None and np.any(np.asarray(t[i])):
-            _held(name, what)(None, None)
+            _held(name, what)
 
 
 # ---- gamma and beta ---------------------------------------------------------------------------------
@@ -139,7 +135,8 @@ def _betainc_jvp(t: list, ans: np.ndarray, a: Any, b: Any, x: Any) -> Any:
 
 
 betainc = primitive("betainc", _keeping_dtype(scipy.special.betainc, 3), arity=3, vjp=(
-    _held("betainc", "a", 0), _held("betainc", "b", 1),
+    lambda g, ans, a, b, x: _held("betainc", "a", a),
+    lambda g, ans, a, b, x: _held("betainc", "b", b),
     lambda g, ans, a, b, x: reduce_to(mul(g, _betainc_density(a, b, x)), x),
 ), jvp=_betainc_jvp)
 
@@ -156,7 +153,7 @@ def _incomplete_gamma(name: str, function: Any, sign_: float) -> Any:
         return mul(t[1], mul(_gammainc_density(a, x), sign_))
 
     return primitive(name, _keeping_dtype(function, 2), arity=2, vjp=(
-        _held(name, "a", 0),
+        lambda g, ans, a, x: _held(name, "a", a),
         lambda g, ans, a, x: reduce_to(mul(g, mul(_gammainc_density(a, x), sign_)), x),
     ), jvp=jvp)
 
@@ -201,7 +198,7 @@ def _order_rules(name: str, function: Any, slope: Any) -> Any:
         return mul(t[1], slope(v, x, ans))
 
     return primitive(name, _keeping_dtype(function, 2), arity=2, vjp=(
-        _held(name, "the order", 0),
+        lambda g, ans, v, x: _held(name, "the order", v),
         lambda g, ans, v, x: reduce_to(mul(g, slope(v, x, ans)), x),
     ), jvp=jvp)
 
