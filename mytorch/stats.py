@@ -26,25 +26,58 @@ import math
 from typing import Any
 
 import numpy as np
+import scipy.special
 
+from mytorch.primitive import primitive, reduce_to
 from mytorch.rules.core import add, concatenate, div, exp, log, mul, neg, reshape, sub, transpose, where
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.linalg import slogdet, solve
 from mytorch.rules.numpy_ops import log1p, square
 from mytorch.rules.special import gammaln, xlogy
 from mytorch.rules.special_more import (
-    betainc_of_x,
+    _betainc_density,
+    _gammainc_density,
+    _keeping_dtype,
     betaln,
-    gammainc_of_x,
-    gammaincc_of_x,
     log_ndtr,
     ndtr,
-    stdtr_of_x,
 )
 
 __all__ = ["beta", "chi2", "dirichlet", "gamma", "multivariate_normal", "norm", "poisson", "t"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+# ---- the distribution functions of x alone: shape parameters as parameters of the record -----------
+
+
+def _of_x(name: str, function: Any, density: Any) -> Any:
+    """`function(*shape, x)` as a function of x alone: the shape parameters are parameters of the
+    record (constants, whatever their dtype), so a cdf with a float-array df differentiates in x."""
+    return primitive(
+        f"{name}_of_x", lambda x, shape: _keeping_dtype(function, len(shape) + 1)(*shape, x),
+        vjp=lambda g, ans, x, shape: (reduce_to(mul(g, density(*shape, x)), x),),
+        jvp=lambda t, ans, x, shape: mul(t[0], density(*shape, x)),
+        register=False,
+    )
+
+
+betainc_of_x = _of_x("betainc", scipy.special.betainc, _betainc_density)
+gammainc_of_x = _of_x("gammainc", scipy.special.gammainc, _gammainc_density)
+gammaincc_of_x = _of_x("gammaincc", scipy.special.gammaincc, lambda a, x: neg(_gammainc_density(a, x)))
+
+
+def _student_density(df: Any, t: Any) -> Any:
+    """Student's t density at t, df a constant: Γ((ν+1)/2) / (√(νπ) Γ(ν/2)) (1 + t²/ν)^(−(ν+1)/2)."""
+    nu = np.asarray(df, np.result_type(t, *(v for v in (df,) if _is_float(v))))
+    lead = np.asarray(scipy.special.gammaln((nu + 1) / 2) - scipy.special.gammaln(nu / 2)
+                      - 0.5 * np.log(nu * np.pi), nu.dtype)
+    return exp(sub(lead, mul(log1p(mul(mul(t, t), 1 / nu)), (nu + 1) / 2)))
+
+
+# Student's t distribution function of t (df a constant), whose slope is the density: stable where
+# the betainc form's chain rule meets 0 · ∞ (at t = 0)
+stdtr_of_x = _of_x("stdtr", scipy.special.stdtr, _student_density)
 
 
 def _is_float(value: Any) -> bool:

@@ -263,34 +263,3 @@ def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False,
     return (out, signs) if return_sign else out
 
 
-
-# ---- the same functions of x alone, their shape parameters passed as parameters (for mytorch.stats) ----
-
-
-def _of_x(name: str, function: Any, density: Any) -> Any:
-    """`function(*shape, x)` as a function of x alone: the shape parameters are parameters of the
-    record (constants, whatever their dtype), so a cdf with a float-array df differentiates in x."""
-    return primitive(
-        f"{name}_of_x", lambda x, shape: _keeping_dtype(function, len(shape) + 1)(*shape, x),
-        vjp=lambda g, ans, x, shape: (reduce_to(mul(g, density(*shape, x)), x),),
-        jvp=lambda t, ans, x, shape: mul(t[0], density(*shape, x)),
-        register=False,
-    )
-
-
-betainc_of_x = _of_x("betainc", scipy.special.betainc, _betainc_density)
-gammainc_of_x = _of_x("gammainc", scipy.special.gammainc, _gammainc_density)
-gammaincc_of_x = _of_x("gammaincc", scipy.special.gammaincc, lambda a, x: neg(_gammainc_density(a, x)))
-
-
-def _student_density(df: Any, t: Any) -> Any:
-    """Student's t density at t, df a constant: Γ((ν+1)/2) / (√(νπ) Γ(ν/2)) (1 + t²/ν)^(−(ν+1)/2)."""
-    nu = np.asarray(df, np.result_type(t, *(v for v in (df,) if _is_float(v))))
-    lead = np.asarray(scipy.special.gammaln((nu + 1) / 2) - scipy.special.gammaln(nu / 2)
-                      - 0.5 * np.log(nu * np.pi), nu.dtype)
-    return exp(sub(lead, mul(log1p(mul(mul(t, t), 1 / nu)), (nu + 1) / 2)))
-
-
-# Student's t distribution function of t (df a constant), whose slope is the density: stable where
-# the betainc form's chain rule meets 0 · ∞ (at t = 0)
-stdtr_of_x = _of_x("stdtr", scipy.special.stdtr, _student_density)
