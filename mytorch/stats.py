@@ -33,14 +33,15 @@ from mytorch.rules.core import add, concatenate, div, exp, log, mul, neg, reshap
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.linalg import slogdet, solve
 from mytorch.rules.numpy_ops import log1p, square
-from mytorch.rules.special import gammaln, xlogy
-from mytorch.rules.special_more import (
-    _betainc_density,
-    _gammainc_density,
-    _keeping_dtype,
+from mytorch.rules.special import (
     betaln,
+    gammaln,
+    incomplete_beta_density,
+    incomplete_gamma_density,
+    keeping_dtype,
     log_ndtr,
     ndtr,
+    xlogy,
 )
 
 __all__ = ["beta", "chi2", "dirichlet", "gamma", "multivariate_normal", "norm", "poisson", "t"]
@@ -55,16 +56,16 @@ def _of_x(name: str, function: Any, density: Any) -> Any:
     """`function(*shape, x)` as a function of x alone: the shape parameters are parameters of the
     record (constants, whatever their dtype), so a cdf with a float-array df differentiates in x."""
     return primitive(
-        f"{name}_of_x", lambda x, shape: _keeping_dtype(function, len(shape) + 1)(*shape, x),
+        f"{name}_of_x", lambda x, shape: keeping_dtype(function, len(shape) + 1)(*shape, x),
         vjp=lambda g, ans, x, shape: (reduce_to(mul(g, density(*shape, x)), x),),
         jvp=lambda t, ans, x, shape: mul(t[0], density(*shape, x)),
         register=False,
     )
 
 
-betainc_of_x = _of_x("betainc", scipy.special.betainc, _betainc_density)
-gammainc_of_x = _of_x("gammainc", scipy.special.gammainc, _gammainc_density)
-gammaincc_of_x = _of_x("gammaincc", scipy.special.gammaincc, lambda a, x: neg(_gammainc_density(a, x)))
+betainc_of_x = _of_x("betainc", scipy.special.betainc, incomplete_beta_density)
+gammainc_of_x = _of_x("gammainc", scipy.special.gammainc, incomplete_gamma_density)
+gammaincc_of_x = _of_x("gammaincc", scipy.special.gammaincc, lambda a, x: neg(incomplete_gamma_density(a, x)))
 
 
 def _student_density(df: Any, t: Any) -> Any:

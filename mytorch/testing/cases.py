@@ -1457,7 +1457,3 @@ def _eigh(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     q, _ = np.linalg.qr(draw(float_arrays((*batch, n, n), np.float64, low=-1.0, high=1.0)) + 2 * np.eye(n))
     a = q @ (values[..., :, None] * np.swapaxes(q, -1, -2))
     return Example((((a + np.swapaxes(a, -1, -2)) / 2).astype(dtype),))
-
-# ==== issue 23: the rest of NumPy and SciPy (their specs live in mytorch/testing/cases_more.py) ======
-
-from mytorch.testing import cases_more as _cases_more  # noqa: E402, F401

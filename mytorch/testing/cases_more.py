@@ -241,10 +241,14 @@ _MATRIX_ORDS = ("fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf)
 def _torch_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
     import torch
 
-    from mytorch.rules.linalg import _norm_kind
-
-    kind, p, axes = _norm_kind(np.zeros(tuple(x.shape)), ord, axis)
-    if kind == "matrix":
+    ndim = x.ndim
+    if axis is None:
+        axes: tuple = tuple(range(ndim))
+    else:
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    matrix = len(axes) == 2 and (axis is not None or ord is not None)
+    p = 2 if ord in (None, "fro") else ord
+    if matrix and ord not in (None, "fro"):
         return torch.linalg.matrix_norm(x, ord=p, dim=axes, keepdim=keepdims)
     if not axes:  # a 0-d array: |x|
         return torch.linalg.vector_norm(x.reshape(1), ord=p).reshape(())
