@@ -146,8 +146,6 @@ def _norm_slope(x: Any, norm: Any, kind: str, p: Any, axes: tuple[int, ...]) -> 
         sums = np.sum(np.abs(value), axis=summed, keepdims=True)
         return signs * _shared(sums == np.asarray(norm), axes, x)
     # 2, -2, 'nuc': through the singular vectors, U diag(w) Vᵀ with w picking singular values
-    from mytorch.rules.linalg_more import svd
-
     moved = _moveaxes(x, (row, col), (-2, -1))
     u, s, vh = svd(moved, full_matrices=False)
     k = np.shape(s)[-1]
