@@ -283,6 +283,21 @@ __all__ += [  # noqa: PLE0605
     "trace", "tril", "triu", "var", *(f"{name}_backward" for name in _WIDER),
 ]
 
+# ---- issue 23: the rest of NumPy (mytorch/rules/numpy_more.py), SciPy's linalg and signal ---------
+
+from mytorch.rules import numpy_more as _numpy_more  # noqa: E402
+from mytorch.rules.numpy_more import *  # noqa: E402, F403
+
+_BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
+globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
+__all__ += [*_numpy_more.__all__, *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605
+
+from mytorch.rules import scipy_linalg, signal  # noqa: E402  (F.scipy_linalg.expm, F.signal.convolve)
+
+_BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
+globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
+__all__ += ["scipy_linalg", "signal", *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605
+
 # ---- NumPy's names for tracked arrays (mytorch.tracked): np.X runs the X here -------------------
 
 from mytorch import tracked as _tracked  # noqa: E402
@@ -299,5 +314,8 @@ def reciprocal(x: Any) -> Any:
     return div(1.0, x)
 
 
-_tracked.NAMESPACES.update({"numpy": sys.modules[__name__], "numpy.linalg": linalg, "scipy.special": special})
+_tracked.NAMESPACES.update({
+    "numpy": sys.modules[__name__], "numpy.linalg": linalg, "scipy.special": special,
+    "scipy.linalg": scipy_linalg, "scipy.signal": signal,
+})
 __all__ += ["copy", "positive", "reciprocal"]

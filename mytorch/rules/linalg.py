@@ -11,11 +11,10 @@ The rules are the classic matrix adjoints, written with recording primitives:
 with Φ the lower triangle with its diagonal halved and F_ij = 1/(λ_j − λ_i) off the diagonal.
 
 `cholesky` and `eigh` read the lower triangle of their input, as NumPy does (eigh's UPLO="U": the
-upper one), so their values equal NumPy's for any input and their gradients lie in that triangle;
-`symmetrize=True` reads (A + Aᵀ)/2 instead, PyTorch's convention (symmetric gradients).
-The eigenvector rule holds for distinct eigenvalues: F blows up as two of them meet (the
-eigenvectors of a repeated eigenvalue are not unique). Eigenvectors come with a fixed sign
-(each one's largest component positive), so they are a function of A.
+upper one), so their values equal NumPy's for any input (eigh's eigenvectors with NumPy's signs)
+and their gradients lie in that triangle; `symmetrize=True` reads (A + Aᵀ)/2 instead, PyTorch's
+convention (symmetric gradients). The eigenvector rule holds for distinct eigenvalues: F blows up
+as two of them meet (the eigenvectors of a repeated eigenvalue are not unique).
 
 `slogdet` and `eigh` return two arrays; each is one primitive whose output packs both (the sign
 and the log, or the eigenvalues as row 0 above the eigenvectors), unpacked by `getitem`.
@@ -28,12 +27,14 @@ and the log, or the eigenvalues as row 0 above the eigenvectors), unpacked by `g
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from typing import Any
 
 import numpy as np
 
 from mytorch.primitive import primitive, sum_to_shape
+from mytorch.rules.core import abs as abs_
 from mytorch.rules.core import (
     add,
     concatenate,
@@ -43,16 +44,19 @@ from mytorch.rules.core import (
     matmul,
     mul,
     neg,
+    power,
     reshape,
     stack,
     sub,
     swapaxes,
+    transpose,
     where,
 )
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.numpy_ops import tril, triu
 
-__all__ = ["cholesky", "det", "eigh", "inv", "norm", "slogdet", "solve"]
+__all__ = ["cholesky", "det", "eigh", "eigvalsh", "inv", "matrix_power", "norm", "pinv", "qr", "slogdet",
+           "solve", "svd", "svdvals"]
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
@@ -102,32 +106,30 @@ def _onto_input(sym_grad: Any, UPLO: str, symmetrize: bool) -> Any:  # noqa: N80
 # ---- norm -----------------------------------------------------------------------------------------
 
 
-def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, tuple[int, ...]]:  # noqa: A002
-    """Which norm (as "1", "2" or "inf" of the elements) over which axes; NumPy's reading of
-    `ord` and `axis`. Matrix norms other than Frobenius are refused."""
+def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, Any, tuple[int, ...]]:  # noqa: A002
+    """NumPy's reading of `ord` and `axis`: ("vector", p, axes) or ("matrix", ord, (row, col))."""
     ndim = np.ndim(x)
     if axis is None:
-        axes = tuple(range(ndim))
-        matrix = ord is not None and ndim == 2
-        if ord is not None and ndim not in (1, 2):
-            raise ValueError(f"norm: ord={ord!r} needs a 1-D or 2-D array (or axis=), got {ndim}-D")
+        if ord is None or ndim not in (1, 2):
+            if ord is not None:
+                raise ValueError(f"norm: ord={ord!r} needs a 1-D or 2-D array (or axis=), got {ndim}-D")
+            return "vector", 2, tuple(range(ndim))
+        given: tuple = tuple(range(ndim))
     else:
         given = (int(axis),) if np.ndim(axis) == 0 else tuple(axis)  # a NumPy scalar or 0-d array too
-        axes = tuple(sorted(int(a) % max(ndim, 1) for a in given))
-        if len(axes) not in (1, 2) or len(set(axes)) != len(axes):
-            raise ValueError(f"norm: axis must be an int or a pair of distinct ints, got {axis!r}")
-        matrix = len(axes) == 2
-    if matrix:
-        if ord not in (None, "fro"):
-            raise NotImplementedError(f"norm: matrix ord={ord!r} is not differentiable here; use 'fro'")
-        return "2", axes
-    if ord is None or ord == 2:
-        return "2", axes
-    if ord == 1:
-        return "1", axes
-    if ord == np.inf:
-        return "inf", axes
-    raise NotImplementedError(f"norm: vector ord={ord!r} is not supported (1, 2, inf)")
+    axes = tuple(int(a) % max(ndim, 1) for a in given)
+    if len(axes) not in (1, 2) or len(set(axes)) != len(axes) or any(
+            not -max(ndim, 1) <= a < max(ndim, 1) for a in given):
+        raise ValueError(f"norm: axis must be an int or a pair of distinct ints for {ndim}-D, got {axis!r}")
+    if len(axes) == 1:
+        if isinstance(ord, str):
+            raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
+        return "vector", 2 if ord is None else ord, axes
+    if ord in (None, "fro", "f"):
+        return "vector", 2, tuple(sorted(axes))  # Frobenius: the 2-norm of the elements
+    if ord not in ("nuc", 1, -1, 2, -2, np.inf, -np.inf):
+        raise ValueError(f"norm: invalid norm order {ord!r} for matrices")
+    return "matrix", ord, axes
 
 
 def _norm_forward(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> np.ndarray:  # noqa: A002
@@ -137,40 +139,73 @@ def _norm_forward(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = Fa
 
 def _keep(g: Any, ndim: int, axes: tuple[int, ...], keepdims: bool) -> Any:
     """Re-insert the reduced axes, so `g` broadcasts against the input."""
-    return g if keepdims or not axes else expand_dims(g, axes)
+    return g if keepdims or not axes else expand_dims(g, tuple(sorted(axes)))
 
 
-def _norm_slope(x: Any, norm: Any, kind: str, axes: tuple[int, ...]) -> Any:
-    """∂‖x‖/∂x: x/‖x‖ (0 at 0), sign(x), or sign(x) shared evenly by the largest |x|."""
-    if kind == "2":
+def _shared(hits: np.ndarray, axes: Any, like: Any) -> np.ndarray:
+    """A 0/1 mask of the elements that attain the extremum, shared evenly among ties."""
+    return (hits / np.sum(hits, axis=axes, keepdims=True)).astype(like.dtype)
+
+
+def _norm_slope(x: Any, norm: Any, kind: str, p: Any, axes: tuple[int, ...]) -> Any:
+    """∂‖x‖/∂x over `axes`, `norm` broadcasting against x (0 at x = 0, as PyTorch's)."""
+    value, signs = np.asarray(x), np.sign(np.asarray(x)).astype(x.dtype)
+    if kind == "vector":
+        if p == 2:
+            nonzero = np.asarray(norm) > 0
+            return div(x, where(nonzero, norm, 1))  # x = 0 where the norm is 0: a zero gradient
+        if p == 1:
+            return signs
+        if p == 0:
+            return np.zeros(x.shape, x.dtype)
+        if p in (np.inf, -np.inf):
+            return signs * _shared(np.abs(value) == np.asarray(norm), axes, x)
+        # sign(x) |x|^(p−1) / ‖x‖^(p−1)
         nonzero = np.asarray(norm) > 0
-        return div(x, where(nonzero, norm, 1))  # x = 0 where the norm is 0: a zero gradient
-    dtype = x.dtype
-    signs = np.sign(np.asarray(x))
-    if kind == "1":
-        return signs.astype(dtype)
-    largest = np.abs(np.asarray(x)) == np.asarray(norm)
-    return (signs * largest / np.sum(largest, axis=axes, keepdims=True)).astype(dtype)
+        return mul(mul(signs, power(abs_(x), p - 1)), power(where(nonzero, norm, 1), 1 - p))
+    row, col = axes
+    if p in (1, -1, np.inf, -np.inf):  # the largest (smallest) column (row) sum of |x|
+        summed = row if p in (1, -1) else col
+        sums = np.sum(np.abs(value), axis=summed, keepdims=True)
+        return signs * _shared(sums == np.asarray(norm), axes, x)
+    # 2, -2, 'nuc': through the singular vectors, U diag(w) Vᵀ with w picking singular values
+    moved = _moveaxes(x, (row, col), (-2, -1))
+    u, s, vh = svd(moved, full_matrices=False)
+    k = np.shape(s)[-1]
+    weights = {"nuc": np.ones(k), 2: np.eye(k)[0], -2: np.eye(k)[-1]}[p].astype(x.dtype)
+    return _moveaxes(matmul(mul(u, weights), vh), (-2, -1), (row, col))
+
+
+def _moveaxes(x: Any, source: tuple[int, int], destination: tuple[int, int]) -> Any:
+    ndim = np.ndim(x)
+    source = tuple(a % ndim for a in source)
+    destination = tuple(a % ndim for a in destination)
+    order = [n for n in range(ndim) if n not in source]
+    for dest, src in sorted(zip(destination, source)):
+        order.insert(dest, src)
+    return transpose(x, tuple(order))
 
 
 def _norm_vjp(g: np.ndarray, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,  # noqa: A002
               keepdims: bool = False) -> tuple:
-    kind, axes = _norm_kind(x, ord, axis)
+    kind, p, axes = _norm_kind(x, ord, axis)
     norm = _keep(ans, x.ndim, axes, keepdims)
-    return (mul(_keep(g, x.ndim, axes, keepdims), _norm_slope(x, norm, kind, axes)),)
+    return (mul(_keep(g, x.ndim, axes, keepdims), _norm_slope(x, norm, kind, p, axes)),)
 
 
 def _norm_jvp(t: list, ans: np.ndarray, x: Any, ord: Any = None, axis: Any = None,  # noqa: A002
               keepdims: bool = False) -> np.ndarray:
-    kind, axes = _norm_kind(x, ord, axis)
+    kind, p, axes = _norm_kind(x, ord, axis)
     norm = _keep(ans, x.ndim, axes, keepdims)
-    return sum_(mul(t[0], _norm_slope(x, norm, kind, axes)), axis=axes, keepdims=keepdims)
+    return sum_(mul(t[0], _norm_slope(x, norm, kind, p, axes)), axis=tuple(sorted(axes)), keepdims=keepdims)
 
 
 norm = primitive("norm", _norm_forward, vjp=_norm_vjp, jvp=_norm_jvp)
-norm.__doc__ = """`np.linalg.norm(x, ord, axis, keepdims)`: vector ord 1, 2, inf; matrix 'fro'.
+norm.__doc__ = """`np.linalg.norm(x, ord, axis, keepdims)`: every ord NumPy takes (vector p for any p,
+inf, -inf, 0; matrix 'fro', 'nuc', 1, -1, 2, -2, inf, -inf).
 
-The gradient at x = 0 is 0 (the subgradient PyTorch uses); ord=inf shares it evenly among ties."""
+The gradient at x = 0 is 0 (the subgradient PyTorch uses); ±inf and the matrix 1 / inf norms share
+it evenly among ties; the matrix 2 / -2 / 'nuc' norms go through the singular vectors."""
 
 # ---- inverse, solve, determinants -------------------------------------------------------------------
 
@@ -287,10 +322,8 @@ cholesky = primitive(
 def _eigh_packed(a: Any, UPLO: str = "L", symmetrize: bool = False) -> np.ndarray:  # noqa: N803
     if UPLO not in ("L", "U"):
         raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
-    values, vectors = np.linalg.eigh(_symmetric(a, UPLO, symmetrize))
-    # a fixed sign: each eigenvector's largest component (the first of equals) is positive
-    largest = np.take_along_axis(vectors, np.argmax(np.abs(vectors), axis=-2)[..., None, :], axis=-2)
-    vectors = vectors * np.where(largest < 0, -1, 1).astype(vectors.dtype)
+    # NumPy's values and vectors, signs included (or those of (A + Aᵀ)/2 with symmetrize)
+    values, vectors = np.linalg.eigh(_symmetric(a, UPLO, True) if symmetrize else a, UPLO)
     return np.concatenate([values[..., None, :], vectors], axis=-2).astype(np.asarray(a).dtype, copy=False)
 
 
@@ -338,7 +371,8 @@ def eigh(a: Any, UPLO: str = "L", symmetrize: bool = False) -> EighResult:  # no
     convention, whose gradients are symmetric (equal values for a symmetric `a`).
 
     Differentiable where the eigenvalues are distinct (the eigenvector rule divides by their
-    gaps); each eigenvector's largest component is positive.
+    gaps). The gradient is that of the function NumPy computes: it lands on the triangle read
+    (each off-diagonal entry there stands for two entries of the symmetric matrix).
 
     >>> eigh(np.diag([2.0, 1.0])).eigenvalues
     array([1., 2.])
@@ -346,3 +380,330 @@ def eigh(a: Any, UPLO: str = "L", symmetrize: bool = False) -> EighResult:  # no
     packed = _eigh(a, UPLO, symmetrize)
     every, rows = slice(None), slice(1, None)
     return EighResult(getitem(packed, (Ellipsis, 0, every)), getitem(packed, (Ellipsis, rows, every)))
+
+
+# ==== issue 23: svd, svdvals, pinv, qr, eigvalsh, matrix_power ========================================
+#
+# More of `F.linalg` (issue 23): svd, pinv, qr, eigvalsh, matrix_power, under NumPy's names.
+#
+# The rules (real matrices; distinct, nonzero singular values; full-rank factors):
+#
+#     A = U S Vᵀ:   Ā = U [(F ∘ (UᵀŪ − ŪᵀU)) S + diag(S̄) + S (F ∘ (VᵀV̄ − V̄ᵀV))] Vᵀ
+#                       + (I − UUᵀ) Ū S⁻¹ Vᵀ + U S⁻¹ V̄ᵀ (I − VVᵀ),      F_ij = 1/(s_j² − s_i²)
+#     X = A⁺:       Ā = −Xᵀ X̄ Xᵀ + (I − AX) X̄ᵀ X Xᵀ + Xᵀ X X̄ᵀ (I − XA)
+#     A = QR:       Ā = (Q̄ + Q copyltu(M)) R⁻ᵀ,  M = R R̄ᵀ − Q̄ᵀ Q       (m ≥ n; wider A is split)
+#
+# with copyltu(M) the symmetric matrix whose lower triangle is M's. Multi-output primitives pack
+# their outputs into one array (flattened, side by side) that `getitem` and `reshape` unpack.
+#
+# With `full_matrices=True` on a non-square matrix, the extra columns of U (rows of Vᵀ) are an
+# arbitrary basis of a complement: they carry no gradient (PyTorch's convention).
+
+SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+QRResult = namedtuple("QRResult", ["Q", "R"])
+
+
+# ---- packing several outputs into one array -------------------------------------------------------
+
+
+def _pack(parts: list[np.ndarray], batch: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.concatenate([np.reshape(p, (*batch, -1)) for p in parts], axis=-1).astype(dtype, copy=False)
+
+
+def _unpack(packed: Any, batch: tuple[int, ...], shapes: list[tuple[int, ...]]) -> list:
+    parts, offset = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        parts.append(reshape(getitem(packed, (Ellipsis, slice(offset, offset + size))), (*batch, *shape)))
+        offset += size
+    return parts
+
+
+def _needs_matrices(name: str, a: Any) -> None:
+    if np.ndim(a) < 2:
+        raise ValueError(f"{name}: needs a matrix (or a stack of them), got shape {np.shape(a)}")
+
+
+def _eye(n: int, like: Any) -> np.ndarray:
+    return np.eye(n, dtype=like.dtype)
+
+
+# ---- svd ----------------------------------------------------------------------------------------
+
+
+def _svd_shapes(a_shape: tuple[int, ...], full_matrices: bool) -> list[tuple[int, ...]]:
+    m, n = a_shape[-2:]
+    k = min(m, n)
+    return [(m, m if full_matrices else k), (k,), (n if full_matrices else k, n)]
+
+
+def _svd_forward(a: Any, full_matrices: bool = True) -> np.ndarray:
+    _needs_matrices("svd", a)
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    return _pack([u, s, vh], np.shape(a)[:-2], np.asarray(a).dtype)
+
+
+def _svd_parts(packed: Any, a: Any, full_matrices: bool) -> tuple[Any, Any, Any]:
+    """U, s, V (reduced: k columns each), unpacked from the packed output or its adjoint."""
+    shape = np.shape(a)
+    k = min(shape[-2:])
+    u, s, vh = _unpack(packed, shape[:-2], _svd_shapes(shape, full_matrices))
+    if full_matrices:
+        u = getitem(u, (Ellipsis, slice(0, k)))
+        vh = getitem(vh, (Ellipsis, slice(0, k), slice(None)))
+    return u, s, _T(vh)
+
+
+def _gap_inverse(s: Any) -> Any:
+    """F_ij = 1/(s_j² − s_i²) off the diagonal, 0 on it."""
+    squared = mul(s, s)
+    gaps = sub(expand_dims(squared, -2), expand_dims(squared, -1))  # [.., i, j] = s_j² − s_i²
+    eye = _eye(np.shape(s)[-1], np.asarray(s))
+    return div(1 - eye, where(eye.astype(bool), 1.0, gaps))
+
+
+def _svd_vjp(g: np.ndarray, ans: np.ndarray, a: Any, full_matrices: bool = True) -> tuple:
+    u, s, v = _svd_parts(ans, a, full_matrices)
+    gu, gs, gv = _svd_parts(g, a, full_matrices)
+    m, n = np.shape(a)[-2:]
+    k = min(m, n)
+    eye = _eye(k, np.asarray(s))
+    inner = mul(eye, expand_dims(gs, -2))  # diag(S̄)
+    uses_vectors = bool(np.any(np.asarray(gu)) or np.any(np.asarray(gv)))
+    if uses_vectors:  # (a loss of the singular values alone is fine where they repeat)
+        gaps = _gap_inverse(s)
+        j = mul(gaps, sub(matmul(_T(u), gu), matmul(_T(gu), u)))
+        kk = mul(gaps, sub(matmul(_T(v), gv), matmul(_T(gv), v)))
+        inner = add(inner, add(mul(j, expand_dims(s, -2)), mul(expand_dims(s, -1), kk)))
+    grad = matmul(matmul(u, inner), _T(v))
+    if uses_vectors and m > k:  # (I − UUᵀ) Ū S⁻¹ Vᵀ
+        off = sub(gu, matmul(u, matmul(_T(u), gu)))
+        grad = add(grad, matmul(div(off, expand_dims(s, -2)), _T(v)))
+    if uses_vectors and n > k:  # U S⁻¹ V̄ᵀ (I − VVᵀ)
+        off = sub(gv, matmul(v, matmul(_T(v), gv)))
+        grad = add(grad, matmul(u, _T(div(off, expand_dims(s, -2)))))
+    return (grad,)
+
+
+def _svd_jvp(t: list, ans: np.ndarray, a: Any, full_matrices: bool = True) -> np.ndarray:
+    u, s, v = _svd_parts(ans, a, full_matrices)
+    da = t[0]
+    m, n = np.shape(a)[-2:]
+    k = min(m, n)
+    p = matmul(_T(u), matmul(da, v))  # Uᵀ Ȧ V
+    ds = sum_(mul(p, _eye(k, np.asarray(s))), axis=-1)
+    gaps = _gap_inverse(s)
+    row, col = expand_dims(s, -2), expand_dims(s, -1)  # s_j along columns, s_i along rows
+    du = matmul(u, mul(gaps, add(mul(p, row), mul(col, _T(p)))))
+    dv = matmul(v, mul(gaps, add(mul(col, p), mul(_T(p), row))))
+    if m > k:
+        du = add(du, div(sub(matmul(da, v), matmul(u, matmul(_T(u), matmul(da, v)))), row))
+    if n > k:
+        dat_u = matmul(_T(da), u)
+        dv = add(dv, div(sub(dat_u, matmul(v, matmul(_T(v), dat_u))), row))
+    dvh = _T(dv)
+    batch = np.shape(a)[:-2]
+    if full_matrices:  # the completion's columns (rows) are constants: zero tangents
+        if m > k:
+            du = concatenate([du, np.zeros((*batch, m, m - k), ans.dtype)], axis=-1)
+        if n > k:
+            dvh = concatenate([dvh, np.zeros((*batch, n - k, n), ans.dtype)], axis=-2)
+    flat = lambda x: reshape(x, (*batch, -1))
+    return concatenate([flat(du), ds, flat(dvh)], axis=-1)
+
+
+_svd = primitive("svd", _svd_forward, vjp=_svd_vjp, jvp=_svd_jvp)
+
+
+def _svdvals_forward(a: Any) -> np.ndarray:
+    _needs_matrices("svd", a)
+    return np.linalg.svd(a, compute_uv=False).astype(np.asarray(a).dtype, copy=False)
+
+
+def _svdvals_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
+    u, s, v = _svd_parts(_svd(a, False), a, False)
+    return (matmul(mul(u, expand_dims(g, -2)), _T(v)),)  # U diag(s̄) Vᵀ
+
+
+def _svdvals_jvp(t: list, ans: np.ndarray, a: Any) -> np.ndarray:
+    u, s, v = _svd_parts(_svd(a, False), a, False)
+    return sum_(mul(u, matmul(t[0], v)), axis=-2)  # diag(Uᵀ Ȧ V)
+
+
+svdvals = primitive("svdvals", _svdvals_forward, vjp=_svdvals_vjp, jvp=_svdvals_jvp)
+
+
+def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:
+    """`np.linalg.svd`: (U, S, Vh) as NumPy computes them, or S alone with compute_uv=False.
+
+    Differentiable where the singular values are distinct and nonzero (the vector rule divides by
+    their gaps); with full_matrices=True the completion columns carry no gradient.
+
+    >>> svd(np.array([[0.0, 2.0], [1.0, 0.0]])).S
+    array([2., 1.])
+    """
+    if hermitian:
+        raise NotImplementedError("svd: hermitian=True is not supported; the general SVD gives the same S")
+    if not compute_uv:
+        return svdvals(a)
+    packed = _svd(a, full_matrices)
+    u, s, vh = _unpack(packed, np.shape(a)[:-2], _svd_shapes(np.shape(a), full_matrices))
+    return SVDResult(u, s, vh)
+
+
+# ---- pinv ---------------------------------------------------------------------------------------
+
+
+def _pinv_forward(a: Any, rcond: Any = None, hermitian: bool = False) -> np.ndarray:
+    _needs_matrices("pinv", a)
+    out = np.linalg.pinv(a, hermitian=hermitian) if rcond is None else np.linalg.pinv(a, rcond, hermitian)
+    return out.astype(np.asarray(a).dtype, copy=False)
+
+
+def _pinv_vjp(g: np.ndarray, ans: np.ndarray, a: Any, rcond: Any = None, hermitian: bool = False) -> tuple:
+    x = ans
+    m, n = np.shape(a)[-2:]
+    left = sub(_eye(m, g), matmul(a, x))  # I − AX
+    right = sub(_eye(n, g), matmul(x, a))  # I − XA
+    grad = neg(matmul(_T(x), matmul(g, _T(x))))
+    grad = add(grad, matmul(left, matmul(_T(g), matmul(x, _T(x)))))
+    return (add(grad, matmul(matmul(_T(x), x), matmul(_T(g), right))),)
+
+
+def _pinv_jvp(t: list, ans: np.ndarray, a: Any, rcond: Any = None, hermitian: bool = False) -> np.ndarray:
+    x, da = ans, t[0]
+    m, n = np.shape(a)[-2:]
+    left = sub(_eye(m, ans), matmul(a, x))
+    right = sub(_eye(n, ans), matmul(x, a))
+    out = neg(matmul(x, matmul(da, x)))
+    out = add(out, matmul(matmul(x, _T(x)), matmul(_T(da), left)))
+    return add(out, matmul(right, matmul(_T(da), matmul(_T(x), x))))
+
+
+pinv = primitive("pinv", _pinv_forward, vjp=_pinv_vjp, jvp=_pinv_jvp)
+pinv.__doc__ = """`np.linalg.pinv(a, rcond, hermitian)`: the Moore-Penrose pseudo-inverse, differentiable
+where the rank does not change (full-rank matrices)."""
+
+# ---- qr -------------------------------------------------------------------------------------------
+
+
+def _qr_forward(a: Any) -> np.ndarray:
+    _needs_matrices("qr", a)
+    m, n = np.shape(a)[-2:]
+    if m < n:
+        raise ValueError(f"qr: the packed factorization needs rows >= columns, got shape {np.shape(a)}")
+    q, r = np.linalg.qr(a, mode="reduced")
+    return np.concatenate([q, r], axis=-2).astype(np.asarray(a).dtype, copy=False)
+
+
+def _qr_parts(packed: Any, a: Any) -> tuple[Any, Any]:
+    m = np.shape(a)[-2]
+    every = slice(None)
+    return getitem(packed, (Ellipsis, slice(0, m), every)), getitem(packed, (Ellipsis, slice(m, None), every))
+
+
+def _times_r_inverse(x: Any, r: Any) -> Any:
+    """X R⁻¹, as (R⁻ᵀ Xᵀ)ᵀ."""
+    return _T(solve(_T(r), _T(x)))
+
+
+def _qr_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
+    q, r = _qr_parts(ans, a)
+    gq, gr = _qr_parts(g, a)
+    m_ = sub(matmul(r, _T(gr)), matmul(_T(gq), q))
+    copyltu = add(tril(m_), _T(tril(m_, -1)))
+    return (_T(solve(r, _T(add(gq, matmul(q, copyltu))))),)  # (Q̄ + Q copyltu(M)) R⁻ᵀ
+
+
+def _qr_jvp(t: list, ans: np.ndarray, a: Any) -> np.ndarray:
+    q, r = _qr_parts(ans, a)
+    da_rinv = _times_r_inverse(t[0], r)
+    x = matmul(_T(q), da_rinv)  # Qᵀ Ȧ R⁻¹ = QᵀQ̇ (skew) + Ṙ R⁻¹ (upper)
+    upper = add(triu(x), _T(tril(x, -1)))
+    return concatenate([sub(da_rinv, matmul(q, upper)), matmul(upper, r)], axis=-2)
+
+
+_qr = primitive("qr", _qr_forward, vjp=_qr_vjp, jvp=_qr_jvp)
+
+
+def qr(a: Any, mode: str = "reduced") -> Any:
+    """`np.linalg.qr` (modes 'reduced', 'complete', 'r'): Q and R as NumPy computes them.
+
+    A wide matrix [X | Y] is factored as X = QU, then R = [U | QᵀY]. With mode='complete' on a
+    tall matrix, Q's extra columns (an arbitrary completion) and R's zero rows carry no gradient.
+
+    >>> qr(np.array([[3.0], [4.0]])).R
+    array([[-5.]])
+    """
+    if mode not in ("reduced", "complete", "r"):
+        raise ValueError(f"qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+    _needs_matrices("qr", a)
+    m, n = np.shape(a)[-2:]
+    if m < n:
+        every = slice(None)
+        q, u = qr(getitem(a, (Ellipsis, every, slice(0, m))))
+        rest = matmul(_T(q), getitem(a, (Ellipsis, every, slice(m, None))))
+        result = QRResult(q, concatenate([u, rest], axis=-1))
+    else:
+        q, r = _qr_parts(_qr(a), a)
+        if mode == "complete" and m > n:
+            completion = np.linalg.qr(np.asarray(a), mode="complete")[0][..., n:].astype(np.asarray(a).dtype)
+            q = concatenate([q, completion], axis=-1)
+            r = concatenate([r, np.zeros((*np.shape(a)[:-2], m - n, n), np.asarray(a).dtype)], axis=-2)
+        result = QRResult(q, r)
+    return result.R if mode == "r" else result
+
+
+# ---- eigvalsh, matrix_power -----------------------------------------------------------------------
+
+
+def _eigvalsh_forward(a: Any, UPLO: str = "L") -> np.ndarray:  # noqa: N803 - NumPy's name
+    return np.linalg.eigvalsh(a, UPLO).astype(np.asarray(a).dtype, copy=False)
+
+
+def _eigvalsh_vjp(g: np.ndarray, ans: np.ndarray, a: Any, UPLO: str = "L") -> tuple:  # noqa: N803
+    vectors = eigh(a, UPLO).eigenvectors
+    spread = matmul(mul(vectors, expand_dims(g, -2)), _T(vectors))  # V diag(λ̄) Vᵀ
+    return (_onto_input(spread, UPLO, False),)
+
+
+def _eigvalsh_jvp(t: list, ans: np.ndarray, a: Any, UPLO: str = "L") -> np.ndarray:  # noqa: N803
+    vectors = eigh(a, UPLO).eigenvectors
+    return sum_(mul(vectors, matmul(_read_tangent(t[0], UPLO, False), vectors)), axis=-2)  # diag(Vᵀ Ȧ V)
+
+
+eigvalsh = primitive("eigvalsh", _eigvalsh_forward, vjp=_eigvalsh_vjp, jvp=_eigvalsh_jvp)
+eigvalsh.__doc__ = """`np.linalg.eigvalsh(a, UPLO)`: the eigenvalues NumPy computes from one triangle;
+the gradient V diag(λ̄) Vᵀ lands on that triangle."""
+
+
+def matrix_power(a: Any, n: int) -> np.ndarray:
+    """`np.linalg.matrix_power`: NumPy's sequence of products (squarings), an `inv` for n < 0.
+
+    >>> matrix_power(np.array([[1.0, 1.0], [0.0, 1.0]]), 3)
+    array([[1., 3.],
+           [0., 1.]])
+    """
+    _needs_matrices("matrix_power", a)
+    if np.shape(a)[-1] != np.shape(a)[-2]:
+        raise ValueError(f"matrix_power: needs square matrices, got shape {np.shape(a)}")
+    n = int(n)
+    if n == 0:
+        value = np.asarray(a)
+        eye = np.broadcast_to(np.eye(value.shape[-1], dtype=value.dtype), value.shape)
+        return add(mul(a, 0.0), eye) if value.dtype.kind == "f" else eye.copy()
+    if n < 0:
+        a, n = inv(a), -n
+    if n == 1:
+        return reshape(a, np.shape(a))
+    if n == 2:
+        return matmul(a, a)
+    if n == 3:
+        return matmul(matmul(a, a), a)
+    z = result = None
+    while n > 0:
+        z = a if z is None else matmul(z, z)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else matmul(result, z)
+    return result

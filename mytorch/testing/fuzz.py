@@ -940,3 +940,126 @@ MENU.update({
         None if (k := _pick(draw, values, _positive)) is None else Step("polygamma", (Const(1), k))
     ),
 })
+
+
+# ---- issue 23: the rest of NumPy -------------------------------------------------------------------
+
+
+def _off_steps(v: np.ndarray) -> bool:
+    """Away from the half-integers, where floor, ceil, trunc and rint jump."""
+    return v.size == 0 or float(np.min(np.abs(2 * v - np.round(2 * v)))) > 4 * MARGIN
+
+
+def _quotient_off_whole(a: np.ndarray, b: np.ndarray) -> bool:
+    if b.size and float(np.min(np.abs(b))) < 0.3:
+        return False
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.asarray(a / b)
+    return q.size == 0 or bool(np.all(np.isfinite(q))) and float(np.min(np.abs(q - np.round(q)))) > 0.05
+
+
+MENU.update({
+    "log10": _unary("log10", _positive),
+    "log2": _unary("log2", _positive),
+    "exp2": _unary("exp2", lambda v: v.size == 0 or float(v.max()) < 3.0),
+    "arctanh": _unary("arctanh", _within(0.9)),
+    "arccosh": _unary("arccosh", lambda v: v.size == 0 or float(v.min()) > 1.1),
+    "floor": _unary("floor", _off_steps),
+    "ceil": _unary("ceil", _off_steps),
+    "trunc": _unary("trunc", _off_steps),
+    "rint": _unary("rint", _off_steps),
+    "round": _unary("round", _off_steps),
+    "mod": _binary("mod", _quotient_off_whole),
+    "fmod": _binary("fmod", _quotient_off_whole),
+    "logaddexp2": _binary("logaddexp2"),
+})
+
+
+def _leaf_spectral(op: str) -> Callable:
+    """A new matrix leaf with well-separated singular values (svd, qr) or eigenvalues (eigh,
+    eigvalsh), and `op` of it."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step]:
+        n = draw(st.integers(1, 3))
+        q, _ = np.linalg.qr(draw(float_arrays((n, n), np.float64, low=-1.0, high=1.0)) + 2 * np.eye(n))
+        # a fixed dense rotation: never diagonal, where LAPACK's vector signs jump under perturbation
+        q = q @ np.linalg.qr(np.cos(np.arange(1.0, n * n + 1).reshape(n, n)) + 0.1 * np.eye(n))[0]
+        symmetric = op in ("eigh", "eigvalsh")
+        spectrum = np.arange(n, 0, -1) * 0.7 + (-1.5 if symmetric else 0.3)
+        a = (q * spectrum) @ (q.T if symmetric else np.linalg.qr(q + np.eye(n))[0].T)
+        return [Step("leaf", params={"value": a.astype(values[-1].dtype)}), Step(op, (len(values),))]
+
+    return propose
+
+
+MENU.update({
+    "svd": _leaf_spectral("svd"),
+    "svdvals": _leaf_spectral("svdvals"),
+    "pinv": _leaf_matrix("pinv"),
+    "qr": _leaf_spectral("qr"),
+    "eigvalsh": _leaf_spectral("eigvalsh"),
+    "eigh": _leaf_spectral("eigh"),  # NumPy's eigenvector signs: a dense matrix, never a diagonal one
+})
+
+
+def _with_shape_parameter(op: str, ok: Callable[[np.ndarray], bool], **params: Any) -> Callable:
+    """`op(Const(1.5), value)`: a constant shape parameter (or order), then a drawn value."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+        k = _pick(draw, values, ok)
+        return None if k is None else Step(op, (Const(1.5), k), params)
+
+    return propose
+
+
+MENU.update({
+    "gamma": _unary("gamma", _positive),
+    "rgamma": _unary("rgamma", _positive),
+    "gammasgn": _unary("gammasgn", _positive),
+    "beta": _binary("beta", lambda a, b: _positive(a) and _positive(b)),
+    "betaln": _binary("betaln", lambda a, b: _positive(a) and _positive(b)),
+    "gammainc": _with_shape_parameter("gammainc", _positive),
+    "gammaincc": _with_shape_parameter("gammaincc", _positive),
+    "multigammaln": lambda draw, values: (
+        None if (k := _pick(draw, values, lambda v: v.size == 0 or float(v.min()) > 0.8)) is None
+        else Step("multigammaln", (k,), {"d": 2})
+    ),
+    "erfc": _unary("erfc"),
+    "erfinv": _unary("erfinv", _within(0.9)),
+    "erfcinv": _unary("erfcinv", _inside(0.1, 1.9)),
+    "ndtr": _unary("ndtr"),
+    "log_ndtr": _unary("log_ndtr"),
+    "i0": _unary("i0"),
+    "i1": _unary("i1"),
+})
+_NO_TWIN = "no PyTorch twin with a derivative: `python -m mytorch check` compares it with finite differences"
+NOT_DRAWN.update({name: _NO_TWIN for name in ("betainc", "j0", "j1", "y0", "y1", "jn", "yn", "iv", "ive")})
+
+
+def _shifted_leaf(draw: st.DrawFn, n: int, dtype: Any, shift: float) -> Step:
+    noise = draw(float_arrays((n, n), np.float64, low=-0.5, high=0.5))
+    return Step("leaf", params={"value": (noise + shift * np.eye(n)).astype(dtype)})
+
+
+def _leaf_scipy_linalg(op: str) -> Callable:
+    """New matrix leaves made for `op` (spectra kept apart), and `op` of them and of a drawn value."""
+
+    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+        dtype = values[-1].dtype
+        if op == "expm":
+            n = draw(st.integers(1, 3))
+            return [_shifted_leaf(draw, n, dtype, 0.0), Step(op, (len(values),))]
+        right = _pick(draw, values, lambda v: v.ndim == 2 and 0 < v.shape[0] <= 3 and v.shape[1] <= 3)
+        if right is None:
+            return None
+        n, m = values[right].shape
+        if op == "solve_triangular":
+            return [_shifted_leaf(draw, n, dtype, 2.0), Step(op, (len(values), right), {"lower": True})]
+        return [_shifted_leaf(draw, n, dtype, 2.0), _shifted_leaf(draw, m, dtype, 1.0),
+                Step(op, (len(values), len(values) + 1, right))]
+
+    return propose
+
+
+MENU.update({name: _leaf_scipy_linalg(name) for name in ("expm", "solve_triangular", "solve_sylvester")})
+NOT_DRAWN["sqrtm"] = _NO_TWIN

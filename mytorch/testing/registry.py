@@ -52,7 +52,8 @@ _NO_REFERENCE = {
     "conv2d": "torch's conv2d", "max_pool2d": "torch's max_pool2d", "softplus": "np.logaddexp(0, x)",
     "setitem": "x[index] = value, out of place", "astype": "an ndarray method",
 }
-_FAMILY_PREFIX = {"linalg": "linalg", "special": "scipy.special"}
+_FAMILY_PREFIX = {"linalg": "linalg", "special": "scipy.special", "scipy_linalg": "scipy.linalg",
+                  "signal": "scipy.signal"}
 
 
 def _function(dotted: str) -> Callable[..., Any] | None:
