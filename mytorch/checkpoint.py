@@ -30,15 +30,14 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import Stretch, recording, state
-from mytorch.primitive import copy, is_float_array, primitive
+from mytorch.primitive import is_float_array, primitive, variable
 from mytorch.pytree import tree_flatten, tree_unflatten
-from mytorch.tracked import tracked_view
 
 __all__ = ["checkpoint"]
 
 def _tracked_copy(value: Any) -> Any:
     """A float argument as f's own tracked copy on the tape (so NumPy code in f records on it)."""
-    return copy(tracked_view(value, "checkpoint")) if is_float_array(value) else value
+    return variable(value) if is_float_array(value) else value
 
 
 def _summary(value: Any) -> Any:
@@ -175,6 +174,7 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     stretch.cut_back()
 
         block = primitive(name, lambda *values: out, vjp=vjp, jvp=jvp, arity=None, register=False)
+        block.reads_identities = True  # its rules find the arrays f closes over by identity
         return block.apply(values, {})
 
     functools.update_wrapper(call, f)

@@ -46,6 +46,9 @@ class Primitive:
                  arity: int | None, defined_in: str) -> None:
         self.name, self.forward, self.vjp, self.jvp, self.arity = name, forward, vjp, jvp, arity
         self.defined_in = defined_in  # the module whose `primitive(...)` call made it
+        # Whether its rules look arrays up by identity (checkpoint's do): then a first-order walk
+        # hands them the recorded arrays themselves, not plain views of the tracked ones.
+        self.reads_identities = False
         if isinstance(vjp, (tuple, list)) and arity is not None and len(vjp) != arity:
             raise ValueError(f"{name}: {len(vjp)} vjp rules for {arity} inputs")
         self._bind_plan(forward, arity)
@@ -143,7 +146,7 @@ class Primitive:
                 output = self.forward(*inputs, **params)
         except (ValueError, TypeError, IndexError) as error:
             raise _explained(self.name, inputs, error) from error
-        if type(output) is not np.ndarray:
+        if not isinstance(output, np.ndarray):
             output = np.asarray(output)  # numpy hands back scalars for 0-d results
         for value in inputs:
             if value is output:  # an array is known by its identity: the output must be its own
@@ -178,7 +181,7 @@ class Primitive:
                  needs: Sequence[bool]) -> list[Any]:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
         its input's shape and dtype."""
-        if type(output) is Tracked and not state.recording:
+        if type(output) is Tracked and not state.recording and not self.reads_identities:
             # A first-order walk: the rules compute on plain arrays, past the tracked dispatch.
             output, inputs = output.view(np.ndarray), plain_each(inputs)
         rules = self.vjp
@@ -338,6 +341,14 @@ unbroadcast = primitive(
 # y = x as a new array (np.copy, x.copy(), and each transform's own variable).
 copy = primitive(
     "copy", lambda x: np.array(x, copy=True),
+    vjp=lambda g, ans, x: (g,),
+    jvp=lambda t, ans, x: t[0],
+    register=False,
+)
+# y = x as a new tracked array: a transform's (or checkpoint's) own variable, on the tape after x
+# itself (plain or tracked), so NumPy code on it records and its gradient reaches x.
+variable = primitive(
+    "variable", lambda x: np.array(x, copy=True).view(Tracked),
     vjp=lambda g, ans, x: (g,),
     jvp=lambda t, ans, x: t[0],
     register=False,

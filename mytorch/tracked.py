@@ -264,27 +264,21 @@ def track(value: Any) -> Tracked:
     >>> type(x).__name__, x.dtype
     ('Tracked', dtype('float64'))
     """
-    tracked = tracked_view(value, "track")
-    note_tracked(tracked)  # a plain view of it met by a backward is then named
-    return tracked
-
-
-def tracked_view(value: Any, who: str = "track") -> Tracked:
-    """`value` as a tracked array, for mytorch's own variables (a transform's, checkpoint's):
-    `track` without remembering it for the engine API's check of plain views."""
     if isinstance(value, Tracked):
         return value
     if isinstance(value, (np.ma.MaskedArray, np.matrix)):
-        raise TypeError(f"{who}: a {type(value).__name__} would lose its semantics; pass a plain array")
+        raise TypeError(f"track: a {type(value).__name__} would lose its semantics; pass a plain array")
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
     if array.dtype.kind in "iub" and not isinstance(value, np.ndarray):
         array = array.astype(np.float64)  # Python numbers and lists of them: float64, as NumPy would
     if array.dtype.kind not in "fc":
         raise TypeError(
-            f"{who}: only float arrays can be differentiated; this one has dtype {array.dtype} (shape "
+            f"track: only float arrays can be differentiated; this one has dtype {array.dtype} (shape "
             f"{array.shape}). Integers and booleans are constants: pass x.astype(float)."
         )
-    return array.view(Tracked)
+    tracked = array.view(Tracked)
+    note_tracked(tracked)  # a plain view of it met by a backward is then named
+    return tracked
 
 
 def is_tracked(value: Any) -> bool:

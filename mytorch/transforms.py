@@ -31,8 +31,9 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Stretch, engine, is_recording, recording
+from mytorch.primitive import variable as new_variable
 from mytorch.pytree import is_container, jvp_over_trees, value_and_grad_over_trees, vjp_over_trees
-from mytorch.tracked import plain, tracked_view
+from mytorch.tracked import plain
 from mytorch.utils import gradient_dtype
 
 # ---- where transforms nest ------------------------------------------------------------------
@@ -86,7 +87,7 @@ def _transform_scope() -> Iterator[Stretch]:
 def _variable(value: Any, who: str, position: int) -> np.ndarray:
     """The transform's own variable for an argument: a tracked copy of it on the tape, so that
     ordinary NumPy code on it (`x * x`, `x.T`, `np.exp(x)`) records (mytorch.tracked)."""
-    return F.copy(tracked_view(_as_float_array(value, who, position), who))
+    return new_variable(_as_float_array(value, who, position))
 
 
 def _numbers_as_arrays(args: Sequence[Any], argnums: Any = None) -> list[Any]:
