@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import engine, recording, state
-from mytorch.tracked import Tracked, plain, plain_each
+from mytorch.tracked import Tracked, computed, plain, plain_each
 from mytorch.utils import gradient_dtype, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
@@ -114,7 +114,7 @@ class Primitive:
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         if kwargs or len(args) != self._plain_arity:
             return self.apply(*self._bind(args, kwargs))
-        if state.recording:
+        if state.recording or state.tracing is not None:
             return self.apply(args, _NO_PARAMS)
         # Not recording (a backward walk's rules, no_grad): the forward rule and nothing else.
         try:
@@ -134,6 +134,10 @@ class Primitive:
             if type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
+        if tracked and not state.recording and state.tracing is not None:
+            # no_grad (or a walk that does not record) while compile traces: a step of the program
+            # that carries no gradient, as the eager call's constant result carries none.
+            return state.tracing.step(self.forward, inputs, params)
         try:
             if tracked:  # the rule computes on plain arrays; the record keeps the tracked ones
                 output = self.forward(*plain_each(inputs), **plain(params))
@@ -176,7 +180,7 @@ class Primitive:
                  needs: Sequence[bool]) -> list[Any]:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
         its input's shape and dtype."""
-        if type(output) is Tracked and not state.recording:
+        if type(output) is Tracked and not state.recording and state.tracing is None:
             # A first-order walk: the rules compute on plain arrays, past the tracked dispatch.
             output, inputs = output.view(np.ndarray), plain_each(tuple(inputs))
         rules = self.vjp
@@ -257,7 +261,10 @@ def primitive(
 
 
 def constant(array: Any, like: Any) -> np.ndarray:
-    """A mask or sign, as a constant (never on the tape) of `like`'s float dtype."""
+    """A mask or sign, as a constant (never on the tape) of `like`'s float dtype (while compile
+    traces, a mask computed from traced data is a step of its program: mytorch.tracked.computed)."""
+    if type(array) is Tracked:
+        return computed(np.asarray, (array,), {"dtype": gradient_dtype(like)})
     return np.asarray(array, dtype=gradient_dtype(like))
 
 

@@ -119,13 +119,13 @@ def _keep(g: Any, ndim: int, axes: tuple[int, ...], keepdims: bool) -> Any:
 def _norm_slope(x: Any, norm: Any, kind: str, axes: tuple[int, ...]) -> Any:
     """∂‖x‖/∂x: x/‖x‖ (0 at 0), sign(x), or sign(x) shared evenly by the largest |x|."""
     if kind == "2":
-        nonzero = np.asarray(norm) > 0
+        nonzero = np.greater(norm, 0)
         return div(x, where(nonzero, norm, 1))  # x = 0 where the norm is 0: a zero gradient
     dtype = x.dtype
-    signs = np.sign(np.asarray(x))
+    signs = np.sign(x)
     if kind == "1":
         return signs.astype(dtype)
-    largest = np.abs(np.asarray(x)) == np.asarray(norm)
+    largest = np.equal(np.abs(x), norm)
     return (signs * largest / np.sum(largest, axis=axes, keepdims=True)).astype(dtype)
 
 
@@ -283,7 +283,7 @@ def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
     grad_values, grad_vectors = _eigh_parts(g)
     eye = np.eye(np.shape(values)[-1], dtype=values.dtype)
     middle = mul(eye, grad_values)
-    if np.any(np.asarray(grad_vectors)):  # (a loss of the eigenvalues alone is fine at repeated ones)
+    if np.any(grad_vectors):  # (a loss of the eigenvalues alone is fine at repeated ones)
         gaps, eye = _eigen_gaps(values)
         middle = add(mul(gaps, matmul(_T(vectors), grad_vectors)), middle)
     return (_symmetrize(matmul(matmul(vectors, middle), _T(vectors))),)
