@@ -14,6 +14,11 @@ import numpy as np
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd, no_grad
 from mytorch.nn.module import Module
+from mytorch.tracked import computed
+
+
+def _copy_as(array: np.ndarray, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    return np.array(array, dtype=dtype).reshape(shape)
 
 
 class BatchNorm1d(Module):
@@ -59,9 +64,10 @@ class BatchNorm1d(Module):
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean, variance, count)
         else:
-            # Copies: the running statistics must stay writable for the next training step.
-            centered = F.sub(x, np.array(self.running_mean, dtype=x.dtype).reshape(per_feature))
-            variance = np.array(self.running_var, dtype=x.dtype).reshape(per_feature)
+            # Copies (the running statistics must stay writable for the next training step), made
+            # by `computed` so that a compiled evaluation reads them again at every call.
+            centered = F.sub(x, computed(_copy_as, (self.running_mean, x.dtype, per_feature)))
+            variance = computed(_copy_as, (self.running_var, x.dtype, per_feature))
         x_hat = F.div(centered, F.sqrt(F.add(variance, self.eps)))
         if not self.affine:
             return x_hat
