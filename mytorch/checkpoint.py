@@ -117,7 +117,15 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     stretch.cut_back()
 
         name = f"checkpoint({getattr(f, '__name__', 'f')})"
-        block = primitive(name, lambda *values: out, vjp=vjp, jvp=jvp, arity=None, register=False)
+        computed = [out]
+
+        def forward(*values: Any) -> np.ndarray:
+            if computed:  # this call's forward: run above
+                return computed.pop()
+            with recording(False):  # a compiled program's replay: f on that call's values
+                return run(*values)
+
+        block = primitive(name, forward, vjp=vjp, jvp=jvp, arity=None, register=False)
         return block.apply(values, {})
 
     functools.update_wrapper(call, f)

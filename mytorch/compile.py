@@ -284,6 +284,11 @@ def _literal(value: Any) -> str | None:
     return None
 
 
+def _memory(value: np.ndarray) -> tuple:
+    """Where and how an array's values lie: equal for an array and a plain view of all of it."""
+    return value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str
+
+
 def _owns_data(value: np.ndarray) -> bool:
     """Whether `value` (or the array a traced view wraps) owns its memory: no other array sees it."""
     if type(value) is Tracked and isinstance(value.base, np.ndarray):
@@ -313,12 +318,14 @@ class _Builder:
         self.keep: list[Any] = []  # the trace's arrays, alive while names refer to their ids
         self.common: dict[str, str] = {}  # line text -> its name (common subexpressions)
         self.values: dict[str, Any] = {}  # name -> its value in the trace
-        self.traced: list[np.ndarray] = []  # the arguments and every record's output
+        self.traced: list[np.ndarray] = []  # the arguments and what the program computes from them
+        self.by_memory: dict[tuple, str] = {}  # where an array's values lie -> its name (plain views)
         for i, a in enumerate(recorded.arrays):
             self.names.setdefault(id(a), f"a{i}")
             self.depends[f"a{i}"] = True
             self.values[f"a{i}"] = a
             self.traced.append(a)
+            self.by_memory.setdefault(_memory(a), f"a{i}")
 
     # -- constants
 
@@ -358,7 +365,10 @@ class _Builder:
     def foreign(self, value: np.ndarray) -> str:
         """An array that is neither an argument nor a record's output: a constant, unless it is a
         plain view of traced data (`np.asarray(x)`), which the trace cannot follow."""
-        for source in self.traced:
+        name = self.by_memory.get(_memory(value))
+        if name is not None:  # the very values of a named array, seen through a plain view
+            return name
+        for source in () if isinstance(value, Tracked) or value.base is None else self.traced:
             if np.may_share_memory(source, value):
                 raise CompileError(
                     f"compile: an array of shape {value.shape} ({value.dtype}) that views traced data "
@@ -485,9 +495,12 @@ class _Builder:
                 param_texts = {k: self.expression(v, reads) for k, v in params.items()}
                 text, kind, ufunc_args = self.call(primitive_, tuple(inputs), params, args, param_texts, output)
                 pure = PRIMITIVES.get(primitive_.name) is primitive_  # a user's may draw random numbers
-            self.names[id(output)] = self.emit(text, reads, output, kind=kind, pure=pure,
-                                              ufunc_args=ufunc_args)
-            self.traced.append(output)
+            name = self.names[id(output)] = self.emit(text, reads, output, kind=kind, pure=pure,
+                                                     ufunc_args=ufunc_args)
+            if self.depends[name]:
+                self.traced.append(output)
+            if isinstance(output, np.ndarray):
+                self.by_memory.setdefault(_memory(output), name)
         reads = set()
         result = self.output(self.recorded.result, reads)
         return self.render(result, reads), self.namespace, self.keep

@@ -197,12 +197,8 @@ def test_a_modules_mode_selects_its_program():
     X = rng.normal(size=(5, 3))
     for mode in [True, False, True, False]:
         model.train(mode)
-        with mytorch.no_grad():
-            expected = model(X)
-        if mode:  # training moves the running statistics: undo it, compiled does not at replays
-            model.eval()
+        expected = model(X)  # training mode: the batch's statistics; eval: the running ones
         assert_same(run(params, X), expected)
-        model.train(mode)
     assert len(run.programs) == 2
 
 
@@ -234,7 +230,7 @@ def _line_of(text):
 
 
 def _as_float(x):
-    return F.mul(x, float(np.max(x)))  # REFUSED: float
+    return F.sum(F.mul(x, float(np.max(x))))  # REFUSED: float
 
 
 def _branches(x):
@@ -244,7 +240,7 @@ def _branches(x):
 
 
 def _item(x):
-    return F.mul(x, x.max().item())  # REFUSED: item
+    return F.sum(F.mul(x, x.max().item()))  # REFUSED: item
 
 
 def _tolist(x):
@@ -252,7 +248,7 @@ def _tolist(x):
 
 
 def _python_index(x, i):
-    return F.mul(x, x[int(i[0])])  # REFUSED: int
+    return F.sum(F.mul(x, x[int(i[0])]))  # REFUSED: int
 
 
 def _no_primitive(x):
@@ -275,7 +271,8 @@ def test_a_refusal_names_the_line_of_f_and_the_reason(f, marker, reason):
     message = str(error.value)
     assert f"test_compile_tracing.py:{_line_of(marker)}" in message, message
     assert reason in message
-    assert mytorch.grad(f)(*args) is not None  # eagerly the same code runs
+    if f is not _no_primitive:
+        assert mytorch.grad(f)(*args) is not None  # eagerly the same code runs
 
 
 def test_a_rule_that_branches_on_data_is_refused_with_its_line():
