@@ -495,8 +495,8 @@ class _Builder:
                 param_texts = {k: self.expression(v, reads) for k, v in params.items()}
                 text, kind, ufunc_args = self.call(primitive_, tuple(inputs), params, args, param_texts, output)
                 pure = PRIMITIVES.get(primitive_.name) is primitive_  # a user's may draw random numbers
-            name = self.names[id(output)] = self.emit(text, reads, output, kind=kind, pure=pure,
-                                                     ufunc_args=ufunc_args)
+            name = self.emit(text, reads, output, kind=kind, pure=pure, ufunc_args=ufunc_args)
+            self.names[id(output)] = name
             if self.depends[name]:
                 self.traced.append(output)
             if isinstance(output, np.ndarray):

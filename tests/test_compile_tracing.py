@@ -132,7 +132,8 @@ ISSUE = {
                                                  r.normal(size=(1, 4)), np.array([2])],
                              lambda r: [Params(r.normal(size=(4, 3)), r.normal(size=3)),
                                         r.normal(size=(1, 4)), np.array([0])]),
-    "norm at zero, power's branches": (_norm_and_power, lambda r: [r.normal(size=(2, 3)) + 3, r.normal(size=(2, 3))],
+    "norm at zero, power's branches": (_norm_and_power,
+                                       lambda r: [r.normal(size=(2, 3)) + 3, r.normal(size=(2, 3))],
                                        lambda r: [np.array([[0.0, 0.0, 0.0], [1.0, -2.0, 0.5]]),
                                                   np.array([[0.0, 1.0, -1.0], [2.0, 0.0, 0.5]])]),
 }
