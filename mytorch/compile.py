@@ -493,7 +493,8 @@ class _Builder:
             else:
                 args = [self.expression(v, reads) for v in inputs]
                 param_texts = {k: self.expression(v, reads) for k, v in params.items()}
-                text, kind, ufunc_args = self.call(primitive_, tuple(inputs), params, args, param_texts, output)
+                text, kind, ufunc_args = self.call(primitive_, tuple(inputs), params, args, param_texts,
+                                                   output)
                 pure = PRIMITIVES.get(primitive_.name) is primitive_  # a user's may draw random numbers
             name = self.emit(text, reads, output, kind=kind, pure=pure, ufunc_args=ufunc_args)
             self.names[id(output)] = name
