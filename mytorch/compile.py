@@ -203,22 +203,34 @@ class _Trace:
 
     def __init__(self) -> None:
         self.modules: list[Any] = []
+        self.fresh = False
+        self.arguments: set[int] = set()  # ids of the traced arguments
 
     def refuse(self, message: str) -> None:
         raise CompileError(f"compile: at {_where()}: {message}")
 
-    def step(self, function: Callable, args: tuple, kwargs: dict) -> Any:
+    def step(self, function: Callable, args: tuple, kwargs: dict, fresh: bool = False) -> Any:
         """`function(*args, **kwargs)` computed on plain arrays and recorded as a step of the
-        program (its array results traced in turn)."""
+        program (its array results traced in turn). A `fresh` step (random numbers) is computed
+        again at every replay even when it reads no traced data."""
         result = function(*plain(args), **plain(kwargs))
-        leaves = tuple(_array_leaves((args, kwargs), []))
+        # The record's inputs: the traced arrays it reads (the program reads the rest, arrays f
+        # closes over, by name from the params; the tape must not hold them read-only).
+        leaves = tuple(a for a in _array_leaves((args, kwargs), []) if isinstance(a, Tracked))
+        self.fresh = fresh
         if isinstance(result, tuple) and any(isinstance(r, (np.ndarray, np.generic)) for r in result):
             return _same_type(result, (self._recorded(function, args, kwargs, leaves, item, i)
                                        for i, item in enumerate(result)))
         if isinstance(result, (np.ndarray, np.generic)):
             return self._recorded(function, args, kwargs, leaves, result, None)
-        if result is None or isinstance(result, str):  # printing, or NumPy writing in place
+        if isinstance(result, str):  # printing
             return result
+        if result is None:
+            self.refuse(
+                f"{getattr(function, '__name__', function)} writes traced data into an array in place, "
+                "which a replay would not repeat; compute a new array, or write a layer's state with "
+                "mytorch.tracked.assign(target, value)"
+            )
         name = getattr(function, "__qualname__", None) or getattr(function, "__name__", repr(function))
         self.refuse(
             f"{name} on traced data gives a Python {type(result).__name__}, which would be fixed at the "
@@ -232,9 +244,38 @@ class _Trace:
         if output.base is None and output is value or any(output is leaf for leaf in leaves):
             output = output.view()  # a record's output is its own array
         output = output.view(Tracked)
-        params = {"function": function, "args": args, "kwargs": kwargs, "index": index}
+        params = {"function": function, "args": args, "kwargs": kwargs, "index": index, "fresh": self.fresh}
         (state.engine or engine())._record(STEP, leaves, output, params)
         return output
+
+    def effect(self, function: Callable, args: tuple, kwargs: dict, targets: tuple) -> None:
+        """`function(*args, **kwargs)`, which writes into `targets`, arrays f closes over (a layer's
+        buffer, a parameter): done now, and a statement of the program, done at every replay."""
+        if any(id(t) in self.arguments for t in targets):
+            self.refuse("an in-place write into an argument of the compiled function; compute a new array")
+        with _writable(targets):  # held by the trace's tape, which has read them already
+            function(*plain(args), **plain(kwargs))
+        params = {"function": function, "args": args, "kwargs": kwargs, "index": None, "effect": True}
+        (state.engine or engine())._record(STEP, (), np.zeros(()).view(Tracked), params)
+
+
+@contextlib.contextmanager
+def _writable(targets: tuple) -> Iterator[None]:
+    """`targets` (and the arrays they view) writable for a moment, then as they were."""
+    chain = []
+    for target in targets:
+        while isinstance(target, np.ndarray):
+            chain.append((target, target.flags.writeable))
+            target = target.base
+    for array, _ in reversed(chain):
+        if not array.flags.writeable:
+            array.setflags(write=True)
+    try:
+        yield
+    finally:
+        for array, flag in chain:
+            if not flag:
+                array.setflags(write=False)
 
 
 @contextlib.contextmanager
@@ -253,6 +294,7 @@ class _Recording:
         # Traced copies: an array f closes over that was also passed is told apart from the argument.
         self.arrays = [np.array(a, copy=True).view(Tracked) for a in arrays]
         self.trace = _Trace()
+        self.trace.arguments = {id(a) for a in self.arrays}
         with _tracing(self.trace), Stretch() as stretch:  # records (even under no_grad); cut back
             new_args, new_kwargs = _rebuilt(args, kwargs, self.arrays)
             with walks_recorded():
@@ -320,6 +362,8 @@ class _Builder:
         self.values: dict[str, Any] = {}  # name -> its value in the trace
         self.traced: list[np.ndarray] = []  # the arguments and what the program computes from them
         self.by_memory: dict[tuple, str] = {}  # where an array's values lie -> its name (plain views)
+        self.roots: set[str] = set()  # lines a replay runs for their effect (writes, random draws)
+        self.depends["_replayed"] = True
         for i, a in enumerate(recorded.arrays):
             self.names.setdefault(id(a), f"a{i}")
             self.depends[f"a{i}"] = True
@@ -489,7 +533,13 @@ class _Builder:
                 continue
             if primitive_ is STEP:
                 text, kind, ufunc_args = self.step(params, reads)
-                pure = True
+                pure = not (params.get("fresh") or params.get("effect"))
+                if not pure:  # drawn or written at every replay: never folded, shared or dropped
+                    reads.add("_replayed")
+                    name = self.names[id(output)] = self.emit(text, reads, output, pure=False)
+                    self.roots.add(name)
+                    self.traced.append(output)
+                    continue
             else:
                 args = [self.expression(v, reads) for v in inputs]
                 param_texts = {k: self.expression(v, reads) for k, v in params.items()}
@@ -533,7 +583,7 @@ class _Builder:
 
     def render(self, result: str, result_reads: set[str]) -> str:
         # Dead code: keep only the lines the result needs.
-        needed = set(result_reads)
+        needed = set(result_reads) | self.roots
         kept = []
         for line in reversed(self.lines):
             if line.target in needed:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import engine, recording, state
-from mytorch.tracked import Tracked, computed, plain, plain_each
+from mytorch.tracked import Tracked, computed, holds_tracked, plain, plain_each
 from mytorch.utils import gradient_dtype, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
@@ -134,6 +134,8 @@ class Primitive:
             if type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
+        if not tracked and state.tracing is not None and params and holds_tracked(tuple(params.values())):
+            tracked = True  # an index computed from traced data: the output is traced too
         if tracked and not state.recording and state.tracing is not None:
             # no_grad (or a walk that does not record) while compile traces: a step of the program
             # that carries no gradient, as the eager call's constant result carries none.

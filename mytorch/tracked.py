@@ -330,6 +330,34 @@ def computed(function: Callable, args: tuple, kwargs: dict | None = None) -> Any
     return function(*plain(args), **plain(kwargs))
 
 
+def drawn(function: Callable, args: tuple, kwargs: dict | None = None) -> Any:
+    """Random numbers `function(*args, **kwargs)` (an `np.random` call), a constant of the tape;
+    while `mytorch.compile` traces, a step of the program drawn again at every replay.
+
+    >>> drawn(np.random.random_sample, ((2,),)).shape
+    (2,)
+    """
+    kwargs = {} if kwargs is None else kwargs
+    if state.tracing is not None:
+        return state.tracing.step(function, args, kwargs, fresh=True)
+    return function(*args, **kwargs)
+
+
+def assign(target: np.ndarray, value: Any) -> None:
+    """Write `value` into `target` in place (a layer's state, such as BatchNorm's running
+    statistics); while `mytorch.compile` traces, a statement of the program, so every replay
+    writes it too.
+
+    >>> running = np.zeros(2)
+    >>> assign(running, np.array([1.0, 2.0])); running
+    array([1., 2.])
+    """
+    if state.tracing is not None:
+        state.tracing.effect(np.copyto, (target, value), {}, (target,))
+    else:
+        np.copyto(target.view(np.ndarray) if isinstance(target, Tracked) else target, plain(value))
+
+
 def is_tracked(value: Any) -> bool:
     """Whether `value` is a tracked array."""
     return isinstance(value, Tracked)
@@ -458,15 +486,38 @@ def _in_place(ufunc: np.ufunc, method: str, inputs: tuple, out: tuple, kwargs: d
                 "value into an existing array, where the tape cannot follow it; write y = x + ... "
                 "(a new array: total = total + x) instead, or do it inside mytorch.no_grad()"
             )
-    getattr(ufunc, method)(*plain(inputs), out=tuple(plain(list(targets))), **plain(kwargs))
+    if state.tracing is not None:
+        _written_while_tracing(targets, getattr(ufunc, method), inputs, {**kwargs, "out": targets})
+    else:
+        getattr(ufunc, method)(*plain(inputs), out=tuple(plain(list(targets))), **plain(kwargs))
     return targets[0] if len(targets) == 1 else targets  # the very arrays: `W -= g` rebinds W to it
 
 
 def _augmented(array: Tracked, other: Any, ufunc: np.ufunc) -> Any:
     if not _dispatching() or (array.flags.writeable and not holds_tracked(other)):
-        ufunc(array.view(np.ndarray), plain(other), out=array.view(np.ndarray))
+        if state.tracing is not None:
+            _written_while_tracing((array,), ufunc, (array, other), {"out": array})
+        else:
+            ufunc(array.view(np.ndarray), plain(other), out=array.view(np.ndarray))
         return array
     return ufunc(array, other)
+
+
+def _written_while_tracing(targets: tuple, function: Callable, args: tuple, kwargs: dict) -> None:
+    """An in-place write while compile traces: a statement of the program when it writes into
+    tracked arrays made before the trace (a parameter's `W -= lr * g`); refused when it writes
+    traced data into a plain array, which may have been made during the trace (a replay would
+    write into the trace's copy)."""
+    if all(isinstance(t, Tracked) for t in targets):
+        state.tracing.effect(function, args, kwargs, targets)
+    elif holds_tracked(args):
+        state.tracing.refuse(
+            "an in-place write (`+=`, out=) of traced data into a plain array would happen only "
+            "while tracing; compute a new array, or write a layer's state with "
+            "mytorch.tracked.assign(target, value)"
+        )
+    else:
+        function(*plain(args), **plain(kwargs))
 
 
 def _cast(value: Any, dtype: Any) -> Any:

@@ -50,6 +50,7 @@ from mytorch.rules.core import (
 )
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.numpy_ops import tril
+from mytorch.tracked import is_tracked
 
 __all__ = ["cholesky", "det", "eigh", "inv", "norm", "slogdet", "solve"]
 
@@ -265,12 +266,13 @@ def _eigh_packed(a: Any) -> np.ndarray:
     return np.concatenate([values[..., None, :], vectors], axis=-2).astype(np.asarray(a).dtype, copy=False)
 
 
-def _eigen_gaps(values: Any) -> tuple[Any, np.ndarray]:
-    """F_ij = 1/(λ_j − λ_i) off the diagonal, 0 on it (recorded: it depends on A); and the identity."""
+def _eigen_gaps(values: Any, unused: Any = False) -> tuple[Any, np.ndarray]:
+    """F_ij = 1/(λ_j − λ_i) off the diagonal, 0 on it (recorded: it depends on A); and the identity.
+    Where `unused` (a traced bool), every gap is 1: the term they make is then discarded."""
     n = np.shape(values)[-1]
     eye = np.eye(n, dtype=values.dtype)
     gaps = sub(values, _T(values))  # [.., i, j] = λ_j − λ_i, from values (.., 1, n)
-    return div(1 - eye, where(eye.astype(bool), 1.0, gaps)), eye
+    return div(1 - eye, where(np.logical_or(eye.astype(bool), unused), 1.0, gaps)), eye
 
 
 def _eigh_parts(packed: Any) -> tuple[Any, Any]:
@@ -283,7 +285,11 @@ def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any) -> tuple:
     grad_values, grad_vectors = _eigh_parts(g)
     eye = np.eye(np.shape(values)[-1], dtype=values.dtype)
     middle = mul(eye, grad_values)
-    if np.any(grad_vectors):  # (a loss of the eigenvalues alone is fine at repeated ones)
+    used = np.any(grad_vectors)  # (a loss of the eigenvalues alone is fine at repeated ones)
+    if is_tracked(used):  # compile traces: the choice is a step, made again at every replay
+        gaps, eye = _eigen_gaps(values, np.logical_not(used))
+        middle = add(where(used, mul(gaps, matmul(_T(vectors), grad_vectors)), 0.0), middle)
+    elif used:
         gaps, eye = _eigen_gaps(values)
         middle = add(mul(gaps, matmul(_T(vectors), grad_vectors)), middle)
     return (_symmetrize(matmul(matmul(vectors, middle), _T(vectors))),)
