@@ -30,10 +30,14 @@ The tracing rules:
   `x.item()`, `x.tolist()`, an `if` on an array): the value would be fixed at the first call.
   Keep it an array (`np.where` for a branch) or pass the number as an argument. A NumPy call on
   traced data with no primitive and a float result is refused too (its gradient would be lost).
-- Arrays `f` closes over (a model's parameters and buffers) are constants read at every call: an
+- Arrays `f` closes over (a model's parameters and buffers) are read at every call: an
   optimizer's in-place step or BatchNorm's moved running statistics are seen. Arrays `f` makes
-  from no traced data (`np.eye(3)`) are constants of the program. Side effects (writes into
-  arrays outside the result, random draws, printing) happen while tracing, not at replays.
+  from no traced data (`np.eye(3)`) are constants of the program.
+- Effects are statements of the program, run at every call (the first included, once): in-place
+  writes into tracked parameters (`W -= lr * g` under no_grad), `mytorch.tracked.assign` (how
+  BatchNorm moves its running statistics) and `mytorch.tracked.drawn` (Dropout's masks, drawn
+  from np.random at every call). Writing traced data into a plain array in place is refused;
+  other side effects (printing, plain NumPy state) happen while tracing only.
 - Only primitives can be replayed: a hand-written `add_operation` record has no forward rule and is
   refused; so is `engine.backward` inside `f` (use `mytorch.value_and_grad`) and `Autograd()`.
 - Tracing and replays leave the current tape as it was and lock nothing. Compile the gradient
@@ -250,32 +254,12 @@ class _Trace:
 
     def effect(self, function: Callable, args: tuple, kwargs: dict, targets: tuple) -> None:
         """`function(*args, **kwargs)`, which writes into `targets`, arrays f closes over (a layer's
-        buffer, a parameter): done now, and a statement of the program, done at every replay."""
+        buffer, a parameter): a statement of the program, done at every call (the first call runs
+        the program too, so the trace leaves the targets as they were)."""
         if any(id(t) in self.arguments for t in targets):
             self.refuse("an in-place write into an argument of the compiled function; compute a new array")
-        with _writable(targets):  # held by the trace's tape, which has read them already
-            function(*plain(args), **plain(kwargs))
         params = {"function": function, "args": args, "kwargs": kwargs, "index": None, "effect": True}
         (state.engine or engine())._record(STEP, (), np.zeros(()).view(Tracked), params)
-
-
-@contextlib.contextmanager
-def _writable(targets: tuple) -> Iterator[None]:
-    """`targets` (and the arrays they view) writable for a moment, then as they were."""
-    chain = []
-    for target in targets:
-        while isinstance(target, np.ndarray):
-            chain.append((target, target.flags.writeable))
-            target = target.base
-    for array, _ in reversed(chain):
-        if not array.flags.writeable:
-            array.setflags(write=True)
-    try:
-        yield
-    finally:
-        for array, flag in chain:
-            if not flag:
-                array.setflags(write=False)
 
 
 @contextlib.contextmanager

@@ -293,8 +293,8 @@ def test_a_compiled_training_step_moves_batchnorms_statistics_at_every_call():
         X, y = rng.normal(size=(6, 3)) * 2 + 1, rng.integers(0, 2, 6)
         assert_same(step(dict(compiled_model.named_parameters()), X, y),
                     eager(dict(eager_model.named_parameters()), X, y))
-        for name, buffer in eager_model.named_buffers():
-            assert_same(dict(compiled_model.named_buffers())[name], buffer)
+        for name, value in eager_model.state_dict().items():
+            assert_same(compiled_model.state_dict()[name], value)
 
 
 def test_an_in_place_update_of_a_parameter_is_a_statement_of_the_program():
