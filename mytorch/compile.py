@@ -201,6 +201,11 @@ def _where() -> str:
     return ", ".join(parts) or "in the compiled function"
 
 
+# NumPy functions whose result's shape depends on the values of their input.
+_SHAPE_FROM_VALUES = {"nonzero", "argwhere", "flatnonzero", "unique", "compress", "extract", "trim_zeros",
+                      "unique_values", "unique_counts", "unique_inverse", "unique_all"}
+
+
 class _Trace:
     """What one trace of `f` gathers besides the tape: the modules that ran. Set as
     `state.tracing` while `f` runs; mytorch.tracked calls `step` and `refuse` through it."""
@@ -213,10 +218,24 @@ class _Trace:
     def refuse(self, message: str) -> None:
         raise CompileError(f"compile: at {_where()}: {message}")
 
+    def check_shapes(self, name: str, values: tuple) -> None:
+        """Refuse a call whose result's shape would depend on traced values (a boolean mask as an
+        index, np.nonzero): the program's shapes are fixed at the trace."""
+        masks = [a for a in _array_leaves(values, []) if isinstance(a, Tracked) and a.dtype.kind == "b"]
+        if masks or name in _SHAPE_FROM_VALUES:
+            what = "a boolean mask computed from traced data as an index" if masks else f"np.{name}"
+            self.refuse(
+                f"{what} gives a result whose shape depends on the data, which a compiled program "
+                "cannot replay; keep the shape: np.where(mask, x, 0) (and sum or count with the mask)"
+            )
+
     def step(self, function: Callable, args: tuple, kwargs: dict, fresh: bool = False) -> Any:
         """`function(*args, **kwargs)` computed on plain arrays and recorded as a step of the
         program (its array results traced in turn). A `fresh` step (random numbers) is computed
         again at every replay even when it reads no traced data."""
+        name = getattr(function, "__name__", "")
+        if name in _SHAPE_FROM_VALUES or function is operator.getitem or name == "__getitem__":
+            self.check_shapes(name, args[1:] if name != "nonzero" else ())
         result = function(*plain(args), **plain(kwargs))
         # The record's inputs: the traced arrays it reads (the program reads the rest, arrays f
         # closes over, by name from the params; the tape must not hold them read-only).

@@ -134,7 +134,8 @@ class Primitive:
             if type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
-        if not tracked and state.tracing is not None and params and holds_tracked(tuple(params.values())):
+        if state.tracing is not None and params and holds_tracked(tuple(params.values())):
+            state.tracing.check_shapes(self.name, tuple(params.values()))
             tracked = True  # an index computed from traced data: the output is traced too
         if tracked and not state.recording and state.tracing is not None:
             # no_grad (or a walk that does not record) while compile traces: a step of the program

@@ -107,7 +107,7 @@ def _numpy_code(x, w):  # ordinary NumPy on traced data: comparisons, where, arg
     order = np.argsort(x, axis=1)
     picked = np.take_along_axis(x, order[:, :1], axis=1)
     masked = np.where(x > np.mean(x), x * w, -x)
-    return np.sum(masked) + np.sum(picked * picked) + np.sum(np.abs(x)[np.isnan(x) == False])  # noqa: E712
+    return np.sum(masked) + np.sum(picked * picked) + np.sum(np.where(np.isnan(x), 0.0, np.abs(x)))
 
 
 def _labels(p, X, y):
@@ -150,6 +150,32 @@ def test_the_issues_programs_replay_like_eager(name):
         args = then(rng)
         assert_same(step(*args), eager(*args))
     assert len(step.programs) == 1
+
+
+def _unlike_tree(rng, value, kind):
+    """`value` (arrays in tuples and namedtuples) with unlike floats and other labels in [0, 3)."""
+    if isinstance(value, tuple):
+        items = [_unlike_tree(rng, v, kind) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if value.dtype.kind in "iu":
+        return rng.integers(0, 3, value.shape)
+    return unlike(rng, value.shape, kind).astype(value.dtype)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(sorted(ISSUE)), st.lists(st.sampled_from(KINDS), min_size=1, max_size=3),
+       st.integers(0, 2**16))
+def test_the_issues_programs_replay_like_eager_on_drawn_unlike_values(name, kinds, seed):
+    f, first, _ = ISSUE[name]
+    rng = np.random.default_rng(seed)
+    eager = mytorch.value_and_grad(f, argnums=0)
+    step = mytorch.compile(eager)
+    args = first(rng)
+    assert_same(step(*args), eager(*args))
+    for kind in kinds:
+        args = [_unlike_tree(rng, a, kind) for a in args]
+        with np.errstate(all="ignore"):
+            assert_same(step(*args), eager(*args))
 
 
 def test_std_of_a_row_of_equal_values_has_a_zero_gradient():
@@ -251,6 +277,10 @@ def _python_index(x, i):
     return F.sum(F.mul(x, x[int(i[0])]))  # REFUSED: int
 
 
+def _masked(x):
+    return F.sum(x[x > 0])  # REFUSED: mask
+
+
 def _no_primitive(x):
     return F.sum(np.i0(x))  # REFUSED: no primitive
 
@@ -262,6 +292,7 @@ def _no_primitive(x):
     (_tolist, "REFUSED: tolist", "x.tolist()"),
     (_python_index, "REFUSED: int", "int(x)"),
     (_no_primitive, "REFUSED: no primitive", "no mytorch primitive"),
+    (_masked, "REFUSED: mask", "shape depends on the data"),
 ])
 def test_a_refusal_names_the_line_of_f_and_the_reason(f, marker, reason):
     x = np.array([1.0, -2.0, 3.0])
