@@ -15,6 +15,13 @@ backward walk running the rules) every call is plain NumPy and returns plain arr
 Which arrays are tracked: the arguments of the transforms, the parameters of `nn` modules, and
 what `track(x)` returns. Plain ndarrays keep their meaning (and their speed).
 
+While `mytorch.compile` traces (`state.tracing` is its trace), nothing here computes off the
+record: a call that would return a constant or compute plainly (a comparison, an argsort, a rule's
+mask, NumPy under no_grad) becomes a step of the program (`state.tracing.step`), conversions to
+Python values (`float(x)`, `bool(x)`, `x.item()`) are refused with the line of `f`, and in-place
+writes into parameters are statements of the program. `computed`, `drawn` and `assign` say the
+same for a helper's result, random draws and a layer's state.
+
 >>> import numpy as np
 >>> import mytorch
 >>> mytorch.grad(lambda x: np.sum(x * x))(np.array([1.0, 2.0]))
@@ -254,6 +261,16 @@ class Tracked(np.ndarray):
         return _method(self, "trace", offset, axis1, axis2)
 
     # ---- conversions to Python values: refused while compile traces (they would freeze) -------
+
+    def __repr__(self) -> str:
+        if state.tracing is not None:  # printing inside a compiled function: the trace's values
+            return f"traced {np.ndarray.__repr__(self.view(np.ndarray))}"
+        return np.ndarray.__repr__(self)
+
+    def __str__(self) -> str:
+        if state.tracing is not None:
+            return f"traced {np.ndarray.__str__(self.view(np.ndarray))}"
+        return np.ndarray.__str__(self)
 
     def __float__(self) -> float:
         _converted(self, "float(x)")

@@ -378,3 +378,15 @@ def test_eigh_compiles_branch_free_on_repeated_eigenvalues():
         for a in [np.array([[2.0, 1.0], [1.0, 3.0]]), np.array([[4.0, -1.0], [-1.0, 1.0]])]:
             assert_same(step(a), eager(a), 1e-10)
     assert_same(mytorch.compile(mytorch.grad(g))(np.eye(2)), mytorch.grad(g)(np.eye(2)))
+
+
+def test_printing_inside_a_compiled_function_shows_the_traces_values(capsys):
+    def f(x):
+        print("x:", x)
+        return F.mul(x, x)
+
+    square = mytorch.compile(f)
+    square(np.array([1.0, 2.0]))
+    assert "traced [1. 2.]" in capsys.readouterr().out
+    np.testing.assert_array_equal(square(np.array([3.0, 2.0])), [9.0, 4.0])
+    assert capsys.readouterr().out == ""  # a replay runs the program, not f
