@@ -109,8 +109,9 @@ class Tracked(np.ndarray):
             return computed(ufunc, inputs, kwargs)
         if function is None:
             what = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-            kwargs.update(where=where, dtype=dtype)
-            return _constant_or_refused(what, getattr(ufunc, method), inputs, kwargs)
+            kwargs.update({"where": where} if where is not True else {}, dtype=dtype)
+            call = ufunc if method == "__call__" else getattr(ufunc, method)
+            return _constant_or_refused(what, call, inputs, kwargs)
         if dtype is not None:  # x.sum(dtype=np.float64): cast first, on the tape
             inputs = tuple(_cast(value, dtype) for value in inputs)
         if method == "reduce" and "axis" not in kwargs:

@@ -390,3 +390,15 @@ def test_printing_inside_a_compiled_function_shows_the_traces_values(capsys):
     assert "traced [1. 2.]" in capsys.readouterr().out
     np.testing.assert_array_equal(square(np.array([3.0, 2.0])), [9.0, 4.0])
     assert capsys.readouterr().out == ""  # a replay runs the program, not f
+
+
+def test_setitem_with_a_traced_index_recomputes_which_copies_land():
+    def f(x, v, order):
+        index = (order > 0).astype(np.int64)  # computed from traced data: repeated or not
+        return F.sum(F.mul(F.setitem(x, index, v), x))
+
+    eager = mytorch.value_and_grad(f, argnums=(0, 1))
+    step = mytorch.compile(eager)
+    x, v = np.arange(4.0), np.array([10.0, 20.0])
+    for order in [np.array([3.0, -2.0]), np.array([1.0, 5.0]), np.array([-1.0, 2.0])]:
+        assert_same(step(x, v, order), eager(x, v, order))

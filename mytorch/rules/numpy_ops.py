@@ -43,6 +43,7 @@ from mytorch.rules.core import (
     where,
 )
 from mytorch.rules.core import sum as sum_
+from mytorch.tracked import computed, is_tracked
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -690,8 +691,8 @@ def _setitem_vjp(g: np.ndarray, ans: np.ndarray, x: Any, value: Any, index: Any)
     grad_value = None
     if _is_float(value):
         picked = getitem(g, index)
-        landed = _landed(np.shape(x), index)
-        if not landed.all():
+        landed = computed(_landed, (np.shape(x), index))  # a step while compile traces: the index may be
+        if is_tracked(landed) or not landed.all():  # traced (then branch-free: the mask is replayed)
             picked = mul(picked, _mask(landed, g))
         grad_value = sum_to_shape(picked, np.shape(value))
     # x̄: ȳ with the overwritten slots zeroed, itself a setitem (so a compiled program recomputes
