@@ -38,6 +38,12 @@ The tracing rules:
   BatchNorm moves its running statistics) and `mytorch.tracked.drawn` (Dropout's masks, drawn
   from np.random at every call). Writing traced data into a plain array in place is refused;
   other side effects (printing, plain NumPy state) happen while tracing only.
+- What NumPy does not show a tracked array cannot be traced: a plain array indexed by traced data
+  (`np.eye(4)[labels]`, `np.take(np.eye(4), labels)`: write `labels[:, None] == np.arange(4)` or
+  `F.take(np.eye(4), labels, axis=0)`), random draws with
+  `np.random` in `f` (constants of the program; `mytorch.tracked.drawn` draws at every call), and
+  computations on `np.asarray(x)` (a plain view: use of the view itself is followed, and a view
+  of part of traced data is refused).
 - Only primitives can be replayed: a hand-written `add_operation` record has no forward rule and is
   refused; so is `engine.backward` inside `f` (use `mytorch.value_and_grad`) and `Autograd()`.
 - Tracing and replays leave the current tape as it was and lock nothing. Compile the gradient

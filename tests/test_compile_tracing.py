@@ -402,3 +402,17 @@ def test_setitem_with_a_traced_index_recomputes_which_copies_land():
     x, v = np.arange(4.0), np.array([10.0, 20.0])
     for order in [np.array([3.0, -2.0]), np.array([1.0, 5.0]), np.array([-1.0, 2.0])]:
         assert_same(step(x, v, order), eager(x, v, order))
+
+
+@pytest.mark.parametrize("one_hot", [lambda y: y[:, None] == np.arange(4),
+                                     lambda y: F.take(np.eye(4), y, axis=0)])
+def test_one_hot_rows_follow_the_labels(one_hot):
+    def f(x, y):
+        return F.sum(F.mul(one_hot(y), x))
+
+    eager = mytorch.value_and_grad(f)
+    step = mytorch.compile(eager)
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        x, y = rng.normal(size=(5, 4)), rng.integers(0, 4, 5)
+        assert_same(step(x, y), eager(x, y))
