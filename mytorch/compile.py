@@ -218,7 +218,6 @@ class _Trace:
 
     def __init__(self) -> None:
         self.modules: list[Any] = []
-        self.fresh = False
         self.arguments: set[int] = set()  # ids of the traced arguments
 
     def refuse(self, message: str) -> None:
@@ -246,12 +245,11 @@ class _Trace:
         # The record's inputs: the traced arrays it reads (the program reads the rest, arrays f
         # closes over, by name from the params; the tape must not hold them read-only).
         leaves = tuple(a for a in _array_leaves((args, kwargs), []) if isinstance(a, Tracked))
-        self.fresh = fresh
+        call = {"function": function, "args": args, "kwargs": kwargs, "fresh": fresh}
         if isinstance(result, tuple) and any(isinstance(r, (np.ndarray, np.generic)) for r in result):
-            return _same_type(result, (self._recorded(function, args, kwargs, leaves, item, i)
-                                       for i, item in enumerate(result)))
+            return _same_type(result, (_recorded(call, leaves, item, i) for i, item in enumerate(result)))
         if isinstance(result, (np.ndarray, np.generic)):
-            return self._recorded(function, args, kwargs, leaves, result, None)
+            return _recorded(call, leaves, result, None)
         if isinstance(result, str):  # printing
             return result
         if result is None:
@@ -267,16 +265,6 @@ class _Trace:
         )
         return result
 
-    def _recorded(self, function: Callable, args: tuple, kwargs: dict, leaves: tuple, value: Any,
-                  index: int | None) -> Any:
-        output = np.asarray(value)
-        if output.base is None and output is value or any(output is leaf for leaf in leaves):
-            output = output.view()  # a record's output is its own array
-        output = output.view(Tracked)
-        params = {"function": function, "args": args, "kwargs": kwargs, "index": index, "fresh": self.fresh}
-        (state.engine or engine())._record(STEP, leaves, output, params)
-        return output
-
     def effect(self, function: Callable, args: tuple, kwargs: dict, targets: tuple) -> None:
         """`function(*args, **kwargs)`, which writes into `targets`, arrays f closes over (a layer's
         buffer, a parameter): a statement of the program, done at every call (the first call runs
@@ -285,6 +273,13 @@ class _Trace:
             self.refuse("an in-place write into an argument of the compiled function; compute a new array")
         params = {"function": function, "args": args, "kwargs": kwargs, "index": None, "effect": True}
         (state.engine or engine())._record(STEP, (), np.zeros(()).view(Tracked), params)
+
+
+def _recorded(call: dict, leaves: tuple, value: Any, index: int | None) -> Tracked:
+    """`value`, the result (or its item `index`) of a step, as a traced array of its own, recorded."""
+    output = np.asarray(value).view(Tracked)  # a new object: a record's output is its own array
+    (state.engine or engine())._record(STEP, leaves, output, {**call, "index": index})
+    return output
 
 
 @contextlib.contextmanager
