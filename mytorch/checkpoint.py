@@ -78,6 +78,7 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                 if is_float_array(v) and id(v) not in given and id(v) not in produced
             }
         values = (*leaves, *captured.values())
+        closed_over = values[count:]  # f reads these very arrays (a walk may pass plain views of them)
 
         def rerun(values: tuple) -> tuple[np.ndarray, list, Stretch]:
             """f again, recorded from fresh copies of its float arguments: (output, inputs as used,
@@ -89,7 +90,7 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     copies = [_rerun_copy(v) if is_float_array(v) else v for v in values[:count]]
                     start = len(stretch.engine.operation_list)  # walks stop at the copies
                     out = run(*copies, *values[count:])
-                return out, [*copies, *values[count:]], stretch.seal(start)
+                return out, [*copies, *closed_over], stretch.seal(start)
             finally:
                 np.random.set_state(outer_random)
 
