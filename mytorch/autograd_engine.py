@@ -49,6 +49,10 @@ class _ThreadState(threading.local):
     # (a rule must be written with primitives to be differentiable again; the checkers catch one
     # that is not). User code inside a Stretch (a transform, checkpoint's recomputation) is not.
     in_rule: bool = False
+    # The trace `mytorch.compile` is recording (None when it is not): then every NumPy call on a
+    # tracked array is a step of the program or refused (mytorch.tracked), and operations on
+    # integer arrays are recorded too (an index computed from labels is a step).
+    tracing: Any = None
 
 
 # This thread's engine and recording flag. Read it (primitives check `state.recording` on every
@@ -717,7 +721,7 @@ class Autograd:
                 else:
                     constants = [value] if constants is None else [*constants, value]
             bit <<= 1
-        if not mask:
+        if not mask and _state.tracing is None:
             self._constant_operations += 1
             return
         if output.dtype.kind == "c":

@@ -127,10 +127,11 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                 id(v): v for op in records for v in op.inputs
                 if is_float_array(v) and id(v) not in given and id(v) not in produced
             }
-            values = (*leaves, *captured.values())
             # What f read, besides its float inputs: checked again when f is recomputed (law 9).
             firsts = [next(j for j, w in enumerate(leaves) if w is v) for v in leaves]  # x passed twice: one
-            read = _what_was_read(scratch.records, leaves, firsts)
+            read = _what_was_read(records, copies, firsts)
+        values = (*leaves, *captured.values())
+        closed_over = values[count:]  # f reads these very arrays (a walk may pass plain views of them)
 
         def rerun(values: tuple) -> tuple[np.ndarray, list, Stretch]:
             """f again, recorded from fresh copies of its float arguments: (output, inputs as used,
@@ -142,11 +143,10 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                     copies = [_tracked_copy(v) for v in values[:count]]
                     start = len(stretch.engine.operation_list)  # walks stop at the copies
                     out = run(*copies, *values[count:])
-                used = [*copies, *values[count:]]
                 stretch.seal(start)
                 again = _what_was_read(stretch.records, copies, firsts)
                 _refuse_a_different_recomputation(name, read, again, stretch)
-                return out, used, stretch
+                return out, [*copies, *closed_over], stretch
             finally:
                 np.random.set_state(outer_random)
 
@@ -173,8 +173,15 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
                 if not keep:
                     stretch.cut_back()
 
-        block = primitive(name, lambda *values: out, vjp=vjp, jvp=jvp, arity=None, register=False)
-        block.reads_identities = True  # its rules find the arrays f closes over by identity
+        computed = [out]
+
+        def forward(*values: Any) -> np.ndarray:
+            if computed:  # this call's forward: run above
+                return computed.pop()
+            with recording(False):  # a compiled program's replay: f on that call's values
+                return run(*values)
+
+        block = primitive(name, forward, vjp=vjp, jvp=jvp, arity=None, register=False)
         return block.apply(values, {})
 
     functools.update_wrapper(call, f)

@@ -1,75 +1,82 @@
-"""`mytorch.compile(f)`: record `f` once per signature, then replay it as straight-line NumPy.
+"""`mytorch.compile(f)`: trace `f` once per signature, then replay it as straight-line NumPy.
 
-A tape recorded with `create_graph` holds, as primitives, both a forward pass and its backward
-walk: it is a straight-line program. `compile` records `f` on the first call for a signature,
-numbers the arrays of the recording (arguments, constants, intermediates), emits one line of Python
-per operation calling the primitive's forward rule (`v12 = np.multiply(v3, v7)`), deletes each
-intermediate after its last use, and compiles that source once. Later calls with the same signature
-run the generated function: no Operation, no guard, no buffer, no id() look-up.
+The first call for a signature traces `f`, as `jax.jit` does: its array arguments are tracked
+arrays (mytorch.tracked) and a trace is on, so every NumPy call made on traced data, in `f` and
+inside the rules its primitives run (a gradient transform's backward walk included), lands on the
+tape: a primitive, or a step without gradient (a comparison, `np.where`, `argsort`, index
+arithmetic, a rule's mask or guard). That tape is the program. Each record becomes one line of
+NumPy (`v12 = np.multiply(v3, v7)`); lines the result does not need are dropped, equal lines are
+computed once, each intermediate is deleted after its last use and written into with `out=` where
+nothing else can see it. Later calls with the same signature run that function: no Operation, no
+guard, no buffer, no id() look-up, and every mask is computed again from the call's values.
 
 >>> import numpy as np
 >>> import mytorch
 >>> from mytorch import functional as F
 >>> step = mytorch.compile(mytorch.value_and_grad(lambda w, x: F.sum(F.relu(F.mul(w, x)))))
->>> value, slope = step(np.array([1.0, -2.0]), np.array([3.0, 4.0]))   # records, then runs
+>>> value, slope = step(np.array([1.0, -2.0]), np.array([3.0, 4.0]))   # traces, then runs
 >>> float(value), slope
 (3.0, array([3., 0.]))
 >>> value, slope = step(np.array([-1.0, 2.0]), np.array([3.0, 4.0]))   # replays: the mask follows
 >>> float(value), slope
 (8.0, array([0., 4.]))
 
-The rules (as with `jax.jit`):
+The tracing rules:
 
-- The signature is the shapes and dtypes of the array arguments (arrays may sit in tuples, lists
-  and dicts) and the values of every other argument (numbers, strings, None: they must be
-  hashable, and a new value records again). A new shape or dtype records again.
-- Arrays are passed as arguments. An array that `f` closes over (weights kept in a closure or a
-  model) is a constant of the program: no gradient flows to it, and every replay reads its value
-  at that call (an optimizer's in-place step is seen, as in eager mode). `f` must be otherwise
-  pure: state a layer updates with NumPy in its forward (BatchNorm1d's running statistics in
-  training mode) is updated while recording only, not at replays.
-- Python control flow that depends on values (`if float(loss) > 1`) is fixed at the first call.
-- Masks and selections computed inside the primitives' rules (ReLU's `x > 0`, the ties of `max`
-  and `maximum`, clip's bounds, the one-hot rows of integer labels, max-pooling's winners) follow
-  the data: they are recomputed from the new values at every replay. To find them, the first call
-  records `f` twice, the second time on other values of the same shapes (its side effects happen
-  twice; warnings of that run are silenced): an array that differs between the two recordings
-  and is neither an argument nor the output of a recorded primitive is recomputed by the rule that
-  made it, or, when no rule is known for it (random numbers, NumPy computations on the arguments
-  outside the primitives, a primitive applied to integer arrays only), the call is refused with
-  an error naming the operation that used it (an array equal in both recordings, such as a
-  random mask of a few elements that happened to come out the same, is taken for a constant).
-  Numbers computed from the data and fed to a primitive (`F.mul(x, float(x.max()))`) are refused
-  too. NumPy views of arguments and intermediates (`for x in X`, `W.T`, reshapes) are replayed.
+- The signature is the shapes and dtypes of the array arguments (in tuples, namedtuples, lists and
+  dicts, which keep their types in and out), the values of the other arguments (hashable: a new
+  value traces again), and the mode (`training`) of every `nn` Module that ran.
+- Computing a Python value from traced data is refused at that line (`float(x)`, `int(x)`,
+  `x.item()`, `x.tolist()`, an `if` on an array): the value would be fixed at the first call.
+  Keep it an array (`np.where` for a branch) or pass the number as an argument. A NumPy call on
+  traced data with no primitive and a float result is refused too (its gradient would be lost).
+- Arrays `f` closes over (a model's parameters and buffers) are read at every call: an
+  optimizer's in-place step or BatchNorm's moved running statistics are seen. Arrays `f` makes
+  from no traced data (`np.eye(3)`) are constants of the program.
+- Effects are statements of the program, run at every call (the first included, once): in-place
+  writes into tracked parameters (`W -= lr * g` under no_grad), `mytorch.tracked.assign` (how
+  BatchNorm moves its running statistics) and `mytorch.tracked.drawn` (Dropout's masks, drawn
+  from np.random at every call). Writing traced data into a plain array in place is refused;
+  other side effects (printing, plain NumPy state) happen while tracing only.
+- What NumPy does not show a tracked array cannot be traced: a plain array indexed by traced data
+  (`np.eye(4)[labels]`, `np.take(np.eye(4), labels)`: write `labels[:, None] == np.arange(4)` or
+  `F.take(np.eye(4), labels, axis=0)`), random draws with
+  `np.random` in `f` (constants of the program; `mytorch.tracked.drawn` draws at every call), and
+  computations on `np.asarray(x)` (a plain view: use of the view itself is followed, and a view
+  of part of traced data is refused).
 - Only primitives can be replayed: a hand-written `add_operation` record has no forward rule and is
-  refused. `f` must not call `Autograd()`; `engine.backward` inside `f` is refused (use
-  `mytorch.value_and_grad`).
-- Recording leaves the current tape as it was and locks nothing; replays record nothing, so call
-  the compiled function on the outside: compile the gradient transform, not the function it
-  differentiates. Inside a transform (`grad(compile(f))`), the compiled function runs `f` eagerly.
-- Results equal the eager engine's (the same forward rules run in the same order).
+  refused; so is `engine.backward` inside `f` (use `mytorch.value_and_grad`) and `Autograd()`.
+- Tracing and replays leave the current tape as it was and lock nothing. Compile the gradient
+  transform, not the function it differentiates; inside a transform (`grad(compile(f))`) the
+  compiled function runs `f` eagerly. Results equal the eager engine's.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import itertools
-import warnings
+import linecache
+import operator
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Stretch, engine, recording
-from mytorch.tracked import plain_each
+from mytorch.autograd_engine import Stretch, engine, recording, state
+from mytorch.primitive import PRIMITIVES, primitive
+from mytorch.primitive import copy as _copy_primitive
+from mytorch.tracked import Tracked, plain, plain_each
 from mytorch.transforms import inside_a_transform, walks_recorded
 
 __all__ = ["compile", "CompileError"]
 
 
 class CompileError(TypeError):
-    """`f` cannot be compiled (the message says why and what to do instead)."""
+    """`f` cannot be compiled (the message names the line of `f`, says why and what to do instead)."""
 
 
 # ---- arguments: flattened to array leaves and a hashable signature ------------------------------
@@ -98,12 +105,19 @@ def _flatten(value: Any, parts: list, arrays: list) -> None:
         parts.append((type(value), value))
 
 
+def _same_type(value: tuple | list, items: Iterator[Any]) -> tuple | list:
+    """A tuple, list or namedtuple of `value`'s type holding `items`."""
+    if hasattr(value, "_fields"):
+        return type(value)(*items)
+    return type(value)(items)
+
+
 def _rebuild(value: Any, arrays: Iterator[np.ndarray]) -> Any:
     """`value` with its arrays replaced, in order, by those of `arrays`."""
     if isinstance(value, np.ndarray):
         return next(arrays)
     if isinstance(value, (tuple, list)):
-        return type(value)(_rebuild(item, arrays) for item in value)
+        return _same_type(value, (_rebuild(item, arrays) for item in value))
     if isinstance(value, dict):
         return {key: _rebuild(item, arrays) for key, item in value.items()}
     return value
@@ -130,145 +144,178 @@ def _signature(args: tuple, kwargs: dict) -> tuple[tuple, list[np.ndarray]]:
     return tuple(parts), arrays
 
 
-# ---- recording -----------------------------------------------------------------------------------
+# ---- tracing ------------------------------------------------------------------------------------
 
 
-class _Recording:
-    """One run of `f` on the tape: its operations and its result, the tape then cut back."""
-
-    def __init__(self, f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> None:
-        with Stretch() as stretch:  # records (even under no_grad); cut back on leaving
-            with walks_recorded():
-                self.result = f(*args, **kwargs)
-            if engine() is not stretch.engine:
-                raise CompileError(
-                    "compile: the function started a new engine (Autograd()) while it was recorded; "
-                    "create the engine once, outside the compiled function"
-                )
-            self.ops = [(op.primitive, op.inputs, op.params or {}, op.output, op) for op in stretch.records]
-        self.arrays = arrays
-        for primitive, _, _, _, op in self.ops:
-            if getattr(primitive, "forward", None) is None:
-                name = getattr(primitive, "name", None) or repr(op.backward_operation)
-                raise CompileError(
-                    f"compile: the function records a hand-written add_operation ({name}), which has no "
-                    "forward rule to replay; define it as a primitive (mytorch.functional.primitive)"
-                )
-
-    def skeleton(self) -> list:
-        """What must match between two recordings: each op's name and its arrays' shapes."""
-        return [(p.name, np.shape(out), getattr(out, "dtype", None),
-                 tuple(np.shape(v) for v in _leaves(inputs, params) if isinstance(v, np.ndarray)))
-                for p, inputs, params, out, _ in self.ops]
+def _no_gradient(g: Any, ans: Any, *inputs: Any, **params: Any) -> tuple:
+    return (None,) * len(inputs)
 
 
-def _leaves(inputs: Any, params: dict) -> list:
-    found: list = []
+def _no_tangent(t: list, ans: Any, *inputs: Any, **params: Any) -> None:
+    return None
 
-    def walk(value: Any) -> None:
-        if isinstance(value, (tuple, list)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, slice):
-            walk((value.start, value.stop, value.step))
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        else:
+
+def _run_step(*inputs: Any, function: Callable, args: tuple, kwargs: dict, index: int | None) -> Any:
+    result = function(*plain(args), **plain(kwargs))
+    return result if index is None else result[index]
+
+
+# A NumPy call on traced data that carries no gradient (`x > 0`, `np.argsort(x)`, a rule's mask):
+# a record of this primitive; its params hold the call, its inputs the arrays the call reads.
+STEP = primitive("numpy_step", _run_step, vjp=_no_gradient, jvp=_no_tangent, arity=None, register=False)
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LIBRARIES = tuple(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__))) + os.sep
+                   for m in (np, contextlib, functools))
+
+
+def _array_leaves(value: Any, found: list) -> list:
+    """The arrays in `value` (at any depth of tuples, lists, dicts and slices), each once."""
+    if isinstance(value, np.ndarray):
+        if not any(value is seen for seen in found):
             found.append(value)
-
-    walk(tuple(inputs))
-    walk(params)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _array_leaves(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _array_leaves(item, found)
+    elif isinstance(value, slice):
+        _array_leaves((value.start, value.stop, value.step), found)
     return found
 
 
-def _other_values(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Arrays of the same shapes and dtypes with other values (for the second recording)."""
-    rng = np.random.default_rng(12345)
-    others = []
-    for a in arrays:
-        if a.dtype.kind in "fc":
-            scale = float(np.std(a)) if a.size else 1.0
-            other = rng.standard_normal(a.shape) * (scale if np.isfinite(scale) and scale > 0 else 1.0)
-            others.append(other.astype(a.dtype))
-        elif a.dtype.kind == "b":
-            others.append(rng.random(a.shape) < 0.5)
-        elif a.dtype.kind in "iu" and a.size:
-            others.append(rng.permutation(a.reshape(-1)).reshape(a.shape).astype(a.dtype))
-        else:
-            others.append(a.copy())
-    return others
+def _where() -> str:
+    """The line of the user's code running now (and the line of mytorch it called, if any)."""
+    frame = sys._getframe(1)
+    inner = None
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_PACKAGE):
+            if inner is None and not filename.endswith(("tracked.py", "compile.py", "primitive.py")):
+                inner = frame
+        elif not filename.startswith(_LIBRARIES) and not filename.startswith("<frozen"):
+            break
+        frame = frame.f_back
+    parts = []
+    if frame is not None:
+        text = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+        parts.append(f"{frame.f_code.co_filename}:{frame.f_lineno} (in {frame.f_code.co_name}: `{text}`)")
+    if inner is not None:
+        name = os.path.relpath(inner.f_code.co_filename, os.path.dirname(_PACKAGE.rstrip(os.sep)))
+        parts.append(f"inside {name}:{inner.f_lineno} ({inner.f_code.co_name})")
+    return ", ".join(parts) or "in the compiled function"
 
 
-# ---- masks the rules compute with NumPy, and how to compute them again ------------------------------
+# NumPy functions whose result's shape depends on the values of their input.
+_SHAPE_FROM_VALUES = {"nonzero", "argwhere", "flatnonzero", "unique", "compress", "extract", "trim_zeros",
+                      "unique_values", "unique_counts", "unique_inverse", "unique_all"}
 
 
-def _float_dtypes(*values: Any) -> list[np.dtype]:
-    found = [v.dtype for v in values if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
-    return list(dict.fromkeys([*found, np.dtype(np.float64)]))
+class _Trace:
+    """What one trace of `f` gathers besides the tape: the modules that ran. Set as
+    `state.tracing` while `f` runs; mytorch.tracked calls `step` and `refuse` through it."""
+
+    def __init__(self) -> None:
+        self.modules: list[Any] = []
+        self.arguments: set[int] = set()  # ids of the traced arguments
+
+    def refuse(self, message: str) -> None:
+        raise CompileError(f"compile: at {_where()}: {message}")
+
+    def check_shapes(self, name: str, values: tuple) -> None:
+        """Refuse a call whose result's shape would depend on traced values (a boolean mask as an
+        index, np.nonzero): the program's shapes are fixed at the trace."""
+        masks = [a for a in _array_leaves(values, []) if isinstance(a, Tracked) and a.dtype.kind == "b"]
+        if masks or name in _SHAPE_FROM_VALUES:
+            what = "a boolean mask computed from traced data as an index" if masks else f"np.{name}"
+            self.refuse(
+                f"{what} gives a result whose shape depends on the data, which a compiled program "
+                "cannot replay; keep the shape: np.where(mask, x, 0) (and sum or count with the mask)"
+            )
+
+    def step(self, function: Callable, args: tuple, kwargs: dict, fresh: bool = False) -> Any:
+        """`function(*args, **kwargs)` computed on plain arrays and recorded as a step of the
+        program (its array results traced in turn). A `fresh` step (random numbers) is computed
+        again at every replay even when it reads no traced data."""
+        name = getattr(function, "__name__", "")
+        if name in _SHAPE_FROM_VALUES or function is operator.getitem or name == "__getitem__":
+            self.check_shapes(name, args[1:] if name != "nonzero" else ())
+        result = function(*plain(args), **plain(kwargs))
+        # The record's inputs: the traced arrays it reads (the program reads the rest, arrays f
+        # closes over, by name from the params; the tape must not hold them read-only).
+        leaves = tuple(a for a in _array_leaves((args, kwargs), []) if isinstance(a, Tracked))
+        call = {"function": function, "args": args, "kwargs": kwargs, "fresh": fresh}
+        if isinstance(result, tuple) and any(isinstance(r, (np.ndarray, np.generic)) for r in result):
+            return _same_type(result, (_recorded(call, leaves, item, i) for i, item in enumerate(result)))
+        if isinstance(result, (np.ndarray, np.generic)):
+            return _recorded(call, leaves, result, None)
+        if isinstance(result, str):  # printing
+            return result
+        if result is None:
+            self.refuse(
+                f"{getattr(function, '__name__', function)} writes traced data into an array in place, "
+                "which a replay would not repeat; compute a new array, or write a layer's state with "
+                "mytorch.tracked.assign(target, value)"
+            )
+        name = getattr(function, "__qualname__", None) or getattr(function, "__name__", repr(function))
+        self.refuse(
+            f"{name} on traced data gives a Python {type(result).__name__}, which would be fixed at the "
+            "first call while the data changes; keep it an array (np.all(...), not np.array_equal)"
+        )
+        return result
+
+    def effect(self, function: Callable, args: tuple, kwargs: dict, targets: tuple) -> None:
+        """`function(*args, **kwargs)`, which writes into `targets`, arrays f closes over (a layer's
+        buffer, a parameter): a statement of the program, done at every call (the first call runs
+        the program too, so the trace leaves the targets as they were)."""
+        if any(id(t) in self.arguments for t in targets):
+            self.refuse("an in-place write into an argument of the compiled function; compute a new array")
+        params = {"function": function, "args": args, "kwargs": kwargs, "index": None, "effect": True}
+        (state.engine or engine())._record(STEP, (), np.zeros(()).view(Tracked), params)
 
 
-def _keep_axes(ans: Any, ndim: int, axis: Any, keepdims: bool) -> Any:
-    if keepdims or axis is None and np.ndim(ans) == ndim:
-        return ans
-    if axis is None:
-        return np.reshape(ans, (1,) * ndim)
-    axes = (axis,) if np.isscalar(axis) else tuple(axis)
-    return np.expand_dims(ans, tuple(a % ndim for a in axes))
+def _recorded(call: dict, leaves: tuple, value: Any, index: int | None) -> Tracked:
+    """`value`, the result (or its item `index`) of a step, as a traced array of its own, recorded."""
+    output = np.asarray(value).view(Tracked)  # a new object: a record's output is its own array
+    (state.engine or engine())._record(STEP, leaves, output, {**call, "index": index})
+    return output
 
 
-def _recipes(name: str, inputs: tuple, params: dict, ans: Any) -> list[Callable]:
-    """Functions of (*inputs, ans) that recompute the constants a primitive's rules make with NumPy."""
-    recipes: list[Callable] = []
-    if name in ("relu", "power"):
-        recipes.append(lambda x, *rest: np.asarray(x) > 0)
-    elif name == "abs":
-        for dtype in _float_dtypes(*inputs, ans):
-            recipes.append(lambda x, ans, dtype=dtype: np.asarray(np.sign(x), dtype=dtype))
-    elif name in ("maximum", "minimum"):
-        wins = np.greater if name == "maximum" else np.less
-        for dtype in _float_dtypes(*inputs, ans):
-            recipes.append(lambda x, y, ans, dtype=dtype, wins=wins:
-                           np.asarray(np.where(np.equal(x, y), 0.5, wins(x, y)), dtype=dtype))
-    elif name in ("max", "min"):
-        axis, keepdims = params.get("axis"), params.get("keepdims", False)
-        for dtype in _float_dtypes(*inputs):
-            def share(x: Any, ans: Any, dtype: np.dtype = dtype) -> np.ndarray:
-                hits = x == _keep_axes(ans, np.ndim(x), axis, keepdims)
-                return np.asarray(hits / np.sum(hits, axis=axis, keepdims=True), dtype=dtype)
-
-            recipes.append(share)
-    elif name == "clip":
-        for dtype in _float_dtypes(*inputs, ans):
-            for which in range(3):
-                recipes.append(lambda x, lo, hi, ans, dtype=dtype, which=which:
-                               _clip_masks(x, lo, hi, dtype)[which])
-    elif name == "cross_entropy" and isinstance(inputs[1], np.ndarray) and inputs[1].dtype.kind in "iub":
-        for dtype in _float_dtypes(inputs[0]):
-            recipes.append(lambda logits, target, ans, dtype=dtype:
-                           np.eye(np.shape(logits)[-1], dtype=dtype)[target])
-    return recipes
+@contextlib.contextmanager
+def _tracing(trace: _Trace) -> Iterator[_Trace]:
+    outer, state.tracing = state.tracing, trace
+    try:
+        yield trace
+    finally:
+        state.tracing = outer
 
 
-def _clip_masks(x: Any, lo: Any, hi: Any, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-    raised = np.maximum(x, lo) if lo is not None else np.asarray(x)
-    above = np.greater(raised, hi) if hi is not None else np.zeros(np.shape(raised), bool)
-    below = (np.less(x, lo) if lo is not None else False) & ~above
-    inside = ~(below | above)
-    return tuple(np.asarray(m, dtype=dtype) for m in (inside, below, above))
+class _Recording:
+    """One trace of `f`: its operations, its result and the modules that ran; the tape then cut back."""
 
-
-def _same(a: Any, b: Any) -> bool:
-    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
-        return False
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-
-
-def _is_fill(a: np.ndarray) -> bool:
-    flat = a.reshape(-1)
-    return flat.size == 0 or bool(np.all((flat == flat[0]) | (flat != flat)))
+    def __init__(self, f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> None:
+        # Traced copies: an array f closes over that was also passed is told apart from the argument.
+        self.arrays = [np.array(a, copy=True).view(Tracked) for a in arrays]
+        self.trace = _Trace()
+        self.trace.arguments = {id(a) for a in self.arrays}
+        with _tracing(self.trace), Stretch() as stretch:  # records (even under no_grad); cut back
+            new_args, new_kwargs = _rebuilt(args, kwargs, self.arrays)
+            with walks_recorded():
+                self.result = f(*new_args, **new_kwargs)
+            if engine() is not stretch.engine:
+                raise CompileError(
+                    "compile: the function started a new engine (Autograd()) while it was traced; "
+                    "create the engine once, outside the compiled function"
+                )
+            self.ops = [(op.primitive, op.inputs, op.params or {}, op.output) for op in stretch.records]
+        for primitive_, _, _, _ in self.ops:
+            if getattr(primitive_, "forward", None) is None:
+                raise CompileError(
+                    "compile: the function records a hand-written add_operation, which has no forward "
+                    "rule to replay; define it as a primitive (mytorch.functional.primitive)"
+                )
+        self.modules = list({id(m): m for m in self.trace.modules}.values())
 
 
 # ---- the program ----------------------------------------------------------------------------------
@@ -283,29 +330,50 @@ def _literal(value: Any) -> str | None:
     return None
 
 
-class _Builder:
-    """Turns one recording (checked against a second one) into Python source."""
+def _memory(value: np.ndarray) -> tuple:
+    """Where and how an array's values lie: equal for an array and a plain view of all of it."""
+    return value.__array_interface__["data"][0], value.shape, value.strides, value.dtype.str
 
-    def __init__(self, first: _Recording, second: _Recording | None, second_has_other_values: bool) -> None:
-        self.first, self.second, self.other_values = first, second, second_has_other_values
+
+def _owns_data(value: np.ndarray) -> bool:
+    """Whether `value` (or the array a traced view wraps) owns its memory: no other array sees it."""
+    if type(value) is Tracked and isinstance(value.base, np.ndarray):
+        value = value.base
+    return value.base is None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+        return False
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+
+
+class _Builder:
+    """Turns one trace into Python source: a line per record, arrays named by identity."""
+
+    def __init__(self, recorded: _Recording) -> None:
+        self.recorded = recorded
         self.namespace: dict[str, Any] = {"np": np}
         self.constant_names: dict[int, str] = {}
-        self.names: dict[int, str] = {}  # id(array of the first recording) -> its name in the program
+        self.names: dict[int, str] = {}  # id(array of the trace) -> its name in the program
         self.depends: dict[str, bool] = {}  # name -> whether it depends on the arguments
         self.counter = itertools.count()
         self.lines: list[_Line] = []
-        self.keep: list[Any] = []  # the first recording's arrays, alive while names refer to their ids
-        self.recipe_cache: dict[tuple[int, int, int], Any] = {}
-        self.current = 0  # the operation being translated: masks come from the rules before it
+        self.keep: list[Any] = []  # the trace's arrays, alive while names refer to their ids
         self.common: dict[str, str] = {}  # line text -> its name (common subexpressions)
-        self.values: dict[str, Any] = {}  # name -> its value in the first recording
-        # (name, its array in the first recording, in the second): what a NumPy view may come from
-        self.known: list[tuple[str, np.ndarray, Any]] = []
-        for i, a in enumerate(first.arrays):
+        self.values: dict[str, Any] = {}  # name -> its value in the trace
+        self.traced: list[np.ndarray] = []  # the arguments and what the program computes from them
+        self.by_memory: dict[tuple, str] = {}  # where an array's values lie -> its name (plain views)
+        self.roots: set[str] = set()  # lines a replay runs for their effect (writes, random draws)
+        self.depends["_replayed"] = True
+        for i, a in enumerate(recorded.arrays):
             self.names.setdefault(id(a), f"a{i}")
             self.depends[f"a{i}"] = True
             self.values[f"a{i}"] = a
-            self.known.append((f"a{i}", a, second.arrays[i] if second is not None else None))
+            self.traced.append(a)
+            self.by_memory.setdefault(_memory(a), f"a{i}")
 
     # -- constants
 
@@ -313,144 +381,49 @@ class _Builder:
         name = self.constant_names.get(id(value))
         if name is None:
             name = self.constant_names[id(value)] = f"K{len(self.constant_names)}"
-            self.namespace[name] = value
-            self.keep.append(value)
             # Read at every call, never folded: an array f closes over (a parameter an optimizer
-            # updates in place) is used with its current value, as the eager engine would.
+            # updates in place, a running statistic) is used with its current value, as eagerly.
+            self.namespace[name] = value.view(np.ndarray) if isinstance(value, Tracked) else value
+            self.keep.append(value)
             self.depends[name] = True
         return name
 
     # -- expressions
 
-    def expression(self, value: Any, other: Any, where: str, reads: set[str]) -> str:
+    def expression(self, value: Any, reads: set[str]) -> str:
         if isinstance(value, np.ndarray):
             name = self.names.get(id(value))
             if name is None:
-                name = self.foreign(value, other, where)
+                name = self.foreign(value)
             reads.add(name)
             return name
-        if isinstance(value, tuple):
-            others = other if isinstance(other, tuple) and len(other) == len(value) else (None,) * len(value)
-            items = [self.expression(v, o, where, reads) for v, o in zip(value, others)]
+        if isinstance(value, tuple) and not hasattr(value, "_fields"):
+            items = [self.expression(v, reads) for v in value]
             return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
         if isinstance(value, list):
-            others = other if isinstance(other, list) and len(other) == len(value) else [None] * len(value)
-            return f"[{', '.join(self.expression(v, o, where, reads) for v, o in zip(value, others))}]"
+            return f"[{', '.join(self.expression(v, reads) for v in value)}]"
+        if isinstance(value, dict) and all(type(k) is str for k in value):
+            return f"{{{', '.join(f'{k!r}: {self.expression(v, reads)}' for k, v in value.items())}}}"
         if isinstance(value, slice):
-            parts = (value.start, value.stop, value.step)
-            other_parts = (other.start, other.stop, other.step) if isinstance(other, slice) else (None,) * 3
-            texts = [self.expression(v, o, where, reads) for v, o in zip(parts, other_parts)]
+            texts = [self.expression(v, reads) for v in (value.start, value.stop, value.step)]
             return f"slice({', '.join(texts)})"
-        self.check_number(value, other, where)
         text = _literal(value)
         return text if text is not None else self.constant(value)
 
-    def check_number(self, value: Any, other: Any, where: str) -> None:
-        if self.second is None or not self.other_values or other is None:
-            return
-        if isinstance(value, (int, float, complex, np.generic)) and not isinstance(value, bool):
-            try:
-                same = value == other or (value != value and other != other)
-            except Exception:  # noqa: BLE001 - not comparable: not a number that varies
-                same = True
-            if not same:
-                raise CompileError(
-                    f"compile: {where} takes the number {value!r}, which was computed from the data "
-                    f"(it was {other!r} on other values); a replay would freeze it. Keep it an array "
-                    "and compute it with primitives, or pass it as an argument"
-                )
-
-    def foreign(self, value: np.ndarray, other: Any, where: str) -> str:
-        """An array that is neither an argument nor an op output: a constant, or a mask to recompute."""
-        if self.second is not None and other is value:
-            return self.constant(value)  # the same object in both recordings: closed over by f
-        name = self.view(value, other)
-        if name is None:
-            name = self.recipe(value, other)
-        if name is not None:
+    def foreign(self, value: np.ndarray) -> str:
+        """An array that is neither an argument nor a record's output: a constant, unless it is a
+        plain view of traced data (`np.asarray(x)`), which the trace cannot follow."""
+        name = self.by_memory.get(_memory(value))
+        if name is not None:  # the very values of a named array, seen through a plain view
             return name
-        if self.second is not None and self.other_values:
-            data_dependent = not _same(value, other)
-        else:
-            data_dependent = not _is_fill(value)
-        if data_dependent:
-            raise CompileError(
-                f"compile: {where} uses an array of shape {value.shape} ({value.dtype}) that was computed "
-                "during the call outside the recorded primitives (NumPy on the arguments, random numbers, "
-                "or a primitive applied to integer arrays only) and that changes with the data; a replay "
-                "would freeze it. Compute it with primitives, or pass it as an argument"
-            )
-        return self.constant(value)  # made during the call, but the same whatever the data: ones, eye, ...
-
-    def recipe(self, value: np.ndarray, other: Any) -> str | None:
-        """Find the rule that made `value`, and emit a line that makes it again."""
-        matches = []
-        for index, (primitive, inputs, params, ans, _) in enumerate(self.first.ops[: self.current]):
-            candidates = _recipes(primitive.name, tuple(inputs), params, ans)
-            for k, make in enumerate(candidates):
-                key = (index, k, 0)
-                if key not in self.recipe_cache:
-                    with np.errstate(all="ignore"):
-                        try:
-                            self.recipe_cache[key] = make(*inputs, ans)
-                        except Exception:  # noqa: BLE001 - not this rule's shape of constant
-                            self.recipe_cache[key] = None
-                if not _same(self.recipe_cache[key], value):
-                    continue
-                if self.second is not None and self.other_values:
-                    p2, inputs2, params2, ans2, _ = self.second.ops[index]
-                    with np.errstate(all="ignore"):
-                        try:
-                            again = _recipes(p2.name, tuple(inputs2), params2, ans2)[k](*inputs2, ans2)
-                        except Exception:  # noqa: BLE001
-                            again = None
-                    if not _same(again, other):
-                        continue
-                matches.append((index, make))
-                break
-        if not matches:
-            return None
-        operands = {tuple(self.names.get(id(v), repr(v)) for v in self.first.ops[i][1]) for i, _ in matches}
-        if len(operands) > 1 and not (self.second is not None and self.other_values):
-            return None  # two rules make this array from different values: cannot tell which
-        index, make = matches[-1]
-        _, inputs, _, ans, _ = self.first.ops[index]
-        reads: set[str] = set()
-        args = [self.expression(v, None, "a mask's rule", reads) for v in (*inputs, ans)]
-        target = self.emit(f"{self.constant(make)}({', '.join(args)})", reads, value, kind="call")
-        self.names[id(value)] = target
-        return target
-
-    def view(self, value: np.ndarray, other: Any) -> str | None:
-        """A view of an argument or an intermediate made with NumPy (`for x in X`, `W.T`, a reshape)."""
-        if value.base is None:
-            return None
-        address = value.__array_interface__["data"][0]
-        for name, source, source_other in reversed(self.known):
-            if source.dtype != value.dtype or not np.may_share_memory(source, value):
-                continue
-            offset = address - source.__array_interface__["data"][0]
-            text = None
-            if (value.shape == source.shape[1:] and value.strides == source.strides[1:]
-                    and source.strides[0] > 0 and offset % source.strides[0] == 0
-                    and 0 <= offset // source.strides[0] < source.shape[0]):
-                text = f"{name}[{offset // source.strides[0]}]"
-            elif offset == 0 and value.shape == source.shape[::-1] and value.strides == source.strides[::-1]:
-                text = f"{name}.T"
-            elif (offset == 0 and value.size == source.size and source.flags.c_contiguous
-                  and value.flags.c_contiguous):
-                text = f"{name}.reshape({value.shape!r})"
-            if text is None:
-                continue
-            if self.second is not None and self.other_values:
-                again = eval(text, {name: source_other})  # noqa: S307 - our own text
-                if not _same(again, other):
-                    continue
-            target = self.emit(text, {name}, value, kind="view")
-            self.names[id(value)] = target
-            self.known.append((target, value, other))
-            return target
-        return None
+        for source in () if isinstance(value, Tracked) or value.base is None else self.traced:
+            if np.may_share_memory(source, value):
+                raise CompileError(
+                    f"compile: an array of shape {value.shape} ({value.dtype}) that views traced data "
+                    "through a plain ndarray (np.asarray(x), x.view(np.ndarray)) was used; the program "
+                    "cannot follow it. Compute on the traced array itself"
+                )
+        return self.constant(value)
 
     # -- lines
 
@@ -473,18 +446,34 @@ class _Builder:
         if any(self.depends[n] for n in reads):
             self.depends[target] = True
             self.lines.append(_Line(target, text, reads, kind, ufunc_args, value))
-        else:  # everything it reads is a constant: fold it (its recorded value is its value)
+        else:  # everything it reads is a constant of the trace: fold it (its traced value is its value)
             self.depends[target] = False
-            self.namespace[target] = value
+            self.namespace[target] = value.view(np.ndarray) if isinstance(value, Tracked) else value
             self.keep.append(value)
         return target
+
+    def function_text(self, function: Callable) -> str:
+        name = getattr(function, "__name__", None)
+        if name is not None and getattr(np, name, None) is function:
+            return f"np.{name}"
+        return self.constant(function)
+
+    def step(self, params: dict, reads: set[str]) -> tuple[str, str, list[str] | None]:
+        """The text of a step: the NumPy call it recorded, on the program's names."""
+        function, args, kwargs, index = params["function"], params["args"], params["kwargs"], params["index"]
+        texts = [self.expression(v, reads) for v in args]
+        suffix = "" if index is None else f"[{index}]"
+        if function is operator.getitem:
+            return f"{texts[0]}[{texts[1]}]{suffix}", "view", None
+        keywords = [f"{k}={self.expression(v, reads)}" for k, v in kwargs.items()]
+        text = f"{self.function_text(function)}({', '.join([*texts, *keywords])}){suffix}"
+        plain_ufunc = isinstance(function, np.ufunc) and not kwargs and index is None
+        return text, "ufunc" if plain_ufunc else "call", list(texts) if plain_ufunc else None
 
     def call(self, primitive: Any, inputs: tuple, params: dict, args: list[str],
              param_texts: dict[str, str], output: Any) -> tuple[str, str, list[str] | None]:
         """The text of one operation: NumPy itself where the rule is plain NumPy (checked on the
         recorded values: the inline form must give the recorded output exactly), else its forward."""
-        from mytorch.primitive import PRIMITIVES
-
         forward = primitive.forward
         if isinstance(forward, np.ufunc) and getattr(np, forward.__name__, None) is forward and not params:
             return f"np.{forward.__name__}({', '.join(args)})", "ufunc", list(args)
@@ -540,63 +529,65 @@ class _Builder:
         return inline
 
     def build(self) -> tuple[str, dict[str, Any], list]:
-        second_ops = self.second.ops if self.second is not None else None
-        for index, (primitive, inputs, params, output, _) in enumerate(self.first.ops):
-            other_inputs, other_params = ((second_ops[index][1], second_ops[index][2])
-                                          if second_ops is not None else ((None,) * len(inputs), {}))
-            where = f"operation {index} ({primitive.name})"
-            self.current = index
+        for primitive_, inputs, params, output in self.recorded.ops:
             reads: set[str] = set()
-            if primitive.name == "fresh_copy":  # a transform's own variable: an alias in a program
-                alias = self.names[id(output)] = self.expression(inputs[0], other_inputs[0], where, reads)
-                self.known.append((alias, output, second_ops[index][3] if second_ops is not None else None))
+            if primitive_ is _copy_primitive and isinstance(inputs[0], np.ndarray):
+                # a transform's own variable: an alias in a program that never writes into it
+                self.names[id(output)] = self.expression(inputs[0], reads)
                 continue
-            args = [self.expression(v, o, where, reads) for v, o in zip(inputs, other_inputs)]
-            param_texts = {k: self.expression(v, other_params.get(k), where, reads)
-                           for k, v in params.items()}
-            text, kind, ufunc_args = self.call(primitive, tuple(inputs), params, args, param_texts, output)
-            from mytorch.primitive import PRIMITIVES
-
-            pure = PRIMITIVES.get(primitive.name) is primitive  # a user's primitive may draw random numbers
-            target = self.emit(text, reads, output, kind=kind, pure=pure, ufunc_args=ufunc_args)
-            self.names[id(output)] = target
+            if primitive_ is STEP:
+                text, kind, ufunc_args = self.step(params, reads)
+                pure = not (params.get("fresh") or params.get("effect"))
+                if not pure:  # drawn or written at every replay: never folded, shared or dropped
+                    reads.add("_replayed")
+                    name = self.names[id(output)] = self.emit(text, reads, output, pure=False)
+                    self.roots.add(name)
+                    self.traced.append(output)
+                    continue
+            else:
+                args = [self.expression(v, reads) for v in inputs]
+                param_texts = {k: self.expression(v, reads) for k, v in params.items()}
+                text, kind, ufunc_args = self.call(primitive_, tuple(inputs), params, args, param_texts,
+                                                   output)
+                pure = PRIMITIVES.get(primitive_.name) is primitive_  # a user's may draw random numbers
+            name = self.emit(text, reads, output, kind=kind, pure=pure, ufunc_args=ufunc_args)
+            self.names[id(output)] = name
+            if self.depends[name]:
+                self.traced.append(output)
             if isinstance(output, np.ndarray):
-                self.known.append((target, output, second_ops[index][3] if second_ops is not None else None))
-        self.current = len(self.first.ops)
+                self.by_memory.setdefault(_memory(output), name)
         reads = set()
-        other_result = self.second.result if self.second is not None else None
-        result = self.output(self.first.result, other_result, reads)
+        result = self.output(self.recorded.result, reads)
         return self.render(result, reads), self.namespace, self.keep
 
-    def output(self, value: Any, other: Any, reads: set[str], seen: set[str] | None = None) -> str:
+    def output(self, value: Any, reads: set[str], seen: set[str] | None = None) -> str:
         seen = set() if seen is None else seen
         if isinstance(value, np.ndarray):
             name = self.names.get(id(value))
             if name is None:
-                name = self.foreign(value, other, "the result")
+                name = self.foreign(value)
             reads.add(name)
             fresh = (self.depends.get(name) and name.startswith("v") and name not in seen
-                     and value.base is None and value.ndim > 0)
+                     and _owns_data(value) and value.ndim > 0)
             seen.add(name)
             return name if fresh or name.startswith("a") else f"np.array({name})"
         if isinstance(value, (tuple, list)):
-            parallel = isinstance(other, (tuple, list)) and len(other) == len(value)
-            others = other if parallel else [None] * len(value)
-            items = [self.output(v, o, reads, seen) for v, o in zip(value, others)]
+            items = [self.output(v, reads, seen) for v in value]
             if isinstance(value, list):
                 return f"[{', '.join(items)}]"
+            if hasattr(value, "_fields"):  # a namedtuple keeps its type (slogdet's, eigh's results)
+                return f"{self.constant(type(value))}({', '.join(items)})"
             return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
         if isinstance(value, dict):
-            others = other if isinstance(other, dict) else {}
-            items = [f"{k!r}: {self.output(v, others.get(k), reads, seen)}" for k, v in value.items()]
+            items = [f"{self.constant(k) if _literal(k) is None else repr(k)}: {self.output(v, reads, seen)}"
+                     for k, v in value.items()]
             return f"{{{', '.join(items)}}}"
-        self.check_number(value, other, "the result")
         text = _literal(value)
         return text if text is not None else self.constant(value)
 
     def render(self, result: str, result_reads: set[str]) -> str:
         # Dead code: keep only the lines the result needs.
-        needed = set(result_reads)
+        needed = set(result_reads) | self.roots
         kept = []
         for line in reversed(self.lines):
             if line.target in needed:
@@ -625,11 +616,11 @@ class _Builder:
                 value = self.values.get(name)
                 if (name in owned and last_use.get(name) == position and name not in result_reads
                         and isinstance(value, np.ndarray) and value.shape == line.value.shape
-                        and value.dtype == line.value.dtype and value.base is None
+                        and value.dtype == line.value.dtype and _owns_data(value)
                         and all(reader.kind in ("fresh", "ufunc") for reader in consumers[name])):
                     line.text = f"{line.text[:-1]}, out={name})"
                     break
-        arguments = [f"a{i}" for i in range(len(self.first.arrays))]
+        arguments = [f"a{i}" for i in range(len(self.recorded.arrays))]
         body = [f"def program({', '.join(arguments)}):"]
         for position, line in enumerate(kept):
             expression, _, then = line.text.partition("\n")
@@ -660,45 +651,48 @@ def _matmul_add(x: Any, W: Any, b: Any) -> np.ndarray:
     return out
 
 
-class _Program:
-    """One signature's straight-line program."""
+class _Line:
+    """One line of the program: `target = text`."""
 
-    def __init__(self, source: str, namespace: dict[str, Any], keep: list) -> None:
+    __slots__ = ("target", "text", "reads", "kind", "ufunc_args", "value")
+
+    def __init__(self, target: str, text: str, reads: set[str], kind: str, ufunc_args: list[str] | None,
+                 value: Any) -> None:
+        self.target, self.text, self.reads, self.kind = target, text, reads, kind
+        self.ufunc_args, self.value = ufunc_args, value
+
+
+def _matmul_add(x: Any, W: Any, b: Any) -> np.ndarray:
+    """linear's forward once its shapes are known to fit: x Wᵀ, then b added in place."""
+    out = np.matmul(x, np.swapaxes(W, -1, -2))
+    out += b
+    return out
+
+
+class _Program:
+    """One signature's straight-line program, and the modes of the modules that ran in its trace."""
+
+    def __init__(self, source: str, namespace: dict[str, Any], keep: list, modules: list) -> None:
         self.source = source
         self._keep = keep
+        self.modules = modules
         exec(builtins.compile(source, "<mytorch.compile>", "exec"), namespace)  # noqa: S102 - our own source
         self.run = namespace["program"]
 
 
 def _build(f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> _Program:
-    # f runs on copies of the arguments: an array f closes over that was also passed as an argument
-    # is then told apart from the argument (a constant of the program), not mistaken for it.
-    arrays = [np.array(a, copy=True) for a in arrays]  # plain copies (a tracked one's .copy() records)
-    first = _Recording(f, *_rebuilt(args, kwargs, arrays), arrays)
-    second, other_values = None, False
-    others = _other_values(arrays)
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            candidate = _Recording(f, *_rebuilt(args, kwargs, others), others)
-        if candidate.skeleton() == first.skeleton():
-            second, other_values = candidate, True
-    except CompileError:
-        raise
-    except Exception:  # noqa: BLE001 - f refuses other values (a domain, an assert): use these again
-        pass
-    if second is None:  # the same values again: tells closed-over constants from arrays made per call
-        again = [np.array(a, copy=True) for a in arrays]
-        candidate = _Recording(f, *_rebuilt(args, kwargs, again), again)
-        if candidate.skeleton() == first.skeleton():
-            second = candidate
-    with recording(False):  # the builder's NumPy on recorded (tracked) arrays records nothing
-        source, namespace, keep = _Builder(first, second, other_values).build()
-    return _Program(source, namespace, keep)
+    recorded = _Recording(f, args, kwargs, arrays)
+    with recording(False):  # the builder's NumPy on traced arrays records nothing
+        source, namespace, keep = _Builder(recorded).build()
+    return _Program(source, namespace, keep, recorded.modules)
+
+
+def _modes(modules: list) -> tuple[bool, ...]:
+    return tuple(bool(getattr(m, "training", False)) for m in modules)
 
 
 class Compiled:
-    """A compiled function: `f`'s signature, one program per argument signature.
+    """A compiled function: `f`'s signature, one program per argument signature and modes.
 
     `programs` maps each signature seen to its program; `source(*args)` shows the generated code.
     """
@@ -706,28 +700,36 @@ class Compiled:
     def __init__(self, f: Callable) -> None:
         self.f = f
         self.programs: dict[tuple, _Program] = {}
+        self._watched: dict[tuple, list] = {}  # signature -> the modules whose mode selects a program
         functools.update_wrapper(self, f)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if inside_a_transform():  # an outer transform must see f's operations
-            return self.f(*args, **kwargs)
-        key, arrays = _signature(args, kwargs)
+    def _program(self, args: tuple, kwargs: dict) -> tuple[_Program, list[np.ndarray]]:
+        signature, arrays = _signature(args, kwargs)
+        watched = self._watched.get(signature, [])
+        key = (signature, _modes(watched))
         program = self.programs.get(key)
         if program is None:
-            program = self.programs[key] = _build(self.f, args, kwargs, arrays)
+            program = _build(self.f, args, kwargs, arrays)
+            known = {id(m) for m in watched}
+            watched = [*watched, *(m for m in program.modules if id(m) not in known)]
+            self._watched[signature] = watched
+            self.programs[(signature, _modes(watched))] = program
+        return program, arrays
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if inside_a_transform() or state.tracing is not None:  # an outer trace must see f's operations
+            return self.f(*args, **kwargs)
+        program, arrays = self._program(args, kwargs)
         with recording(False):  # NumPy on a tracked constant (a model's parameter) computes plainly
             return program.run(*plain_each(tuple(arrays)))
 
     def source(self, *args: Any, **kwargs: Any) -> str:
-        """The generated program for these arguments' signature (recording it if needed)."""
-        key, arrays = _signature(args, kwargs)
-        if key not in self.programs:
-            self.programs[key] = _build(self.f, args, kwargs, arrays)
-        return self.programs[key].source
+        """The generated program for these arguments' signature (tracing it if needed)."""
+        return self._program(args, kwargs)[0].source
 
 
 def compile(f: Callable) -> Compiled:  # noqa: A001 - the name users expect (jax.jit, torch.compile)
-    """Record `f` once per argument signature and replay it as straight-line NumPy (see the module).
+    """Trace `f` once per argument signature and replay it as straight-line NumPy (see the module).
 
     >>> import numpy as np
     >>> import mytorch

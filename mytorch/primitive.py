@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import engine, recording, state
-from mytorch.tracked import Tracked, plain, plain_each
+from mytorch.tracked import Tracked, computed, holds_tracked, plain, plain_each
 from mytorch.utils import gradient_dtype, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
@@ -46,9 +46,6 @@ class Primitive:
                  arity: int | None, defined_in: str) -> None:
         self.name, self.forward, self.vjp, self.jvp, self.arity = name, forward, vjp, jvp, arity
         self.defined_in = defined_in  # the module whose `primitive(...)` call made it
-        # Whether its rules look arrays up by identity (checkpoint's do): then a first-order walk
-        # hands them the recorded arrays themselves, not plain views of the tracked ones.
-        self.reads_identities = False
         if isinstance(vjp, (tuple, list)) and arity is not None and len(vjp) != arity:
             raise ValueError(f"{name}: {len(vjp)} vjp rules for {arity} inputs")
         self._bind_plan(forward, arity)
@@ -117,7 +114,7 @@ class Primitive:
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         if kwargs or len(args) != self._plain_arity:
             return self.apply(*self._bind(args, kwargs))
-        if state.recording:
+        if state.recording or state.tracing is not None:
             return self.apply(args, _NO_PARAMS)
         # Not recording (a backward walk's rules, no_grad): the forward rule and nothing else.
         try:
@@ -139,6 +136,13 @@ class Primitive:
             elif type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
+        if state.tracing is not None and params and holds_tracked(tuple(params.values())):
+            state.tracing.check_shapes(self.name, tuple(params.values()))
+            tracked = True  # an index computed from traced data: the output is traced too
+        if tracked and not state.recording and state.tracing is not None:
+            # no_grad (or a walk that does not record) while compile traces: a step of the program
+            # that carries no gradient, as the eager call's constant result carries none.
+            return state.tracing.step(self.forward, inputs, params)
         try:
             if tracked:  # the rule computes on plain arrays; the record keeps the tracked ones
                 output = self.forward(*plain_each(inputs), **(plain(params) if params else params))
@@ -181,7 +185,7 @@ class Primitive:
                  needs: Sequence[bool]) -> list[Any]:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
         its input's shape and dtype."""
-        if type(output) is Tracked and not state.recording and not self.reads_identities:
+        if type(output) is Tracked and not state.recording and state.tracing is None:
             # A first-order walk: the rules compute on plain arrays, past the tracked dispatch.
             output, inputs = output.view(np.ndarray), plain_each(inputs)
         rules = self.vjp
@@ -265,7 +269,10 @@ def primitive(
 
 
 def constant(array: Any, like: Any) -> np.ndarray:
-    """A mask or sign, as a constant (never on the tape) of `like`'s float dtype."""
+    """A mask or sign, as a constant (never on the tape) of `like`'s float dtype (while compile
+    traces, a mask computed from traced data is a step of its program: mytorch.tracked.computed)."""
+    if type(array) is Tracked:
+        return computed(np.asarray, (array,), {"dtype": gradient_dtype(like)})
     return np.asarray(array, dtype=gradient_dtype(like))
 
 

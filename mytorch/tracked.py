@@ -15,6 +15,13 @@ backward walk running the rules) every call is plain NumPy and returns plain arr
 Which arrays are tracked: the arguments of the transforms, the parameters of `nn` modules, and
 what `track(x)` returns. Plain ndarrays keep their meaning (and their speed).
 
+While `mytorch.compile` traces (`state.tracing` is its trace), nothing here computes off the
+record: a call that would return a constant or compute plainly (a comparison, an argsort, a rule's
+mask, NumPy under no_grad) becomes a step of the program (`state.tracing.step`), conversions to
+Python values (`float(x)`, `bool(x)`, `x.item()`) are refused with the line of `f`, and in-place
+writes into parameters are statements of the program. `computed`, `drawn` and `assign` say the
+same for a helper's result, random draws and a layer's state.
+
 >>> import numpy as np
 >>> import mytorch
 >>> mytorch.grad(lambda x: np.sum(x * x))(np.array([1.0, 2.0]))
@@ -23,6 +30,7 @@ array([2., 4.])
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -80,6 +88,8 @@ class Tracked(np.ndarray):
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if not kwargs and method == "__call__":  # the usual call: x * y, np.exp(x)
             if not state.recording or state.in_rule:  # _dispatching(), inlined on this hot path
+                if state.tracing is not None:
+                    return state.tracing.step(ufunc, inputs, {})
                 return ufunc(*plain_each(inputs))
             apply = _UFUNCS.get(ufunc)
             if apply is not None:
@@ -88,7 +98,7 @@ class Tracked(np.ndarray):
         if out is not None:
             return _in_place(ufunc, method, inputs, out, kwargs)
         if not _dispatching():
-            return getattr(ufunc, method)(*plain_each(inputs), **plain(kwargs))
+            return computed(getattr(ufunc, method), inputs, kwargs)
         name = ufunc.__name__ if method == "__call__" else _UFUNC_METHODS.get((ufunc.__name__, method))
         where = kwargs.pop("where", True)
         dtype = kwargs.pop("dtype", None)
@@ -99,11 +109,12 @@ class Tracked(np.ndarray):
             if primitive_apply is not None and getattr(function, "_plain_arity", -1) == ufunc.nin:
                 _UFUNCS[ufunc] = primitive_apply
         if function is None and ufunc.__name__ in _PIECEWISE_CONSTANT and method == "__call__":
-            return ufunc(*plain_each(inputs), **plain(kwargs))
+            return computed(ufunc, inputs, kwargs)
         if function is None:
             what = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-            kwargs.update(where=where, dtype=dtype)
-            return _constant_or_refused(what, getattr(ufunc, method), inputs, kwargs)
+            kwargs.update({"where": where} if where is not True else {}, dtype=dtype)
+            call = ufunc if method == "__call__" else getattr(ufunc, method)
+            return _constant_or_refused(what, call, inputs, kwargs)
         if dtype is not None:  # x.sum(dtype=np.float64): cast first, on the tape
             inputs = tuple(_cast(value, dtype) for value in inputs)
         if method == "reduce" and "axis" not in kwargs:
@@ -111,12 +122,14 @@ class Tracked(np.ndarray):
         return function(*inputs, **kwargs)
 
     def __array_function__(self, func: Callable, types: tuple, args: tuple, kwargs: dict) -> Any:
-        if not _dispatching():
+        if func.__name__ in _SHAPE_ONLY:
             return func(*plain(args), **plain(kwargs))
+        if not _dispatching():
+            return computed(func, args, kwargs)
         function = _mytorch_function(func.__name__, getattr(func, "__module__", None) or "numpy")
         if function is None or function is func:
-            if func.__name__ in _SHAPE_ONLY or func.__name__ in _PIECEWISE_CONSTANT:
-                return func(*plain(args), **plain(kwargs))
+            if func.__name__ in _PIECEWISE_CONSTANT:
+                return computed(func, args, kwargs)
             return _constant_or_refused(f"{_module_prefix(func)}{func.__name__}", func, args, kwargs)
         return function(*args, **kwargs)
 
@@ -124,6 +137,8 @@ class Tracked(np.ndarray):
 
     def __getitem__(self, index: Any) -> Any:
         if not _dispatching():
+            if state.tracing is not None:
+                return state.tracing.step(operator.getitem, (self, index), {})
             return _plain_result(np.ndarray.__getitem__(self.view(np.ndarray), plain(index)))
         return _F().getitem(self, index)
 
@@ -249,6 +264,46 @@ class Tracked(np.ndarray):
     def trace(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
         return _method(self, "trace", offset, axis1, axis2)
 
+    # ---- conversions to Python values: refused while compile traces (they would freeze) -------
+
+    def __repr__(self) -> str:
+        if state.tracing is not None:  # printing inside a compiled function: the trace's values
+            return f"traced {np.ndarray.__repr__(self.view(np.ndarray))}"
+        return np.ndarray.__repr__(self)
+
+    def __str__(self) -> str:
+        if state.tracing is not None:
+            return f"traced {np.ndarray.__str__(self.view(np.ndarray))}"
+        return np.ndarray.__str__(self)
+
+    def __float__(self) -> float:
+        _converted(self, "float(x)")
+        return np.ndarray.__float__(self)
+
+    def __int__(self) -> int:
+        _converted(self, "int(x)")
+        return np.ndarray.__int__(self)
+
+    def __bool__(self) -> bool:
+        _converted(self, "bool(x) (an `if`, `while`, `and`/`or` or `assert` on an array)")
+        return np.ndarray.__bool__(self)
+
+    def __index__(self) -> int:
+        _converted(self, "x used as a Python index or size")
+        return np.ndarray.__index__(self)
+
+    def __complex__(self) -> complex:
+        _converted(self, "complex(x)")
+        return np.ndarray.__complex__(self)
+
+    def item(self, *args: Any) -> Any:
+        _converted(self, "x.item()")
+        return np.ndarray.item(self, *args)
+
+    def tolist(self) -> Any:
+        _converted(self, "x.tolist()")
+        return np.ndarray.tolist(self)
+
     def sort(self, axis: int = -1, kind: Any = None, order: Any = None) -> None:
         if _dispatching():
             raise TypeError("x.sort() sorts a tracked array in place; use y = np.sort(x) (differentiable)")
@@ -279,6 +334,49 @@ def track(value: Any) -> Tracked:
     tracked = array.view(Tracked)
     note_tracked(tracked)  # a plain view of it met by a backward is then named
     return tracked
+
+
+def computed(function: Callable, args: tuple, kwargs: dict | None = None) -> Any:
+    """`function(*args, **kwargs)` computed on plain arrays, its result a constant of the tape;
+    while `mytorch.compile` traces, a step of the program, so a replay computes it again from
+    that call's values. For a rule's masks and guards that are not NumPy calls on its inputs
+    (a helper of several NumPy lines, a copy of a layer's buffer).
+
+    >>> computed(np.greater, (np.array([1.0, -1.0]), 0))
+    array([ True, False])
+    """
+    kwargs = {} if kwargs is None else kwargs
+    if state.tracing is not None:
+        return state.tracing.step(function, args, kwargs)
+    return function(*plain(args), **plain(kwargs))
+
+
+def drawn(function: Callable, args: tuple, kwargs: dict | None = None) -> Any:
+    """Random numbers `function(*args, **kwargs)` (an `np.random` call), a constant of the tape;
+    while `mytorch.compile` traces, a step of the program drawn again at every replay.
+
+    >>> drawn(np.random.random_sample, ((2,),)).shape
+    (2,)
+    """
+    kwargs = {} if kwargs is None else kwargs
+    if state.tracing is not None:
+        return state.tracing.step(function, args, kwargs, fresh=True)
+    return function(*args, **kwargs)
+
+
+def assign(target: np.ndarray, value: Any) -> None:
+    """Write `value` into `target` in place (a layer's state, such as BatchNorm's running
+    statistics); while `mytorch.compile` traces, a statement of the program, so every replay
+    writes it too.
+
+    >>> running = np.zeros(2)
+    >>> assign(running, np.array([1.0, 2.0])); running
+    array([1., 2.])
+    """
+    if state.tracing is not None:
+        state.tracing.effect(np.copyto, (target, value), {}, (target,))
+    else:
+        np.copyto(target.view(np.ndarray) if isinstance(target, Tracked) else target, plain(value))
 
 
 def is_tracked(value: Any) -> bool:
@@ -335,6 +433,18 @@ def _dispatching() -> bool:
     return state.recording and not state.in_rule
 
 
+def _converted(array: Tracked, what: str) -> None:
+    """Refuse a conversion to a Python value while compile traces: the value would be fixed at
+    the first call while the data changes."""
+    if state.tracing is not None:
+        state.tracing.refuse(
+            f"{what} turns a traced array into a Python value, which would be fixed at the first "
+            "call while the data changes. Keep it an array: np.where(cond, a, b) instead of an `if`, "
+            "F.*/NumPy on the array instead of float(); or pass the number as an argument (a new "
+            "value traces again)"
+        )
+
+
 def _F() -> Any:  # noqa: N802 - the functional namespace, as everywhere
     return NAMESPACES["numpy"]
 
@@ -362,15 +472,21 @@ def _constant_or_refused(what: str, function: Callable, args: tuple, kwargs: dic
     """NumPy's result when it cannot carry a derivative (bools, integers, shapes, text); else an
     error naming the call, since a float result computed off the tape would differentiate as a
     silent zero."""
-    result = function(*plain(args), **plain({k: v for k, v in kwargs.items() if v is not None}))
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    result = function(*plain(args), **plain(kwargs))
     if not _carries_gradient(result):
+        if state.tracing is not None:  # a comparison, an argsort, index arithmetic: a step
+            return state.tracing.step(function, args, kwargs)
         return result
-    raise TypeError(
+    message = (
         f"{what} on a tracked array has no mytorch primitive, so its result would not carry a "
         "gradient (it would be a silent constant). Write it with mytorch.functional (F.*), "
         "compute it inside mytorch.no_grad() if it is meant to be a constant, or apply it to "
         "np.asarray(x) to say so."
     )
+    if state.tracing is not None:
+        state.tracing.refuse(message)
+    raise TypeError(message)
 
 
 def _carries_gradient(value: Any) -> bool:
@@ -396,15 +512,38 @@ def _in_place(ufunc: np.ufunc, method: str, inputs: tuple, out: tuple, kwargs: d
                 "value into an existing array, where the tape cannot follow it; write y = x + ... "
                 "(a new array: total = total + x) instead, or do it inside mytorch.no_grad()"
             )
-    getattr(ufunc, method)(*plain(inputs), out=tuple(plain(list(targets))), **plain(kwargs))
+    if state.tracing is not None:
+        _written_while_tracing(targets, getattr(ufunc, method), inputs, {**kwargs, "out": targets})
+    else:
+        getattr(ufunc, method)(*plain(inputs), out=tuple(plain(list(targets))), **plain(kwargs))
     return targets[0] if len(targets) == 1 else targets  # the very arrays: `W -= g` rebinds W to it
 
 
 def _augmented(array: Tracked, other: Any, ufunc: np.ufunc) -> Any:
     if not _dispatching() or (array.flags.writeable and not holds_tracked(other)):
-        ufunc(array.view(np.ndarray), plain(other), out=array.view(np.ndarray))
+        if state.tracing is not None:
+            _written_while_tracing((array,), ufunc, (array, other), {"out": array})
+        else:
+            ufunc(array.view(np.ndarray), plain(other), out=array.view(np.ndarray))
         return array
     return ufunc(array, other)
+
+
+def _written_while_tracing(targets: tuple, function: Callable, args: tuple, kwargs: dict) -> None:
+    """An in-place write while compile traces: a statement of the program when it writes into
+    tracked arrays made before the trace (a parameter's `W -= lr * g`); refused when it writes
+    traced data into a plain array, which may have been made during the trace (a replay would
+    write into the trace's copy)."""
+    if all(isinstance(t, Tracked) for t in targets):
+        state.tracing.effect(function, args, kwargs, targets)
+    elif holds_tracked(args):
+        state.tracing.refuse(
+            "an in-place write (`+=`, out=) of traced data into a plain array would happen only "
+            "while tracing; compute a new array, or write a layer's state with "
+            "mytorch.tracked.assign(target, value)"
+        )
+    else:
+        function(*plain(args), **plain(kwargs))
 
 
 def _cast(value: Any, dtype: Any) -> Any:
@@ -418,6 +557,8 @@ def _plain_result(value: Any) -> Any:
 def _method(array: Tracked, name: str, *args: Any, **kwargs: Any) -> Any:
     """`array.name(*args)`: the primitive while recording, NumPy's own method otherwise."""
     if not _dispatching():
+        if state.tracing is not None:
+            return state.tracing.step(getattr(np.ndarray, name), (array, *args), kwargs)
         return _plain_result(getattr(array.view(np.ndarray), name)(*plain(args), **plain(kwargs)))
     return _METHODS[name](array, *args, **kwargs)
 
@@ -428,6 +569,9 @@ def _reduction(array: Tracked, name: str, axis: Any, dtype: Any, out: Any, keepd
         raise TypeError(f"x.{name}(out=...) writes into an existing array; the tape cannot follow it")
     source = array if dtype is None else _method(array, "astype", dtype)
     if not _dispatching():
+        if state.tracing is not None:
+            return state.tracing.step(getattr(np.ndarray, name), (source,), dict(axis=axis, keepdims=keepdims,
+                                                                                 **extra))
         return _plain_result(getattr(np.ndarray, name)(source.view(np.ndarray), axis=axis, keepdims=keepdims,
                                                        **extra))
     return getattr(_F(), name)(source, axis=axis, keepdims=keepdims, **extra)

@@ -197,13 +197,8 @@ def test_what_cannot_be_replayed_is_refused():
 
     with pytest.raises(CompileError, match="add_operation"):
         mytorch.compile(by_hand)(x)
-    with pytest.raises(CompileError, match="outside the recorded primitives"):
-        mytorch.compile(lambda x: F.mul(x, np.exp(x)))(x)  # NumPy on an argument
-    x64 = np.linspace(-1.0, 1.0, 64)
-    with pytest.raises(CompileError, match="outside the recorded primitives"):
-        mytorch.compile(lambda x: F.mul(x, np.random.default_rng().random(64) < 0.5))(x64)  # a dropout mask
-    with pytest.raises(CompileError, match="computed from the data"):
-        mytorch.compile(lambda x: F.mul(x, float(np.max(x))))(x)
+    with pytest.raises(CompileError, match=r"test_compile.py:\d+.*float\(x\)"):
+        mytorch.compile(lambda x: F.mul(x, float(np.max(x))))(x)  # a number computed from the data
     with pytest.raises(CompileError, match="hashable"):
         mytorch.compile(lambda x, d: F.mul(x, 2.0))(x, object.__new__(type("Opaque", (), {"__hash__": None})))
 

@@ -9,11 +9,26 @@ as PyTorch does. In eval, the running statistics take their place.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd, no_grad
 from mytorch.nn.module import Module
+from mytorch.tracked import assign, computed
+
+
+def _copy_as(array: np.ndarray, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    return np.array(array, dtype=dtype).reshape(shape)
+
+
+def _moved(running: np.ndarray, batch: np.ndarray, momentum: Any) -> np.ndarray:
+    """running ← (1 - momentum) running + momentum · batch; a momentum of None is given as the count
+    of batches seen (an integer array): a cumulative average."""
+    if isinstance(momentum, np.ndarray) and momentum.dtype.kind in "iu":
+        momentum = 1 / momentum
+    return running * (1 - momentum) + momentum * batch
 
 
 class BatchNorm1d(Module):
@@ -59,9 +74,10 @@ class BatchNorm1d(Module):
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean, variance, count)
         else:
-            # Copies: the running statistics must stay writable for the next training step.
-            centered = F.sub(x, np.array(self.running_mean, dtype=x.dtype).reshape(per_feature))
-            variance = np.array(self.running_var, dtype=x.dtype).reshape(per_feature)
+            # Copies (the running statistics must stay writable for the next training step), made
+            # by `computed` so that a compiled evaluation reads them again at every call.
+            centered = F.sub(x, computed(_copy_as, (self.running_mean, x.dtype, per_feature)))
+            variance = computed(_copy_as, (self.running_var, x.dtype, per_feature))
         x_hat = F.div(centered, F.sqrt(F.add(variance, self.eps)))
         if not self.affine:
             return x_hat
@@ -69,13 +85,13 @@ class BatchNorm1d(Module):
 
     @no_grad()  # the statistics are state, not part of the gradient (PyTorch updates them detached)
     def _update_running_stats(self, mean: np.ndarray, variance: np.ndarray, count: int) -> None:
-        self.num_batches_tracked += 1
-        momentum = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        # Written in place with `assign` and computed with `computed`: a compiled training step
+        # reads and moves the statistics at every call, as the eager one does.
+        assign(self.num_batches_tracked, computed(np.add, (self.num_batches_tracked, 1)))
+        momentum = self.num_batches_tracked if self.momentum is None else self.momentum
         unbiased = variance.reshape(-1) * count / (count - 1)
-        self.running_mean *= 1 - momentum
-        self.running_mean += momentum * mean.reshape(-1)
-        self.running_var *= 1 - momentum
-        self.running_var += momentum * unbiased
+        assign(self.running_mean, computed(_moved, (self.running_mean, mean.reshape(-1), momentum)))
+        assign(self.running_var, computed(_moved, (self.running_var, unbiased, momentum)))
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

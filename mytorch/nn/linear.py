@@ -9,6 +9,7 @@ import numpy as np
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd
 from mytorch.nn.module import Module
+from mytorch.tracked import drawn
 
 
 def uniform(bound: float, shape: tuple[int, ...]) -> np.ndarray:
@@ -80,6 +81,10 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
+def _keep_mask(shape: tuple, p: float) -> np.ndarray:
+    return np.random.random_sample(shape) >= p
+
+
 class Dropout(Module):
     """In training, zero each element with probability p and scale the rest by 1/(1-p); in eval, pass.
 
@@ -97,7 +102,7 @@ class Dropout(Module):
     def forward(self, A: np.ndarray) -> np.ndarray:
         if not self.training or self.p == 0:
             return A
-        keep = np.random.random_sample(np.shape(A)) >= self.p
+        keep = drawn(_keep_mask, (np.shape(A), self.p))  # a compiled step draws again at every call
         self.mask = keep
         scale = 0.0 if self.p == 1 else 1 / (1 - self.p)
         return F.mul(F.where(keep, A, 0.0), scale)  # the mask is a constant: no gradient of its own

@@ -79,7 +79,8 @@ class MSELoss(_Loss):
 
 def _class_rows(logits: np.ndarray, target: Any, name: str) -> tuple[np.ndarray, Any, tuple]:
     """Logits (N, C), (C,) or (N, C, d...) as rows (M, C) with the class axis last; target to match."""
-    shape, target = np.shape(logits), np.asarray(target)
+    shape = np.shape(logits)
+    target = target if isinstance(target, np.ndarray) else np.asarray(target)  # a traced one stays traced
     labels = target.dtype.kind in "iub"
     if len(shape) == 1:
         return F.reshape(logits, (1, -1)), (target.reshape(1) if labels else target.reshape(1, -1)), ()
@@ -118,15 +119,15 @@ class CrossEntropyLoss(_Loss):
     def forward(self, A: np.ndarray, Y: Any) -> np.ndarray:
         rows, target, batch_shape = _class_rows(A, Y, "CrossEntropyLoss")
         classes = np.shape(rows)[-1]
-        if np.asarray(target).dtype.kind in "iub" and self.label_smoothing:
-            target = np.eye(classes, dtype=rows.dtype)[np.asarray(target)]
+        if target.dtype.kind in "iub" and self.label_smoothing:
+            target = np.take(np.eye(classes, dtype=rows.dtype), target, axis=0)
         if self.label_smoothing:  # (1 - ε) y + ε / C
             target = F.add(F.mul(1 - self.label_smoothing, target), self.label_smoothing / classes)
         if self.reduction == "mean":
             return self._keep(A, F.cross_entropy(rows, target))  # fused: one tape entry
         log_probs = F.log_softmax(rows, axis=-1)
-        if np.asarray(target).dtype.kind in "iub":
-            labels = np.asarray(target)
+        if target.dtype.kind in "iub":
+            labels = target
             picked = F.getitem(log_probs, (np.arange(len(labels)), labels))
         else:
             picked = F.sum(F.mul(target, log_probs), axis=-1)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording
+from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording, state
 from mytorch.tracked import track
 
 
@@ -171,6 +171,8 @@ class Module:
     # ---- calling ------------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if state.tracing is not None:  # mytorch.compile: this module's mode selects the program
+            state.tracing.modules.append(self)
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

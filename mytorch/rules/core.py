@@ -27,6 +27,7 @@ from mytorch.primitive import (
     reduce_to,
     unbroadcast,
 )
+from mytorch.tracked import computed
 
 __all__ = [  # the primitives (mytorch.functional re-exports them) and the helpers rule writers use
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cross_entropy", "div", "erf",
@@ -98,7 +99,7 @@ def _log_base(x: Any, ans: np.ndarray) -> np.ndarray:
     # in p at x = 0 for p > 0. For a float x it is recorded (not a constant), so the mixed second
     # derivative ∂²(x**p)/∂x∂p = x**(p-1) (1 + p log x) keeps its x**(p-1) term.
     if not is_float_array(x):  # a constant base: a constant, in the output's dtype (float32 stays float32)
-        return constant(np.log(np.where(np.asarray(x) > 0, x, 1)), ans)
+        return constant(np.log(np.where(np.greater(x, 0), x, 1)), ans)
     return log(where(x > 0, x, 1))
 
 
@@ -113,7 +114,7 @@ def _power_slope(x: Any, p: Any) -> np.ndarray:
     (where p x**(p-1) would be 0 · inf). x is swapped for 1 there, so no derivative of this one
     meets the infinity either."""
     p_is_zero = np.equal(p, 0)
-    if np.any(p_is_zero):
+    if isinstance(p, np.ndarray) or p_is_zero:  # an array exponent: chosen per element, branch-free
         x = where(p_is_zero, 1, x)
     return mul(p, power(x, _less_one(p)))
 
@@ -267,7 +268,7 @@ def _clip_masks(x: Any, lo: Any, hi: Any, like: np.ndarray) -> tuple[np.ndarray,
 
     To x inside [lo, hi] (bounds included, as in PyTorch), else to the bound that was taken.
     """
-    raised = np.maximum(x, lo) if lo is not None else np.asarray(x)
+    raised = np.maximum(x, lo) if lo is not None else x
     above = np.greater(raised, hi) if hi is not None else np.zeros(np.shape(raised), bool)
     below = (np.less(x, lo) if lo is not None else False) & ~above
     inside = ~(below | above)
@@ -557,7 +558,7 @@ def _batch_share(g: np.ndarray, logits: Any) -> np.ndarray:
 def _cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, logits: Any, target: Any) -> tuple:
     scale = _batch_share(g, logits)
     if not is_float_array(target):  # labels, or constant rows: no gradient for the target
-        rows = constant(_target_distribution(logits, target), logits)
+        rows = constant(computed(_target_distribution, (logits, target)), logits)  # replayed per call
         return mul(scale, sub(mul(softmax(logits), sum(rows, axis=-1, keepdims=True)), rows)), None
     grad_logits = mul(scale, sub(mul(softmax(logits), sum(target, axis=-1, keepdims=True)), target))
     return reduce_to(grad_logits, logits), reduce_to(neg(mul(scale, log_softmax(logits))), target)

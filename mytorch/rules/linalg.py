@@ -54,6 +54,7 @@ from mytorch.rules.core import (
 )
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.numpy_ops import tril, triu
+from mytorch.tracked import is_tracked
 
 __all__ = ["cholesky", "det", "eigh", "eigvalsh", "inv", "matrix_power", "norm", "pinv", "qr", "slogdet",
            "solve", "svd", "svdvals"]
@@ -149,25 +150,25 @@ def _shared(hits: np.ndarray, axes: Any, like: Any) -> np.ndarray:
 
 def _norm_slope(x: Any, norm: Any, kind: str, p: Any, axes: tuple[int, ...]) -> Any:
     """∂‖x‖/∂x over `axes`, `norm` broadcasting against x (0 at x = 0, as PyTorch's)."""
-    value, signs = np.asarray(x), np.sign(np.asarray(x)).astype(x.dtype)
+    signs = np.sign(x).astype(x.dtype)  # NumPy on x itself: a compiled trace records it
     if kind == "vector":
         if p == 2:
-            nonzero = np.asarray(norm) > 0
+            nonzero = np.greater(norm, 0)
             return div(x, where(nonzero, norm, 1))  # x = 0 where the norm is 0: a zero gradient
         if p == 1:
             return signs
         if p == 0:
             return np.zeros(x.shape, x.dtype)
         if p in (np.inf, -np.inf):
-            return signs * _shared(np.abs(value) == np.asarray(norm), axes, x)
+            return signs * _shared(np.equal(np.abs(x), norm), axes, x)
         # sign(x) |x|^(p−1) / ‖x‖^(p−1)
-        nonzero = np.asarray(norm) > 0
+        nonzero = np.greater(norm, 0)
         return mul(mul(signs, power(abs_(x), p - 1)), power(where(nonzero, norm, 1), 1 - p))
     row, col = axes
     if p in (1, -1, np.inf, -np.inf):  # the largest (smallest) column (row) sum of |x|
         summed = row if p in (1, -1) else col
-        sums = np.sum(np.abs(value), axis=summed, keepdims=True)
-        return signs * _shared(sums == np.asarray(norm), axes, x)
+        sums = np.sum(np.abs(x), axis=summed, keepdims=True)
+        return signs * _shared(np.equal(sums, norm), axes, x)
     # 2, -2, 'nuc': through the singular vectors, U diag(w) Vᵀ with w picking singular values
     moved = _moveaxes(x, (row, col), (-2, -1))
     u, s, vh = svd(moved, full_matrices=False)
@@ -327,12 +328,13 @@ def _eigh_packed(a: Any, UPLO: str = "L", symmetrize: bool = False) -> np.ndarra
     return np.concatenate([values[..., None, :], vectors], axis=-2).astype(np.asarray(a).dtype, copy=False)
 
 
-def _eigen_gaps(values: Any) -> tuple[Any, np.ndarray]:
-    """F_ij = 1/(λ_j − λ_i) off the diagonal, 0 on it (recorded: it depends on A); and the identity."""
+def _eigen_gaps(values: Any, unused: Any = False) -> tuple[Any, np.ndarray]:
+    """F_ij = 1/(λ_j − λ_i) off the diagonal, 0 on it (recorded: it depends on A); and the identity.
+    Where `unused` (a traced bool), every gap is 1: the term they make is then discarded."""
     n = np.shape(values)[-1]
     eye = np.eye(n, dtype=values.dtype)
     gaps = sub(values, _T(values))  # [.., i, j] = λ_j − λ_i, from values (.., 1, n)
-    return div(1 - eye, where(eye.astype(bool), 1.0, gaps)), eye
+    return div(1 - eye, where(np.logical_or(eye.astype(bool), unused), 1.0, gaps)), eye
 
 
 def _eigh_parts(packed: Any) -> tuple[Any, Any]:
@@ -345,7 +347,11 @@ def _eigh_vjp(g: np.ndarray, ans: np.ndarray, a: Any, UPLO: str = "L", symmetriz
     grad_values, grad_vectors = _eigh_parts(g)
     eye = np.eye(np.shape(values)[-1], dtype=values.dtype)
     middle = mul(eye, grad_values)
-    if np.any(np.asarray(grad_vectors)):  # (a loss of the eigenvalues alone is fine at repeated ones)
+    used = np.any(grad_vectors)  # (a loss of the eigenvalues alone is fine at repeated ones)
+    if is_tracked(used):  # compile traces: the choice is a step, made again at every replay
+        gaps, eye = _eigen_gaps(values, np.logical_not(used))
+        middle = add(where(used, mul(gaps, matmul(_T(vectors), grad_vectors)), 0.0), middle)
+    elif used:
         gaps, eye = _eigen_gaps(values)
         middle = add(mul(gaps, matmul(_T(vectors), grad_vectors)), middle)
     return (_onto_input(_symmetrize(matmul(matmul(vectors, middle), _T(vectors))), UPLO, symmetrize),)

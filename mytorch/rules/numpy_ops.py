@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.primitive import primitive, sum_to_shape
+from mytorch.primitive import constant, primitive, sum_to_shape
 from mytorch.rules.core import (
     add,
     div,
@@ -43,6 +43,7 @@ from mytorch.rules.core import (
     where,
 )
 from mytorch.rules.core import sum as sum_
+from mytorch.tracked import computed, is_tracked
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -54,7 +55,7 @@ def _is_float(value: Any) -> bool:
 def _mask(array: Any, like: Any) -> np.ndarray:
     """A constant (a mask or sign), in `like`'s float dtype."""
     dtype = like.dtype if _is_float(like) else np.float64
-    return np.asarray(array, dtype=dtype)
+    return constant(array, np.zeros((), dtype))
 
 
 def _zeros(shape: tuple[int, ...], like: Any) -> np.ndarray:
@@ -236,7 +237,7 @@ var = primitive(  # x̄ = ȳ · 2 (x − x̄̄) / (N − ddof)
 def _nonzero(ans: Any) -> Any:
     """`ans` with its zeros replaced by 1: where std is 0, x equals its mean, so the gradient is 0
     (as in PyTorch) instead of 0/0."""
-    return where(np.asarray(ans) > 0, ans, 1)
+    return where(np.greater(ans, 0), ans, 1)
 
 
 std = primitive(  # x̄ = ȳ · (x − x̄̄) / ((N − ddof) · std)
@@ -286,8 +287,7 @@ _EXACT_CUMPROD_SIZE = 1 << 20
 
 
 def _divide_by_x(x: Any, axis: int) -> bool:
-    values = np.asarray(x)
-    return values.size * values.shape[axis] > _EXACT_CUMPROD_SIZE and bool(np.all(values != 0))
+    return np.size(x) * np.shape(x)[axis] > _EXACT_CUMPROD_SIZE and bool(np.all(np.not_equal(x, 0)))
 
 
 def _cumprod_vjp(g: np.ndarray, ans: np.ndarray, x: Any, axis: Any = None) -> tuple:
@@ -365,7 +365,7 @@ def _along_index(shape: tuple[int, ...], indices: np.ndarray, axis: int) -> tupl
     ndim = len(shape)
     axis %= ndim
     return tuple(
-        np.asarray(indices) if a == axis
+        indices if a == axis
         else np.arange(shape[a]).reshape([-1 if b == a else 1 for b in range(ndim)])
         for a in range(ndim)
     )
@@ -414,7 +414,7 @@ repeat = primitive(
 
 
 def _sort_order(x: Any, axis: Any) -> np.ndarray:
-    return np.argsort(np.asarray(x), axis=axis, kind="stable")
+    return np.argsort(x, axis=axis, kind="stable")
 
 
 def _sort_vjp(g: np.ndarray, ans: np.ndarray, x: Any, axis: Any = -1) -> tuple:
@@ -691,8 +691,8 @@ def _setitem_vjp(g: np.ndarray, ans: np.ndarray, x: Any, value: Any, index: Any)
     grad_value = None
     if _is_float(value):
         picked = getitem(g, index)
-        landed = _landed(np.shape(x), index)
-        if not landed.all():
+        landed = computed(_landed, (np.shape(x), index))  # a step while compile traces: the index may be
+        if is_tracked(landed) or not landed.all():  # traced (then branch-free: the mask is replayed)
             picked = mul(picked, _mask(landed, g))
         grad_value = sum_to_shape(picked, np.shape(value))
     # x̄: ȳ with the overwritten slots zeroed, itself a setitem (so a compiled program recomputes
