@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -109,20 +108,6 @@ def grade_item(item: str, config: Config, points: float | None = None, seed: int
 
 def _package_root() -> Path:
     return Path(__file__).resolve().parents[2]  # mytorch/course/grader.py -> the root holding mytorch
-
-
-def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
-    """A fresh copy of the handout with the student's files (the config's `files`) put in."""
-    missing = [name for name in config.files if not (submission / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{submission} lacks {', '.join(missing)}")
-    copy = scratch / "handout"
-    shutil.copytree(
-        config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git")
-    )
-    for name in config.files:
-        shutil.copy2(submission / name, copy / name)
-    return copy
 
 
 def find_config(path: Path | None = None) -> Config:
