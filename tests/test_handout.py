@@ -215,8 +215,8 @@ def test_a_classic_bug_loses_exactly_its_item(bug: str, to_fill: Path, tmp_path:
     shutil.copytree(to_fill, copy)
     buggy_item = fill_all(copy, bug)
     earned = BUGS[bug][3]
-    result = mytorch_cli("grade", "--examples", "4", "--json", str(tmp_path / "r.json"), "--fail-under", "100%",
-                         cwd=copy, path=copy)
+    result = mytorch_cli("grade", "--examples", "4", "--json", str(tmp_path / "r.json"),
+                         "--fail-under", "100%", cwd=copy, path=copy)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     failed = [t for t in report["tests"] if t["status"] == "failed"]

@@ -43,6 +43,7 @@ from pathlib import Path
 from mytorch.course.assignment import CONFIG_NAME, LAYERS, split_item
 from mytorch.course.grader import Grader, _package_root, find_config
 from mytorch.course.jobs import _reference_is_here
+from mytorch.course.judge import Result
 from mytorch.course.klass import grade_class, submissions_in
 from mytorch.course.report import _write_json, scores_line, table, to_json
 from mytorch.course.selftest import _self_test_report, self_test
@@ -184,7 +185,10 @@ def run(args: argparse.Namespace) -> int:
         notes: list[str] = []
         if args.submission:
             with tempfile.TemporaryDirectory(prefix="mytorch-submission-") as scratch:
-                handed_in = prepare_submission(config, args.submission, Path(scratch))
+                try:
+                    handed_in = prepare_submission(config, args.submission, Path(scratch))
+                except SubmissionError as error:
+                    return _nothing_handed_in(args, items, str(error))
                 notes = handed_in.notes
                 results = grader.grade(handed_in.root, args.jobs)
         else:
@@ -199,6 +203,17 @@ def run(args: argparse.Namespace) -> int:
         _write_json(args.json, to_json(results, seconds, seed if teacher else None, notes))
     print(scores_line(results))
     return 1 if below(sum(r.points for r in results), sum(r.max_points for r in results)) else 0
+
+
+def _nothing_handed_in(args: argparse.Namespace, items: dict[str, float], problem: str) -> int:
+    """A submission that cannot be graded: zero points said in every output (a Gradescope or Autolab
+    run shows the student why), and exit 2."""
+    print(f"grade: {problem}", file=sys.stderr)
+    results = [Result(item, 0.0, points, "not graded", problem) for item, points in items.items()]
+    if args.json:
+        _write_json(args.json, to_json(results, 0.0, notes=[problem]))
+    print(scores_line(results))
+    return 2
 
 
 def _run_self_test(args: argparse.Namespace) -> int:

@@ -563,6 +563,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the visible seed (students' own grading)")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists")
     parser.add_argument("--list", action="store_true", help="list what can be stubbed, then exit")
+    parser.add_argument("--gradescope", action="store_true",
+                        help="also write DIR-gradescope.zip, Gradescope's autograder (setup.sh, "
+                        "run_autograder, the config, the handout, the reference mytorch); with an "
+                        "existing DIR and no --ops/--layers, package it as it is")
+    parser.add_argument("--autolab", action="store_true",
+                        help="also write DIR-autolab/ (autograde.tar, autograde-Makefile) for Autolab")
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help="with --gradescope/--autolab: the config to grade with (e.g. a teacher's, "
+                        "with hidden items; default DIR's grading.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -574,6 +583,9 @@ def run(args: argparse.Namespace) -> int:
         print("handout: --out DIR is required", file=sys.stderr)
         return 2
     ops, layers = _names(args.ops), _names(args.layers)
+    packaging = args.gradescope or args.autolab
+    if packaging and ops is None and layers is None and (args.out / CONFIG_NAME).is_file() and not args.force:
+        return _package(args)  # an existing handout (its grading.json perhaps edited): packaged as it is
     if ops is None and layers is None:
         ops, layers = list(DEFAULT_OPS), list(DEFAULT_LAYERS)
     try:
@@ -593,4 +605,24 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {args.out}: {len(the_plan.items)} items to write ({', '.join(the_plan.items)})")
     print(f"points: {args.out / CONFIG_NAME}; grade inside it with: python -m mytorch grade")
+    return _package(args) if packaging else 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    """Gradescope's zip and Autolab's files, beside the handout (never inside it: students get DIR)."""
+    from mytorch.course.package import autolab_files, gradescope_zip
+
+    reference_root = Path(__file__).resolve().parents[2]
+    out = args.out.resolve()
+    try:
+        if args.gradescope:
+            zipped = out.with_name(out.name + "-gradescope.zip")
+            written = gradescope_zip(out, zipped, reference_root, args.config)
+            print(f"wrote {written}: upload it as the Gradescope autograder (zip file)")
+        if args.autolab:
+            written = autolab_files(out, out.with_name(out.name + "-autolab"), reference_root, args.config)
+            print(f"wrote {written}: autograde.tar and autograde-Makefile for the Autolab assessment")
+    except (OSError, ValueError) as error:
+        print(f"handout: {error}", file=sys.stderr)
+        return 2
     return 0
