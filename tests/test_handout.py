@@ -92,6 +92,13 @@ def test_students_pytest_runs_the_assignment_not_the_reference_doctests(handout:
     assert "testpaths = tests\n" in settings and "--doctest-modules" not in settings
 
 
+def test_the_demo_in_a_fresh_handout_says_what_to_write(handout: Path, tmp_path: Path) -> None:
+    demo = mytorch_cli("demo", "--epochs", "1", "--out", str(tmp_path), cwd=tmp_path, path=handout)
+    assert demo.returncode == 1 and "Traceback" not in demo.stderr, demo.stderr
+    assert "the demo needs rules still to write" in demo.stderr and "is yours to write" in demo.stderr
+    assert "exp.vjp, exp.jvp, matmul.vjp" in demo.stderr  # the handout's items, from its grading.json
+
+
 def test_stubs_replace_only_their_code(handout: Path) -> None:
     reference = (PACKAGE / "rules" / "core.py").read_text(encoding="utf-8")
     student = (handout / "mytorch" / "rules" / "core.py").read_text(encoding="utf-8")
