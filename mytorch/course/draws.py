@@ -115,16 +115,18 @@ def _directions(rng: np.random.Generator, out: np.ndarray, inputs: list[Any]) ->
     return a, b
 
 
-def simplicity(example: Any) -> tuple[int, int]:
-    """How far an example is from the plain case, for ordering (simplest first): inputs away from
-    2-D (a 1-D or 0-D corner, extra batch axes) first, then the number of elements. A failure is
-    shown on the first failing example: a (2, 3) matrix shows a missing transpose, a 1-D corner hides it.
+def simplicity(example: Any) -> tuple[int, int, int]:
+    """How far an example is from the plain case, for ordering (simplest first): arrays away from
+    2-D (a 1-D or 0-D corner, extra batch axes), then axes of length 0 or 1 (on a (1, 1) matrix a
+    transpose changes nothing), then the number of elements. A failure is shown on the first failing
+    example: a (2, 3) matrix shows a missing transpose, a 1-D corner hides it.
 
     >>> from mytorch.testing.cases import Example
-    >>> simplicity(Example((np.ones(3), np.ones(3)))), simplicity(Example((np.ones((2, 3)), np.ones((3, 2)))))
-    ((2, 6), (0, 12))
+    >>> simplicity(Example((np.ones(3), np.ones(3)))), simplicity(Example((np.ones((2, 3)), np.ones((3, 1)))))
+    ((2, 0, 6), (0, 1, 9))
     """
-    floats = [np.asarray(example.inputs[p]) for p in _floats(example.inputs)]
-    return sum(abs(x.ndim - 2) for x in floats), sum(x.size for x in floats)
+    arrays = [np.asarray(v) for v in example.inputs if isinstance(v, np.ndarray)]
+    return (sum(abs(x.ndim - 2) for x in arrays), sum(side <= 1 for x in arrays for side in x.shape),
+            sum(x.size for x in arrays))
 
 
