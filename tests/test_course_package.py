@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -94,6 +95,31 @@ def test_a_submission_that_cannot_be_graded_says_why(tmp_path: Path, blank: Path
     with pytest.raises(SubmissionError, match='"handout": "../hw1" in the config'):
         prepare_submission(apart, tmp_path / "alice", tmp_path / "scratch")
     assert is_submission(tmp_path / "alice", config) and not is_submission(tmp_path, config)
+
+
+def test_a_teachers_config_kept_apart_names_its_handout(tmp_path: Path, blank: Path) -> None:  # noqa: F811
+    raw = json.loads((blank / "grading.json").read_text(encoding="utf-8"))
+    raw["items"]["nn.Softmax"] = {"points": 3, "visibility": "hidden"}
+    raw["handout"] = os.path.relpath(blank, tmp_path / "teacher")
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "grading.json").write_text(json.dumps(raw), encoding="utf-8")
+    config = Config.load(tmp_path / "teacher" / "grading.json")
+    assert config.visibility == {"nn.Softmax": "hidden"} and config.handout_dir().resolve() == blank.resolve()
+    upload = _touch(tmp_path / "alice", RULES_FILE.name)
+    handed_in = prepare_submission(config, upload, tmp_path / "scratch")
+    assert (handed_in.root / "mytorch" / "course").is_dir()  # the handout's copy, not the teacher's folder
+    assert (handed_in.root / RULES_FILE).read_text(encoding="utf-8") == f"# {RULES_FILE.name}\n"
+    assert handed_in.missing == [ACTIVATION] and any("not in the submission" in n for n in handed_in.notes)
+
+
+def test_the_self_test_command_shows_progress_and_a_zero_derivative_cannot_fail(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = ["grade", "--self-test", "--items", "sign.vjp,exp.vjp", "--examples", "4", "--progress"]
+    run = subprocess.run([sys.executable, "-m", "mytorch", *command], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"sign\.vjp +sign flip +n/a", run.stdout) and "0 passed (grader defects)" in run.stdout
+    assert "exp.vjp (sign flip)" in run.stderr and "grading wrong versions" in run.stderr  # the bar
 
 
 def test_fail_under_takes_points_or_a_share() -> None:

@@ -351,9 +351,11 @@ def test_a_class_at_once(blank: Path, tmp_path: Path) -> None:
         "2",
         "--fail-under",
         "100%",
+        "--progress",
     ]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
+    assert "grading" in result.stderr and "alice" in result.stderr  # the bar names who is being graded
     import csv
 
     rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
