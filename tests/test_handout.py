@@ -82,6 +82,8 @@ def test_fresh_handout_is_a_working_package_with_stubs(handout: Path) -> None:
     assert not (handout / "mytorch" / "course" / "handout.py").exists()
     assert (handout / "grading.json").exists()
     assert not list(handout.glob("*.npz")), "a handout carries no reference outputs"
+    readme = (handout / "README.md").read_text(encoding="utf-8")  # what a student reads: what to hand in
+    assert "Hand in the files you edit: `mytorch/nn/linear.py`, `mytorch/nn/rnn.py`" in readme
     help_text = mytorch_cli("--help", cwd=handout, path=handout).stdout
     commands = {line.split()[0] for line in help_text.splitlines() if re.match(r"    \w", line)}
     assert {"demo", "check", "grade"} <= commands and not {"handout", "bench"} & commands

@@ -472,6 +472,8 @@ def _student_readme(the_plan: Plan, root: Path) -> str:
         where = site.source.path.relative_to(root).as_posix()
         lines.append(f"- `{'`, `'.join(site.items)}` ({where}): {_message(site).split(': ', 1)[1]}")
     items = "\n".join(lines)
+    files = ", ".join(f"`{name}`" for name in sorted({s.source.path.relative_to(root).as_posix()
+                                                     for s in the_plan.sites}))
     return f"""# mytorch handout
 
 A tape-based reverse-mode automatic-differentiation engine for NumPy, with some parts left for you
@@ -499,12 +501,19 @@ Rules are checked against finite differences of the forward on inputs hypothesis
 (broadcasting, 1-D and empty arrays, integer constants, ...): each input's gradient (or the
 tangent) earns part of the item's points, and the second order (your rule recorded and walked back
 once more: this is why rules must be written with the primitives) earns the rest. A failure shows
-the smallest failing input drawn, the expected against your value, and the file and line of your
-code that raised. Layers are checked in several configurations (constructor arguments) and batch
-sizes. Points per item are in `{CONFIG_NAME}`.
+the simplest failing input drawn, the output adjoint ȳ (or the tangents) your rule was called
+with, so you can redo the numbers by hand, the expected against your value with a hint at the
+likely mistake, and the file and line of your code that raised. Layers are checked in several
+configurations (constructor arguments) and batch sizes. Points per item are in `{CONFIG_NAME}`.
 
 Your grade here uses a visible seed. Your teacher grades with other draws (and perhaps more items),
 and checks your layers' outputs against the reference, which this handout does not contain.
+
+## Handing in
+
+Hand in the files you edit: {files}. Upload them as they are (flat is fine: only their names
+matter, unless two share a name); the rest of the package is the handout's own. A file you do not
+hand in counts as not written: its items score 0, the others are graded.
 """
 
 
