@@ -109,12 +109,13 @@ def _less_one(p: Any) -> Any:
 
 
 def _power_slope(x: Any, p: Any) -> np.ndarray:
-    """d(x**p)/dx = p x**(p-1), taken as 0 where p = 0: x**0 = 1 is constant, even at x = 0
-    (where p x**(p-1) would be 0 · inf). x is swapped for 1 there, so no derivative of this one
-    meets the infinity either."""
-    p_is_zero = np.equal(p, 0)
-    if np.any(p_is_zero):
-        x = where(p_is_zero, 1, x)
+    """d(x**p)/dx = p x**(p-1), taken as 0 where p = 0 and x = 0: x**0 = 1 is constant, even at
+    x = 0 (where p x**(p-1) would be 0 · inf). x is swapped for 1 only there, so no derivative of
+    this one meets the infinity either, and elsewhere ∂/∂p of the slope keeps its x**(p-1)
+    (1/x at p = 0: swapping x wherever p = 0 made it 1)."""
+    singular = np.equal(p, 0) & np.equal(x, 0)
+    if np.any(singular):
+        x = where(singular, 1, x)
     return mul(p, power(x, _less_one(p)))
 
 
