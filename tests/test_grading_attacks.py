@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import mytorch
-from mytorch.handout import make_handout
+from mytorch.course.handout import make_handout
 
 ROOT = Path(mytorch.__file__).resolve().parent.parent
 RULES_FILE = Path(mytorch.functional.exp.defined_in.replace(".", "/") + ".py")  # where exp's rules live
@@ -114,6 +114,8 @@ def grade(
         str(TIME_LIMIT),
         "--json",
         str(report),
+        "--fail-under",  # exit 1 below full marks: the exit code is the grader's too
+        "100%",
     ]
     if items:
         command += ["--items", ",".join(items)]
@@ -347,21 +349,25 @@ def test_a_class_at_once(blank: Path, tmp_path: Path) -> None:
         str(out),
         "--jobs",
         "2",
+        "--fail-under",
+        "100%",
+        "--progress",
     ]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
+    assert "grading" in result.stderr and "alice" in result.stderr  # the bar names who is being graded
     import csv
 
     rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
     assert set(rows) == {"alice", "bob", "carol"}
     assert float(rows["alice"]["score"]) == 2 and float(rows["bob"]["exp.vjp"]) == pytest.approx(0.7)
-    assert float(rows["carol"]["score"]) == 0 and "lacks" in rows["carol"]["error"]
+    assert float(rows["carol"]["score"]) == 0 and "holds none of the files" in rows["carol"]["error"]
     alice = json.loads((out / "alice.json").read_text(encoding="utf-8"))
     assert alice["score"] == alice["max_score"] == 2 and not (out / "carol.json").exists()
 
 
 def test_the_self_test_catches_every_wrong_rule_on_a_few_items() -> None:
-    from mytorch.grade import self_test
+    from mytorch.course.selftest import self_test
 
     outcomes = self_test(["exp.vjp", "matmul.vjp", "sum.jvp", "nn.Softmax"], examples=4, time_limit=60)
     passed = [(item, kind) for item, kind, result in outcomes if result is not None and result.passed]
@@ -380,8 +386,8 @@ def test_the_self_test_catches_every_wrong_rule_on_a_few_items() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("MYTORCH_SLOW"), reason="about 6 minutes: set MYTORCH_SLOW=1")
 def test_the_self_test_catches_every_wrong_rule_on_every_item() -> None:
-    from mytorch.assignment import LAYERS
-    from mytorch.grade import self_test
+    from mytorch.course.assignment import LAYERS
+    from mytorch.course.selftest import self_test
     from mytorch.testing import all_primitives
 
     items = [f"{op}.{rule}" for op in sorted(all_primitives()) for rule in ("vjp", "jvp")]

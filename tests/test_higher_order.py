@@ -275,3 +275,13 @@ def test_create_graph_backward_then_differentiate_the_gradient(fresh_engine):
     start = next(i for i, op in enumerate(engine.operation_list) if op.output is total)
     adjoints = engine.walk_backward(start, np.ones_like(total))
     np.testing.assert_allclose(adjoints[id(x)], 6 * x)
+
+
+def test_power_mixed_second_derivative_at_exponent_zero():
+    # ∂²(x^p)/∂p∂x = x^(p-1) (1 + p ln x) = 1/x at p = 0: the slope's guard for 0 · inf at x = 0
+    # must not swap x for 1 wherever p = 0 (readable draws hit p = 0 exactly).
+    slope = grad(lambda x, p: F.sum(F.power(x, p)), argnums=0)
+    mixed = grad(lambda p, x: F.sum(slope(x, p)), argnums=0)
+    x = np.array([0.5, 2.0])
+    np.testing.assert_allclose(mixed(np.array(0.0), x), np.sum(1 / x))
+    assert np.isfinite(mixed(np.array(0.0), np.array([0.0, 1.0])))  # x = 0, p = 0: no 0 · inf

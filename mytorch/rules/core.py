@@ -110,12 +110,13 @@ def _less_one(p: Any) -> Any:
 
 
 def _power_slope(x: Any, p: Any) -> np.ndarray:
-    """d(x**p)/dx = p x**(p-1), taken as 0 where p = 0: x**0 = 1 is constant, even at x = 0
-    (where p x**(p-1) would be 0 · inf). x is swapped for 1 there, so no derivative of this one
-    meets the infinity either."""
+    """d(x**p)/dx = p x**(p-1), taken as 0 where p = 0 and x = 0: x**0 = 1 is constant, even at
+    x = 0 (where p x**(p-1) would be 0 · inf). x is swapped for 1 only there, so no derivative of
+    this one meets the infinity either, and elsewhere ∂/∂p of the slope keeps its x**(p-1)
+    (1/x at p = 0). Branch-free on the data, so a compiled trace recomputes the choice."""
     p_is_zero = np.equal(p, 0)
-    if isinstance(p, np.ndarray) or p_is_zero:  # an array exponent: chosen per element, branch-free
-        x = where(p_is_zero, 1, x)
+    if isinstance(p, np.ndarray) or p_is_zero:  # an exponent that may be 0: chosen per element
+        x = where(p_is_zero & np.equal(x, 0), 1, x)
     return mul(p, power(x, _less_one(p)))
 
 

@@ -211,11 +211,36 @@ def _one_integer_axis(shape: Shape, axis: int) -> st.SearchStrategy[tuple]:
 # ---- elements and arrays ---------------------------------------------------------------------
 
 
+# Shrinking goes to the first of these that is in range: a failing example reads 1, -0.5 or 2, not
+# 1.1102230246251565e-16. Any other float is at least TINY from zero (hypothesis likes 1e-169, which
+# reads badly and is nowhere a lesson's example), or zero itself.
+READABLE = (0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.5, -1.5, 0.25, -0.25, 3.0, -3.0, 0.75, -0.75, 2.5, -2.5)
+TINY = 2.0**-10  # about 1e-3, and exact in float16, float32 and float64
+
+
+def _away_from_tiny(x: float, low: float, high: float) -> float:
+    """`x`, or for 0 < |x| < TINY the nearest of 0 and ±TINY inside [low, high] (x if neither is).
+
+    >>> [_away_from_tiny(x, low, 1.0) for x, low in ((1e-169, -1.0), (1e-169, 1e-200), (0.5, 0.0))]
+    [0.0, 0.0009765625, 0.5]
+    """
+    if x == 0.0 or abs(x) >= TINY:
+        return x
+    for candidate in (0.0, float(np.copysign(TINY, x)), -float(np.copysign(TINY, x))):
+        if low <= candidate <= high:
+            return candidate
+    return x
+
+
 def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrategy[float]:
-    """Finite floats in [low, high] that `dtype` represents exactly (bounds rounded inwards).
+    """Finite floats in [low, high] that `dtype` represents exactly (bounds rounded inwards), none
+    closer to zero than TINY but zero, shrinking to readable numbers (small integers, halves, quarters).
 
     >>> -1.0 <= floats(-1.0, 1.0, np.float32).example() <= 1.0
     True
+    >>> from hypothesis import find
+    >>> [find(floats(low, 4.0), lambda x: x > 0.1) in READABLE for low in (-3.0, 0.1)]
+    [True, True]
     """
     dtype = np.dtype(dtype)
     lo, hi = dtype.type(low), dtype.type(high)
@@ -223,7 +248,12 @@ def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrateg
         lo = np.nextafter(lo, dtype.type(np.inf))
     if hi > high:
         hi = np.nextafter(hi, dtype.type(-np.inf))
-    return st.floats(float(lo), float(hi), width=dtype.itemsize * 8, allow_subnormal=False)
+    anything = st.floats(float(lo), float(hi), width=dtype.itemsize * 8, allow_subnormal=False)
+    # A map, not a filter: a filter can make hypothesis abandon an example half-way (check_layer
+    # draws dLdZ after the forward has recorded).
+    anything = anything.map(lambda x: _away_from_tiny(x, float(lo), float(hi)))
+    readable = [x for x in READABLE if lo <= x <= hi]
+    return st.one_of(st.sampled_from(readable), anything) if readable else anything
 
 
 def float_arrays(
