@@ -3,7 +3,7 @@ differences, and the user's tape left as it was."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from lecture import lecture_f, lecture_f_slope
@@ -212,6 +212,7 @@ def test_second_order_rules(name, data):
         return jvp(scalar, xs, v)[1]
 
     expected = directional_derivative(slope_along_v_rev, primals, u)
+    assume(np.isfinite(float(expected)))  # a subnormal direction leaves finite differences nothing to see
     results = {
         "rev∘rev": inner_product(grad(slope_along_v_rev, everything)(*primals), u),
         "fwd∘rev": jvp(slope_along_v_rev, primals, u)[1],
