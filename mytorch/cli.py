@@ -14,8 +14,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mytorch.demo", "the lecture's traces, an MLP trained on Iris, the tape as a graph"),
     "bench": ("mytorch.bench", "time mytorch beside hand-written NumPy and installed peers"),
     "check": ("mytorch.check", "property-check every primitive against finite differences and PyTorch"),
-    "handout": ("mytorch.handout", "write a student copy with chosen rules and layers left as stubs"),
-    "grade": ("mytorch.grade", "grade a handout's items or a class, student code isolated; table, JSON, CSV"),
+    "handout": ("mytorch.course.handout", "write a student copy with chosen rules and layers left as stubs"),
+    "grade": ("mytorch.course.grade", "grade a handout's items or a class, "
+              "student code isolated; table, JSON, CSV"),
 }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mytorch import grade_child
-from mytorch.grade import compare, draw_examples
+from mytorch.course import child as grade_child
+from mytorch.course.draws import draw_examples
+from mytorch.course.judge import compare
 from mytorch.testing import all_primitives
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import mytorch
-from mytorch.handout import make_handout
+from mytorch.course.handout import make_handout
 
 ROOT = Path(mytorch.__file__).resolve().parent.parent
 RULES_FILE = Path(mytorch.functional.exp.defined_in.replace(".", "/") + ".py")  # where exp's rules live
@@ -361,7 +361,7 @@ def test_a_class_at_once(blank: Path, tmp_path: Path) -> None:
 
 
 def test_the_self_test_catches_every_wrong_rule_on_a_few_items() -> None:
-    from mytorch.grade import self_test
+    from mytorch.course.selftest import self_test
 
     outcomes = self_test(["exp.vjp", "matmul.vjp", "sum.jvp", "nn.Softmax"], examples=4, time_limit=60)
     passed = [(item, kind) for item, kind, result in outcomes if result is not None and result.passed]
@@ -380,8 +380,8 @@ def test_the_self_test_catches_every_wrong_rule_on_a_few_items() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("MYTORCH_SLOW"), reason="about 6 minutes: set MYTORCH_SLOW=1")
 def test_the_self_test_catches_every_wrong_rule_on_every_item() -> None:
-    from mytorch.assignment import LAYERS
-    from mytorch.grade import self_test
+    from mytorch.course.assignment import LAYERS
+    from mytorch.course.selftest import self_test
     from mytorch.testing import all_primitives
 
     items = [f"{op}.{rule}" for op in sorted(all_primitives()) for rule in ("vjp", "jvp")]

@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 import mytorch
-from mytorch.assignment import LAYERS, Config, rule_hint, split_item
-from mytorch.grade import Result, table, to_json
-from mytorch.handout import HandoutError, make_handout, plan, rule_sites, stubbed_sources
+from mytorch.course.assignment import LAYERS, Config, rule_hint, split_item
+from mytorch.course.handout import HandoutError, make_handout, plan, rule_sites, stubbed_sources
+from mytorch.course.judge import Result
+from mytorch.course.report import table, to_json
 from mytorch.testing import all_primitives
 
 ROOT = Path(mytorch.__file__).resolve().parent.parent
@@ -78,6 +79,7 @@ def test_fresh_handout_is_a_working_package_with_stubs(handout: Path) -> None:
     for path in (handout / "mytorch").rglob("*.py"):
         compile(path.read_text(encoding="utf-8"), str(path), "exec")
     assert not (handout / "mytorch" / "handout.py").exists() and not (handout / "mytorch" / "bench").exists()
+    assert not (handout / "mytorch" / "course" / "handout.py").exists()
     assert (handout / "grading.json").exists()
     assert not list(handout.glob("*.npz")), "a handout carries no reference outputs"
     help_text = mytorch_cli("--help", cwd=handout, path=handout).stdout
@@ -288,7 +290,7 @@ def test_a_submission_is_graded_with_the_teachers_grader(to_fill: Path, tmp_path
     shutil.copytree(to_fill, student)
     fill_all(student, "bias gradient averaged over the batch")
     # What a student might try: a grader that passes everything. Only the files they edit count.
-    grade_py = student / "mytorch" / "grade.py"
+    grade_py = student / "mytorch" / "course" / "grade.py"
     honest = "return 0 if all(r.passed for r in results) else 1"
     grade_py.write_text(grade_py.read_text(encoding="utf-8").replace(honest, "return 0"), encoding="utf-8")
     fooled = mytorch_cli("grade", "--examples", "2", cwd=student, path=student)

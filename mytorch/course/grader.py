@@ -1,0 +1,140 @@
+"""Grading a submission: one child per item, the jobs shared across submissions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mytorch.course.assignment import CONFIG_NAME, LAYERS, Config, split_item
+from mytorch.course.jobs import Job, layer_job, rule_job
+from mytorch.course.judge import Result, judge
+from mytorch.course.launch import run_child
+
+# ---- grading a submission ---------------------------------------------------------------------------------
+
+
+class Grader:
+    """Grades items of one config for any number of submissions; each item's inputs and expected
+    numbers are computed once per run (the same draws for every submission)."""
+
+    def __init__(self, config: Config, items: dict[str, float], seed: int) -> None:
+        self.config, self.items, self.seed = config, items, seed
+        rules = [split_item(item) for item in config.items]
+        self.graded_rules = [[op, rule] for kind, op, rule in rules if kind == "rule"]
+        self._jobs: dict[str, Job | Exception] = {}
+        self._locks = {item: threading.Lock() for item in items}
+
+    def job(self, item: str) -> Job:
+        with self._locks[item]:
+            if item not in self._jobs:
+                kind, name, rule = split_item(item)
+                try:
+                    if kind == "rule":
+                        others = [r for r in self.graded_rules if r != [name, rule]]
+                        self._jobs[item] = rule_job(name, rule, self.config.examples, self.seed, others)
+                    else:
+                        if name not in LAYERS:
+                            raise ValueError(f"no grading spec for nn.{name} (gradable: {', '.join(LAYERS)})")
+                        self._jobs[item] = layer_job(
+                            name, self.seed, self.graded_rules, item in self.config.items
+                        )
+                except Exception as error:  # noqa: BLE001 - the teacher's setup, reported per item
+                    self._jobs[item] = error
+            found = self._jobs[item]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def grade_item(self, root: Path, item: str, env: dict | None = None) -> Result:
+        started = time.perf_counter()
+        points = self.items.get(item, 1.0)
+        visibility = self.config.visibility.get(item, "visible")
+        try:
+            job = self.job(item)
+            run = run_child(
+                root,
+                {"tasks": job.tasks, "modules": _primitive_modules()},
+                job.arrays,
+                self.config.time_limit,
+                self.config.memory_limit,
+                env,
+                meanwhile=job.ready,
+            )
+            result = judge(job, run, points, visibility)
+        except Exception as error:  # noqa: BLE001 - the grader's own failure, reported per item
+            return Result(
+                item,
+                0.0,
+                points,
+                "error",
+                f"cannot grade {item}: {type(error).__name__}: {error}",
+                time.perf_counter() - started,
+                {},
+                visibility,
+            )
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def grade(self, root: Path, jobs: int | None = None) -> list[Result]:
+        with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
+            return list(pool.map(lambda item: self.grade_item(root, item), self.items))
+
+
+def _primitive_modules() -> list[str]:
+    """The modules that define the primitives (where their rules are), for the child to import."""
+    from mytorch.testing import all_primitives
+
+    found = {getattr(p, "defined_in", None) or getattr(getattr(p, "vjp", None), "__module__", None)
+             for p in all_primitives().values()}
+    return sorted(name for name in found if name and name.startswith("mytorch"))
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def grade_item(item: str, config: Config, points: float | None = None, seed: int | None = None) -> Result:
+    """Grade one item of the handout this process runs in (a student's own check: the visible seed)."""
+    items = {item: config.items.get(item, 1.0) if points is None else points}
+    grader = Grader(config, items, config.seed if seed is None else seed)
+    return grader.grade_item(_package_root(), item)
+
+
+def _package_root() -> Path:
+    return Path(__file__).resolve().parents[2]  # mytorch/course/grader.py -> the root holding mytorch
+
+
+def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
+    """A fresh copy of the handout with the student's files (the config's `files`) put in."""
+    missing = [name for name in config.files if not (submission / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{submission} lacks {', '.join(missing)}")
+    copy = scratch / "handout"
+    shutil.copytree(
+        config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git")
+    )
+    for name in config.files:
+        shutil.copy2(submission / name, copy / name)
+    return copy
+
+
+def find_config(path: Path | None = None) -> Config:
+    """grading.json: `path`, else in the current directory, else beside the mytorch package."""
+    beside_package = _package_root() / CONFIG_NAME
+    candidates = [path] if path else [Path.cwd() / CONFIG_NAME, beside_package]
+    for candidate in candidates:
+        if candidate.is_file():
+            return Config.load(candidate)
+    raise FileNotFoundError(
+        f"no {CONFIG_NAME} found ({', '.join(map(str, candidates))}): run grade inside a "
+        "handout made by `python -m mytorch handout`, or pass --config"
+    )
+
+

@@ -1,0 +1,77 @@
+"""Reporting: a table, Gradescope's results.json, the course runners' scores line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mytorch.course.judge import Result
+
+# ---- reporting ----------------------------------------------------------------------------------
+
+
+def _points(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+def table(results: list[Result]) -> str:
+    """The grade table: item, points, result; then each failure in full."""
+    width = max([len("item"), *(len(r.item) for r in results)])
+    lines = [f"{'item':<{width}}  {'points':>9}  result", f"{'-' * width}  {'-' * 9}  {'-' * 15}"]
+    for r in results:
+        shown = (
+            r.status
+            if r.status != "partial"
+            else f"partial ({r.fraction:.0%}: "
+            + ", ".join(f"{part} {'ok' if ok else 'wrong'}" for part, (share, ok) in r.parts.items())
+            + ")"
+        )
+        lines.append(f"{r.item:<{width}}  {_points(r.points) + '/' + _points(r.max_points):>9}  {shown}")
+    score, total = sum(r.points for r in results), sum(r.max_points for r in results)
+    lines.append(f"{'-' * width}  {'-' * 9}")
+    lines.append(f"{'total':<{width}}  {_points(score) + '/' + _points(total):>9}")
+    for r in results:
+        if not r.passed:
+            lines.append(f"\n{r.item}: {r.status}\n  {r.detail}")
+    return "\n".join(lines)
+
+
+def to_json(results: list[Result], seconds: float, seed: int | None = None) -> dict[str, Any]:
+    """The results in the shape of Gradescope's results.json."""
+    report: dict[str, Any] = {
+        "score": round(sum(r.points for r in results), 6),
+        "max_score": sum(r.max_points for r in results),
+        "execution_time": round(seconds, 2),
+        "tests": [
+            {
+                "name": r.item,
+                "score": r.points,
+                "max_score": r.max_points,
+                "status": "passed" if r.passed else "failed",
+                "result": r.status,
+                "output": r.detail,
+                "visibility": r.visibility,
+                "parts": {part: {"share": share, "passed": ok} for part, (share, ok) in r.parts.items()},
+            }
+            for r in results
+        ],
+    }
+    if seed is not None:
+        report["output"] = f"graded with seed {seed}"
+    return report
+
+
+def scores_line(results: list[Result]) -> str:
+    """Autolab's last line: {"scores": {item: points}}."""
+    return json.dumps({"scores": {r.item: r.points for r in results}})
+
+
+def _write_json(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+

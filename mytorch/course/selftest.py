@@ -1,0 +1,199 @@
+"""The self-test: can every item fail? Each item graded with known-wrong rules and layers."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mytorch.course import child
+from mytorch.course.assignment import Config, split_item
+from mytorch.course.grader import Grader, _cores, _primitive_modules
+from mytorch.course.jobs import _IN_PROCESS, FIRST_ORDER, Job
+from mytorch.course.judge import Result
+from mytorch.course.report import _points
+
+# ---- the self-test: can every item fail? -----------------------------------------------------------------
+
+WRONG_RULES = ("missing transpose", "mean for sum", "un-reduced broadcast", "sign flip", "raw NumPy")
+NOT_APPLICABLE = "n/a"  # the wrong version equals the right one on every drawn input
+WRONG_LAYERS = ("sign flip", "mean for sum", "raw NumPy", "default arguments")
+
+_WRONG_HOOK = """
+# ---- mytorch grade --self-test: a known-wrong rule (this copy is a temporary one) ----
+def _install_wrong():
+    import os
+    target = os.environ.get("MYTORCH_SELFTEST_WRONG")
+    if target:
+        from mytorch.course.selftest import install_wrong
+        install_wrong(target)
+_install_wrong()
+"""
+
+
+def install_wrong(target: str) -> Callable[[], None]:
+    """Make the rule or layer named in `target` ("exp.vjp|sign flip") wrong in this process;
+    returns what undoes it."""
+    from mytorch import functional as F
+    from mytorch import nn
+    from mytorch.autograd_engine import no_grad
+    from mytorch.testing import all_primitives
+
+    item, _, kind = target.partition("|")
+    what, name, rule = split_item(item)
+    if what == "rule":
+        primitive = all_primitives()[name]
+        right = getattr(primitive, rule)
+        whole = _one_rule(right) if isinstance(right, (tuple, list)) else right
+        setattr(primitive, rule, _wrong_rule(whole, rule, kind, no_grad, F))
+        return lambda: setattr(primitive, rule, right)
+    cls = getattr(nn, name)
+    forward = cls.__dict__["forward"]
+    cls.forward = _wrong_forward(cls, forward, kind, F)
+    return lambda: setattr(cls, "forward", forward)
+
+
+def _one_rule(rules: Any) -> Callable:
+    """Per-input backward rules (one per input) as one rule returning every input's gradient."""
+
+    def vjp(g: Any, ans: Any, *inputs: Any, **params: Any) -> tuple:
+        return tuple(None if rule is None else rule(g, ans, *inputs, **params) for rule in rules)
+
+    return vjp
+
+
+def _wrong_rule(right: Callable, rule: str, kind: str, no_grad: Any, F: Any) -> Callable:
+    def each(values: Any, change: Callable) -> Any:
+        if isinstance(values, (tuple, list)):
+            return tuple(None if v is None else change(v) for v in values)
+        return None if values is None else change(values)
+
+    def wrong(first: Any, ans: Any, *inputs: Any, **params: Any) -> Any:
+        values = right(first, ans, *inputs, **params)
+        if kind == "sign flip":
+            return each(values, F.neg)
+        if kind == "mean for sum":
+            size = max(np.size(ans), 2)
+            return each(values, lambda v: F.div(v, float(size)))
+        if kind == "missing transpose":
+            return each(values, lambda v: F.transpose(v) if np.ndim(v) >= 2 else F.mul(v, 1.0))
+        if kind == "un-reduced broadcast":
+            if rule == "vjp":
+                return each(
+                    values, lambda v: F.broadcast_to(v, np.broadcast_shapes(np.shape(v), np.shape(ans)))
+                )
+            return values
+        if kind == "raw NumPy":
+            with no_grad():
+                return each(values, lambda v: np.array(v, copy=True))
+        raise ValueError(kind)
+
+    return wrong
+
+
+def _wrong_forward(cls: type, right: Callable, kind: str, F: Any) -> Callable:
+    def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kind == "default arguments":
+            import inspect
+
+            required = {
+                name: getattr(self, name)
+                for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is p.empty and name not in ("self", "args", "kwargs") and hasattr(self, name)
+            }
+            fresh = cls(**required)
+            fresh.load_state_dict({k: v for k, v in self.state_dict().items()})
+            return right(fresh, *args, **kwargs)
+        out = right(self, *args, **kwargs)
+        if kind == "sign flip":
+            return F.neg(out)
+        if kind == "mean for sum":
+            return F.mul(out, 0.5)
+        if kind == "raw NumPy":
+            return np.array(out, copy=True)
+        raise ValueError(kind)
+
+    return forward
+
+
+def self_test(
+    items: list[str], examples: int = 8, seed: int = 0, time_limit: float = 120.0, jobs: int | None = None
+) -> list[tuple[str, str, Result | None]]:
+    """Grade each item with each known-wrong rule (or layer) in a temporary copy of the reference.
+
+    Returns (item, wrong kind, result) for every pair, with None for a pair where the wrong
+    version gives the same numbers as the right one on every drawn input (a transpose of 1-D
+    gradients, an un-reduced broadcast where nothing broadcasts): no grader can fail those. A
+    result that passes is a defect of the grader."""
+    package = Path(__file__).resolve().parents[1]  # mytorch, not mytorch/course
+    config = Config(dict.fromkeys(items, 1.0), examples=examples, seed=seed, time_limit=time_limit)
+    grader = Grader(config, dict(config.items), seed)
+    pairs = [(item, kind) for item in items for kind in _wrong_kinds(item)]
+    for item in items:
+        grader.job(item).ready()  # the inputs and expected numbers, before anything here is made wrong
+    applicable = {pair: _differs(grader.job(pair[0]), f"{pair[0]}|{pair[1]}") for pair in pairs}
+    with tempfile.TemporaryDirectory(prefix="mytorch-selftest-") as scratch:
+        root = Path(scratch)
+        shutil.copytree(package, root / "mytorch", ignore=shutil.ignore_patterns("__pycache__"))
+        with open(root / "mytorch" / "__init__.py", "a", encoding="utf-8") as init:
+            init.write(_WRONG_HOOK)
+
+        def one(pair: tuple[str, str]) -> tuple[str, str, Result | None]:
+            item, kind = pair
+            if not applicable[pair]:
+                return item, kind, None
+            return item, kind, grader.grade_item(root, item, {"MYTORCH_SELFTEST_WRONG": f"{item}|{kind}"})
+
+        with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
+            return list(pool.map(one, pairs))
+
+
+def _wrong_kinds(item: str) -> tuple[str, ...]:
+    kind, _, rule = split_item(item)
+    if kind == "layer":
+        return WRONG_LAYERS
+    return WRONG_RULES if rule == "vjp" else tuple(k for k in WRONG_RULES if k != "un-reduced broadcast")
+
+
+def _differs(job: Job, target: str) -> bool:
+    """Whether the wrong version's answers differ from the right one's on the job's tasks (run here)."""
+    request = {"tasks": [dict(task, probes=[]) for task in job.tasks], "modules": _primitive_modules()}
+    with _IN_PROCESS:
+        right = child.run_tasks(request, job.arrays)
+        undo = install_wrong(target)
+        try:
+            wrong = child.run_tasks(request, job.arrays)
+        finally:
+            undo()
+    atol, rtol = FIRST_ORDER  # closer than the grader's tolerance is the same numbers, for grading
+    if [r is None for r in right[1]] != [r is None for r in wrong[1]] or set(right[0]) != set(wrong[0]):
+        return True
+    return any(
+        np.shape(right[0][key]) != np.shape(wrong[0][key])
+        or not np.allclose(right[0][key], wrong[0][key], rtol=rtol, atol=atol, equal_nan=True)
+        for key in right[0]
+    )
+
+
+def _self_test_report(outcomes: list[tuple[str, str, Result | None]]) -> tuple[str, int]:
+    missed = [(item, kind) for item, kind, r in outcomes if r is not None and r.passed]
+    skipped = sum(r is None for _, _, r in outcomes)
+    lines = [
+        f"self-test: {len(outcomes)} (item, wrong version) pairs: {len(outcomes) - len(missed) - skipped} "
+        f"caught, {len(missed)} passed (grader defects), {skipped} not applicable (the wrong version gives "
+        "the right numbers on every drawn input)"
+    ]
+    for item, kind, r in outcomes:
+        verdict = NOT_APPLICABLE if r is None else ("PASSED: grader defect" if r.passed else "caught")
+        score = "" if r is None else f"  {_points(r.points)}/{_points(r.max_points)}"
+        lines.append(f"  {item:<24} {kind:<22} {verdict}{score}")
+    if missed:
+        lines.append("wrong versions that pass: " + ", ".join(f"{i} ({k})" for i, k in missed))
+    return "\n".join(lines), len(missed)
+
+
