@@ -39,12 +39,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from mytorch.course import sandbox
 from mytorch.course.assignment import CONFIG_NAME, LAYERS, split_item
 from mytorch.course.grader import Grader, _package_root, find_config, prepare_submission
 from mytorch.course.jobs import _reference_is_here
 from mytorch.course.klass import grade_class, submissions_in
 from mytorch.course.report import _write_json, scores_line, table, to_json
 from mytorch.course.selftest import _self_test_report, self_test
+from mytorch.course.untrusted import Untrusted
 
 # ---- command line -------------------------------------------------------------------------------
 
@@ -94,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --submissions: where grades.csv and one JSON per student go (default grades)",
     )
     parser.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="grade a class even where no sandbox holds (no bubblewrap, not root): the students' "
+        "code then runs as this user",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help="check that known-wrong rules fail every item (the config's, or --items, or all)",
@@ -128,8 +136,22 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     seed = args.seed if args.seed is not None else (secrets.randbits(31) if teacher else config.seed)
-    grader = Grader(config, items, seed)
+    # A teacher's run sandboxes the student's code; a student's own run is their own code anyway.
+    isolation = (
+        sandbox.choose(secrets=[_package_root() / "mytorch", *(args.submissions or []), args.submission])
+        if teacher
+        else sandbox.Isolation("none", "a student's own run")
+    )
+    grader = Grader(config, items, seed, isolation)
     if args.submissions:
+        if not isolation.holds and not args.unsafe:
+            print(
+                f"grade: no sandbox holds here ({isolation.describe()}): the students' code could read "
+                "the reference, each other's work or change the grades. Install bubblewrap "
+                "(apt-get install bubblewrap), or run as root, or pass --unsafe to grade anyway.",
+                file=sys.stderr,
+            )
+            return 2
         submissions = submissions_in(args.submissions, config)
         if not submissions:
             print("grade: no submissions found", file=sys.stderr)
@@ -144,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="mytorch-submission-") as scratch:
             try:
                 root = prepare_submission(config, args.submission, Path(scratch))
-            except FileNotFoundError as error:
+            except (FileNotFoundError, Untrusted) as error:
                 print(f"grade: {error}", file=sys.stderr)
                 return 2
             results = grader.grade(root, args.jobs)
@@ -152,9 +174,9 @@ def run(args: argparse.Namespace) -> int:
         results = grader.grade(_package_root(), args.jobs)
     seconds = time.perf_counter() - started
     print(table(results))
-    print(f"\ngraded {len(results)} items in {seconds:.1f} s")
+    print(f"\ngraded {len(results)} items in {seconds:.1f} s; isolation {isolation.describe()}")
     if args.json:
-        _write_json(args.json, to_json(results, seconds, seed if teacher else None))
+        _write_json(args.json, to_json(results, seconds, seed if teacher else None, isolation.describe()))
     print(scores_line(results))
     return 0 if all(r.passed for r in results) else 1
 

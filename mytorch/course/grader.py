@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -9,10 +10,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mytorch.course import untrusted
 from mytorch.course.assignment import CONFIG_NAME, LAYERS, Config, split_item
 from mytorch.course.jobs import Job, layer_job, rule_job
 from mytorch.course.judge import Result, judge
 from mytorch.course.launch import run_child
+from mytorch.course.sandbox import Isolation
 
 # ---- grading a submission ---------------------------------------------------------------------------------
 
@@ -21,8 +24,11 @@ class Grader:
     """Grades items of one config for any number of submissions; each item's inputs and expected
     numbers are computed once per run (the same draws for every submission)."""
 
-    def __init__(self, config: Config, items: dict[str, float], seed: int) -> None:
+    def __init__(
+        self, config: Config, items: dict[str, float], seed: int, isolation: Isolation | None = None
+    ) -> None:
         self.config, self.items, self.seed = config, items, seed
+        self.isolation = isolation or Isolation("none", "the grader's own user (no sandbox)")
         rules = [split_item(item) for item in config.items]
         self.graded_rules = [[op, rule] for kind, op, rule in rules if kind == "rule"]
         self._jobs: dict[str, Job | Exception] = {}
@@ -63,19 +69,22 @@ class Grader:
                 self.config.memory_limit,
                 env,
                 meanwhile=job.ready,
+                isolation=self.isolation,
             )
             result = judge(job, run, points, visibility)
         except Exception as error:  # noqa: BLE001 - the grader's own failure, reported per item
-            return Result(
+            result = Result(
                 item,
                 0.0,
                 points,
                 "error",
                 f"cannot grade {item}: {type(error).__name__}: {error}",
-                time.perf_counter() - started,
+                0.0,
                 {},
                 visibility,
             )
+        # Feedback goes to the student: no reference source in it, no text a writer chokes on.
+        result.detail = untrusted.clean_text(untrusted.redact(result.detail, reference_lines(item)), 20_000)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -112,7 +121,9 @@ def _package_root() -> Path:
 
 
 def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
-    """A fresh copy of the handout with the student's files (the config's `files`) put in."""
+    """A fresh copy of the handout with the student's files (the config's `files`) put in. The
+    student's files are read without following links (a link to the reference or to a classmate's
+    file is refused: `untrusted.Untrusted`)."""
     missing = [name for name in config.files if not (submission / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{submission} lacks {', '.join(missing)}")
@@ -121,8 +132,30 @@ def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
         config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git")
     )
     for name in config.files:
-        shutil.copy2(submission / name, copy / name)
+        untrusted.copy_file(submission, name, copy / name)
     return copy
+
+
+@functools.cache
+def reference_lines(item: str) -> frozenset[str]:
+    """The lines of the reference's code for `item` (its rule, or its layer's class), which feedback
+    must never show, however the student's code got hold of them."""
+    import inspect
+
+    from mytorch import nn
+    from mytorch.testing import all_primitives
+
+    kind, name, rule = split_item(item)
+    try:
+        if kind == "rule":
+            source = getattr(all_primitives()[name], rule)
+            sources = source if isinstance(source, (tuple, list)) else [source]
+            text = "\n".join(inspect.getsource(s) for s in sources if s is not None)
+        else:
+            text = inspect.getsource(getattr(nn, name))
+    except (KeyError, AttributeError, TypeError, OSError):
+        return frozenset()
+    return frozenset(line.strip() for line in text.splitlines() if len(line.strip()) >= 12)
 
 
 def find_config(path: Path | None = None) -> Config:

@@ -63,7 +63,10 @@ def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> s
     with np.errstate(invalid="ignore", over="ignore"):
         error = np.abs(got64 - expected64)
         same = (got64 == expected64) | (np.isnan(got64) & np.isnan(expected64))
-        bad = ~((error <= atol + rtol * np.abs(expected64)) | same)
+        # Where the reference is ±inf or nan only the same value passes: |got − inf| <= rtol·inf
+        # would let any finite answer through.
+        close = np.isfinite(expected64) & (error <= atol + rtol * np.abs(expected64))
+        bad = ~(close | same)
     if not bad.any():
         return ""
     worst = np.unravel_index(int(np.argmax(np.where(bad, np.nan_to_num(error, nan=np.inf), -1))), bad.shape)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from mytorch.course.judge import Result
+from mytorch.course.untrusted import write_atomic
 
 # ---- reporting ----------------------------------------------------------------------------------
 
@@ -38,8 +38,10 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def to_json(results: list[Result], seconds: float, seed: int | None = None) -> dict[str, Any]:
-    """The results in the shape of Gradescope's results.json."""
+def to_json(
+    results: list[Result], seconds: float, seed: int | None = None, isolation: str | None = None
+) -> dict[str, Any]:
+    """The results in the shape of Gradescope's results.json; `isolation`: which sandbox ran."""
     report: dict[str, Any] = {
         "score": round(sum(r.points for r in results), 6),
         "max_score": sum(r.max_points for r in results),
@@ -60,6 +62,8 @@ def to_json(results: list[Result], seconds: float, seed: int | None = None) -> d
     }
     if seed is not None:
         report["output"] = f"graded with seed {seed}"
+    if isolation is not None:
+        report["isolation"] = isolation
     return report
 
 
@@ -69,9 +73,8 @@ def scores_line(results: list[Result]) -> str:
 
 
 def _write_json(path: Path, report: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """Through a fresh exclusive temporary file, renamed: a link planted at a temporary name is never
+    written through. ASCII escapes: any text that reached here is written, surrogates included."""
+    write_atomic(path, json.dumps(report, indent=2, ensure_ascii=True) + "\n")
 
 

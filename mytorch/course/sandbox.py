@@ -297,11 +297,10 @@ def start(
     child sees (/student and /work under bwrap)."""
     common = dict(stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     if isolation.kind == "bwrap":
-        command = bwrap_argv(root, work, env, hide) + [
-            _python(), "-I", f"{WORK}/{script}", STUDENT, WORK, *args,
-        ]
-        return Child(subprocess.Popen(command, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, **common),
-                     isolation)
+        inside = [_python(), "-I", f"{WORK}/{script}", STUDENT, WORK, *args]
+        command = [*bwrap_argv(root, work, env, hide), *inside]
+        outside = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # bwrap's own; the child's is `env`
+        return Child(subprocess.Popen(command, env=outside, **common), isolation)
     if isolation.kind == "uid":
         with _UIDS:
             slot = _free_slots.pop(0)

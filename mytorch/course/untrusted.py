@@ -51,7 +51,7 @@ def read_file(path: Path | str, limit: int = MAX_ANSWER_BYTES, dir_fd: int | Non
         ...
         mytorch.course.untrusted.Untrusted: /dev/null is not a regular file
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     try:
         fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as error:  # ELOOP: the name is a link
@@ -171,6 +171,9 @@ def load_json(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
 # ---- text from a child, on its way to JSON, CSV and the terminal ------------------------------------
 
 
+_UNPRINTABLE = ("Cc", "Cf", "Co", "Cn", "Zl", "Zp")  # controls, format, private, unassigned, separators
+
+
 def clean_text(value: Any, limit: int = 4000) -> str:
     """`value` as text that any UTF-8 writer, CSV reader or terminal takes as it is: lone surrogates
     and control characters (but newlines and tabs) become backslash escapes; at most `limit` characters.
@@ -184,11 +187,27 @@ def clean_text(value: Any, limit: int = 4000) -> str:
     for char in text:
         if char in "\n\t":
             out.append(char)
-        elif 0xD800 <= ord(char) <= 0xDFFF or unicodedata.category(char) in ("Cc", "Cf", "Co", "Cn", "Zl", "Zp"):
+        elif 0xD800 <= ord(char) <= 0xDFFF or unicodedata.category(char) in _UNPRINTABLE:
             out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
         else:
             out.append(char)
     return "".join(out)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every line that holds one of `secrets` (lines of the reference's code) replaced.
+
+        >>> redact("a\\n  return (mul(g, ans),)\\nb", {"return (mul(g, ans),)"})
+        "a\\n  [a line of the reference's code, not shown]\\nb"
+    """
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return text
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        if any(secret in line for secret in secrets):
+            lines[k] = line[: len(line) - len(line.lstrip())] + "[a line of the reference's code, not shown]"
+    return "\n".join(lines)
 
 
 def csv_cell(value: Any, limit: int = 4000) -> str:
@@ -210,7 +229,7 @@ def safe_names(paths: Iterable[Path | str]) -> list[str]:
     """
     wanted = []
     for path in paths:
-        raw = os.fsencode(Path(path).name).decode("utf-8", "replace")
+        raw = os.fsencode(Path(os.path.abspath(path)).name).decode("utf-8", "replace")
         ascii_name = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._-")[:MAX_NAME].rstrip("._-")
         wanted.append(name or "student")
@@ -277,7 +296,7 @@ def copy_file(root: Path, name: str, target: Path, limit: int = MAX_ANSWER_BYTES
     parts = Path(name).parts
     if not parts or Path(name).is_absolute() or any(p in ("..", ".", "") for p in parts):
         raise Untrusted(f"{name} is not a plain relative path")
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(root, flags)
     except OSError as error:
