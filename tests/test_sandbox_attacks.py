@@ -198,19 +198,38 @@ def test_the_child_cannot_read_the_reference_a_classmate_or_the_environment(
     reference = teacher / RULES_FILE
     vjp = f"""    import os
     found = []
-    for path in ({str(reference)!r}, {str(classmate / "answer.txt")!r}, f"/proc/{{os.getppid()}}/environ"):
+    for path in (f"/proc/{{os.getppid()}}/environ", {str(classmate / "answer.txt")!r}, {str(reference)!r}):
         try:
-            found.append(open(path, errors="replace").read())
+            text = open(path, errors="replace").read().replace(chr(0), "\\n")
         except OSError:
-            pass
-    raise RuntimeError("|".join(found).replace(chr(0), " "))
+            continue
+        # the feedback keeps the first 2000 characters of a message: only the lines worth stealing
+        found += [line for line in text.splitlines() if "GRADER" in line or "CLASSMATE" in line
+                  or "mul(g, ans)" in line]
+    raise RuntimeError("|".join(found))
 """
     result, report = grade(teacher, blank, submission(blank, tmp_path, vjp=vjp), tmp_path, mode)
     assert report is not None, _everything(result, report)
     text = _everything(result, report)
-    assert "CLASSMATE-ANSWER-41d2" not in text, "a classmate's file was read"
-    assert SECRET not in text, "the grader's environment was read"
-    assert "lambda g, ans, x: (mul(g, ans),)" not in text, "the reference's rule was read"
+    leaks = {
+        "a classmate's file": "CLASSMATE-ANSWER-41d2",
+        "the grader's environment": SECRET,
+        "the reference's rule": "lambda g, ans, x: (mul(g, ans),)",
+    }
+    assert not [what for what, secret in leaks.items() if secret in text], text[-3000:]
+
+
+def test_the_reference_source_never_reaches_feedback_even_unsandboxed(
+    blank: Path, teacher: Path, tmp_path: Path
+) -> None:
+    """Without a sandbox (MYTORCH_SANDBOX=none) the child reads the reference and raises its lines:
+    the grader still never shows a line of the reference's code for the item."""
+    vjp = f"""    text = open({str(teacher / RULES_FILE)!r}).read()
+    raise RuntimeError("|".join(line for line in text.splitlines() if "mul(g, ans)" in line))
+"""
+    result, report = grade(teacher, blank, submission(blank, tmp_path, vjp=vjp), tmp_path, "none")
+    assert report is not None and report["score"] == 0, _everything(result, report)
+    assert "lambda g, ans, x: (mul(g, ans),)" not in _everything(result, report)
 
 
 # ---- the student's code signals the grader -------------------------------------------------------------
