@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,6 +191,22 @@ def test_walk_is_iterative_and_bounded(tmp_path: Path) -> None:
     found = untrusted.walk(deep, max_entries=500)
     assert len(found) == 500
     assert untrusted.is_plain_dir(tmp_path / "d") and not untrusted.is_plain_dir(tmp_path / "nothing")
+    _remove_deep(tmp_path)  # pytest's own clean-up recurses, and would stop at this depth
+
+
+def _remove_deep(top: Path) -> None:
+    fds = [os.open(top, os.O_RDONLY)]
+    try:
+        while True:
+            try:
+                fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+            except FileNotFoundError:
+                break
+        for parent in reversed(fds[:-1]):
+            os.rmdir("d", dir_fd=parent)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 # ---- the sandbox ----------------------------------------------------------------------------------------
@@ -207,9 +224,8 @@ KINDS = [
 
 def _run(kind: str, code: str, tmp_path: Path, wait: float = 30) -> tuple[str, Path, sandbox.Child]:
     """Run `code` as a child script in `kind`; (its output, its scratch folder, the child)."""
-    root, work = tmp_path / "root", tmp_path / "work"
+    root, work = tmp_path / "root", sandbox.scratch(sandbox.choose(kind))
     root.mkdir(exist_ok=True)
-    work.mkdir(exist_ok=True)
     (work / "script.py").write_text(code)
     with tempfile.TemporaryFile() as log:
         child = sandbox.start(
@@ -243,6 +259,7 @@ time.sleep(0.5)
     size = beat.stat().st_size
     time.sleep(1.0)
     assert beat.stat().st_size == size, "a grandchild outlived its item"
+    shutil.rmtree(work)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -277,12 +294,14 @@ for pid in {{os.getppid(), GRADER}} - {{1}}:  # pid 1: the sandbox's own init, n
 open(os.path.join(sys.argv[2], "mine"), "w").write("ok")
 print("FOUND", found)
 """
-    if kind == "uid":  # the reference checkout is readable by any user here: that is `exposed`
-        code = code.replace(repr(str(REFERENCE / "__init__.py")), repr("/root/.bash_history"))
+    if kind == "uid":  # only what other users may not read is hidden (the rest is `exposed`)
+        code = code.replace(repr(str(REFERENCE / "__init__.py")), repr(str(tmp_path / "root")))
+        code = code.replace(repr(str(Path.cwd())), repr(str(tmp_path)))
     output, work, _ = _run(kind, code, tmp_path)
     assert "FOUND []" in output, output
     assert (work / "mine").read_text() == "ok"
     assert not (tmp_path / "planted").exists()
+    shutil.rmtree(work)
 
 
 @pytest.mark.skipif(not _available("bwrap"), reason="no bwrap here")

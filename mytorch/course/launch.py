@@ -47,7 +47,7 @@ def run_child(
     (this process's own work) runs while the child does."""
     isolation = isolation or Isolation("none", "the grader's own user")
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="mytorch-grade-"))
+    work = sandbox.scratch(isolation)
     launched = None
     # The child's output goes to a file with no name: it cannot swap it for a FIFO or a link.
     log = tempfile.TemporaryFile()
