@@ -373,3 +373,38 @@ def test_the_report_says_which_isolation_ran(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["isolation"].startswith("bwrap"), report
     assert "isolation bwrap" in done.stdout
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_readmes_container_recipe(kind: str, tmp_path: Path) -> None:
+    """The README's "Grade in a container" lines, run as written (but apt-get and pip: the reference
+    is a copy on PYTHONPATH): the sandbox holds and the results say which ran."""
+    import re
+
+    from mytorch.handout import make_handout
+
+    readme = (REFERENCE.parent / "README.md").read_text(encoding="utf-8")
+    recipe = readme[readme.index("**Grade in a container.**") :]
+    block = re.search(r"```bash\n(.*?)```", recipe, re.DOTALL).group(1)
+    lines = [line for line in block.splitlines() if line.startswith(("chmod", "python -m mytorch grade"))]
+    assert len(lines) == 2, block
+    teacher = tmp_path / "teacher"
+    shutil.copytree(REFERENCE, teacher / "mytorch", ignore=shutil.ignore_patterns("__pycache__"))
+    hw = tmp_path / "hw"
+    make_handout(hw, ops=["exp"], layers=[])
+    results = tmp_path / "results.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(teacher),
+        sandbox.FORCE: kind,
+        "HW": str(hw),
+        "SUBMISSION": str(hw),
+        "RESULTS": str(results),
+    }
+    script = "set -e\n" + "\n".join(lines) + " --items exp.vjp --examples 2\n"
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    report = json.loads(results.read_text(encoding="utf-8"))
+    assert report["isolation"].startswith(kind) and "readable by any user" not in report["isolation"], report
+    assert report["score"] == 0 and done.returncode == 1, done.stdout + done.stderr  # a blank handout
