@@ -84,7 +84,8 @@ class Grader:
                 visibility,
             )
         # Feedback goes to the student: no reference source in it, no text a writer chokes on.
-        result.detail = untrusted.clean_text(untrusted.redact(result.detail, reference_lines(item)), 20_000)
+        hidden = reference_lines(item, self.config.directory)
+        result.detail = untrusted.clean_text(untrusted.redact(result.detail, hidden), 20_000)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -137,9 +138,10 @@ def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
 
 
 @functools.cache
-def reference_lines(item: str) -> frozenset[str]:
-    """The lines of the reference's code for `item` (its rule, or its layer's class), which feedback
-    must never show, however the student's code got hold of them."""
+def reference_lines(item: str, handout: Path | None = None) -> frozenset[str]:
+    """The lines of the reference's code for `item` (its rule, or its layer's class) that the
+    `handout` does not hold: feedback never shows them, however the student's code got hold of
+    them (lines the handout gives every student, e.g. an unchanged `__init__`, stay visible)."""
     import inspect
 
     from mytorch import nn
@@ -149,13 +151,21 @@ def reference_lines(item: str) -> frozenset[str]:
     try:
         if kind == "rule":
             source = getattr(all_primitives()[name], rule)
-            sources = source if isinstance(source, (tuple, list)) else [source]
-            text = "\n".join(inspect.getsource(s) for s in sources if s is not None)
+            sources = [s for s in (source if isinstance(source, (tuple, list)) else [source]) if s]
         else:
-            text = inspect.getsource(getattr(nn, name))
+            sources = [getattr(nn, name)]
+        text = "\n".join(inspect.getsource(s) for s in sources)
+        files = {Path(inspect.getsourcefile(s) or "").resolve() for s in sources}
     except (KeyError, AttributeError, TypeError, OSError):
         return frozenset()
-    return frozenset(line.strip() for line in text.splitlines() if len(line.strip()) >= 12)
+    lines = {line.strip() for line in text.splitlines() if len(line.strip()) >= 12}
+    package = Path(__file__).resolve().parents[1]
+    for file in files:
+        copy = handout / file.relative_to(package.parent) if handout and package in file.parents else None
+        if copy is not None and copy.is_file():
+            given = copy.read_text(encoding="utf-8", errors="replace").splitlines()
+            lines -= {line.strip() for line in given}
+    return frozenset(lines)
 
 
 def find_config(path: Path | None = None) -> Config:
