@@ -7,13 +7,14 @@ Kept because handouts' own tests import it (`from mytorch.grade import find_conf
 
 from mytorch.course.draws import draw_examples
 from mytorch.course.grade import add_arguments, run
-from mytorch.course.grader import Grader, find_config, grade_item, prepare_submission
+from mytorch.course.grader import Grader, find_config, grade_item
 from mytorch.course.jobs import Check, Job, layer_job, rule_job
 from mytorch.course.judge import Result, compare, judge
 from mytorch.course.klass import grade_class, submissions_in
 from mytorch.course.launch import ChildRun, run_child
 from mytorch.course.report import scores_line, table, to_json
 from mytorch.course.selftest import install_wrong, self_test
+from mytorch.course.submission import prepare_submission
 
 __all__ = [
     "ChildRun", "Check", "Grader", "Job", "Result", "add_arguments", "compare", "draw_examples",

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import find, given, settings
 
 from mytorch.course import child as grade_child
-from mytorch.course.draws import draw_examples
+from mytorch.course.draws import READABLE_DIRECTIONS, draw_examples, simplicity
+from mytorch.course.jobs import rule_job
 from mytorch.course.judge import compare
-from mytorch.testing import all_primitives
+from mytorch.testing import all_primitives, float_arrays
+from mytorch.testing.cases import Example
+from mytorch.testing.strategies import READABLE, TINY, floats
 
 
 def _same(a, b) -> bool:
@@ -38,15 +42,47 @@ def test_draws_depend_on_the_seed_only() -> None:
     first, again, other = (draw_examples("matmul", 4, seed) for seed in (3, 3, 4))
     assert all(_same(a.inputs, b.inputs) for a, b in zip(first, again))
     assert not all(_same(a.inputs, b.inputs) for a, b in zip(first, other))
-    sizes = [sum(np.size(v) for v in e.inputs) for e in first]
-    assert sizes == sorted(sizes)  # the smallest first: the first failure shown is the smallest
+    order = [simplicity(e) for e in first]
+    assert order == sorted(order)  # the simplest first: the first failure shown is the simplest
+
+
+def test_the_plain_case_comes_before_the_corners() -> None:
+    # A missing transpose shows on a (2, 3) @ (3, 2) product; on 1-D @ 1-D it hides as a shape error.
+    shapes = [((3,), (3,)), ((1, 1), (1, 1)), ((2, 2, 3), (3, 2)), ((2, 3), (3, 2)), ((3,), (3, 2))]
+    examples = [Example((np.ones(a), np.ones(b))) for a, b in shapes]
+    assert [np.shape(e.inputs[0]) for e in sorted(examples, key=simplicity)][:2] == [(2, 3), (1, 1)]
+    drawn = draw_examples("matmul", 12, seed=0)
+    assert [simplicity(e) for e in drawn] == sorted(simplicity(e) for e in drawn)
+
+
+@settings(max_examples=200, deadline=None)
+@given(floats(-3.0, 3.0), floats(0.1, 4.0))
+def test_drawn_numbers_keep_away_from_tiny_magnitudes(x: float, y: float) -> None:
+    assert x == 0.0 or abs(x) >= TINY
+    assert 0.1 <= y <= 4.0
+
+
+def test_a_failing_example_shrinks_to_readable_numbers() -> None:
+    # hypothesis shrinks towards the readable values: a failure reads 1 or 0.5, not 1.1e-169
+    assert find(float_arrays((3,)), lambda a: bool(np.any(a > 0.1))).tolist() in (
+        [[x if i == k else 0.0 for i in range(3)] for k in range(3) for x in READABLE if x > 0.1])
+
+
+def test_the_shown_example_gives_the_adjoint_and_directions_the_rule_got() -> None:
+    job = rule_job("div", "vjp", examples=3, seed=0, stand_in=[])
+    assert any("ȳ, the output's adjoint your backward rule got: [" in shown for shown in job.shown)
+    tangent = rule_job("exp", "jvp", examples=2, seed=0, stand_in=[])
+    assert any("ẋ0, the tangent of input 0 your tangent rule got" in shown for shown in tangent.shown)
+    assert set(np.concatenate([job.arrays[t["a"]].ravel() for t in job.tasks])) <= set(READABLE_DIRECTIONS)
 
 
 def test_compare_explains_the_classic_mistakes() -> None:
     expected = np.array([[1.0, 2.0], [3.0, 4.0]])
     assert compare(expected + 1e-12, expected, (1e-9, 1e-9)) == ""
     assert "sign flipped" in compare(-expected, expected, (1e-9, 1e-9))
-    assert "times 0.25" in compare(expected / 4, expected, (1e-9, 1e-9))
+    assert "times 1/4: a mean where a sum belongs" in compare(expected / 4, expected, (1e-9, 1e-9))
+    assert "times 3: a sum where a mean belongs" in compare(expected * 3, expected, (1e-9, 1e-9))
+    assert "times 0.37 (a constant factor" in compare(expected * 0.37, expected, (1e-9, 1e-9))
     assert "it is zero" in compare(np.zeros((2, 2)), expected, (1e-9, 1e-9))
     assert "broadcast shape" in compare(np.ones((3, 2, 2)), expected, (1e-9, 1e-9))
     assert compare(None, expected, (1e-9, 1e-9)) == "is missing"
@@ -56,3 +92,43 @@ def test_compare_explains_the_classic_mistakes() -> None:
 def test_the_child_refuses_what_it_cannot_send() -> None:
     with pytest.raises(TypeError, match="cannot send"):
         grade_child.encode(object(), {}, "k")
+
+
+def test_a_ratio_on_one_element_is_not_called_a_mean() -> None:
+    # x² = 0.25 on a single element is not "a mean over four": without inputs to explain it, say nothing
+    assert "mean" not in compare(np.array([0.25]), np.array([1.0]), (1e-9, 1e-9))
+    x = np.array([0.5])
+    assert "times input 1²" in compare(np.array([0.25]), np.array([1.0]), (1e-9, 1e-9), [("input 1", x)])
+
+
+@pytest.mark.parametrize("mistake, got, says", [
+    ("multiplying where dividing belongs", lambda g, x, y: g * y, "times input 1²: multiplying by input 1"),
+    ("dividing twice", lambda g, x, y: g / y**2, "divided by input 1: a factor of input 1 left out"),
+    ("ȳ left out", lambda g, x, y: 1 / y, "divided by ȳ: a factor of ȳ left out"),
+    ("a factor of two", lambda g, x, y: 2 * g / y, "times 2: a sum where a mean belongs"),
+])
+def test_the_hint_names_the_mistake_in_a_division_rule(mistake, got, says) -> None:
+    rng = np.random.default_rng(0)
+    x, y, g = rng.uniform(0.5, 2, 5), rng.uniform(0.5, 2, 5), rng.choice([-2.0, -1.0, 0.5, 1.5], 5)
+    named = [("ȳ", g), ("input 0", x), ("input 1", y), ("the output y", x / y)]
+    assert says in compare(got(g, x, y), g / y, (1e-9, 1e-9), named), mistake
+
+
+def test_a_wrong_division_rule_is_told_what_it_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The whole path in process: the child's answers for a rule that multiplies where it divides.
+    import mytorch.functional as F
+    from mytorch.course.assignment import Config
+    from mytorch.course.grader import Grader, _primitive_modules
+    from mytorch.course.judge import judge
+    from mytorch.course.launch import ChildRun
+
+    grader = Grader(Config({"div.vjp": 1.0}, examples=6), {"div.vjp": 1.0}, seed=3)
+    job = grader.job("div.vjp")
+    job.ready()
+    right = F.div.vjp
+    monkeypatch.setattr(F.div, "vjp", (lambda g, ans, x, y: F.reduce_to(F.mul(g, y), x), right[1]))
+    out, reports = grade_child.run_tasks({"tasks": job.tasks, "modules": _primitive_modules()}, job.arrays)
+    result = judge(job, ChildRun(out, reports, "ok", "", 0.0), 1.0)
+    assert not result.passed, result.detail
+    assert "multiplying by input 1 where dividing belongs?" in result.detail, result.detail
+    assert "ȳ, the output's adjoint your backward rule got" in result.detail

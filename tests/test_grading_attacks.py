@@ -114,6 +114,8 @@ def grade(
         str(TIME_LIMIT),
         "--json",
         str(report),
+        "--fail-under",  # exit 1 below full marks: the exit code is the grader's too
+        "100%",
     ]
     if items:
         command += ["--items", ",".join(items)]
@@ -347,15 +349,19 @@ def test_a_class_at_once(blank: Path, tmp_path: Path) -> None:
         str(out),
         "--jobs",
         "2",
+        "--fail-under",
+        "100%",
+        "--progress",
     ]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
+    assert "grading" in result.stderr and "alice" in result.stderr  # the bar names who is being graded
     import csv
 
     rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
     assert set(rows) == {"alice", "bob", "carol"}
     assert float(rows["alice"]["score"]) == 2 and float(rows["bob"]["exp.vjp"]) == pytest.approx(0.7)
-    assert float(rows["carol"]["score"]) == 0 and "lacks" in rows["carol"]["error"]
+    assert float(rows["carol"]["score"]) == 0 and "holds none of the files" in rows["carol"]["error"]
     alice = json.loads((out / "alice.json").read_text(encoding="utf-8"))
     assert alice["score"] == alice["max_score"] == 2 and not (out / "carol.json").exists()
 

@@ -82,6 +82,8 @@ def test_fresh_handout_is_a_working_package_with_stubs(handout: Path) -> None:
     assert not (handout / "mytorch" / "course" / "handout.py").exists()
     assert (handout / "grading.json").exists()
     assert not list(handout.glob("*.npz")), "a handout carries no reference outputs"
+    readme = (handout / "README.md").read_text(encoding="utf-8")  # what a student reads: what to hand in
+    assert "Hand in the files you edit: `mytorch/nn/linear.py`, `mytorch/nn/rnn.py`" in readme
     help_text = mytorch_cli("--help", cwd=handout, path=handout).stdout
     commands = {line.split()[0] for line in help_text.splitlines() if re.match(r"    \w", line)}
     assert {"demo", "check", "grade"} <= commands and not {"handout", "bench"} & commands
@@ -90,6 +92,13 @@ def test_fresh_handout_is_a_working_package_with_stubs(handout: Path) -> None:
 def test_students_pytest_runs_the_assignment_not_the_reference_doctests(handout: Path) -> None:
     settings = (handout / "setup.cfg").read_text(encoding="utf-8")
     assert "testpaths = tests\n" in settings and "--doctest-modules" not in settings
+
+
+def test_the_demo_in_a_fresh_handout_says_what_to_write(handout: Path, tmp_path: Path) -> None:
+    demo = mytorch_cli("demo", "--epochs", "1", "--out", str(tmp_path), cwd=tmp_path, path=handout)
+    assert demo.returncode == 1 and "Traceback" not in demo.stderr, demo.stderr
+    assert "the demo needs rules still to write" in demo.stderr and "is yours to write" in demo.stderr
+    assert "exp.vjp, exp.jvp, matmul.vjp" in demo.stderr  # the handout's items, from its grading.json
 
 
 def test_stubs_replace_only_their_code(handout: Path) -> None:
@@ -108,7 +117,7 @@ def test_stubs_replace_only_their_code(handout: Path) -> None:
 def test_fresh_handout_scores_zero_on_stubs_and_full_marks_on_the_rest(handout: Path, tmp_path: Path) -> None:
     stubs = str(tmp_path / "stubs.json")
     result = mytorch_cli("grade", "--examples", "3", "--json", stubs, cwd=handout, path=handout)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 0, result.stderr  # grading ran: 0, whatever the marks
     report = json.loads((tmp_path / "stubs.json").read_text(encoding="utf-8"))
     assert [t["name"] for t in report["tests"]] == STUBBED
     assert {t["result"] for t in report["tests"]} == {"not implemented"}
@@ -215,7 +224,8 @@ def test_a_classic_bug_loses_exactly_its_item(bug: str, to_fill: Path, tmp_path:
     shutil.copytree(to_fill, copy)
     buggy_item = fill_all(copy, bug)
     earned = BUGS[bug][3]
-    result = mytorch_cli("grade", "--examples", "4", "--json", str(tmp_path / "r.json"), cwd=copy, path=copy)
+    result = mytorch_cli("grade", "--examples", "4", "--json", str(tmp_path / "r.json"),
+                         "--fail-under", "100%", cwd=copy, path=copy)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     failed = [t for t in report["tests"] if t["status"] == "failed"]
@@ -291,22 +301,24 @@ def test_a_submission_is_graded_with_the_teachers_grader(to_fill: Path, tmp_path
     fill_all(student, "bias gradient averaged over the batch")
     # What a student might try: a grader that passes everything. Only the files they edit count.
     grade_py = student / "mytorch" / "course" / "grade.py"
-    honest = "return 0 if all(r.passed for r in results) else 1"
+    honest = "return 1 if below(sum(r.points for r in results), sum(r.max_points for r in results)) else 0"
+    assert honest in grade_py.read_text(encoding="utf-8")
     grade_py.write_text(grade_py.read_text(encoding="utf-8").replace(honest, "return 0"), encoding="utf-8")
-    fooled = mytorch_cli("grade", "--examples", "2", cwd=student, path=student)
+    fooled = mytorch_cli("grade", "--examples", "2", "--fail-under", "100%", cwd=student, path=student)
     assert fooled.returncode == 0  # in their copy
 
     config = str(to_fill / "grading.json")
     # (a batch of one or no bias hides this bug: a fixed teacher's seed keeps the test deterministic)
     result = mytorch_cli("grade", "--config", config, "--examples", "6", "--seed", "5", "--submission",
-                         str(student), "--json", str(tmp_path / "r.json"), cwd=tmp_path, path=ROOT)
+                         str(student), "--json", str(tmp_path / "r.json"), "--fail-under", "100%",
+                         cwd=tmp_path, path=ROOT)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert [t["name"] for t in report["tests"] if t["status"] == "failed"] == ["linear.vjp"]
     assert report["output"] == "graded with seed 5"
     nowhere = str(tmp_path / "nowhere")
     nothing = mytorch_cli("grade", "--config", config, "--submission", nowhere, cwd=tmp_path, path=ROOT)
-    assert nothing.returncode == 2 and "lacks mytorch/nn/linear.py, mytorch/rules/core.py" in nothing.stderr
+    assert nothing.returncode == 2 and f"{nowhere} does not exist: a submission is a folder" in nothing.stderr
     # The grading parent must hold the reference: a handout's copy refuses to grade submissions.
     inside = mytorch_cli("grade", "--submission", str(student), cwd=to_fill, path=to_fill)
     assert inside.returncode == 2 and "reference" in inside.stderr

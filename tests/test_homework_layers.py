@@ -316,3 +316,19 @@ def test_handout_rule_names_outer_and_softmax_cross_entropy():
     softmax = np.exp(pred) / np.exp(pred).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(grad_pred, (softmax - target) / 5)
     assert grad_target is None
+
+
+def test_loss_backward_with_an_engine_then_layer_by_layer_gives_the_same_gradients():
+    # The handouts teach both: loss.backward() fills every layer (2021-22), and the layer-by-layer
+    # walk with the dL/dA it returns (l2.backward(dLdZ), ...). One after the other, both work.
+    rng = np.random.default_rng(4)
+    autograd = autograd_engine.Autograd()
+    l1, act, l2 = nn.Linear(3, 4, autograd), nn.Tanh(autograd), nn.Linear(4, 2, autograd)
+    loss = nn.SoftmaxCrossEntropy(autograd)
+    x, y = rng.normal(size=(5, 3)), np.eye(2)[[0, 1, 0, 1, 1]]
+    loss(y, l2(act(l1(x))))
+    dLdZ = loss.backward()
+    whole = [np.array(layer.dW) for layer in (l1, l2)]
+    l1.backward(act.backward(l2.backward(dLdZ)))
+    assert all(np.allclose(np.array(layer.dW), dW) for layer, dW in zip((l1, l2), whole))
+    assert autograd.operation_list == []  # the walk from the loss consumed the tape

@@ -355,7 +355,7 @@ def test_a_class_is_refused_without_a_sandbox_unless_unsafe(tmp_path: Path) -> N
     assert refused.returncode == 2 and "--unsafe" in refused.stderr, refused.stderr
     assert not (tmp_path / "grades" / "grades.csv").exists()
     done = subprocess.run([*command, "--unsafe"], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and (tmp_path / "grades" / "grades.csv").exists(), done.stderr
+    assert done.returncode == 0 and (tmp_path / "grades" / "grades.csv").exists(), done.stderr
     assert "isolation none" in done.stdout
 
 
@@ -407,4 +407,4 @@ def test_the_readmes_container_recipe(kind: str, tmp_path: Path) -> None:
     )
     report = json.loads(results.read_text(encoding="utf-8"))
     assert report["isolation"].startswith(kind) and "readable by any user" not in report["isolation"], report
-    assert report["score"] == 0 and done.returncode == 1, done.stdout + done.stderr  # a blank handout
+    assert report["score"] == 0 and done.returncode == 0, done.stdout + done.stderr  # a blank handout

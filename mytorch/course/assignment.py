@@ -304,6 +304,15 @@ class Config:
     files: list[str] = field(default_factory=list)  # the files students edit (for grade --submission)
     visibility: dict[str, str] = field(default_factory=dict)  # item -> visibility (default "visible")
     directory: Path = Path(".")  # where the config was found; not saved
+    handout: str = ""  # the handout folder, relative to the config's (a teacher's config kept apart)
+
+    def handout_dir(self) -> Path:
+        """The handout's folder: `handout` read from where the config is, else the config's folder.
+
+        >>> Config({"exp.vjp": 1.0}, directory=Path("teacher"), handout="../hw1").handout_dir()
+        PosixPath('teacher/../hw1')
+        """
+        return self.directory / self.handout if self.handout else self.directory
 
     def save(self, path: Path) -> None:
         items = {item: points if self.visibility.get(item, "visible") == "visible"
@@ -311,7 +320,7 @@ class Config:
                  for item, points in self.items.items()}
         fields = {"title": self.title, "examples": self.examples, "seed": self.seed,
                   "time_limit": self.time_limit, "memory_limit": self.memory_limit, "files": self.files,
-                  "items": items}
+                  **({"handout": self.handout} if self.handout else {}), "items": items}
         path.write_text(json.dumps(fields, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
@@ -331,7 +340,8 @@ class Config:
                                      f"{', '.join(VISIBILITIES)}}}")
                 value, visibility[item] = value.get("points", 1.0), shown
             points[item] = float(value)
-        unknown = set(fields) - {"title", "examples", "seed", "time_limit", "memory_limit", "files"}
+        unknown = set(fields) - {"title", "examples", "seed", "time_limit", "memory_limit", "files",
+                                 "handout"}
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         return cls(points, **fields, visibility=visibility, directory=path.parent)

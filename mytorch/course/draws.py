@@ -15,7 +15,7 @@ _DRAWING = threading.Lock()
 
 
 def draw_examples(op: str, count: int, seed: int) -> list[Any]:
-    """`count` examples of `op`'s inputs drawn by hypothesis with `seed`, smallest first."""
+    """`count` examples of `op`'s inputs drawn by hypothesis with `seed`, simplest first (`simplicity`)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
@@ -39,7 +39,7 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
 
     with _DRAWING:  # hypothesis is not made for threads
         collect()
-    return sorted(drawn, key=lambda e: sum(np.size(v) for v in e.inputs))
+    return sorted(drawn, key=simplicity)
 
 
 def _floats(inputs: Iterable[Any]) -> list[int]:
@@ -102,9 +102,31 @@ def _differences(
     return expected
 
 
+# ȳ and the tangents a rule is called with: numbers a student can multiply by hand, none zero (a zero
+# would hide the term it multiplies), of both signs and several sizes (a one or a square would hide
+# a missing or doubled factor on every element).
+READABLE_DIRECTIONS = np.array([-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0])
+
+
 def _directions(rng: np.random.Generator, out: np.ndarray, inputs: list[Any]) -> tuple:
-    a = rng.normal(size=np.shape(out))
-    b = [rng.normal(size=inputs[p].shape) for p in _floats(inputs)]
+    """The output's adjoint ȳ (`a`) and the inputs' tangents (`b`), drawn from READABLE_DIRECTIONS."""
+    a = rng.choice(READABLE_DIRECTIONS, size=np.shape(out))
+    b = [rng.choice(READABLE_DIRECTIONS, size=inputs[p].shape) for p in _floats(inputs)]
     return a, b
+
+
+def simplicity(example: Any) -> tuple[int, int, int]:
+    """How far an example is from the plain case, for ordering (simplest first): arrays away from
+    2-D (a 1-D or 0-D corner, extra batch axes), then axes of length 0 or 1 (on a (1, 1) matrix a
+    transpose changes nothing), then the number of elements. A failure is shown on the first failing
+    example: a (2, 3) matrix shows a missing transpose, a 1-D corner hides it.
+
+    >>> from mytorch.testing.cases import Example
+    >>> simplicity(Example((np.ones(3), np.ones(3)))), simplicity(Example((np.ones((2, 3)), np.ones((3, 1)))))
+    ((2, 0, 6), (0, 1, 9))
+    """
+    arrays = [np.asarray(v) for v in example.inputs if isinstance(v, np.ndarray)]
+    return (sum(abs(x.ndim - 2) for x in arrays), sum(side <= 1 for x in arrays for side in x.shape),
+            sum(x.size for x in arrays))
 
 

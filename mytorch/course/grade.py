@@ -37,16 +37,18 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mytorch.course import sandbox
 from mytorch.course.assignment import CONFIG_NAME, LAYERS, split_item
-from mytorch.course.grader import Grader, _package_root, find_config, prepare_submission
+from mytorch.course.grader import Grader, _package_root, find_config
 from mytorch.course.jobs import _reference_is_here
+from mytorch.course.judge import Result
 from mytorch.course.klass import grade_class, submissions_in
 from mytorch.course.report import _write_json, scores_line, table, to_json
 from mytorch.course.selftest import _self_test_report, self_test
-from mytorch.course.untrusted import Untrusted
+from mytorch.course.submission import SubmissionError, handout_of, prepare_submission
 
 # ---- command line -------------------------------------------------------------------------------
 
@@ -78,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--submission",
         type=Path,
         metavar="DIR",
-        help="grade a student's copy: its edited files (the config's 'files') are put into a "
-        "fresh copy of the handout, and graded there by this (the reference) mytorch",
+        help="grade a submission: a folder holding the files students edit (the config's 'files'), at "
+        "their paths in the handout or flat (core.py, as Gradescope keeps uploads); they are put into a "
+        "fresh copy of the handout and graded there by this (the reference) mytorch",
     )
     parser.add_argument(
         "--submissions",
@@ -102,17 +105,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "code then runs as this user",
     )
     parser.add_argument(
+        "--handout",
+        type=Path,
+        metavar="DIR",
+        help="the handout folder submissions go into (default: the config's 'handout', else its folder)",
+    )
+    parser.add_argument(
+        "--fail-under",
+        type=fail_under,
+        metavar="SCORE",
+        help="exit 1 when a score is below SCORE: points (7.5) or a share of the maximum (75%%); "
+        "without it grade exits 0 whenever grading ran",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="a progress bar on stderr for --submissions and --self-test (default: when a terminal)",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help="check that known-wrong rules fail every item (the config's, or --items, or all)",
     )
 
 
+def fail_under(text: str) -> Callable[[float, float], bool]:
+    """`--fail-under`: points (`7.5`) or a share of the maximum (`75%`); True when a score is below.
+
+    >>> fail_under("75%")(7.0, 10.0), fail_under("7")(7.0, 10.0)
+    (True, False)
+    """
+    try:
+        share = text.endswith("%")
+        bound = float(text[:-1] if share else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write points (7.5) or a share (75%)") from None
+    if share:
+        return lambda score, maximum: score < bound / 100 * maximum - 1e-9
+    return lambda score, maximum: score < bound - 1e-9
+
+
 def run(args: argparse.Namespace) -> int:
+    """Exit 0 when grading ran, whatever the marks; 2 on a usage or setup error; 1 only when a
+    score is below `--fail-under`."""
     if args.self_test:
         return _run_self_test(args)
     try:
         config = find_config(args.config)
+        if args.handout:
+            config.handout = str(args.handout.resolve())
         items = dict(config.items)
         if args.items:
             names = [name.strip() for name in args.items.split(",") if name.strip()]
@@ -142,43 +183,59 @@ def run(args: argparse.Namespace) -> int:
         if teacher
         else sandbox.Isolation("none", "a student's own run")
     )
+    if args.submissions and not isolation.holds and not args.unsafe:
+        print(
+            f"grade: no sandbox holds here ({isolation.describe()}): the students' code could read "
+            "the reference, each other's work or change the grades. Install bubblewrap "
+            "(apt-get install bubblewrap), or run as root, or pass --unsafe to grade anyway.",
+            file=sys.stderr,
+        )
+        return 2
     grader = Grader(config, items, seed, isolation)
-    if args.submissions:
-        if not isolation.holds and not args.unsafe:
-            print(
-                f"grade: no sandbox holds here ({isolation.describe()}): the students' code could read "
-                "the reference, each other's work or change the grades. Install bubblewrap "
-                "(apt-get install bubblewrap), or run as root, or pass --unsafe to grade anyway.",
-                file=sys.stderr,
-            )
-            return 2
-        submissions = submissions_in(args.submissions, config)
-        if not submissions:
-            print("grade: no submissions found", file=sys.stderr)
-            return 2
-        rows = grade_class(grader, submissions, args.out, args.jobs)
-        return 0 if all(row["score"] == row["max_score"] and not row["error"] for row in rows) else 1
-    started = time.perf_counter()
-    if args.submission:
-        if not config.files:
-            print(f"grade: {config.directory / CONFIG_NAME} lists no 'files' students edit", file=sys.stderr)
-            return 2
-        with tempfile.TemporaryDirectory(prefix="mytorch-submission-") as scratch:
-            try:
-                root = prepare_submission(config, args.submission, Path(scratch))
-            except (FileNotFoundError, Untrusted) as error:
-                print(f"grade: {error}", file=sys.stderr)
-                return 2
-            results = grader.grade(root, args.jobs)
-    else:
-        results = grader.grade(_package_root(), args.jobs)
+    below = args.fail_under or (lambda score, maximum: False)
+    try:
+        if teacher:
+            handout_of(config)  # a teacher's config kept apart from its handout must say where it is
+        if args.submissions:
+            submissions = submissions_in(args.submissions, config)
+            if not submissions:
+                raise SubmissionError(f"no submissions in {', '.join(map(str, args.submissions))}")
+            rows = grade_class(grader, submissions, args.out, args.jobs, args.progress)
+            return 1 if any(below(row["score"], row["max_score"]) for row in rows) else 0
+        started = time.perf_counter()
+        notes: list[str] = []
+        if args.submission:
+            with tempfile.TemporaryDirectory(prefix="mytorch-submission-") as scratch:
+                try:
+                    handed_in = prepare_submission(config, args.submission, Path(scratch))
+                except SubmissionError as error:
+                    return _nothing_handed_in(args, items, str(error))
+                notes = handed_in.notes
+                results = grader.grade(handed_in.root, args.jobs)
+        else:
+            results = grader.grade(_package_root(), args.jobs)
+    except SubmissionError as error:
+        print(f"grade: {error}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - started
-    print(table(results))
+    print(table(results, notes))
     print(f"\ngraded {len(results)} items in {seconds:.1f} s; isolation {isolation.describe()}")
     if args.json:
-        _write_json(args.json, to_json(results, seconds, seed if teacher else None, isolation.describe()))
+        report = to_json(results, seconds, seed if teacher else None, notes, isolation.describe())
+        _write_json(args.json, report)
     print(scores_line(results))
-    return 0 if all(r.passed for r in results) else 1
+    return 1 if below(sum(r.points for r in results), sum(r.max_points for r in results)) else 0
+
+
+def _nothing_handed_in(args: argparse.Namespace, items: dict[str, float], problem: str) -> int:
+    """A submission that cannot be graded: zero points said in every output (a Gradescope or Autolab
+    run shows the student why), and exit 2."""
+    print(f"grade: {problem}", file=sys.stderr)
+    results = [Result(item, 0.0, points, "not graded", problem) for item, points in items.items()]
+    if args.json:
+        _write_json(args.json, to_json(results, 0.0, notes=[problem]))
+    print(scores_line(results))
+    return 2
 
 
 def _run_self_test(args: argparse.Namespace) -> int:
@@ -203,6 +260,7 @@ def _run_self_test(args: argparse.Namespace) -> int:
         seed=args.seed or 0,
         time_limit=args.time_limit or 120.0,
         jobs=args.jobs,
+        progress=args.progress,
     )
     report, missed = _self_test_report(outcomes)
     print(report)

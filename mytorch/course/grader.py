@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -119,22 +118,6 @@ def grade_item(item: str, config: Config, points: float | None = None, seed: int
 
 def _package_root() -> Path:
     return Path(__file__).resolve().parents[2]  # mytorch/course/grader.py -> the root holding mytorch
-
-
-def prepare_submission(config: Config, submission: Path, scratch: Path) -> Path:
-    """A fresh copy of the handout with the student's files (the config's `files`) put in. The
-    student's files are read without following links (a link to the reference or to a classmate's
-    file is refused: `untrusted.Untrusted`)."""
-    missing = [name for name in config.files if not (submission / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{submission} lacks {', '.join(missing)}")
-    copy = scratch / "handout"
-    shutil.copytree(
-        config.directory, copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git")
-    )
-    for name in config.files:
-        untrusted.copy_file(submission, name, copy / name)
-    return copy
 
 
 @functools.cache

@@ -472,6 +472,8 @@ def _student_readme(the_plan: Plan, root: Path) -> str:
         where = site.source.path.relative_to(root).as_posix()
         lines.append(f"- `{'`, `'.join(site.items)}` ({where}): {_message(site).split(': ', 1)[1]}")
     items = "\n".join(lines)
+    files = ", ".join(f"`{name}`" for name in sorted({s.source.path.relative_to(root).as_posix()
+                                                     for s in the_plan.sites}))
     return f"""# mytorch handout
 
 A tape-based reverse-mode automatic-differentiation engine for NumPy, with some parts left for you
@@ -499,12 +501,19 @@ Rules are checked against finite differences of the forward on inputs hypothesis
 (broadcasting, 1-D and empty arrays, integer constants, ...): each input's gradient (or the
 tangent) earns part of the item's points, and the second order (your rule recorded and walked back
 once more: this is why rules must be written with the primitives) earns the rest. A failure shows
-the smallest failing input drawn, the expected against your value, and the file and line of your
-code that raised. Layers are checked in several configurations (constructor arguments) and batch
-sizes. Points per item are in `{CONFIG_NAME}`.
+the simplest failing input drawn, the output adjoint ȳ (or the tangents) your rule was called
+with, so you can redo the numbers by hand, the expected against your value with a hint at the
+likely mistake, and the file and line of your code that raised. Layers are checked in several
+configurations (constructor arguments) and batch sizes. Points per item are in `{CONFIG_NAME}`.
 
 Your grade here uses a visible seed. Your teacher grades with other draws (and perhaps more items),
 and checks your layers' outputs against the reference, which this handout does not contain.
+
+## Handing in
+
+Hand in the files you edit: {files}. Upload them as they are (flat is fine: only their names
+matter, unless two share a name); the rest of the package is the handout's own. A file you do not
+hand in counts as not written: its items score 0, the others are graded.
 """
 
 
@@ -563,6 +572,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the visible seed (students' own grading)")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists")
     parser.add_argument("--list", action="store_true", help="list what can be stubbed, then exit")
+    parser.add_argument("--gradescope", action="store_true",
+                        help="also write DIR-gradescope.zip, Gradescope's autograder (setup.sh, "
+                        "run_autograder, the config, the handout, the reference mytorch); with an "
+                        "existing DIR and no --ops/--layers, package it as it is")
+    parser.add_argument("--autolab", action="store_true",
+                        help="also write DIR-autolab/ (autograde.tar, autograde-Makefile) for Autolab")
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help="with --gradescope/--autolab: the config to grade with (e.g. a teacher's, "
+                        "with hidden items; default DIR's grading.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -574,6 +592,9 @@ def run(args: argparse.Namespace) -> int:
         print("handout: --out DIR is required", file=sys.stderr)
         return 2
     ops, layers = _names(args.ops), _names(args.layers)
+    packaging = args.gradescope or args.autolab
+    if packaging and ops is None and layers is None and (args.out / CONFIG_NAME).is_file() and not args.force:
+        return _package(args)  # an existing handout (its grading.json perhaps edited): packaged as it is
     if ops is None and layers is None:
         ops, layers = list(DEFAULT_OPS), list(DEFAULT_LAYERS)
     try:
@@ -593,4 +614,24 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {args.out}: {len(the_plan.items)} items to write ({', '.join(the_plan.items)})")
     print(f"points: {args.out / CONFIG_NAME}; grade inside it with: python -m mytorch grade")
+    return _package(args) if packaging else 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    """Gradescope's zip and Autolab's files, beside the handout (never inside it: students get DIR)."""
+    from mytorch.course.package import autolab_files, gradescope_zip
+
+    reference_root = Path(__file__).resolve().parents[2]
+    out = args.out.resolve()
+    try:
+        if args.gradescope:
+            zipped = out.with_name(out.name + "-gradescope.zip")
+            written = gradescope_zip(out, zipped, reference_root, args.config)
+            print(f"wrote {written}: upload it as the Gradescope autograder (zip file)")
+        if args.autolab:
+            written = autolab_files(out, out.with_name(out.name + "-autolab"), reference_root, args.config)
+            print(f"wrote {written}: autograde.tar and autograde-Makefile for the Autolab assessment")
+    except (OSError, ValueError) as error:
+        print(f"handout: {error}", file=sys.stderr)
+        return 2
     return 0

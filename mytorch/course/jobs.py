@@ -37,6 +37,7 @@ class Check:
     tolerance: tuple[float, float]
     part: str
     what: str
+    named: tuple[tuple[str, np.ndarray], ...] = ()  # what the rule was called with, for the hints
 
 
 @dataclass
@@ -108,7 +109,7 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
         arrays[f"a{k}"] = a
         arrays.update({f"b{k}_{p}": d for p, d in zip(positions, b)})
         tasks.append(task)
-        shown.append(repr(example))
+        shown.append(repr(example) + (_called_with(rule, a, b, positions) if differentiable else ""))
         plans.append((example, out, a, b, positions, differentiable, second))
         positions_seen += positions if differentiable else []
 
@@ -122,7 +123,10 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
                 continue
             expected = _rule_oracle(primitive, example, a, b, second)
             tolerance = FIRST_ORDER if out.dtype == np.float64 else LOW_PRECISION
+            inputs = [(f"input {p}", x) for p, x in enumerate(example.inputs)  # constants too (x / 2.0)
+                      if isinstance(x, (np.ndarray, float, int)) and not isinstance(x, bool)]
             if rule == "vjp":
+                named = (("ȳ", a), *inputs, ("the output y", out))
                 checks += [
                     Check(
                         k,
@@ -131,10 +135,12 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
                         tolerance,
                         f"gradient of input {p}",
                         f"backward rule: gradient of input {p}",
+                        named,
                     )
                     for p in positions
                 ]
             else:
+                tangents = [(f"ẋ{p}", d) for p, d in zip(positions, b)]
                 checks.append(
                     Check(
                         k,
@@ -143,6 +149,7 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
                         tolerance,
                         "tangent",
                         "tangent rule: the output's tangent",
+                        (*inputs, *tangents, ("the output y", out)),
                     )
                 )
             if not second:
@@ -192,6 +199,30 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
     if second_graded:
         parts["second order"] = SECOND_SHARE
     return Job(rule_item_name(op, rule), tasks, arrays, parts, shown, expect)
+
+
+def _array_text(label: str, value: np.ndarray) -> str:
+    text = np.array2string(np.asarray(value), separator=", ", precision=10, threshold=60)
+    return f"\n  {label}: " + text.replace("\n", "\n" + " " * (len(label) + 4))
+
+
+def _called_with(rule: str, a: np.ndarray, b: list[np.ndarray], positions: list[int]) -> str:
+    """What the rule was called with besides the inputs, so a student can redo the numbers by hand.
+
+    >>> print(_called_with("vjp", np.array([1.0, -2.0]), [np.array([0.5, 1.0])], [0]))
+    <BLANKLINE>
+      ȳ, the output's adjoint your backward rule got: [ 1., -2.]
+      b, the direction the second order walks along (input 0): [0.5, 1. ]
+    """
+    if rule == "vjp":
+        lines = _array_text("ȳ, the output's adjoint your backward rule got", a)
+        lines += "".join(_array_text(f"b, the direction the second order walks along (input {p})", d)
+                         for p, d in zip(positions, b))
+    else:
+        lines = "".join(_array_text(f"ẋ{p}, the tangent of input {p} your tangent rule got", d)
+                        for p, d in zip(positions, b))
+        lines += _array_text("ȳ, the adjoint the second order walks back with", a)
+    return lines
 
 
 def rule_item_name(op: str, rule: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mytorch.course.hints import factor_hint
 from mytorch.course.jobs import Job
 from mytorch.course.launch import ChildRun
 
@@ -44,8 +46,11 @@ class Result:
 # ---- judging the answers -------------------------------------------------------------------------------
 
 
-def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> str:
-    """ "" when `got` is close to `expected`, else what is wrong, with a hint for the classic mistakes."""
+def compare(
+    got: Any, expected: np.ndarray, tolerance: tuple[float, float], named: Sequence[tuple[str, Any]] = ()
+) -> str:
+    """ "" when `got` is close to `expected`, else what is wrong, with a hint for the classic mistakes
+    (`named`: the arrays the rule was called with, for hints such as "times input 1²")."""
     atol, rtol = tolerance
     if got is None:
         return "is missing"
@@ -83,9 +88,7 @@ def compare(got: Any, expected: np.ndarray, tolerance: tuple[float, float]) -> s
     elif scale and not np.any(got64):
         text += "; it is zero"
     elif scale and got.size and np.any(got64):
-        ratio = np.sum(got64 * expected64) / np.sum(expected64 * expected64)
-        if np.allclose(got64, ratio * expected64, atol=atol, rtol=rtol) and ratio > 0:
-            text += f"; it is the expected value times {ratio:.4g} (a mean where a sum belongs, or a factor?)"
+        text += factor_hint(got64, expected64, named, atol)
     return text
 
 
@@ -156,7 +159,7 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
         if check.part in failures or (isinstance(report, dict) and "parts" not in report):
             continue
         got = run.out.get(f"{check.example}/{check.key}")
-        problem = compare(got, check.expected, check.tolerance)
+        problem = compare(got, check.expected, check.tolerance, check.named)
         if problem and got is not None and not np.any(got) and np.any(check.expected):
             if check.part == "second order":
                 problem += f" ({RAW_NUMPY})"

@@ -16,10 +16,21 @@ def _points(value: float) -> str:
     return f"{round(value, 3):g}"
 
 
-def table(results: list[Result]) -> str:
-    """The grade table: item, points, result; then each failure in full."""
+def table(results: list[Result], notes: list[str] = ()) -> str:
+    """The grade table: notes on the submission (a missing file), item, points, result; then each
+    failure in full.
+
+    >>> print(table([Result("exp.vjp", 1.0, 1.0, "pass")], ["mytorch/nn/rnn.py: not in the submission"]))
+    note: mytorch/nn/rnn.py: not in the submission
+    item        points  result
+    -------  ---------  ---------------
+    exp.vjp        1/1  pass
+    -------  ---------
+    total          1/1
+    """
     width = max([len("item"), *(len(r.item) for r in results)])
-    lines = [f"{'item':<{width}}  {'points':>9}  result", f"{'-' * width}  {'-' * 9}  {'-' * 15}"]
+    lines = [f"note: {note}" for note in notes]
+    lines += [f"{'item':<{width}}  {'points':>9}  result", f"{'-' * width}  {'-' * 9}  {'-' * 15}"]
     for r in results:
         shown = (
             r.status
@@ -39,9 +50,15 @@ def table(results: list[Result]) -> str:
 
 
 def to_json(
-    results: list[Result], seconds: float, seed: int | None = None, isolation: str | None = None
+    results: list[Result],
+    seconds: float,
+    seed: int | None = None,
+    notes: list[str] = (),
+    isolation: str | None = None,
 ) -> dict[str, Any]:
-    """The results in the shape of Gradescope's results.json; `isolation`: which sandbox ran."""
+    """The results in the shape of Gradescope's results.json; `notes` (a missing file, where an
+    uploaded file was found) go first in its top-level output, which the student sees;
+    `isolation`: which sandbox the student's code ran in."""
     report: dict[str, Any] = {
         "score": round(sum(r.points for r in results), 6),
         "max_score": sum(r.max_points for r in results),
@@ -60,8 +77,9 @@ def to_json(
             for r in results
         ],
     }
-    if seed is not None:
-        report["output"] = f"graded with seed {seed}"
+    output = [*notes] + ([f"graded with seed {seed}"] if seed is not None else [])
+    if output:
+        report["output"] = "\n".join(output)
     if isolation is not None:
         report["isolation"] = isolation
     return report

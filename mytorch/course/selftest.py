@@ -16,6 +16,7 @@ from mytorch.course.assignment import Config, split_item
 from mytorch.course.grader import Grader, _cores, _primitive_modules
 from mytorch.course.jobs import _IN_PROCESS, FIRST_ORDER, Job
 from mytorch.course.judge import Result
+from mytorch.course.progress import Progress
 from mytorch.course.report import _points
 
 # ---- the self-test: can every item fail? -----------------------------------------------------------------
@@ -122,21 +123,32 @@ def _wrong_forward(cls: type, right: Callable, kind: str, F: Any) -> Callable:
 
 
 def self_test(
-    items: list[str], examples: int = 8, seed: int = 0, time_limit: float = 120.0, jobs: int | None = None
+    items: list[str],
+    examples: int = 8,
+    seed: int = 0,
+    time_limit: float = 120.0,
+    jobs: int | None = None,
+    progress: bool | None = None,
 ) -> list[tuple[str, str, Result | None]]:
     """Grade each item with each known-wrong rule (or layer) in a temporary copy of the reference.
 
     Returns (item, wrong kind, result) for every pair, with None for a pair where the wrong
     version gives the same numbers as the right one on every drawn input (a transpose of 1-D
     gradients, an un-reduced broadcast where nothing broadcasts): no grader can fail those. A
-    result that passes is a defect of the grader."""
+    result that passes is a defect of the grader. `progress`: bars naming the item being checked
+    (None: when stderr is a terminal)."""
     package = Path(__file__).resolve().parents[1]  # mytorch, not mytorch/course
     config = Config(dict.fromkeys(items, 1.0), examples=examples, seed=seed, time_limit=time_limit)
     grader = Grader(config, dict(config.items), seed)
     pairs = [(item, kind) for item in items for kind in _wrong_kinds(item)]
-    for item in items:
-        grader.job(item).ready()  # the inputs and expected numbers, before anything here is made wrong
-    applicable = {pair: _differs(grader.job(pair[0]), f"{pair[0]}|{pair[1]}") for pair in pairs}
+    applicable = {}
+    with Progress(len(items), "drawing", progress) as bar:
+        for item in items:
+            bar.start(item)
+            grader.job(item).ready()  # the inputs and expected numbers, before anything here is made wrong
+            for kind in _wrong_kinds(item):  # here, in this process: one at a time
+                applicable[item, kind] = _differs(grader.job(item), f"{item}|{kind}")
+            bar.done(item)
     with tempfile.TemporaryDirectory(prefix="mytorch-selftest-") as scratch:
         root = Path(scratch)
         shutil.copytree(package, root / "mytorch", ignore=shutil.ignore_patterns("__pycache__"))
@@ -145,11 +157,14 @@ def self_test(
 
         def one(pair: tuple[str, str]) -> tuple[str, str, Result | None]:
             item, kind = pair
-            if not applicable[pair]:
-                return item, kind, None
-            return item, kind, grader.grade_item(root, item, {"MYTORCH_SELFTEST_WRONG": f"{item}|{kind}"})
+            bar.start(f"{item} ({kind})")
+            result = (grader.grade_item(root, item, {"MYTORCH_SELFTEST_WRONG": f"{item}|{kind}"})
+                      if applicable[pair] else None)
+            bar.done(f"{item} ({kind})")
+            return item, kind, result
 
-        with ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
+        with Progress(len(pairs), "grading wrong versions", progress) as bar, \
+                ThreadPoolExecutor(max_workers=jobs or _cores()) as pool:
             return list(pool.map(one, pairs))
 
 

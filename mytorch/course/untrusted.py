@@ -14,6 +14,7 @@ written through.
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -318,17 +319,19 @@ def copy_file(root: Path, name: str, target: Path, limit: int = MAX_ANSWER_BYTES
     target.write_bytes(data)
 
 
-def walk(root: Path, max_entries: int = MAX_WALK) -> list[Path]:
-    """Every file and folder under `root` (not under links), breadth first, without recursion, at
-    most `max_entries` of them (a 3,000-deep tree is walked like a flat one, and cut off).
+def walk(root: Path, max_entries: int = MAX_WALK, skip: Iterable[str] = ()) -> list[Path]:
+    """Every file and folder under `root` (not under links, nor folders named in `skip`), breadth
+    first, without recursion, at most `max_entries` of them (a 3,000-deep tree is walked like a
+    flat one, and cut off).
 
         >>> walk(Path("/nonexistent"))
         []
     """
+    skip = set(skip)
     found: list[Path] = []
-    queue = [root]
+    queue = collections.deque([root])
     while queue and len(found) < max_entries:
-        folder = queue.pop(0)
+        folder = queue.popleft()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
@@ -336,7 +339,9 @@ def walk(root: Path, max_entries: int = MAX_WALK) -> list[Path]:
         for entry in entries:
             if len(found) >= max_entries:
                 break
-            found.append(Path(entry.path))
             if entry.is_dir(follow_symlinks=False):
+                if entry.name in skip:
+                    continue
                 queue.append(Path(entry.path))
+            found.append(Path(entry.path))
     return found

@@ -9,7 +9,8 @@ Two ways to get gradients out of a loss:
 
 A loss built with an engine (the handout's `nn.SoftmaxCrossEntropy(engine)`, `nn.MSELoss(engine)`)
 keeps its value in `loss_val`, and its `backward()` walks the engine from it, filling the gradients
-of every layer at once (it still returns dL/dA).
+of every layer at once; it still returns dL/dA, and the layer-by-layer walk that follows in the
+handouts (`l2.backward(dLdZ)`, ...) works too: each layer walks its own records, which the loss kept.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd
-from mytorch.nn.module import Module, _walk_last_forward, adjoint_of
+from mytorch.nn.module import Module, _walk_last_forward, adjoint_of, remember_loss_walk
 
 
 def _reduce(losses: np.ndarray, reduction: str) -> np.ndarray:
@@ -43,11 +44,20 @@ class _Loss(Module):
         self._prediction: np.ndarray | None = None
 
     def backward(self, dLdL: Any = 1.0) -> np.ndarray:
-        """dL/dA for the prediction A of the last forward (seeded with dL/dL = 1)."""
+        """dL/dA for the prediction A of the last forward (seeded with dL/dL = 1).
+
+        Built with an engine (the handouts' `SoftmaxCrossEntropy(engine)`), it walks the whole
+        engine from the loss, filling every layer's gradients and consuming the tape (so the
+        parameters are writable for the step); the layer-by-layer walk the handouts also teach,
+        `l2.backward(dLdZ)` with the dL/dA returned here, still works: each layer walks its own
+        records, which the loss kept, and sets the same gradients.
+        """
         homework = self.__dict__.get("autograd_engine") is not None
         adjoints = _walk_last_forward(self, dLdL, consume=not homework)
         if homework:  # the handout's loss.backward(): walk the whole engine from the loss
-            self._last.engine.backward(self.loss_val)
+            walked = self._last.engine
+            remember_loss_walk(walked, list(walked.operation_list))
+            walked.backward(self.loss_val)
         return adjoint_of(adjoints, self._prediction)
 
     def _keep(self, prediction: np.ndarray, loss: np.ndarray) -> np.ndarray:

@@ -16,12 +16,13 @@ code. What Module adds:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording
+from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording, walk_backward
 
 
 class _LastForward:
@@ -332,6 +333,29 @@ class Module:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
+# engine -> the tape as it was when a loss built with it walked the whole engine (`loss.backward()` in
+# the handouts), which took those records off the tape. A layer-by-layer backward that follows it
+# (`l2.backward(dLdZ)`, as the handouts also teach) walks its own records from this copy.
+_LOSS_WALKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def remember_loss_walk(loss_engine: Autograd, records: list) -> None:
+    """Keep the records a loss's whole walk of `loss_engine` is about to take off its tape."""
+    _LOSS_WALKS[loss_engine] = records
+
+
+def _records_of(last: _LastForward) -> Sequence[Any] | None:
+    """This forward's records: on the tape, else in the copy kept by the loss walk that took them."""
+    tape = last.engine.operation_list
+    if len(tape) >= last.end and (last.last_op is None or tape[last.end - 1] is last.last_op):
+        return tape
+    kept = _LOSS_WALKS.get(last.engine)
+    if kept is not None and last.last_op is not None and len(kept) >= last.end \
+            and kept[last.end - 1] is last.last_op:
+        return kept
+    return None
+
+
 def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) -> dict[int, np.ndarray]:
     """Walk the stretch of tape of `module`'s last forward, seeded at its output.
 
@@ -346,7 +370,8 @@ def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) ->
             "inside no_grad)."
         )
     tape = last.engine.operation_list
-    if len(tape) < last.end or (last.last_op is not None and tape[last.end - 1] is not last.last_op):
+    records = _records_of(last)
+    if records is None:
         raise RuntimeError(
             f"{name}.backward: the tape no longer holds this layer's last forward (a backward already "
             "consumed it, or engine.zero_grad() emptied the tape). Run forward again."
@@ -362,11 +387,16 @@ def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) ->
             )
         seed = np.full(output.shape, seed, dtype=output.dtype)
 
-    stretch = Stretch(last.engine, start=last.mark)
-    stretch.seal(end=last.end)
-    adjoints = stretch.backward(output, seed)
-    if consume and len(tape) == last.end:  # this stretch ends the tape: consume it, as a backward does
-        stretch.cut_back(keep_gradients=True)
+    if records is tape:
+        stretch = Stretch(last.engine, start=last.mark)
+        stretch.seal(end=last.end)
+        adjoints = stretch.backward(output, seed)
+        if consume and len(tape) == last.end:  # this stretch ends the tape: consume it, as a backward does
+            stretch.cut_back(keep_gradients=True)
+    else:  # a loss's whole walk took these records off the tape: walk the kept copy
+        segment = records[last.mark[0]:last.end]
+        start = next((i for i in range(len(segment) - 1, -1, -1) if segment[i].output is output), None)
+        adjoints = {id(output): seed} if start is None else walk_backward(segment, start, seed)
     buffer = last.engine.gradient_buffer
     for array in module.parameters():
         if id(array) in adjoints:

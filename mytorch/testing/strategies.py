@@ -211,11 +211,22 @@ def _one_integer_axis(shape: Shape, axis: int) -> st.SearchStrategy[tuple]:
 # ---- elements and arrays ---------------------------------------------------------------------
 
 
+# Shrinking goes to the first of these that is in range: a failing example reads 1, -0.5 or 2, not
+# 1.1102230246251565e-16. Any other float is at least TINY from zero (hypothesis likes 1e-169, which
+# reads badly and is nowhere a lesson's example), or zero itself.
+READABLE = (0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 1.5, -1.5, 0.25, -0.25, 3.0, -3.0, 0.75, -0.75, 2.5, -2.5)
+TINY = 1e-3
+
+
 def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrategy[float]:
-    """Finite floats in [low, high] that `dtype` represents exactly (bounds rounded inwards).
+    """Finite floats in [low, high] that `dtype` represents exactly (bounds rounded inwards), none
+    closer to zero than TINY but zero, shrinking to readable numbers (small integers, halves, quarters).
 
     >>> -1.0 <= floats(-1.0, 1.0, np.float32).example() <= 1.0
     True
+    >>> from hypothesis import find
+    >>> [find(floats(low, 4.0), lambda x: x > 0.1) in READABLE for low in (-3.0, 0.1)]
+    [True, True]
     """
     dtype = np.dtype(dtype)
     lo, hi = dtype.type(low), dtype.type(high)
@@ -223,7 +234,10 @@ def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrateg
         lo = np.nextafter(lo, dtype.type(np.inf))
     if hi > high:
         hi = np.nextafter(hi, dtype.type(-np.inf))
-    return st.floats(float(lo), float(hi), width=dtype.itemsize * 8, allow_subnormal=False)
+    anything = st.floats(float(lo), float(hi), width=dtype.itemsize * 8, allow_subnormal=False)
+    anything = anything.filter(lambda x: x == 0.0 or abs(x) >= TINY or float(hi) - float(lo) < 2 * TINY)
+    readable = [x for x in READABLE if lo <= x <= hi]
+    return st.one_of(st.sampled_from(readable), anything) if readable else anything
 
 
 def float_arrays(
