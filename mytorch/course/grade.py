@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else (secrets.randbits(31) if teacher else config.seed)
     # A teacher's run sandboxes the student's code; a student's own run is their own code anyway.
     isolation = (
-        sandbox.choose(secrets=[_package_root() / "mytorch", *(args.submissions or []), args.submission])
+        sandbox.choose(secrets=[_package_root() / "mytorch", *(args.submissions or [args.submission])])
         if teacher
         else sandbox.Isolation("none", "a student's own run")
     )
