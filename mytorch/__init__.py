@@ -25,7 +25,9 @@ from mytorch.autograd_engine import (
 from mytorch.checkpoint import checkpoint
 from mytorch.compile import compile as compile  # noqa: A004 - record once, replay
 from mytorch.gradcheck import check_grads
+from mytorch.nn.module import functional_call
 from mytorch.serialization import load, save
+from mytorch.tracked import Tracked, is_tracked, track
 from mytorch.transforms import grad, hessian, hvp, jacobian, jvp, value_and_grad, vjp
 from mytorch.utils import GradientBuffer, MemoryBuffer
 
@@ -35,6 +37,7 @@ __all__ = [
     "MemoryBuffer",
     "Operation",
     "Stretch",
+    "Tracked",
     "backward",
     "checkpoint",
     "check_grads",
@@ -42,10 +45,12 @@ __all__ = [
     "detect_anomaly",
     "engine",
     "functional",
+    "functional_call",
     "grad",
     "hessian",
     "hvp",
     "is_recording",
+    "is_tracked",
     "jacobian",
     "jvp",
     "load",
@@ -55,6 +60,7 @@ __all__ = [
     "pytree",
     "recording",
     "save",
+    "track",
     "value_and_grad",
     "vjp",
 ]

@@ -23,6 +23,7 @@ handout's own `mytorch/` package in place of its engine.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -44,6 +45,10 @@ class _ThreadState(threading.local):
     engine: Autograd | None = None  # the current engine of this thread
     recording: bool = True  # False inside no_grad() and inside a non-recording backward walk
     anomaly: int = 0  # how many detect_anomaly() blocks are open
+    # True while a walk runs the rules: NumPy calls on tracked arrays inside a rule compute plainly
+    # (a rule must be written with primitives to be differentiable again; the checkers catch one
+    # that is not). User code inside a Stretch (a transform, checkpoint's recomputation) is not.
+    in_rule: bool = False
 
 
 # This thread's engine and recording flag. Read it (primitives check `state.recording` on every
@@ -443,7 +448,7 @@ def walk_backward(
     With `create_graph` the rules record, so the gradients can be differentiated again.
     """
     adjoints: dict[int, Any] = {id(records[start].output): seed}
-    with recording(create_graph):
+    with recording(create_graph), _running_rules():
         for index in range(start, stop - 1, -1):
             op = records[index]
             key = id(op.output)
@@ -480,6 +485,16 @@ def walk_backward(
     return adjoints
 
 
+@contextlib.contextmanager
+def _running_rules(flag: bool = True) -> Iterator[None]:
+    """Mark (or, with False, unmark) this thread as running rules (see `_ThreadState.in_rule`)."""
+    outer, _state.in_rule = _state.in_rule, flag
+    try:
+        yield
+    finally:
+        _state.in_rule = outer
+
+
 def _wanted(op: Operation, wanted: set[int]) -> tuple[bool, ...]:
     """`op.needs`, narrowed to the inputs on a path to a wanted leaf (and hand-written targets)."""
     return tuple(
@@ -505,6 +520,12 @@ def walk_forward(records: Sequence[Operation], start: int, tangents: dict[int, A
     `tangents` maps `id(array)` to the tangent of that array; arrays not in it have a zero
     tangent. The map is extended in place with the tangent of every output reached.
     """
+    with _running_rules():
+        _walk_forward(records, start, tangents)
+    return tangents
+
+
+def _walk_forward(records: Sequence[Operation], start: int, tangents: dict[int, Any]) -> None:
     for index in range(start, len(records)):  # records that tangent rules add come after
         op = records[index]
         incoming = [tangents.get(id(value)) for value in op.inputs]
@@ -519,7 +540,6 @@ def walk_forward(records: Sequence[Operation], start: int, tangents: dict[int, A
         tangent = op.primitive.jvp(incoming, op.output, *op.inputs, **op.params)
         if tangent is not None:
             tangents[id(op.output)] = tangent
-    return tangents
 
 
 def _zero_tangent(value: Any) -> Any:
@@ -699,6 +719,7 @@ class Autograd:
             buffer=buffer if visited is None else None,
         )
         self._refuse_consumed(adjoints)
+        _refuse_views_of_tracked(adjoints, buffer)
         stored = {id(seed)}  # arrays the buffer must not alias: the user's seed, earlier leaves' gradients
         for key, adjoint in adjoints.items():
             if key in buffer.memory:
@@ -880,12 +901,15 @@ class Stretch:
         self.mark = self.engine.mark() if start is None else start  # a mark taken earlier, if given
         self._records: list[Operation] | None = None
         self._recording = recording(True)
+        self._user_code = _running_rules(False)
 
     def __enter__(self) -> Stretch:
         self._recording.__enter__()
+        self._user_code.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._user_code.__exit__(*exc_info)
         self._recording.__exit__()
         if not self.keep:
             self.cut_back()
@@ -928,6 +952,35 @@ class Stretch:
         for array, gradient in kept:
             if isinstance(gradient, np.ndarray):
                 buffer.set_param(array, gradient)
+
+
+# The arrays `mytorch.track` made, by the id of the array owning their data: a backward can then
+# tell a plain NumPy view of a tracked array (`np.asarray(W).T`) from an unrelated array.
+_TRACKED_BY_OWNER: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+
+def note_tracked(array: np.ndarray) -> None:
+    """Remember that `array` (made by `mytorch.track`) is tracked, under the owner of its data."""
+    _TRACKED_BY_OWNER[id(array.base if array.base is not None else array)] = array
+
+
+def _refuse_views_of_tracked(adjoints: dict[int, Any], buffer: GradientBuffer) -> None:
+    """A leaf that is a plain NumPy view (`np.asarray(W).T`, `W.view(np.ndarray)`) of a tracked
+    array: the tape read the view, so its gradient would stop there and never reach W. Say so."""
+    if not _TRACKED_BY_OWNER:
+        return
+    for key in adjoints:
+        leaf = buffer.array(key)
+        if not isinstance(leaf, np.ndarray) or getattr(leaf, "tracked_leaf", False):
+            continue
+        tracked = _TRACKED_BY_OWNER.get(id(leaf.base if leaf.base is not None else leaf))
+        if tracked is not None:
+            raise RuntimeError(
+                f"backward: the tape read a plain NumPy view (shape {leaf.shape}) of a tracked array "
+                f"of shape {tracked.shape} (made with np.asarray, .view or a plain array sharing its "
+                "data), so the gradient would stop at the view and never reach the tracked array. "
+                "Compute on the tracked array itself: W.T, W[0], W.reshape(...) on it record."
+            )
 
 
 def _remember(consumed: weakref.WeakValueDictionary, output: Any) -> None:

@@ -30,17 +30,15 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import Stretch, recording, state
-from mytorch.primitive import is_float_array, primitive
+from mytorch.primitive import copy, is_float_array, primitive
 from mytorch.pytree import tree_flatten, tree_unflatten
+from mytorch.tracked import tracked_view
 
 __all__ = ["checkpoint"]
 
-_rerun_copy = primitive(
-    "checkpoint_copy", lambda x: np.array(x, copy=True),
-    vjp=lambda g, ans, x: (g,),
-    jvp=lambda t, ans, x: t[0],
-    register=False,
-)
+def _tracked_copy(value: Any) -> Any:
+    """A float argument as f's own tracked copy on the tape (so NumPy code in f records on it)."""
+    return copy(tracked_view(value, "checkpoint")) if is_float_array(value) else value
 
 
 def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
@@ -70,11 +68,14 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         # A first run on a scratch stretch finds the float arrays f uses without being given them
         # (closed over): they become inputs of the checkpoint too, so they get their gradients.
         with Stretch() as scratch:
-            out = run(*leaves)
-            given = {id(v) for v in leaves}
-            produced = {id(op.output) for op in scratch.records}
+            copies = [_tracked_copy(v) for v in leaves]
+            first = len(scratch.engine.operation_list)  # f's own records come after the copies
+            out = run(*copies)
+            records = scratch.engine.operation_list[first:]
+            given = {id(v) for v in copies}
+            produced = {id(op.output) for op in records}
             captured = {
-                id(v): v for op in scratch.records for v in op.inputs
+                id(v): v for op in records for v in op.inputs
                 if is_float_array(v) and id(v) not in given and id(v) not in produced
             }
         values = (*leaves, *captured.values())
@@ -86,7 +87,7 @@ def checkpoint(f: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
             np.random.set_state(random_state)  # the same draws as the forward pass
             try:
                 with Stretch(keep=True) as stretch:
-                    copies = [_rerun_copy(v) if is_float_array(v) else v for v in values[:count]]
+                    copies = [_tracked_copy(v) for v in values[:count]]
                     start = len(stretch.engine.operation_list)  # walks stop at the copies
                     out = run(*copies, *values[count:])
                 return out, [*copies, *values[count:]], stretch.seal(start)

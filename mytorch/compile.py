@@ -61,7 +61,8 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Stretch, engine
+from mytorch.autograd_engine import Stretch, engine, recording
+from mytorch.tracked import plain_each
 from mytorch.transforms import inside_a_transform, walks_recorded
 
 __all__ = ["compile", "CompileError"]
@@ -672,7 +673,7 @@ class _Program:
 def _build(f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> _Program:
     # f runs on copies of the arguments: an array f closes over that was also passed as an argument
     # is then told apart from the argument (a constant of the program), not mistaken for it.
-    arrays = [a.copy() for a in arrays]
+    arrays = [np.array(a, copy=True) for a in arrays]  # plain copies (a tracked one's .copy() records)
     first = _Recording(f, *_rebuilt(args, kwargs, arrays), arrays)
     second, other_values = None, False
     others = _other_values(arrays)
@@ -687,11 +688,12 @@ def _build(f: Callable, args: tuple, kwargs: dict, arrays: list[np.ndarray]) -> 
     except Exception:  # noqa: BLE001 - f refuses other values (a domain, an assert): use these again
         pass
     if second is None:  # the same values again: tells closed-over constants from arrays made per call
-        again = [a.copy() for a in arrays]
+        again = [np.array(a, copy=True) for a in arrays]
         candidate = _Recording(f, *_rebuilt(args, kwargs, again), again)
         if candidate.skeleton() == first.skeleton():
             second = candidate
-    source, namespace, keep = _Builder(first, second, other_values).build()
+    with recording(False):  # the builder's NumPy on recorded (tracked) arrays records nothing
+        source, namespace, keep = _Builder(first, second, other_values).build()
     return _Program(source, namespace, keep)
 
 
@@ -713,7 +715,8 @@ class Compiled:
         program = self.programs.get(key)
         if program is None:
             program = self.programs[key] = _build(self.f, args, kwargs, arrays)
-        return program.run(*arrays)
+        with recording(False):  # NumPy on a tracked constant (a model's parameter) computes plainly
+            return program.run(*plain_each(tuple(arrays)))
 
     def source(self, *args: Any, **kwargs: Any) -> str:
         """The generated program for these arguments' signature (recording it if needed)."""

@@ -250,24 +250,16 @@ def compiled_training_step(model: nn.Module, loss_fn: nn.Module) -> Any:
     takes its arrays as arguments), swapped in while it runs.
     """
     from mytorch.compile import compile as compile_step
+    from mytorch.nn.module import functional_call
     from mytorch.transforms import value_and_grad
 
-    slots = [(module, attribute) for module in model.modules()
-             for attribute in module.__dict__.get("_parameters", {}).values()
-             if getattr(module, attribute) is not None]  # the order of model.parameters()
+    names = [name for name, _ in model.named_parameters()]  # the order of model.parameters()
 
     def loss(*arrays: np.ndarray) -> np.ndarray:
         *params, X, Y = arrays
-        saved = [getattr(module, attribute) for module, attribute in slots]
-        for (module, attribute), p in zip(slots, params):
-            object.__setattr__(module, attribute, p)
-        try:
-            return loss_fn(model(X), Y)
-        finally:
-            for (module, attribute), p in zip(slots, saved):
-                object.__setattr__(module, attribute, p)
+        return loss_fn(functional_call(model, dict(zip(names, params)), X), Y)
 
-    return compile_step(value_and_grad(loss, argnums=tuple(range(len(slots)))))
+    return compile_step(value_and_grad(loss, argnums=tuple(range(len(names)))))
 
 
 def train_iris(epochs: int = 100, seed: int = 0, hidden: int = 16, lr: float = 0.1, momentum: float = 0.9,

@@ -20,6 +20,9 @@ returns the input gradients (each with its input's shape), so it plugs into
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from mytorch.conv import col2im, conv1d, conv2d, im2col, max_pool2d
 from mytorch.primitive import (
     PRIMITIVES,
@@ -279,3 +282,22 @@ __all__ += [  # noqa: PLE0605
     "softplus", "sort", "special", "square", "std", "take", "take_along_axis", "tan", "tensordot", "tile",
     "trace", "tril", "triu", "var", *(f"{name}_backward" for name in _WIDER),
 ]
+
+# ---- NumPy's names for tracked arrays (mytorch.tracked): np.X runs the X here -------------------
+
+from mytorch import tracked as _tracked  # noqa: E402
+from mytorch.primitive import copy  # noqa: E402
+
+
+def positive(x: Any) -> Any:
+    """+x (np.positive): x itself, as a new array on the tape."""
+    return copy(x)
+
+
+def reciprocal(x: Any) -> Any:
+    """1 / x (np.reciprocal, and what `x ** -1` calls)."""
+    return div(1.0, x)
+
+
+_tracked.NAMESPACES.update({"numpy": sys.modules[__name__], "numpy.linalg": linalg, "scipy.special": special})
+__all__ += ["copy", "positive", "reciprocal"]

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from mytorch.autograd_engine import engine, who_holds
+from mytorch.autograd_engine import engine, no_grad, who_holds
 
 
 class Optimizer:
@@ -115,6 +115,7 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = momentum, weight_decay
         self.dampening, self.nesterov = dampening, nesterov
 
+    @no_grad()  # an update is not part of any gradient (as torch.optim steps are)
     def step(self) -> None:
         for p, state in zip(self.params, self.state):
             g = self._decayed_gradient(p)
@@ -146,6 +147,7 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
         self.betas, self.eps, self.weight_decay, self.amsgrad = tuple(betas), eps, weight_decay, amsgrad
 
+    @no_grad()  # an update is not part of any gradient (as torch.optim steps are)
     def step(self) -> None:
         beta1, beta2 = self.betas
         for p, state in zip(self.params, self.state):

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import engine, recording, state
+from mytorch.tracked import Tracked, plain, plain_each
 from mytorch.utils import gradient_dtype, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
@@ -123,13 +124,21 @@ class Primitive:
         return output if type(output) is np.ndarray else np.asarray(output)
 
     def apply(self, inputs: tuple, params: dict) -> np.ndarray:
-        """Compute the forward rule on `inputs` and record it on the current engine."""
+        """Compute the forward rule on `inputs` and record it on the current engine.
+
+        The forward rule computes on plain arrays; when an input is tracked (mytorch.tracked), so
+        is the output, and the record keeps the tracked inputs (the tape knows arrays by identity).
+        """
+        tracked = False
         for value in inputs:
             if type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
-                inputs = self._checked_inputs(inputs)
+                inputs, tracked = self._checked_inputs(inputs)
                 break
         try:
-            output = self.forward(*inputs, **params)
+            if tracked:  # the rule computes on plain arrays; the record keeps the tracked ones
+                output = self.forward(*plain_each(inputs), **plain(params))
+            else:
+                output = self.forward(*inputs, **params)
         except (ValueError, TypeError, IndexError) as error:
             raise _explained(self.name, inputs, error) from error
         if type(output) is not np.ndarray:
@@ -139,12 +148,15 @@ class Primitive:
                 output = output.view()
                 break
         if state.recording:
+            if tracked:
+                output = output.view(Tracked)
             (state.engine or engine())._record(self, inputs, output, params)
         return output
 
-    def _checked_inputs(self, inputs: tuple) -> tuple:
-        """Lists and tuples become constant arrays; masked arrays and matrices are refused."""
-        checked = []
+    def _checked_inputs(self, inputs: tuple) -> tuple[tuple, bool]:
+        """The inputs, with sequences made arrays (on the tape, where they hold arrays: sequences
+        carry the tape), and whether any is tracked. Masked arrays and matrices are refused."""
+        checked, tracked = [], False
         for position, value in enumerate(inputs):
             if isinstance(value, (np.ma.MaskedArray, np.matrix)):
                 raise TypeError(
@@ -153,9 +165,10 @@ class Primitive:
                     "be lost silently. Pass a plain array (np.asarray, or fill the masked values)."
                 )
             if isinstance(value, (list, tuple)):
-                value = np.asarray(value)  # a constant: it has no identity to follow
+                value = _sequence_as_array(value)
+            tracked = tracked or isinstance(value, Tracked)
             checked.append(value)
-        return tuple(checked)
+        return tuple(checked), tracked
 
     # ---- differentiating ------------------------------------------------------------------------
 
@@ -163,6 +176,9 @@ class Primitive:
                  needs: Sequence[bool]) -> list[Any]:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
         its input's shape and dtype."""
+        if type(output) is Tracked and not state.recording:
+            # A first-order walk: the rules compute on plain arrays, past the tracked dispatch.
+            output, inputs = output.view(np.ndarray), plain_each(tuple(inputs))
         rules = self.vjp
         if type(rules) is tuple or type(rules) is list:  # one rule per input: only those needed run
             grads = [
@@ -265,6 +281,15 @@ def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
     return g if np.shape(g) == tuple(shape) else unbroadcast(g, tuple(shape))
 
 
+def _sequence_as_array(value: list | tuple) -> Any:
+    """A (nested) list or tuple as one array: stacked on the tape where it holds float arrays, so
+    `F.mean([x, F.add(x, 2.0)])` follows both; a constant where it holds numbers only."""
+    parts = [_sequence_as_array(v) if isinstance(v, (list, tuple)) else v for v in value]
+    if any(isinstance(p, np.ndarray) and p.dtype.kind in "fc" for p in parts):
+        return PRIMITIVES["stack"](parts, axis=0)
+    return np.asarray(parts)
+
+
 def _fitted(primitive: Primitive, position: int, grad: Any, value: Any) -> Any:
     """`grad`, checked to have `value`'s shape and cast to its dtype."""
     if type(grad) is np.ndarray and grad.dtype is value.dtype and grad.shape == value.shape:
@@ -304,6 +329,13 @@ unbroadcast = primitive(
     "unbroadcast", lambda x, shape: sum_to(x, shape),
     vjp=lambda g, ans, x, shape: (broadcast_to(g, np.shape(x)),),
     jvp=lambda t, ans, x, shape: unbroadcast(t[0], shape),
+)
+# y = x as a new array (np.copy, x.copy(), and each transform's own variable).
+copy = primitive(
+    "copy", lambda x: np.array(x, copy=True),
+    vjp=lambda g, ans, x: (g,),
+    jvp=lambda t, ans, x: t[0],
+    register=False,
 )
 # A cast that keeps the chain (used where dtypes meet).
 astype = primitive(

@@ -32,6 +32,7 @@ import numpy as np
 from mytorch import functional as F
 from mytorch.autograd_engine import Stretch, engine, recording
 from mytorch.pytree import is_container, jvp_over_trees, value_and_grad_over_trees, vjp_over_trees
+from mytorch.tracked import plain, tracked_view
 from mytorch.utils import gradient_dtype
 
 # ---- where transforms nest ------------------------------------------------------------------
@@ -78,14 +79,34 @@ def _transform_scope() -> Iterator[Stretch]:
 
 # ---- the variables: fresh copies of the arguments ------------------------------------------
 
-# y = x as a new array: the transform's own variable. Not registered among the primitives, as it
-# is not part of the user's vocabulary.
-_fresh_copy = F.primitive(
-    "fresh_copy", lambda x: np.array(x, copy=True),
-    vjp=lambda g, ans, x: (g,),
-    jvp=lambda t, ans, x: t[0],
-    register=False,
-)
+
+def _variable(value: Any, who: str, position: int) -> np.ndarray:
+    """The transform's own variable for an argument: a tracked copy of it on the tape, so that
+    ordinary NumPy code on it (`x * x`, `x.T`, `np.exp(x)`) records (mytorch.tracked)."""
+    return F.copy(tracked_view(_as_float_array(value, who, position), who))
+
+
+def _numbers_as_arrays(args: Sequence[Any], argnums: Any = None) -> list[Any]:
+    """The differentiated arguments (all, or those in `argnums`) that are lists or tuples of
+    numbers only (at any depth) as float arrays: `[1.0, 2.0]` is a vector to differentiate, not a
+    tree of two scalars. Trees hold arrays."""
+    count = len(args)
+    if argnums is None:
+        chosen = set(range(count))
+    else:
+        positions = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+        valid = [n for n in positions if isinstance(n, (int, np.integer)) and -count <= n < count]
+        chosen = {int(n) % count for n in valid}
+    return [
+        np.asarray(a, dtype=np.float64) if i in chosen and _numbers_only(a) and not np.isscalar(a) else a
+        for i, a in enumerate(args)
+    ]
+
+
+def _numbers_only(value: Any) -> bool:
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return bool(value) and all(_numbers_only(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _as_float_array(value: Any, who: str, position: int) -> np.ndarray:
@@ -163,7 +184,7 @@ class _Trace:
         fresh: dict[int, np.ndarray] = {}
         for position in argnums:
             if position not in fresh:  # an argument named twice in argnums is one variable
-                fresh[position] = _fresh_copy(_as_float_array(args[position], who, position))
+                fresh[position] = _variable(args[position], who, position)
         for position, variable in fresh.items():
             args[position] = variable
         self.variables = [fresh[position] for position in argnums]
@@ -228,12 +249,14 @@ def _refuse_untraced(stretch: Stretch, outputs: list[np.ndarray], variables: lis
 
 def _returned(value: np.ndarray, nested: bool) -> np.ndarray:
     """What a transform hands back: the very array when nested (an outer transform follows its
-    identity on the tape), else a plain writable array (never a read-only broadcast view)."""
+    identity on the tape), else a plain writable array (never tracked, nor a read-only broadcast
+    view)."""
     if isinstance(value, _Constant):
         return np.asarray(value)
-    if nested or value.flags.writeable:
+    if nested:
         return value
-    return np.array(value)
+    value = plain(value)
+    return value if value.flags.writeable else np.array(value)
 
 
 def _checked_seed(seed: Any, like: np.ndarray, who: str, what: str, record: bool) -> np.ndarray:
@@ -300,6 +323,7 @@ def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool 
     core = _value_and_grad_of_arrays(f, argnums)
 
     def value_and_grad_f(*args: Any) -> tuple[Any, Any]:
+        args = _numbers_as_arrays(args, argnums)
         if has_aux or any(is_container(arg) for arg in args):  # trees and aux: mytorch.pytree
             return value_and_grad_over_trees(_value_and_grad_of_arrays, f, argnums, has_aux, args, "grad")
         return core(*args)
@@ -349,6 +373,7 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
     >>> vjp_fn(np.array([1.0, 10.0]))
     (array([ 3., 40.]), array([ 1., 20.]))
     """
+    primals = _numbers_as_arrays(primals)
     if any(is_container(p) for p in primals):  # trees: mytorch.pytree
         return vjp_over_trees(vjp, f, primals)
     with _transform_scope() as stretch:
@@ -388,7 +413,7 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
     >>> jvp(F.sin, (0.0,), (2.0,))
     (array(0.), array(2.))
     """
-    primals, tangents = _as_sequence(primals), _as_sequence(tangents)
+    primals, tangents = _numbers_as_arrays(_as_sequence(primals)), _numbers_as_arrays(_as_sequence(tangents))
     if any(is_container(p) for p in primals):  # trees: mytorch.pytree
         return jvp_over_trees(jvp, f, primals, tangents)
     if len(primals) != len(tangents):
@@ -433,6 +458,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, mode: str = "rev") -
         raise ValueError(f"jacobian: mode must be 'rev' or 'fwd', got {mode!r}")
 
     def jacobian_f(*args: Any) -> Any:
+        args = _numbers_as_arrays(args, argnums)
         positions, single = _checked_argnums(argnums, len(args), "jacobian")
         with _transform_scope() as stretch:
             nested = stretch.keep

@@ -174,6 +174,8 @@ def test_the_zip_holds_what_gradescope_runs(gradescope: Path) -> None:
         config = json.loads(archive.read("grading.json"))
     assert {"setup.sh", "run_autograder", "requirements.txt", "grading.json"} <= names
     assert "reference/mytorch/autograd_engine.py" in names and "handout/mytorch/autograd_engine.py" in names
+    reference = {name.split("/")[2] for name in names if name.startswith("reference/mytorch/")}
+    assert {"bench", "course", "cli.py"} <= reference  # every subcommand the reference's CLI imports
     assert not any("__pycache__" in name for name in names)
     assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
     assert config["handout"] == "handout" and config["items"]["nn.Softmax"]["visibility"] == "hidden"

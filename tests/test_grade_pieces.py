@@ -99,6 +99,9 @@ def test_a_ratio_on_one_element_is_not_called_a_mean() -> None:
     assert "mean" not in compare(np.array([0.25]), np.array([1.0]), (1e-9, 1e-9))
     x = np.array([0.5])
     assert "times input 1²" in compare(np.array([0.25]), np.array([1.0]), (1e-9, 1e-9), [("input 1", x)])
+    # ... but a bias gradient averaged over a batch of 3 is: ȳ has 3 rows
+    said = compare(np.array([2 / 3]), np.array([2.0]), (1e-9, 1e-9), [("ȳ", np.ones((3, 1)))])
+    assert "times 1/3: a mean where a sum belongs (over 3 elements)?" in said
 
 
 @pytest.mark.parametrize("mistake, got, says", [

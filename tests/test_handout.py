@@ -205,8 +205,10 @@ BUGS = {  # bug: (item, how the student's code differs from the reference, what 
     "bias gradient averaged over the batch": (
         "linear.vjp", {"mistake": ("reduce_to(g, b)", "reduce_to(mean(_rows(g), axis=0), b)")}, "expected",
         0.7 * 2 / 3),
+    # (NumPy on the tracked W records: `A @ self.W.T` is right; leaving the tracked array is not.)
     "a forward computed with NumPy, off the tape": (
-        "nn.Linear", {"body": "        return A @ self.W.T + (0 if self.b is None else self.b)\n"},
+        "nn.Linear", {"body": "        return np.asarray(A) @ np.asarray(self.W).T + (0 if self.b is None "
+                              "else np.asarray(self.b))\n"},
         "is forward computed with NumPy", 0.0),
 }
 

@@ -16,6 +16,7 @@ import numpy as np
 from mytorch import functional as F
 from mytorch.autograd_engine import Autograd
 from mytorch.compile import compile as compile_step
+from mytorch.tracked import track
 from mytorch.transforms import value_and_grad
 
 Gradients = list[np.ndarray]
@@ -84,6 +85,17 @@ def chain_mytorch(d: dict[str, Any]) -> Gradients:
     for _ in range(d["links"]):
         y = F.tanh(F.sin(F.add(F.mul(y, w), b)))
     engine.backward(F.sum(y))
+    return [engine.gradient_buffer.get_param(w), engine.gradient_buffer.get_param(b)]
+
+
+def chain_operators(d: dict[str, Any]) -> Gradients:
+    """B1 as a newcomer writes it: NumPy operators and functions on tracked arrays."""
+    engine = Autograd()
+    w, b = track(d["w"]), track(d["b"])
+    y = d["x"]
+    for _ in range(d["links"]):
+        y = np.tanh(np.sin(y * w + b))
+    engine.backward(np.sum(y))
     return [engine.gradient_buffer.get_param(w), engine.gradient_buffer.get_param(b)]
 
 
@@ -395,7 +407,8 @@ def workloads() -> list[Workload]:
             "eager below PyTorch per op; compiled <= 2.0x hand-written",
             chain_data(chain_links, 8), chain_numpy, chain_forward_numpy,
             per=4 * chain_links, unit="op",
-            implementations={"mytorch": chain_mytorch, "mytorch compiled": chain_compiled},
+            implementations={"mytorch": chain_mytorch, "mytorch operators": chain_operators,
+                             "mytorch compiled": chain_compiled},
         ),
         Workload(
             "B2 MLP N=256", "mlp", "MLP 784-512-256-10, ReLU, mean softmax CE, float32, SGD step",

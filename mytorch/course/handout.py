@@ -188,6 +188,10 @@ def rule_sites(package: Path) -> dict[str, Site]:
             if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)):
                 continue
             call, target = statement.value, statement.targets[0]
+            unregistered = any(k.arg == "register" and getattr(k.value, "value", True) is False
+                               for k in call.keywords)  # plumbing (F.copy), not a graded primitive
+            if unregistered:
+                continue
             if _is_call_to(call, "primitive") and call.args and isinstance(call.args[0], ast.Constant):
                 op, found = call.args[0].value, [(call, statement, source.tree)]
             elif getattr(call.func, "id", None) in factories and isinstance(target, ast.Name):

@@ -4,7 +4,8 @@ A wrong gradient is often the right one times something: -1 (a sign), 1/n (a mea
 belongs), an input squared (multiplying by it where dividing belongs), 1/ȳ (the output's adjoint
 left out). The ratio got/expected is compared, element by element, with each of these; the first
 that fits is named. A ratio that is constant is only called a constant when it is seen on more than
-one element (on one element every ratio is constant, and x² = 0.25 is not a mean over four).
+one element, or when it is 1/n for n an axis length of what the rule got (on one element every
+ratio is constant, and x² = 0.25 is not a mean over four).
 
 >>> x = np.array([2.0, 3.0])
 >>> factor_hint(x, 1 / x, [("input 1", x)])  # ā = ȳ·b written for ā = ȳ/b (ȳ = 1)
@@ -67,6 +68,13 @@ def factor_hint(
                 varies = np.ptp(candidate) > FIT * np.max(np.abs(candidate), initial=0.0)
                 if (varies or ratio.size == 1) and np.allclose(ratio, candidate, rtol=FIT, atol=0.0):
                     return "; it is the expected value " + text.format(name=name)
-        if ratio.size > 1 and np.allclose(ratio, ratio[0], rtol=FIT, atol=0.0) and ratio[0] > 0:
-            return "; it is the expected value " + _constant_hint(float(ratio[0]))
+        if np.allclose(ratio, ratio[0], rtol=FIT, atol=0.0) and ratio[0] > 0:
+            if ratio.size > 1 or _a_mean_over_an_axis(float(ratio[0]), named):
+                return "; it is the expected value " + _constant_hint(float(ratio[0]))
     return ""
+
+
+def _a_mean_over_an_axis(ratio: float, named: Sequence[tuple[str, np.ndarray]]) -> bool:
+    """Whether `ratio` is 1/n for n the length of an axis of what the rule got (a batch of n)."""
+    lengths = {side for _, value in named for side in np.shape(value) if side > 1}
+    return any(abs(ratio * n - 1) <= FIT for n in lengths)

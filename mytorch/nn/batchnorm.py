@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mytorch import functional as F
-from mytorch.autograd_engine import Autograd
+from mytorch.autograd_engine import Autograd, no_grad
 from mytorch.nn.module import Module
 
 
@@ -67,6 +67,7 @@ class BatchNorm1d(Module):
             return x_hat
         return F.add(F.mul(x_hat, F.reshape(self.weight, per_feature)), F.reshape(self.bias, per_feature))
 
+    @no_grad()  # the statistics are state, not part of the gradient (PyTorch updates them detached)
     def _update_running_stats(self, mean: np.ndarray, variance: np.ndarray, count: int) -> None:
         self.num_batches_tracked += 1
         momentum = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import Autograd, Stretch, engine, is_recording, walk_backward
+from mytorch.tracked import track
 
 
 class _LastForward:
@@ -108,7 +109,7 @@ class Module:
         parameters = self.__dict__.get("_parameters", {})
         if name in parameters and parameters[name] != name:
             name = parameters[name]  # `layer.weight = ...` sets `layer.W`
-        object.__setattr__(self, name, value)
+        object.__setattr__(self, name, value)  # as given: `layer.W = W` keeps W's identity
 
     def __getattr__(self, name: str) -> Any:
         # Only called when ordinary lookup fails: PyTorch names and gradient names of parameters.
@@ -125,6 +126,11 @@ class Module:
         """Make `value` a parameter called `name` (PyTorch's name), kept in `self.<attribute>`."""
         attribute = attribute or name
         self.__dict__.setdefault("_parameters", {})[name] = attribute
+        if self.__dict__.get("autograd_engine") is None:
+            # Tracked, so NumPy code on it in a forward records. A homework-style layer (given its
+            # engine) keeps plain arrays: the handouts' seeding of "the last operation" and their
+            # inspection of W with NumPy must not record anything.
+            value = _as_parameter(value)
         object.__setattr__(self, attribute, value)
 
     def register_buffer(self, name: str, value: np.ndarray) -> None:
@@ -200,6 +206,23 @@ class Module:
                 seen.add(id(array))
                 named.append((f"{module_name}.{name}" if module_name else name, array))
         return named
+
+    def parameters_tree(self) -> dict[str, np.ndarray]:
+        """The parameters as a dict (name -> array): a tree for the transforms and `functional_call`.
+
+        >>> from mytorch import nn
+        >>> sorted(nn.Linear(3, 2).parameters_tree())
+        ['bias', 'weight']
+        """
+        return dict(self.named_parameters())
+
+    def _parameter_slots(self) -> list[tuple[str, Module, str]]:
+        """(PyTorch name, module, attribute) of every parameter, shared ones under each name."""
+        return [
+            (f"{module_name}.{name}" if module_name else name, module, attribute)
+            for module_name, module in self.named_modules(remove_duplicate=False)
+            for name, attribute in module.__dict__.get("_parameters", {}).items()
+        ]
 
     def parameters(self, recurse: bool = True) -> list[np.ndarray]:
         """The parameter arrays, in the order and with the shapes of PyTorch's module, each once."""
@@ -404,6 +427,47 @@ def _walk_last_forward(module: Module, seed_value: Any, consume: bool = True) ->
         else:  # not on the path from the output: no gradient (dLdW reads zeros; optimizers skip it)
             buffer.clear_gradient(array)
     return adjoints
+
+
+def _as_parameter(value: Any) -> Any:
+    """A float array becomes tracked (so NumPy code on it in a forward records); others stay."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return track(value)
+    return value
+
+
+def functional_call(model: Module, params: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """`model(*args, **kwargs)` run with `params` (name -> array, as `named_parameters()` names them)
+    in place of its own parameters, which are put back afterwards (PyTorch's
+    `torch.func.functional_call`). With it, the transforms differentiate a model's parameters:
+
+    >>> import mytorch
+    >>> from mytorch import nn
+    >>> model = nn.Linear(3, 1)
+    >>> X = np.ones((4, 3))
+    >>> loss = lambda p: np.mean(functional_call(model, p, X) ** 2)
+    >>> grads = mytorch.grad(loss)(model.parameters_tree())
+    >>> sorted(grads), grads["weight"].shape
+    (['bias', 'weight'], (1, 3))
+    """
+    slots = model._parameter_slots()
+    names = {name for name, _, _ in slots}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise KeyError(f"functional_call({type(model).__name__}): no parameters named {unknown}; "
+                       f"its parameters are {sorted(names)}")
+    # A parameter shared under several names (tied weights) is replaced under each of them.
+    replacement = {id(getattr(module, attribute)): params[name] for name, module, attribute in slots
+                   if name in params}
+    saved = [(module, attribute, getattr(module, attribute)) for _, module, attribute in slots]
+    try:
+        for module, attribute, array in saved:
+            if array is not None and id(array) in replacement:
+                object.__setattr__(module, attribute, replacement[id(array)])
+        return model(*args, **kwargs)
+    finally:
+        for module, attribute, array in saved:
+            object.__setattr__(module, attribute, array)
 
 
 def adjoint_of(adjoints: dict[int, np.ndarray], array: np.ndarray) -> np.ndarray:

@@ -337,7 +337,7 @@ def _reference_gradients(
         else:
             leaves = {path: value.copy() for path, value in values.items()}
             Z = reference(A_ref, **leaves)
-        Z = np.asarray(Z)
+        Z = Z if isinstance(Z, np.ndarray) else np.asarray(Z)  # a tracked output stays itself
         if stretch.producer(Z) is None:
             raise ValueError(
                 "check_layer: the reference's output was not recorded on the engine; write the "
