@@ -8,6 +8,8 @@ Nothing in the engine imports this package; it imports the engine. Read top-down
 - jobs.py         what a child is asked for an item and what its answers must be
 - child.py        the child process: the only place the student's code runs
 - launch.py       starting a child with a time limit and reading back raw arrays
+- sandbox.py      where a child runs: bubblewrap, else a uid of its own (as root), else as the grader
+- untrusted.py    reading what a child hands back: no links, pipes, bombs or deep trees; safe names
 - judge.py        answers against the grader's own numbers: a Result per item
 - grader.py       a submission: one child per item
 - report.py       the table, Gradescope's results.json, the scores line

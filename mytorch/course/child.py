@@ -396,16 +396,20 @@ def run_tasks(request: dict, arrays: Any, root: str | None = None) -> tuple[dict
     return out, reports
 
 
-def limit(memory_mb: int, seconds: float) -> None:
-    """Limits that the student's code, running as this process, cannot raise again."""
+def limit(memory_mb: int, seconds: float, processes: int | None = None) -> None:
+    """Limits that the student's code, running as this process, cannot raise again. `processes`
+    (RLIMIT_NPROC) only when the child has a uid of its own: the limit counts the uid's processes."""
     import resource
 
-    for name, value in (
+    limits = [
         ("RLIMIT_AS", memory_mb * 2**20),
         ("RLIMIT_FSIZE", 256 * 2**20),
         ("RLIMIT_CORE", 0),
         ("RLIMIT_CPU", int(seconds) + 2),
-    ):
+    ]
+    if processes is not None:
+        limits.append(("RLIMIT_NPROC", processes))
+    for name, value in limits:
         if hasattr(resource, name):
             try:
                 resource.setrlimit(getattr(resource, name), (value, value))
@@ -415,7 +419,7 @@ def limit(memory_mb: int, seconds: float) -> None:
 
 def main() -> None:
     root, work = sys.argv[1], sys.argv[2]
-    limit(int(sys.argv[3]), float(sys.argv[4]))
+    limit(int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else None)
     sys.path.insert(0, root)
     with open(os.path.join(work, "request.json"), encoding="utf-8") as file:
         request = json.load(file)

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mytorch.course import sandbox
 from mytorch.course.assignment import CONFIG_NAME, LAYERS, split_item
 from mytorch.course.grader import Grader, _package_root, find_config
 from mytorch.course.jobs import _reference_is_here
@@ -96,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("grades"),
         metavar="DIR",
         help="with --submissions: where grades.csv and one JSON per student go (default grades)",
+    )
+    parser.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="grade a class even where no sandbox holds (no bubblewrap, not root): the students' "
+        "code then runs as this user",
     )
     parser.add_argument(
         "--handout",
@@ -170,7 +177,21 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     seed = args.seed if args.seed is not None else (secrets.randbits(31) if teacher else config.seed)
-    grader = Grader(config, items, seed)
+    # A teacher's run sandboxes the student's code; a student's own run is their own code anyway.
+    isolation = (
+        sandbox.choose(secrets=[_package_root() / "mytorch", *(args.submissions or [args.submission])])
+        if teacher
+        else sandbox.Isolation("none", "a student's own run")
+    )
+    if args.submissions and not isolation.holds and not args.unsafe:
+        print(
+            f"grade: no sandbox holds here ({isolation.describe()}): the students' code could read "
+            "the reference, each other's work or change the grades. Install bubblewrap "
+            "(apt-get install bubblewrap), or run as root, or pass --unsafe to grade anyway.",
+            file=sys.stderr,
+        )
+        return 2
+    grader = Grader(config, items, seed, isolation)
     below = args.fail_under or (lambda score, maximum: False)
     try:
         if teacher:
@@ -198,9 +219,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     seconds = time.perf_counter() - started
     print(table(results, notes))
-    print(f"\ngraded {len(results)} items in {seconds:.1f} s")
+    print(f"\ngraded {len(results)} items in {seconds:.1f} s; isolation {isolation.describe()}")
     if args.json:
-        _write_json(args.json, to_json(results, seconds, seed if teacher else None, notes))
+        report = to_json(results, seconds, seed if teacher else None, notes, isolation.describe())
+        _write_json(args.json, report)
     print(scores_line(results))
     return 1 if below(sum(r.points for r in results), sum(r.max_points for r in results)) else 0
 

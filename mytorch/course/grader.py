@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mytorch.course import untrusted
 from mytorch.course.assignment import CONFIG_NAME, LAYERS, Config, split_item
 from mytorch.course.jobs import Job, layer_job, rule_job
 from mytorch.course.judge import Result, judge
 from mytorch.course.launch import run_child
+from mytorch.course.sandbox import Isolation
 
 # ---- grading a submission ---------------------------------------------------------------------------------
 
@@ -20,8 +23,11 @@ class Grader:
     """Grades items of one config for any number of submissions; each item's inputs and expected
     numbers are computed once per run (the same draws for every submission)."""
 
-    def __init__(self, config: Config, items: dict[str, float], seed: int) -> None:
+    def __init__(
+        self, config: Config, items: dict[str, float], seed: int, isolation: Isolation | None = None
+    ) -> None:
         self.config, self.items, self.seed = config, items, seed
+        self.isolation = isolation or Isolation("none", "the grader's own user (no sandbox)")
         rules = [split_item(item) for item in config.items]
         self.graded_rules = [[op, rule] for kind, op, rule in rules if kind == "rule"]
         self._jobs: dict[str, Job | Exception] = {}
@@ -62,19 +68,23 @@ class Grader:
                 self.config.memory_limit,
                 env,
                 meanwhile=job.ready,
+                isolation=self.isolation,
             )
             result = judge(job, run, points, visibility)
         except Exception as error:  # noqa: BLE001 - the grader's own failure, reported per item
-            return Result(
+            result = Result(
                 item,
                 0.0,
                 points,
                 "error",
                 f"cannot grade {item}: {type(error).__name__}: {error}",
-                time.perf_counter() - started,
+                0.0,
                 {},
                 visibility,
             )
+        # Feedback goes to the student: no reference source in it, no text a writer chokes on.
+        hidden = reference_lines(item, self.config.directory)
+        result.detail = untrusted.clean_text(untrusted.redact(result.detail, hidden), 20_000)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -108,6 +118,37 @@ def grade_item(item: str, config: Config, points: float | None = None, seed: int
 
 def _package_root() -> Path:
     return Path(__file__).resolve().parents[2]  # mytorch/course/grader.py -> the root holding mytorch
+
+
+@functools.cache
+def reference_lines(item: str, handout: Path | None = None) -> frozenset[str]:
+    """The lines of the reference's code for `item` (its rule, or its layer's class) that the
+    `handout` does not hold: feedback never shows them, however the student's code got hold of
+    them (lines the handout gives every student, e.g. an unchanged `__init__`, stay visible)."""
+    import inspect
+
+    from mytorch import nn
+    from mytorch.testing import all_primitives
+
+    kind, name, rule = split_item(item)
+    try:
+        if kind == "rule":
+            source = getattr(all_primitives()[name], rule)
+            sources = [s for s in (source if isinstance(source, (tuple, list)) else [source]) if s]
+        else:
+            sources = [getattr(nn, name)]
+        text = "\n".join(inspect.getsource(s) for s in sources)
+        files = {Path(inspect.getsourcefile(s) or "").resolve() for s in sources}
+    except (KeyError, AttributeError, TypeError, OSError):
+        return frozenset()
+    lines = {line.strip() for line in text.splitlines() if len(line.strip()) >= 12}
+    package = Path(__file__).resolve().parents[1]
+    for file in files:
+        copy = handout / file.relative_to(package.parent) if handout and package in file.parents else None
+        if copy is not None and copy.is_file():
+            given = copy.read_text(encoding="utf-8", errors="replace").splitlines()
+            lines -= {line.strip() for line in given}
+    return frozenset(lines)
 
 
 def find_config(path: Path | None = None) -> Config:

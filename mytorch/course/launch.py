@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import stat
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.course import child
+from mytorch.course import child, sandbox, untrusted
+from mytorch.course.sandbox import Isolation
 
-MAX_ANSWER_BYTES = 64 * 2**20  # a child's answers are small arrays
+MAX_ANSWER_BYTES = untrusted.MAX_ANSWER_BYTES  # a child's answers are small arrays, inflated or not
 
 
 # ---- running a child -------------------------------------------------------------------------------------
@@ -43,21 +40,29 @@ def run_child(
     memory_mb: int,
     env: dict[str, str] | None = None,
     meanwhile: Callable[[], Any] | None = None,
+    isolation: Isolation | None = None,
 ) -> ChildRun:
-    """Run grade_child on `request` with `root` first on the path; only its .npz and JSON come back.
-    `meanwhile` (this process's own work) runs while the child does."""
+    """Run the child on `request` with `root` first on its path, in `isolation` (default: none, a
+    student's own run); only its .npz and JSON come back, read as untrusted bytes. `meanwhile`
+    (this process's own work) runs while the child does."""
+    isolation = isolation or Isolation("none", "the grader's own user")
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="mytorch-grade-"))
-    process = None
+    work = sandbox.scratch(isolation)
+    launched = None
+    # The child's output goes to a file with no name: it cannot swap it for a FIFO or a link.
+    log = tempfile.TemporaryFile()
     try:
         shutil.copy2(child.__file__, work / "grade_child.py")
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
         np.savez(work / "request.npz", **arrays)
-        keep = {
-            k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+        keep = {} if isolation.kind == "bwrap" else {
+            k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")
         }
         child_env = {
+            "PATH": "/usr/bin:/bin",
             **keep,
+            "HOME": sandbox.WORK if isolation.kind == "bwrap" else str(work),
+            "TMPDIR": "/tmp",
             "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
@@ -65,74 +70,37 @@ def run_child(
             "PYTHONHASHSEED": "0",
             **(env or {}),
         }
-        command = [
-            sys.executable,
-            "-I",
-            str(work / "grade_child.py"),
-            str(root),
-            str(work),
-            str(memory_mb),
-            str(time_limit),
-        ]
-        with open(work / "log.txt", "wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=work,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            deadline = time.monotonic() + time_limit
-            if meanwhile is not None:
-                meanwhile()
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                status = "ok"
-            except subprocess.TimeoutExpired:
-                status = "timeout"
-            _kill_group(process)
-        text = _tail(work / "log.txt")
+        limits = [str(memory_mb), str(time_limit)]
+        launched = sandbox.start(isolation, "grade_child.py", root, work, limits, child_env, log.fileno())
+        deadline = time.monotonic() + time_limit
+        if meanwhile is not None:
+            meanwhile()
+        status = "ok" if launched.wait(deadline - time.monotonic()) else "timeout"
+        launched.end()  # nothing it started outlives the item
+        text = _tail(log)
         out: dict[str, np.ndarray] = {}
         reports = None
         if status == "ok":
             try:
-                for name in ("out.npz", "out.json"):  # plain files of a sane size, not links or pipes
-                    info = os.lstat(work / name)
-                    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ANSWER_BYTES:
-                        raise ValueError(f"{name} is not a plain file of at most {MAX_ANSWER_BYTES} bytes")
-                with np.load(work / "out.npz", allow_pickle=False) as stored:
-                    out = {key: np.asarray(stored[key]) for key in stored.files}
-                reports = json.loads((work / "out.json").read_text(encoding="utf-8"))["reports"]
+                out = untrusted.load_npz(untrusted.read_file(work / "out.npz"))
+                reports = untrusted.load_json(untrusted.read_file(work / "out.json"))["reports"]
                 if not isinstance(reports, list):
                     raise ValueError("reports is not a list")
-            except (OSError, ValueError, KeyError, TypeError):
+            except (untrusted.Untrusted, ValueError, KeyError, TypeError) as error:
                 status, out, reports = "crashed", {}, None
+                text = f"{text}\nthe answers were refused: {untrusted.clean_text(error, 300)}".strip()
         return ChildRun(out, reports, status, text, time.perf_counter() - started)
     finally:
-        if process is not None and process.poll() is None:
-            _kill_group(process)
+        if launched is not None:
+            launched.end()
+        log.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _tail(path: Path, size: int = 4000) -> str:
+def _tail(log: Any, size: int = 4000) -> str:
+    """The last `size` bytes the child printed, read through the grader's own descriptor."""
     try:
-        with open(path, "rb") as file:
-            file.seek(max(0, os.fstat(file.fileno()).st_size - size))
-            return file.read(size).decode("utf-8", "replace")
+        log.seek(max(0, os.fstat(log.fileno()).st_size - size))
+        return untrusted.clean_text(log.read(size).decode("utf-8", "replace"))
     except OSError:
         return ""
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-

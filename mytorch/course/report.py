@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from mytorch.course.judge import Result
+from mytorch.course.untrusted import write_atomic
 
 # ---- reporting ----------------------------------------------------------------------------------
 
@@ -50,10 +50,15 @@ def table(results: list[Result], notes: list[str] = ()) -> str:
 
 
 def to_json(
-    results: list[Result], seconds: float, seed: int | None = None, notes: list[str] = ()
+    results: list[Result],
+    seconds: float,
+    seed: int | None = None,
+    notes: list[str] = (),
+    isolation: str | None = None,
 ) -> dict[str, Any]:
     """The results in the shape of Gradescope's results.json; `notes` (a missing file, where an
-    uploaded file was found) go first in its top-level output, which the student sees."""
+    uploaded file was found) go first in its top-level output, which the student sees;
+    `isolation`: which sandbox the student's code ran in."""
     report: dict[str, Any] = {
         "score": round(sum(r.points for r in results), 6),
         "max_score": sum(r.max_points for r in results),
@@ -75,6 +80,8 @@ def to_json(
     output = [*notes] + ([f"graded with seed {seed}"] if seed is not None else [])
     if output:
         report["output"] = "\n".join(output)
+    if isolation is not None:
+        report["isolation"] = isolation
     return report
 
 
@@ -84,9 +91,8 @@ def scores_line(results: list[Result]) -> str:
 
 
 def _write_json(path: Path, report: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """Through a fresh exclusive temporary file, renamed: a link planted at a temporary name is never
+    written through. ASCII escapes: any text that reached here is written, surrogates included."""
+    write_atomic(path, json.dumps(report, indent=2, ensure_ascii=True) + "\n")
 
 

@@ -17,11 +17,11 @@ missing.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mytorch.course import untrusted
 from mytorch.course.assignment import CONFIG_NAME, Config
 
 SKIPPED_FOLDERS = {"__pycache__", "__MACOSX", ".git", ".ipynb_checkpoints"}
@@ -53,18 +53,18 @@ def handout_of(config: Config) -> Path:
     return folder
 
 
-def _uploaded_files(submission: Path) -> list[Path]:
-    """The regular files under `submission` (links are not followed: a link could point anywhere)."""
+def _uploaded_files(submission: Path) -> tuple[list[Path], list[Path]]:
+    """The regular files under `submission`, and its links (refused: a link could point anywhere,
+    to the reference or a classmate's file). The walk is iterative and bounded (a 3,000-deep tree
+    is no deeper to it than a flat one)."""
     found: list[Path] = []
-    for folder, folders, files in os.walk(submission):
-        folders[:] = sorted(f for f in folders if f not in SKIPPED_FOLDERS)
-        for name in sorted(files):
-            path = Path(folder) / name
-            if path.is_file() and not path.is_symlink():
-                found.append(path.relative_to(submission))
-        if len(found) > MAX_FILES:
-            break
-    return found
+    links: list[Path] = []
+    for path in untrusted.walk(submission, MAX_FILES, skip=SKIPPED_FOLDERS):
+        if path.is_symlink():
+            links.append(path.relative_to(submission))
+        elif path.is_file():
+            found.append(path.relative_to(submission))
+    return found, links
 
 
 def _shared_tail(a: tuple[str, ...], b: tuple[str, ...]) -> int:
@@ -77,7 +77,7 @@ def _shared_tail(a: tuple[str, ...], b: tuple[str, ...]) -> int:
 def find_files(config: Config, submission: Path) -> tuple[dict[str, Path], list[str]]:
     """Where each of the config's files is in `submission` ({config path: file}), and notes on what
     was taken from another place or is missing or ambiguous (such a file is left out)."""
-    uploaded = _uploaded_files(submission)
+    uploaded, links = _uploaded_files(submission)
     best: dict[str, list[Path]] = {}
     for wanted in config.files:
         parts = Path(wanted).parts
@@ -100,6 +100,7 @@ def find_files(config: Config, submission: Path) -> tuple[dict[str, Path], list[
             found[wanted] = submission / paths[0]
             if paths[0].as_posix() != wanted:
                 notes.append(f"{wanted}: taken from {paths[0].as_posix()}")
+    notes += [f"{link.as_posix()}: a link, refused (links are not followed)" for link in links]
     return found, notes
 
 
@@ -124,12 +125,16 @@ def prepare_submission(config: Config, submission: Path, scratch: Path) -> Submi
     found, notes = find_files(config, submission)
     if not found:
         wanted = ", ".join(config.files)
-        raise SubmissionError(f"{submission} holds none of the files students edit: {wanted}")
+        refused = "".join(f"; {note}" for note in notes if "a link, refused" in note)
+        raise SubmissionError(f"{submission} holds none of the files students edit: {wanted}{refused}")
     copy = scratch / "handout"
     shutil.copytree(
         handout_of(config), copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".git")
     )
     for name, path in found.items():
-        shutil.copyfile(path, copy / name)
+        try:  # read once more without following a link or blocking on a pipe: it may have changed
+            untrusted.copy_file(submission, path.relative_to(submission).as_posix(), copy / name)
+        except untrusted.Untrusted as error:
+            raise SubmissionError(str(error)) from None
     missing = [name for name in config.files if name not in found]
     return Submission(copy, missing, notes)
