@@ -256,7 +256,7 @@ def test_check_primitive_takes_examples_with_parameters():
 
 def test_check_primitive_reports_a_rule_that_raises():
     broken = _cube(vjp=lambda g, ans, x: (F.reshape(g, (-1, 7)),))
-    with pytest.raises(GradientCheckError, match="it raised ValueError: reshape"):
+    with pytest.raises(GradientCheckError, match="it raised ValueError: cube_backward: reshape"):
         check_primitive(broken, float_arrays(), max_examples=20)
 
 
