@@ -567,6 +567,9 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
     pairs = sorted(((i, j) for i in positions for j in others if i != j and not (j in positions and j < i)),
                    key=lambda p: np.shape(example.inputs[p[0]]) != np.shape(example.inputs[p[1]]))
     for i, j in pairs:
+        magnitude = np.abs(example.inputs[i])
+        if np.any((magnitude > 0) & (magnitude < 1e-3)):
+            continue  # tiny values at another input's place sit by its poles (x / x): ill-conditioned
         inputs = list(example.inputs)
         inputs[j] = inputs[i]
         tied = Example(tuple(inputs), dict(example.params))
