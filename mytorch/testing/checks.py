@@ -567,6 +567,8 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
     pairs = sorted(((i, j) for i in positions for j in others if i != j and not (j in positions and j < i)),
                    key=lambda p: np.shape(example.inputs[p[0]]) != np.shape(example.inputs[p[1]]))
     for i, j in pairs:
+        if np.ndim(example.inputs[i]) > np.ndim(example.inputs[j]):
+            continue  # no new rank at j's place (a bias given the rank of a batch)
         magnitude = np.abs(example.inputs[i])
         if np.any((magnitude > 0) & (magnitude < 1e-3)):
             continue  # tiny values at another input's place sit by its poles (x / x): ill-conditioned
