@@ -1373,7 +1373,8 @@ def _norm(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     elif p == 1:
         x = _values(draw, shape, dtype, kinks=(0.0,), margin=0.1)
     elif p == np.inf:  # distinct magnitudes, random signs: one largest |x| per row
-        steps = hnp.arrays(np.int64, shape, elements=st.integers(2, 60), unique=True, fill=st.nothing())
+        distinct = st.integers(2, 60 + int(np.prod(shape)))  # enough values for every element
+        steps = hnp.arrays(np.int64, shape, elements=distinct, unique=True, fill=st.nothing())
         magnitudes = draw(steps) * 0.05
         signs = draw(hnp.arrays(np.bool_, shape, fill=st.nothing()))
         x = np.where(signs, magnitudes, -magnitudes).astype(dtype)

@@ -564,9 +564,14 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
     others = [j for j, v in enumerate(example.inputs)
               if (j in positions or widen and isinstance(v, (np.ndarray, int, float)))
               and j not in _index_inputs(primitive)]
-    pairs = [(i, j) for i in positions for j in others if i != j and not (j in positions and j < i)
-             and np.shape(example.inputs[i]) == np.shape(example.inputs[j])]  # (no new broadcasting)
+    pairs = sorted(((i, j) for i in positions for j in others if i != j and not (j in positions and j < i)),
+                   key=lambda p: np.shape(example.inputs[p[0]]) != np.shape(example.inputs[p[1]]))
     for i, j in pairs:
+        if np.ndim(example.inputs[i]) > np.ndim(example.inputs[j]):
+            continue  # no new rank at j's place (a bias given the rank of a batch)
+        magnitude = np.abs(example.inputs[i])
+        if np.any((magnitude > 0) & (magnitude < 1e-3)):
+            continue  # tiny values at another input's place sit by its poles (x / x): ill-conditioned
         inputs = list(example.inputs)
         inputs[j] = inputs[i]
         tied = Example(tuple(inputs), dict(example.params))
@@ -578,6 +583,11 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
             continue
         if any(o.dtype.kind == "f" and not np.all(np.isfinite(o)) for o in outputs):
             continue  # outside the domain the spec draws from (x / x at 0, x ** x below 0)
+        if np.shape(example.inputs[i]) != np.shape(example.inputs[j]):
+            try:  # a new broadcasting pattern: tie only where the rules run at all (law 6 is tested apart)
+                primitive_gradients(primitive, tied, np.ones(outputs[0].shape, outputs[0].dtype))
+            except Exception:
+                continue
         return tied
     return example
 
