@@ -10,13 +10,16 @@ The exit code is 1 if any check fails (or a registered primitive has no input sp
 
     python -m mytorch check                      # every primitive, 30 examples per check
     python -m mytorch check --op matmul --examples 200
+    python -m mytorch check --jobs 1                # in this process (default: one process per core)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="hypothesis seed, for a reproducible run (default 0)"
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the comparisons with PyTorch")
+    parser.add_argument(
+        "--jobs", type=int, default=None, metavar="N",
+        help="primitives checked in N processes at once (default: one per CPU core; 1: in this process)",
+    )
 
 
 def check_one(name: str, examples: int, seed: int, use_torch: bool) -> Row:
@@ -116,6 +123,18 @@ def _torch_installed() -> bool:
     return True
 
 
+def _rows(names: list[str], examples: int, seed: int, use_torch: bool, jobs: int) -> Iterator[Row]:
+    """Each primitive's row, in order; with jobs > 1 checked in that many processes at once."""
+    if jobs <= 1:
+        yield from (check_one(name, examples, seed, use_torch) for name in names)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    count = len(names)
+    with ProcessPoolExecutor(jobs) as pool:
+        yield from pool.map(check_one, names, [examples] * count, [seed] * count, [use_torch] * count)
+
+
 def run(args: argparse.Namespace) -> int:
     from mytorch.testing import all_primitives
 
@@ -134,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
     print(line(HEADER))
     print(line(tuple("-" * w for w in widths)))
     rows, started = [], time.perf_counter()
-    for name in names:
-        row = check_one(name, args.examples, args.seed, use_torch)
+    jobs = min(len(names), getattr(args, "jobs", None) or os.cpu_count() or 1)
+    for row in _rows(names, args.examples, args.seed, use_torch, jobs):
         rows.append(row)
         print(line(row.cells()), flush=True)
     failed = [row for row in rows if row.failures]

@@ -26,8 +26,8 @@ def convolve(in1: Any, in2: Any, mode: str = "full", method: str = "auto") -> np
     least as large as the other along every axis.
 
     >>> convolve(np.ones((2, 2)), np.ones((1, 2)), mode="same")
-    array([[2., 1.],
-           [2., 1.]])
+    array([[1., 2.],
+           [1., 2.]])
     """
     in1, in2 = np.asarray(in1) if not isinstance(in1, np.ndarray) else in1, (
         np.asarray(in2) if not isinstance(in2, np.ndarray) else in2)

@@ -307,7 +307,8 @@ j1 = _unary("j1", scipy.special.j1, lambda x, ans: mul(sub(j0(x), jn(2, x)), 0.5
 y0 = _unary("y0", scipy.special.y0, lambda x, ans: neg(y1(x)))
 y1 = _unary("y1", scipy.special.y1, lambda x, ans: mul(sub(y0(x), yn(2, x)), 0.5))
 i0 = _unary("i0", scipy.special.i0, lambda x, ans: i1(x))
-i1 = _unary("i1", scipy.special.i1, lambda x, ans: mul(add(i0(x), iv(2, x)), 0.5))
+# I₂ as ive(2, x) e^|x|: SciPy's iv(2, x) is nan for |x| below about 1e-300, ive is not
+i1 = _unary("i1", scipy.special.i1, lambda x, ans: mul(add(i0(x), mul(ive(2, x), exp(abs_(x)))), 0.5))
 
 # ---- logsumexp with weights ---------------------------------------------------------------------------
 
