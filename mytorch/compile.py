@@ -651,24 +651,6 @@ def _matmul_add(x: Any, W: Any, b: Any) -> np.ndarray:
     return out
 
 
-class _Line:
-    """One line of the program: `target = text`."""
-
-    __slots__ = ("target", "text", "reads", "kind", "ufunc_args", "value")
-
-    def __init__(self, target: str, text: str, reads: set[str], kind: str, ufunc_args: list[str] | None,
-                 value: Any) -> None:
-        self.target, self.text, self.reads, self.kind = target, text, reads, kind
-        self.ufunc_args, self.value = ufunc_args, value
-
-
-def _matmul_add(x: Any, W: Any, b: Any) -> np.ndarray:
-    """linear's forward once its shapes are known to fit: x Wᵀ, then b added in place."""
-    out = np.matmul(x, np.swapaxes(W, -1, -2))
-    out += b
-    return out
-
-
 class _Program:
     """One signature's straight-line program, and the modes of the modules that ran in its trace."""
 
