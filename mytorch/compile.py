@@ -67,8 +67,8 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import Stretch, engine, recording, state
-from mytorch.primitive import PRIMITIVES, primitive
-from mytorch.primitive import copy as _copy_primitive
+from mytorch.primitive import PRIMITIVES, primitive, variable
+from mytorch.primitive import copy as copy_primitive
 from mytorch.tracked import Tracked, plain, plain_each
 from mytorch.transforms import inside_a_transform, walks_recorded
 
@@ -531,7 +531,7 @@ class _Builder:
     def build(self) -> tuple[str, dict[str, Any], list]:
         for primitive_, inputs, params, output in self.recorded.ops:
             reads: set[str] = set()
-            if primitive_ is _copy_primitive and isinstance(inputs[0], np.ndarray):
+            if primitive_ in (copy_primitive, variable) and isinstance(inputs[0], np.ndarray):
                 # a transform's own variable: an alias in a program that never writes into it
                 self.names[id(output)] = self.expression(inputs[0], reads)
                 continue

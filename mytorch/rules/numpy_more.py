@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.primitive import broadcast_to, primitive, reduce_to
+from mytorch.primitive import broadcast_to, constant, primitive, reduce_to
 from mytorch.rules.core import (
     add,
     concatenate,
@@ -117,7 +117,8 @@ def _wrap_rules(name: str, forward: Any, quotient: Any) -> Any:
 
     def slope_y(x: Any, y: Any, like: Any) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(-quotient(np.asarray(x) / np.asarray(y)), dtype=like.dtype)
+            # NumPy on x and y themselves (no np.asarray): a compiled trace recomputes the quotient
+            return constant(np.negative(quotient(np.true_divide(x, y))), like)
 
     def jvp(t: list, ans: np.ndarray, x: Any, y: Any) -> Any:
         terms = []
@@ -178,7 +179,8 @@ deg2rad, rad2deg = radians, degrees
 
 
 def _nan_mask(x: Any) -> np.ndarray:
-    return np.isnan(np.asarray(x)) if _is_float(np.asarray(x)) else np.zeros(np.shape(x), bool)
+    # np.isnan on x itself, not on np.asarray(x): a compiled trace then recomputes the mask
+    return np.isnan(x) if np.asarray(x).dtype.kind == "f" else np.zeros(np.shape(x), bool)
 
 
 def fmax(x1: Any, x2: Any) -> np.ndarray:
@@ -210,11 +212,13 @@ def nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: float | None
     >>> nan_to_num(np.array([1.0, np.nan, np.inf]), posinf=9.0)
     array([1., 0., 9.])
     """
-    value = np.asarray(x)
-    if not _is_float(value):
-        return np.nan_to_num(value, copy=True, nan=nan, posinf=posinf, neginf=neginf)
-    replaced = np.nan_to_num(value, copy=True, nan=nan, posinf=posinf, neginf=neginf)
-    return where(np.isfinite(value), x, replaced)
+    dtype = np.asarray(x).dtype
+    if dtype.kind != "f":
+        return np.nan_to_num(np.asarray(x), copy=True, nan=nan, posinf=posinf, neginf=neginf)
+    # The masks come from x itself (not np.asarray(x)), so a compiled trace recomputes them.
+    largest = np.finfo(dtype).max if posinf is None else posinf
+    smallest = np.finfo(dtype).min if neginf is None else neginf
+    return where(np.isnan(x), nan, where(np.isposinf(x), largest, where(np.isneginf(x), smallest, x)))
 
 
 def _complex_refused(name: str, x: Any) -> None:
