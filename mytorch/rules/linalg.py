@@ -134,7 +134,9 @@ def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, Any, tuple[int, ...]]:
 
 
 def _norm_forward(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> np.ndarray:  # noqa: A002
-    _norm_kind(x, ord, axis)
+    kind, p, _ = _norm_kind(x, ord, axis)
+    if kind == "matrix" and p in (2, -2, "nuc"):
+        _needs_finite(f"norm(ord={p!r})", x)  # these go through the SVD
     return np.linalg.norm(x, ord, axis, keepdims)
 
 
@@ -430,6 +432,13 @@ def _needs_matrices(name: str, a: Any) -> None:
         raise ValueError(f"{name}: needs a matrix (or a stack of them), got shape {np.shape(a)}")
 
 
+def _needs_finite(name: str, a: Any) -> None:
+    """LAPACK's SVD does not converge on nan and may never return on inf: refuse both at once."""
+    if not np.all(np.isfinite(a)):
+        raise np.linalg.LinAlgError(f"{name}: the matrix holds inf or nan (shape {np.shape(a)}); the SVD "
+                                    "is undefined there")
+
+
 def _eye(n: int, like: Any) -> np.ndarray:
     return np.eye(n, dtype=like.dtype)
 
@@ -445,6 +454,7 @@ def _svd_shapes(a_shape: tuple[int, ...], full_matrices: bool) -> list[tuple[int
 
 def _svd_forward(a: Any, full_matrices: bool = True) -> np.ndarray:
     _needs_matrices("svd", a)
+    _needs_finite("svd", a)
     u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
     return _pack([u, s, vh], np.shape(a)[:-2], np.asarray(a).dtype)
 
@@ -523,6 +533,7 @@ _svd = primitive("svd", _svd_forward, vjp=_svd_vjp, jvp=_svd_jvp)
 
 def _svdvals_forward(a: Any) -> np.ndarray:
     _needs_matrices("svd", a)
+    _needs_finite("svd", a)
     return np.linalg.svd(a, compute_uv=False).astype(np.asarray(a).dtype, copy=False)
 
 
@@ -562,6 +573,7 @@ def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: 
 
 def _pinv_forward(a: Any, rcond: Any = None, hermitian: bool = False) -> np.ndarray:
     _needs_matrices("pinv", a)
+    _needs_finite("pinv", a)
     out = np.linalg.pinv(a, hermitian=hermitian) if rcond is None else np.linalg.pinv(a, rcond, hermitian)
     return out.astype(np.asarray(a).dtype, copy=False)
 
