@@ -48,7 +48,7 @@ def keep_axes(g: np.ndarray, ndim: int, axis: Any, keepdims: bool) -> np.ndarray
         return g
     if axis is None:
         return reshape(g, (1,) * ndim)
-    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    axes = (int(axis),) if np.ndim(axis) == 0 else tuple(axis)  # a NumPy scalar or 0-d array too
     return expand_dims(g, tuple(a % ndim for a in axes))
 
 
@@ -57,7 +57,7 @@ def _reduced_count(shape: tuple[int, ...], axis: Any) -> int:
         return int(np.prod(shape))
     if not shape:
         return 1
-    axes = (axis,) if np.isscalar(axis) else tuple(axis)
+    axes = (int(axis),) if np.ndim(axis) == 0 else tuple(axis)
     return int(np.prod([shape[a] for a in axes]))
 
 

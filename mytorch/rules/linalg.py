@@ -433,10 +433,11 @@ def _needs_matrices(name: str, a: Any) -> None:
 
 
 def _needs_finite(name: str, a: Any) -> None:
-    """LAPACK's SVD does not converge on nan and may never return on inf: refuse both at once."""
+    """A factorization undefined on inf and nan (LAPACK's SVD does not converge there, or never
+    returns): refused at once."""
     if not np.all(np.isfinite(a)):
-        raise np.linalg.LinAlgError(f"{name}: the matrix holds inf or nan (shape {np.shape(a)}); the SVD "
-                                    "is undefined there")
+        raise np.linalg.LinAlgError(f"{name}: the matrix holds inf or nan (shape {np.shape(a)}), where "
+                                    "it is undefined")
 
 
 def _eye(n: int, like: Any) -> np.ndarray:

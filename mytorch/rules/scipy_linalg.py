@@ -25,7 +25,7 @@ import scipy.linalg
 
 from mytorch.primitive import primitive, reduce_to
 from mytorch.rules.core import concatenate, expand_dims, getitem, matmul, neg, reshape, sub
-from mytorch.rules.linalg import _T
+from mytorch.rules.linalg import _T, _needs_finite
 from mytorch.rules.numpy_ops import tril, triu
 
 __all__ = ["cho_solve", "expm", "solve_sylvester", "solve_triangular", "sqrtm"]
@@ -83,6 +83,7 @@ in all three (where the spectra of A and −B do not meet)."""
 
 def _sqrtm_forward(A: Any) -> np.ndarray:  # noqa: N803 - SciPy's name
     _square("sqrtm", A)
+    _needs_finite("sqrtm", A)  # its rule solves a Sylvester equation, which refuses inf and nan
     root = np.asarray(scipy.linalg.sqrtm(A))
     if np.iscomplexobj(root):
         if np.any(np.imag(root)):
