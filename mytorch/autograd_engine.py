@@ -738,11 +738,11 @@ class Autograd:
             _HOLDERS[id(output)] = 1
             held[id(output)] = output
         elif (type(base) is np.ndarray and base.base is None and output.flags.writeable
-              and id(base) not in _HOLDERS):  # a fresh array seen through one view (a tracked one)
-            base.setflags(write=False)
+              and id(base) not in _HOLDERS):
+            # A fresh array seen through one view (a tracked output): only the view is reachable,
+            # so holding the view alone guards it.
             output.setflags(write=False)
-            _HOLDERS[id(base)] = _HOLDERS[id(output)] = 1
-            held[id(base)] = base
+            _HOLDERS[id(output)] = 1
             held[id(output)] = output
         else:
             _hold(held, output)

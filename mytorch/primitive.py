@@ -136,13 +136,15 @@ class Primitive:
             elif type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
-        if state.tracing is not None and params and holds_tracked(tuple(params.values())):
-            state.tracing.check_shapes(self.name, tuple(params.values()))
-            tracked = True  # an index computed from traced data: the output is traced too
-        if tracked and not state.recording and state.tracing is not None:
-            # no_grad (or a walk that does not record) while compile traces: a step of the program
-            # that carries no gradient, as the eager call's constant result carries none.
-            return state.tracing.step(self.forward, inputs, params)
+        tracing = state.tracing
+        if tracing is not None:
+            if params and holds_tracked(tuple(params.values())):
+                tracing.check_shapes(self.name, tuple(params.values()))
+                tracked = True  # an index computed from traced data: the output is traced too
+            if tracked and not state.recording:
+                # no_grad (or a walk that does not record) while compile traces: a step of the
+                # program that carries no gradient, as the eager call's constant result carries none.
+                return tracing.step(self.forward, inputs, params)
         try:
             if tracked:  # the rule computes on plain arrays; the record keeps the tracked ones
                 output = self.forward(*plain_each(inputs), **(plain(params) if params else params))
@@ -152,14 +154,19 @@ class Primitive:
             raise _explained(self.name, inputs, error) from error
         if not isinstance(output, np.ndarray):
             output = np.asarray(output)  # numpy hands back scalars for 0-d results
-        for value in inputs:
-            if value is output:  # an array is known by its identity: the output must be its own
-                output = output.view()
-                break
         if state.recording:
-            if tracked:
+            if tracked:  # a new object whatever the rule returned: the output is its own
                 output = output.view(Tracked)
+            else:
+                for value in inputs:
+                    if value is output:  # an array is known by its identity: the output must be its own
+                        output = output.view()
+                        break
             (state.engine or engine())._record(self, inputs, output, params)
+            return output
+        for value in inputs:
+            if value is output:
+                return output.view()
         return output
 
     def _checked_inputs(self, inputs: tuple) -> tuple[tuple, bool]:
