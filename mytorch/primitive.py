@@ -333,6 +333,8 @@ def _explained(name: str, inputs: tuple, error: Exception) -> Exception:
         f"{v.shape} {v.dtype}" if isinstance(v, np.ndarray) else type(v).__name__ for v in inputs
     )
     kind = IndexError if isinstance(error, IndexError) and not isinstance(error, ValueError) else None
+    if isinstance(error, np.linalg.LinAlgError):  # a ValueError, kept as itself for callers to tell
+        kind = np.linalg.LinAlgError
     kind = kind or (TypeError if isinstance(error, TypeError) else ValueError)
     message = str(error) if str(error).startswith(f"{name}:") else f"{name}: {error}"  # named once
     return kind(f"{message} (inputs: {detail})")
