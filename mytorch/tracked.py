@@ -386,15 +386,18 @@ def is_tracked(value: Any) -> bool:
 
 def plain_each(values: tuple) -> tuple:
     """A flat tuple of values with its tracked arrays seen as plain ndarrays (the hot path of
-    `plain`, for a primitive's or a ufunc's inputs; one and two values without a loop)."""
+    `plain`, for a primitive's or a ufunc's inputs; one and two values without a loop). The same
+    tracked array given twice is seen as one plain array: aliasing is kept."""
     if len(values) == 2:
         a, b = values
         if type(a) is Tracked:
-            return (a.view(np.ndarray), b.view(np.ndarray) if type(b) is Tracked else b)
+            seen = a.view(np.ndarray)
+            return (seen, seen if b is a else b.view(np.ndarray) if type(b) is Tracked else b)
         return values if type(b) is not Tracked else (a, b.view(np.ndarray))
     if len(values) == 1:
         return (values[0].view(np.ndarray),) if type(values[0]) is Tracked else values
-    return tuple(v.view(np.ndarray) if type(v) is Tracked else v for v in values)
+    views: dict[int, np.ndarray] = {}
+    return tuple(views.setdefault(id(v), v.view(np.ndarray)) if type(v) is Tracked else v for v in values)
 
 
 def plain(value: Any) -> Any:

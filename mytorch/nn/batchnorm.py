@@ -35,9 +35,9 @@ class BatchNorm1d(Module):
     """Batch normalisation over (N, C) or (N, C, L) inputs, as torch.nn.BatchNorm1d.
 
     >>> bn = BatchNorm1d(3)
-    >>> np.round(bn(np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])), 3)
-    array([[-1.,  0.,  1.],
-           [ 1.,  0., -1.]])
+    >>> print(np.round(bn(np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])), 3))  # tracked: its parameters are
+    [[-1.  0.  1.]
+     [ 1.  0. -1.]]
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,

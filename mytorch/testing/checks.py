@@ -583,8 +583,10 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
             continue
         if any(o.dtype.kind == "f" and not np.all(np.isfinite(o)) for o in outputs):
             continue  # outside the domain the spec draws from (x / x at 0, x ** x below 0)
-        if np.shape(example.inputs[i]) != np.shape(example.inputs[j]):
-            try:  # a new broadcasting pattern: tie only where the rules run at all (law 6 is tested apart)
+        if np.shape(example.inputs[i]) != np.shape(example.inputs[j]) or j not in positions:
+            # a new broadcasting pattern, or a float where a constant was (a Bessel order that has no
+            # derivative): tie only where the rules run at all (law 6 is tested apart)
+            try:
                 primitive_gradients(primitive, tied, np.ones(outputs[0].shape, outputs[0].dtype))
             except Exception:
                 continue
