@@ -53,11 +53,19 @@ class _ThreadState(threading.local):
     # tracked array is a step of the program or refused (mytorch.tracked), and operations on
     # integer arrays are recorded too (an index computed from labels is a step).
     tracing: Any = None
+    # The engine primitives record on, when recording is plain (on, and compile not tracing); else
+    # None. One read on every primitive call instead of three; kept by `_sync_recorder` wherever
+    # `engine`, `recording` or `tracing` change.
+    recorder: Autograd | None = None
 
 
 # This thread's engine and recording flag. Read it (primitives check `state.recording` on every
 # call); change it only through `recording(...)`, `no_grad()`, `detect_anomaly()` and `Autograd()`.
 state = _state = _ThreadState()
+
+
+def _sync_recorder() -> None:
+    _state.recorder = _state.engine if _state.recording and _state.tracing is None else None
 
 
 def engine() -> Autograd:
@@ -69,6 +77,19 @@ def engine() -> Autograd:
     """
     current = _state.engine
     return current if current is not None else Autograd()
+
+
+@contextlib.contextmanager
+def tracing(trace: Any) -> Iterator[Any]:
+    """Make `trace` the one `mytorch.compile` records into while the block runs (see `tracing`
+    on `_ThreadState`)."""
+    outer, _state.tracing = _state.tracing, trace
+    _sync_recorder()
+    try:
+        yield trace
+    finally:
+        _state.tracing = outer
+        _sync_recorder()
 
 
 def is_recording() -> bool:
@@ -95,10 +116,12 @@ class recording:
     def __enter__(self) -> recording:
         self._outer.append(_state.recording)
         _state.recording = self.flag
+        _sync_recorder()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         _state.recording = self._outer.pop()
+        _sync_recorder()
 
     def __call__(self, function: Callable) -> Callable:
         flag = self.flag
@@ -167,6 +190,39 @@ def use_recorded_add(add: Callable[[Any, Any], Any]) -> None:
     _recorded_add = add
 
 
+# ---- safety features, switched off only to measure what they cost ---------------------------------
+
+# The behaviours these give are the contract; `safety_off` exists for `python -m mytorch bench`,
+# which shows each one's cost beside the full engine.
+_GUARD = True  # arrays a tape reads are read-only until it is walked (`_hold`)
+_CONSUME = True  # a walk consumes the records it walked: their arrays are released, a second walk refused
+_CHECKS = True  # record-time law checks: complex values refused, integer inputs and parameters frozen
+
+
+@contextlib.contextmanager
+def safety_off(feature: str) -> Iterator[None]:
+    """Switch one safety feature off inside the block, to measure its cost (never for real work).
+
+    `feature` is "guard" (read-only arrays), "consumption" (walks keep the records and release
+    nothing: a second walk is not refused) or "checks" (the record-time checks of the laws).
+
+    >>> from mytorch import functional as F
+    >>> with safety_off("guard"):
+    ...     x = np.ones(2); y = F.exp(x)
+    >>> x.flags.writeable
+    True
+    """
+    name = {"guard": "_GUARD", "consumption": "_CONSUME", "checks": "_CHECKS"}.get(feature)
+    if name is None:
+        raise ValueError(f"safety_off: no feature {feature!r} (guard, consumption or checks)")
+    outer = globals()[name]
+    globals()[name] = False
+    try:
+        yield
+    finally:
+        globals()[name] = outer
+
+
 # ---- read-only guard: an array a tape still needs cannot be written in place --------------------
 
 # id(array) -> how many tapes hold it read-only (tapes of other engines and threads included).
@@ -184,7 +240,7 @@ def _hold(held: dict[int, np.ndarray], array: np.ndarray) -> None:
             return  # held, and so is what it views
         with _HOLDERS_LOCK:
             if array.flags.writeable:
-                array.setflags(write=False)
+                array.setflags(False)
                 _HOLDERS[key] = 1
                 held[key] = array
             elif key in _HOLDERS:  # read-only because another tape holds it
@@ -196,25 +252,33 @@ def _hold(held: dict[int, np.ndarray], array: np.ndarray) -> None:
 
 
 def _let_go(arrays: list[np.ndarray]) -> None:
-    """Undo `_hold` for `arrays`: writable again once no tape holds them."""
+    """Undo `_hold` for `arrays`: writable again once no tape holds them. An array that nothing
+    but this list reaches is left as it is: it is freed the next instant, and no one can see it."""
     views = []
     with _HOLDERS_LOCK:
         for array in arrays:
             key = id(array)
-            count = _HOLDERS.get(key, 0) - 1
-            if count > 0:
-                _HOLDERS[key] = count
+            count = _HOLDERS.get(key)
+            if count is None:  # seen but never locked (safety_off("guard"))
                 continue
-            _HOLDERS.pop(key, None)
+            if count > 1:
+                _HOLDERS[key] = count - 1
+                continue
+            del _HOLDERS[key]
+            if _refcount(array) <= 3:  # the list, the loop's name and the call's argument
+                continue
             if array.base is None:
-                array.setflags(write=True)
+                array.setflags(True)
             else:
                 views.append(array)
     for array in views:  # after the owners: numpy lets a view be writable only if its base is
         try:
-            array.setflags(write=True)
+            array.setflags(True)
         except ValueError:  # its base is held by another tape, or read-only by the user
             pass
+
+
+_refcount = sys.getrefcount
 
 
 def who_holds(array: Any) -> str | None:
@@ -490,6 +554,8 @@ def walk_backward(
     With `create_graph` the rules record, so the gradients can be differentiated again.
     """
     adjoints: dict[int, Any] = {id(records[start].output): seed}
+    anomaly = _state.anomaly
+    add = _recorded_add if create_graph and _recorded_add is not None else None
     with recording(create_graph), _running_rules():
         for index in range(start, stop - 1, -1):
             op = records[index]
@@ -510,21 +576,23 @@ def walk_backward(
                 grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
             except (ValueError, TypeError, IndexError) as error:
                 raise _named(op, "backward", error) from error
-            if op.source is not None or _state.anomaly:
+            if anomaly or op.source is not None:
                 _check_gradients(op, grads)
             # Accumulate: `+=` into a hand-written record's target array, or into the adjoint map.
-            for value, grad, target in zip(op.inputs, grads, op.gradients_to_update):
+            targets = op.gradients_to_update
+            for position, grad in enumerate(grads):
                 if grad is None:
                     continue
+                target = targets[position]
                 if target is not None:
                     target += grad
                     continue
-                key = id(value)
+                key = id(op.inputs[position])
                 previous = adjoints.get(key)
                 if previous is None:
                     adjoints[key] = grad
-                elif create_graph and _recorded_add is not None:
-                    adjoints[key] = _recorded_add(previous, grad)
+                elif add is not None:
+                    adjoints[key] = add(previous, grad)
                 else:
                     adjoints[key] = previous + grad  # out of place: grad may be shared
     return adjoints
@@ -656,6 +724,7 @@ class Autograd:
             previous._abandoned = bool(previous.operation_list)
             previous._epoch += 1
         _state.engine = self
+        _sync_recorder()
         _ENGINES.add(self)
 
     @property
@@ -700,23 +769,21 @@ class Autograd:
     def _record(self, primitive: Any, inputs: tuple, output: np.ndarray, params: dict) -> None:
         """Append a primitive's record, if any of its inputs is differentiable.
 
-        This runs once per operation, so it is written flat: `_hold` and `add_spot` are called
-        only for arrays this tape meets for the first time.
+        This runs once per operation, so it is one flat pass. An array this tape meets for the
+        first time is a leaf (every output is held here when it is recorded): it alone is held and
+        given a spot in the gradient buffer, which so tracks the leaves only.
         """
         mask, bit = 0, 1
-        buffer, held = self.gradient_buffer, self._held
+        held = self._held
         constants = None  # integer and bool arrays (indices, labels, masks): read by the rules too
         for value in inputs:
             if type(value) is np.ndarray or isinstance(value, np.ndarray):
                 kind = value.dtype.kind
                 if kind == "f":
                     mask |= bit
-                    key = id(value)
-                    if key not in held:
-                        _hold(held, value)
-                    if key not in buffer.memory:
-                        buffer.add_spot(value)
-                elif kind == "c":
+                    if id(value) not in held:
+                        self._first_sight(value)
+                elif kind == "c" and _CHECKS:
                     _refuse_complex(primitive, inputs, output)
                 else:
                     constants = [value] if constants is None else [*constants, value]
@@ -724,36 +791,46 @@ class Autograd:
         if not mask and _state.tracing is None:
             self._constant_operations += 1
             return
-        if output.dtype.kind == "c":
-            _refuse_complex(primitive, inputs, output)
-        if constants is not None:
-            for value in constants:
-                if id(value) not in held:
-                    _hold(held, value)
-        if params:
-            params = _frozen_params(held, params)
-        base = output.base
-        if base is None and output.flags.writeable:  # a fresh array: hold it alone
-            output.setflags(write=False)
-            _HOLDERS[id(output)] = 1
-            held[id(output)] = output
-        elif (type(base) is np.ndarray and base.base is None and output.flags.writeable
-              and id(base) not in _HOLDERS):
-            # A fresh array seen through one view (a tracked output): only the view is reachable,
-            # so holding the view alone guards it.
-            output.setflags(write=False)
-            _HOLDERS[id(output)] = 1
-            held[id(output)] = output
+        if _CHECKS:
+            if output.dtype.kind == "c":
+                _refuse_complex(primitive, inputs, output)
+            if constants is not None:
+                for value in constants:
+                    if id(value) not in held:
+                        _hold(held, value)
+            if params:
+                params = _frozen_params(held, params)
+        if not _GUARD:
+            held[id(output)] = output  # seen (so not taken for a leaf when read), not locked
         else:
-            _hold(held, output)
+            base = output.base
+            if output.flags.writeable and (base is None or (
+                # a fresh array seen through one view (a tracked output): only the view reaches it
+                type(base) is np.ndarray and base.base is None and id(base) not in _HOLDERS
+            )):
+                output.setflags(False)  # positionally: the keyword costs more than the call
+                _HOLDERS[id(output)] = 1
+                held[id(output)] = output
+            else:
+                _hold(held, output)
         count = len(inputs)
-        needs = _NEEDS.get((count, mask)) or _needs_of(count, mask)
-        op = Operation(inputs, output, _NO_TARGETS.get(count) or _no_targets(count), None, primitive, params,
-                       needs)
+        op = Operation.__new__(Operation)
+        op.inputs, op.output, op.primitive, op.params = inputs, output, primitive, params
+        op.gradients_to_update = _NO_TARGETS.get(count) or _no_targets(count)
+        op.needs = _NEEDS.get((count, mask)) or _needs_of(count, mask)
+        op.source = op.saved = op.backward_operation = None
         tape = self.operation_list
         tape.append(op)
         if _state.anomaly or len(tape) >= LONG_TAPE:
             self._appended(op)
+
+    def _first_sight(self, leaf: np.ndarray) -> None:
+        """Hold a leaf read-only for this tape and track its gradient."""
+        if _GUARD:
+            _hold(self._held, leaf)
+        else:
+            self._held[id(leaf)] = leaf  # seen, not locked
+        self.gradient_buffer.add_spot(leaf)
 
     def _append(self, op: Operation) -> None:
         self.operation_list.append(op)
@@ -811,7 +888,7 @@ class Autograd:
                 _check_saved(op)
         wanted = None if inputs is None else self._paths_from(inputs, start)
         buffer = self.gradient_buffer
-        visited: list[int] | None = None if retain_graph or create_graph else []
+        visited: list[int] | None = None if retain_graph or create_graph or not _CONSUME else []
         adjoints = walk_backward(  # a walk that consumes forgets the intermediates: no need to mark them
             tape, start, seed, create_graph=create_graph, wanted=wanted, visited=visited,
             buffer=buffer if visited is None else None,
@@ -911,20 +988,18 @@ class Autograd:
         tape, buffer = self.operation_list, self.gradient_buffer
         _remember(self._consumed, root)
         if len(visited) == len(tape):  # the usual case: the walk used the whole tape
-            gone, survivors = list(tape), []
-        else:
-            walked = set(visited)
-            gone = [tape[i] for i in sorted(walked)]
-            survivors = [op for i, op in enumerate(tape) if i not in walked]
-        for op in gone:
-            buffer.forget(id(op.output))
-        for op in gone:
-            for value in op.inputs:
-                buffer.hold_weakly(id(value))  # a leaf: tracked while the user holds it
-        tape[:] = survivors
-        if not survivors:
+            tape.clear()  # first: the intermediates only the records held are freed at the release
+            buffer.hold_all_weakly()  # the leaves: tracked while the user holds them
             self._release_all()
             return
+        walked = set(visited)
+        gone = [tape[i] for i in sorted(walked)]
+        tape[:] = [op for i, op in enumerate(tape) if i not in walked]
+        survivors = tape
+        for op in gone:
+            buffer.forget(id(op.output))
+            for value in op.inputs:
+                buffer.hold_weakly(id(value))
         produced = {id(op.output) for op in gone}
         needed: set[int] = set()
         for op in survivors:  # what the rest of the tape still uses stays held

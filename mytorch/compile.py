@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import Stretch, engine, recording, state
+from mytorch.autograd_engine import Stretch, engine, recording, state, tracing
 from mytorch.primitive import PRIMITIVES, primitive, variable
 from mytorch.primitive import copy as copy_primitive
 from mytorch.tracked import Tracked, plain, plain_each
@@ -282,15 +282,6 @@ def _recorded(call: dict, leaves: tuple, value: Any, index: int | None) -> Track
     return output
 
 
-@contextlib.contextmanager
-def _tracing(trace: _Trace) -> Iterator[_Trace]:
-    outer, state.tracing = state.tracing, trace
-    try:
-        yield trace
-    finally:
-        state.tracing = outer
-
-
 class _Recording:
     """One trace of `f`: its operations, its result and the modules that ran; the tape then cut back."""
 
@@ -299,7 +290,7 @@ class _Recording:
         self.arrays = [np.array(a, copy=True).view(Tracked) for a in arrays]
         self.trace = _Trace()
         self.trace.arguments = {id(a) for a in self.arrays}
-        with _tracing(self.trace), Stretch() as stretch:  # records (even under no_grad); cut back
+        with tracing(self.trace), Stretch() as stretch:  # records (even under no_grad); cut back
             new_args, new_kwargs = _rebuilt(args, kwargs, self.arrays)
             with walks_recorded():
                 self.result = f(*new_args, **new_kwargs)

@@ -20,7 +20,10 @@ and its adjoint `unbroadcast`, and the dtype cast `astype`, live here with the m
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,13 +49,34 @@ class Primitive:
                  arity: int | None, defined_in: str) -> None:
         self.name, self.forward, self.vjp, self.jvp, self.arity = name, forward, vjp, jvp, arity
         self.defined_in = defined_in  # the module whose `primitive(...)` call made it
+        _RULE_MODULES.add(defined_in)
         if isinstance(vjp, (tuple, list)) and arity is not None and len(vjp) != arity:
             raise ValueError(f"{name}: {len(vjp)} vjp rules for {arity} inputs")
         self._bind_plan(forward, arity)
         self.backward = self._make_backward()
+        self._plain_form: tuple[Any, Any] = (None, None)  # (the rules, their plain form): see `plain_rules`
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+    @functools.cached_property
+    def bare(self) -> Callable[..., np.ndarray]:
+        """The forward rule alone, as an array: this primitive in a plain rule (see `plain_rule`)."""
+        forward, name, bind = self.forward, self.name, self._bind
+        sequence = self.arity is None  # its inputs come as one sequence: forward(*inputs, **params)
+
+        def bare(*args: Any, **kwargs: Any) -> np.ndarray:
+            try:
+                if sequence:
+                    inputs, params = bind(args, kwargs)
+                    output = forward(*inputs, **params)
+                else:
+                    output = forward(*args, **kwargs)
+            except (ValueError, TypeError, IndexError) as error:
+                raise _explained(name, args, error) from error
+            return output if type(output) is np.ndarray else np.asarray(output)
+
+        return bare
 
     # ---- calling: bind the arguments, compute, record -------------------------------------------
 
@@ -136,37 +160,55 @@ class Primitive:
             elif type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
-        tracing = state.tracing
-        if tracing is not None:
-            if params and holds_tracked(tuple(params.values())):
-                tracing.check_shapes(self.name, tuple(params.values()))
-                tracked = True  # an index computed from traced data: the output is traced too
-            if tracked and not state.recording:
-                # no_grad (or a walk that does not record) while compile traces: a step of the
-                # program that carries no gradient, as the eager call's constant result carries none.
-                return tracing.step(self.forward, inputs, params)
+        recorder = state.recorder  # the engine, when recording is plain (the hot path)
+        if recorder is None:
+            if state.tracing is not None:
+                return self._traced(inputs, params, tracked)
+            if state.recording:  # the first operation of this thread: its engine is made now
+                recorder = engine()
+        output = self._computed(inputs, params, tracked)
+        if recorder is None:  # not recording (no_grad, a walk's rules): the forward rule alone
+            for value in inputs:
+                if value is output:
+                    return output.view()
+            return output
+        if tracked:  # a new object whatever the rule returned: the output is its own
+            output = output.view(Tracked)
+        else:
+            for value in inputs:
+                if value is output:  # an array is known by its identity: the output must be its own
+                    output = output.view()
+                    break
+        recorder._record(self, inputs, output, params)
+        return output
+
+    def _computed(self, inputs: tuple, params: dict, tracked: bool) -> np.ndarray:
+        """The forward rule's value, as an array (computed on plain arrays)."""
         try:
-            if tracked:  # the rule computes on plain arrays; the record keeps the tracked ones
+            if tracked:
                 output = self.forward(*plain_each(inputs), **(plain(params) if params else params))
             else:
                 output = self.forward(*inputs, **params)
         except (ValueError, TypeError, IndexError) as error:
             raise _explained(self.name, inputs, error) from error
-        if not isinstance(output, np.ndarray):
-            output = np.asarray(output)  # numpy hands back scalars for 0-d results
-        if state.recording:
-            if tracked:  # a new object whatever the rule returned: the output is its own
-                output = output.view(Tracked)
-            else:
-                for value in inputs:
-                    if value is output:  # an array is known by its identity: the output must be its own
-                        output = output.view()
-                        break
-            (state.engine or engine())._record(self, inputs, output, params)
-            return output
-        for value in inputs:
-            if value is output:
-                return output.view()
+        return output if isinstance(output, np.ndarray) else np.asarray(output)  # numpy gives scalars
+
+    def _traced(self, inputs: tuple, params: dict, tracked: bool) -> np.ndarray:
+        """`apply` while compile traces: a traced index makes the output traced too, and a call that
+        does not record (no_grad) is a step of the program without a gradient."""
+        if params and holds_tracked(tuple(params.values())):
+            state.tracing.check_shapes(self.name, tuple(params.values()))
+            tracked = True  # an index computed from traced data: the output is traced too
+        if tracked and not state.recording:
+            # no_grad (or a walk that does not record) while compile traces: a step of the
+            # program that carries no gradient, as the eager call's constant result carries none.
+            return state.tracing.step(self.forward, inputs, params)
+        output = self._computed(inputs, params, tracked)
+        if not state.recording:
+            return output.view() if any(value is output for value in inputs) else output
+        output = output.view(Tracked) if tracked else (
+            output.view() if any(value is output for value in inputs) else output)
+        (state.engine or engine())._record(self, inputs, output, params)
         return output
 
     def _checked_inputs(self, inputs: tuple) -> tuple[tuple, bool]:
@@ -192,17 +234,27 @@ class Primitive:
                  needs: Sequence[bool]) -> list[Any]:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
         its input's shape and dtype."""
-        if type(output) is Tracked and not state.recording and state.tracing is None:
-            # A first-order walk: the rules compute on plain arrays, past the tracked dispatch.
-            output, inputs = output.view(np.ndarray), plain_each(inputs)
         rules = self.vjp
+        if not state.recording and state.tracing is None:
+            # A first-order walk: the rules in their plain form, on plain arrays (see `plain_rules`).
+            plain_form = self._plain_form
+            rules = plain_form[1] if plain_form[0] is rules else self._made_plain(rules)
+            if type(output) is Tracked:
+                output, inputs = output.view(np.ndarray), plain_each(inputs)
         if type(rules) is tuple or type(rules) is list:  # one rule per input: only those needed run
-            grads = [
-                rule(grad_output, output, *inputs, **params) if need and rule is not None else None
-                for rule, need in zip(rules, needs)
-            ]
+            if len(rules) == 2:  # the usual case, without a comprehension
+                rule_x, rule_y = rules
+                grads = [
+                    rule_x(grad_output, output, *inputs, **params) if needs[0] and rule_x else None,
+                    rule_y(grad_output, output, *inputs, **params) if needs[1] and rule_y else None,
+                ]
+            else:
+                grads = [
+                    rule(grad_output, output, *inputs, **params) if need and rule is not None else None
+                    for rule, need in zip(rules, needs)
+                ]
         else:
-            grads = self.vjp(grad_output, output, *inputs, **params)
+            grads = rules(grad_output, output, *inputs, **params)
             if not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
                 got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else (
                     f"a bare {type(grads).__name__}")
@@ -211,12 +263,31 @@ class Primitive:
                     "one gradient per input, as a tuple (None for an input without one): "
                     "`return (grad_x,)` for one input"
                 )
-        if len(grads) == 1:  # the usual case, without enumerate and zip
+        if len(grads) == 1:  # the usual cases, without enumerate and zip
             grad, value = grads[0], inputs[0]
             if needs[0] and type(grad) is np.ndarray and grad.dtype is value.dtype and (
                 grad.shape == value.shape
             ):
                 return grads
+        elif len(grads) == 2:
+            grad, value = grads[0], inputs[0]
+            if grad is not None and (not needs[0] or type(grad) is not np.ndarray
+                                     or grad.dtype is not value.dtype or grad.shape != value.shape):
+                return self._fitted_all(grads, inputs, needs)
+            grad, value = grads[1], inputs[1]
+            if grad is not None and (not needs[1] or type(grad) is not np.ndarray
+                                     or grad.dtype is not value.dtype or grad.shape != value.shape):
+                return self._fitted_all(grads, inputs, needs)
+            return grads
+        return self._fitted_all(grads, inputs, needs)
+
+    def _made_plain(self, rules: Any) -> Any:
+        plain_rules = plain_rule(rules) if not isinstance(rules, (tuple, list)) else tuple(
+            None if rule is None else plain_rule(rule) for rule in rules)
+        self._plain_form = (rules, plain_rules)
+        return plain_rules
+
+    def _fitted_all(self, grads: Sequence[Any], inputs: Sequence[Any], needs: Sequence[bool]) -> list[Any]:
         return [
             _fitted(self, i, grad, value) if need and grad is not None else None
             for i, (grad, value, need) in enumerate(zip(grads, inputs, needs))
@@ -270,6 +341,68 @@ def primitive(
     if register:
         PRIMITIVES[name] = made
     return made
+
+
+# ---- first-order walks: each rule's primitives as bare NumPy calls -------------------------------
+#
+# A walk that does not record calls the primitives in a rule for their values alone, and the
+# dispatch around the value (binding, the recording checks) costs as much as NumPy's own call on a
+# small array. So a rule written in mytorch also has a plain form: the same code over a copy of its
+# module's namespace in which each primitive's name means a bare call of its forward rule, and each
+# helper function of mytorch's rule modules (those that define primitives; none rebinds a global
+# once imported) means its plain form in turn. A walk that records
+# (create_graph) or traces uses the rules as written; so does any rule defined outside mytorch (a
+# user's or a student's).
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_RULE_MODULES: set[str] = set()  # the modules of mytorch that define primitives
+_PLAIN_FUNCTIONS: dict[Any, Any] = {}
+_PLAIN_NAMESPACES: dict[int, dict[str, Any]] = {}
+
+
+def plain_rule(function: Any) -> Any:
+    """The plain form of a rule (or helper) written in mytorch's own files; anything else as it is.
+
+    >>> from mytorch.functional import exp
+    >>> plain_rule(exp.vjp)(np.ones(1), np.ones(1), np.zeros(1))
+    (array([1.]),)
+    """
+    made = _PLAIN_FUNCTIONS.get(function)
+    if made is None:
+        made = _PLAIN_FUNCTIONS[function] = _rebuilt(function)
+    return made
+
+
+def _rebuilt(function: Any) -> Any:
+    if (type(function) is not types.FunctionType or function.__module__ not in _RULE_MODULES
+            or not function.__code__.co_filename.startswith(_PACKAGE_DIR)
+            or _rebinds_globals(function.__code__)):
+        return function
+    made = types.FunctionType(function.__code__, _plain_namespace(function.__globals__), function.__name__,
+                              function.__defaults__, function.__closure__)
+    made.__kwdefaults__ = function.__kwdefaults__  # the constructor takes the positional defaults only
+    made.__qualname__ = function.__qualname__
+    return made
+
+
+def _rebinds_globals(code: types.CodeType) -> bool:
+    """Whether `code` (or code nested in it) assigns a global: it must see its module's own namespace."""
+    import dis
+
+    return any(i.opname in ("STORE_GLOBAL", "DELETE_GLOBAL") for i in dis.get_instructions(code)) or any(
+        _rebinds_globals(c) for c in code.co_consts if isinstance(c, types.CodeType))
+
+
+def _plain_namespace(namespace: dict[str, Any]) -> dict[str, Any]:
+    plain = _PLAIN_NAMESPACES.get(id(namespace))
+    if plain is None:
+        plain = _PLAIN_NAMESPACES[id(namespace)] = dict(namespace)  # filled after: modules import each other
+        for name, value in namespace.items():
+            if type(value) is Primitive:
+                plain[name] = value.bare
+            elif type(value) is types.FunctionType:
+                plain[name] = plain_rule(value)
+    return plain
 
 
 # ---- what rule writers use ------------------------------------------------------------------------

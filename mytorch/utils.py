@@ -146,6 +146,12 @@ class GradientBuffer:
         self.memory.pop(key, None)
         self._arrays.pop(key, None)
 
+    def hold_all_weakly(self) -> None:
+        """`hold_weakly` every tracked array (the tape that needed them is gone)."""
+        for key, held in list(self._arrays.items()):
+            if not isinstance(held, weakref.ref):
+                self.hold_weakly(key)
+
     def hold_weakly(self, key: int) -> None:
         """Keep tracking the array under `key` only while the user holds it."""
         held = self._arrays.get(key)
