@@ -1,0 +1,233 @@
+"""`bench --compare REV`: this tree's mytorch beside another revision's, in one interleaved run.
+
+A change's effect is smaller than the noise between two runs on a shared machine, so both trees are
+timed in the same rounds. Two packages called `mytorch` cannot share a process: REV is exported
+with `git archive` into a temporary folder, and each tree gets a worker process
+(mytorch.bench.worker) that imports its own mytorch and runs the same workload code (this tree's).
+The parent asks for one timed call at a time, rotating the order every round, so only one worker
+runs at once and slow moments of the machine fall on both trees alike. Each row reports the
+median of its rounds; ratios are ratios of medians. The REV worker also times the NumPy baseline,
+as a control: its ratio to this worker's NumPy shows how evenly the two processes were treated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from mytorch.bench import format_time, judge_targets
+
+WORKER = Path(__file__).with_name("worker.py")
+WORKLOADS = Path(__file__).with_name("workloads.py")
+BASELINE = "NumPy"
+
+
+def this_tree() -> Path:
+    """The checkout holding the running mytorch (its working tree, uncommitted changes included)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo`; its output, or a RuntimeError with git's message."""
+    if shutil.which("git") is None:
+        raise RuntimeError("bench --compare needs git, which is not installed")
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def checkout(rev: str, repo: Path) -> Iterator[tuple[Path, str]]:
+    """REV's files in a temporary folder (removed on exit), and its commit id.
+
+    `git archive` rather than `git worktree add`: it writes nothing into the repository, which other
+    worktrees share.
+    """
+    commit = git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") if rev else ""
+    if not commit:
+        raise RuntimeError(f"bench --compare: {rev!r} is not a revision of {repo}")
+    with tempfile.TemporaryDirectory(prefix="mytorch-compare-") as folder:
+        archive = Path(folder) / "rev.tar"
+        git(repo, "archive", "--format=tar", "-o", str(archive), commit)
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(Path(folder) / "tree", filter="data")
+            else:  # Python < 3.10.12; the archive is our own repository's
+                tar.extractall(Path(folder) / "tree")
+        archive.unlink()
+        if not (Path(folder) / "tree" / "mytorch" / "__init__.py").exists():
+            raise RuntimeError(f"bench --compare: {rev} ({commit[:10]}) has no mytorch package")
+        yield Path(folder) / "tree", commit
+
+
+class WorkerProcess:
+    """One worker (mytorch.bench.worker) timing the mytorch of `root`."""
+
+    def __init__(self, label: str, root: Path, with_peers: bool) -> None:
+        self.label, self.root = label, root
+        env = dict(os.environ)
+        # Only the checkout itself on the path (the parent's PYTHONPATH may point at this tree), and
+        # one BLAS thread, set before NumPy loads: two cores are shared, and PyTorch runs on one.
+        env.update(PYTHONPATH=str(root), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+        self._stderr: IO[str] = tempfile.TemporaryFile("w+")
+        command = [sys.executable, str(WORKER), "--root", str(root), "--workloads", str(WORKLOADS)]
+        if with_peers:
+            command.append("--peers")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self._stderr, text=True, env=env, cwd=str(root))
+        self.description = self._read()
+        imported = Path(self.description["mytorch"]).resolve()
+        if root.resolve() not in imported.parents:
+            self.close()
+            raise RuntimeError(f"bench --compare: the {label} worker imported {imported}, not {root}")
+
+    def _read(self) -> dict[str, Any]:
+        line = self.process.stdout.readline()
+        if not line:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-3000:]
+            raise RuntimeError(f"bench --compare: the {self.label} worker stopped:\n{tail}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"bench --compare ({self.label}): {reply['error']}\n{reply['traceback']}")
+        return reply
+
+    def ask(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        """Send one request; its reply."""
+        self.process.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        """Stop the worker (asked first; killed if it does not leave)."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+                self.process.stdin.close()
+                self.process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
+
+
+def rounds_for(name: str, quick: bool, rounds: int | None) -> int:
+    """Interleaved rounds for a row: medians want more than a fastest-of; the 100k chain takes ~1 s."""
+    if rounds is not None:
+        return rounds
+    if name.startswith("B3"):
+        return 1 if quick else 3
+    return 5 if quick else 15
+
+
+def compare_row(name: str, this: WorkerProcess, other: WorkerProcess, suffix: str,
+                rounds: int) -> dict[str, Any]:
+    """One workload timed in both workers, interleaved call by call; medians per implementation."""
+    meta = this.description["rows"][name]
+    ours = meta["names"]
+    theirs = [n for n in other.description["rows"].get(name, {}).get("names", ())
+              if n == BASELINE or n.startswith("mytorch")]
+    plan = [(this, n, n) for n in ours] + [(other, n, f"{n} {suffix}") for n in theirs]
+    grad_diff: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for worker, names in ((this, ours), (other, theirs)):
+        if not names:
+            continue
+        setup = worker.ask("setup", workload=name, names=names)
+        label = (lambda n: n) if worker is this else (lambda n: f"{n} {suffix}")
+        grad_diff.update({label(n): d for n, d in setup["grad_diff"].items()})
+        errors.update({label(n): e for n, e in setup["errors"].items()})
+    plan = [step for step in plan if step[2] not in errors]
+    times: dict[str, list[float]] = {label: [] for _, _, label in plan}
+    for r in range(rounds):
+        shift = r % len(plan)
+        for worker, n, label in plan[shift:] + plan[:shift]:  # rotated: no implementation always first
+            times[label].append(worker.ask("time", name=n)["seconds"])
+    per = meta["per"]
+    notes = list(meta["notes"])
+    if name not in other.description["rows"]:
+        notes.append(f"{suffix} has no row {name!r}")
+    return {
+        "workload": name, "description": meta["description"], "target": meta["target"], "unit": meta["unit"],
+        "rounds": rounds,
+        "seconds": {label: statistics.median(t) / per for label, t in times.items()},
+        "fastest": {label: min(t) / per for label, t in times.items()},
+        "grad_diff": grad_diff, "errors": errors, "notes": notes,
+    }
+
+
+def as_rev_row(row: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """`row` as REV alone would show it: its mytorch rows under their plain names, with this
+    worker's NumPy and peers (so the targets can be judged for REV as well)."""
+    seconds = {n: s for n, s in row["seconds"].items() if not n.startswith("mytorch")}
+    seconds.pop(f"{BASELINE} {suffix}", None)
+    seconds.update({n[: -len(suffix) - 1]: s for n, s in row["seconds"].items()
+                    if n.startswith("mytorch") and n.endswith(f" {suffix}")})
+    return {**row, "seconds": seconds}
+
+
+def compare(rev: str, *, quick: bool, rounds: int | None, only: list[str] | None,
+            with_peers: bool) -> dict[str, Any]:
+    """This tree against `rev`, every selected workload in one interleaved run."""
+    repo = this_tree()
+    git(repo, "rev-parse", "--show-toplevel")  # a clear error outside a git checkout
+    suffix = f"@{rev}"
+    results = []
+    with checkout(rev, repo) as (root, commit):
+        this = WorkerProcess("this tree", repo, with_peers)
+        try:
+            other = WorkerProcess(suffix, root, False)
+            try:
+                for name in this.description["rows"]:
+                    if only and not any(part in name for part in only):
+                        continue
+                    results.append(compare_row(name, this, other, suffix, rounds_for(name, quick, rounds)))
+            finally:
+                other.close()
+        finally:
+            this.close()
+    return {"rev": rev, "commit": commit, "suffix": suffix, "rows": results,
+            "targets": {"this": judge_targets(results, None),
+                        rev: judge_targets([as_rev_row(r, suffix) for r in results], None)}}
+
+
+def print_comparison(report: dict[str, Any]) -> None:
+    """The rows (medians, ratios to NumPy and to this tree) and the targets for both trees."""
+    suffix = report["suffix"]
+    print(f"this tree vs {report['rev']} ({report['commit'][:10]}): medians of interleaved rounds, "
+          "each tree in its own worker process")
+    for r in report["rows"]:
+        base = r["seconds"].get(BASELINE)
+        print(f"\n{r['workload']}: {r['description']}   ({r['rounds']} rounds)")
+        print(f"  {'implementation':<34}{'median':>12}{'vs NumPy':>10}{'vs this':>9}{'max |Δgrad|':>13}")
+        for name, seconds in r["seconds"].items():
+            ours = r["seconds"].get(name[: -len(suffix) - 1]) if name.endswith(f" {suffix}") else None
+            versus_this = f"{seconds / ours:.3f}x" if ours else ""
+            versus_numpy = f"{seconds / base:.2f}x" if base else ""
+            diff = r["grad_diff"].get(name)
+            diff_text = "" if diff is None else f"{diff:.1e}"
+            print(f"  {name:<34}{format_time(seconds, r['unit']):>12}{versus_numpy:>10}{versus_this:>9}"
+                  f"{diff_text:>13}")
+        for name, error in r["errors"].items():
+            print(f"  {name}: not timed ({error})")
+        for note in r["notes"]:
+            print(f"  note: {note}")
+    verdicts = report["targets"]
+    print(f"\nTargets (ratios from this run)   this tree | {report['rev']}")
+    for ours, theirs in zip(verdicts["this"], verdicts[report["rev"]]):
+        unit = ours.get("unit", "x")
+        cells = [("" if v["value"] is None else f"{v['value']:.2f}{unit}") + f" {v['verdict']}"
+                 for v in (ours, theirs)]
+        print(f"  {ours['target']:<58}{cells[0]:>16} |{cells[1]:>16}   (bound {ours['bound']}{unit})")
