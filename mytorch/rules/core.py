@@ -496,6 +496,11 @@ def _linear(x: np.ndarray, W: np.ndarray, b: Any = None) -> np.ndarray:
     out = np.matmul(x, np.swapaxes(W, -1, -2))
     if b is None:
         return out
+    if type(b) is np.ndarray and b.dtype is out.dtype and b.shape == out.shape[out.ndim - b.ndim:]:
+        # The usual bias (one per output feature, the output's dtype), told apart without
+        # np.broadcast_shapes and np.can_cast: those two cost more than the add at batch 32.
+        out += b
+        return out
     fits = np.broadcast_shapes(out.shape, np.shape(b)) == out.shape
     if fits and np.can_cast(np.result_type(out, b), out.dtype):
         out += b  # out is fresh: adding in place saves one temporary of the layer's output size
@@ -513,13 +518,23 @@ def _linear_jvp(t: list, ans: np.ndarray, x: Any, W: Any, b: Any) -> np.ndarray:
     return tangent if t[2] is None else add(tangent, t[2])
 
 
+def _bias_gradient(g: Any, b: Any) -> np.ndarray:
+    """b̄ = Σ_batch ȳ. For the usual bias (one per output feature) one sum over the leading axes:
+    the same sum as `reduce_to`'s, but a fresh array, where reduce_to hands back a reshaped view
+    of a keepdims sum that `backward` then copies (a view may share its data)."""
+    g_shape, b_shape = np.shape(g), np.shape(b)
+    if len(b_shape) == 1 and len(g_shape) >= 2 and g_shape[-1] == b_shape[0]:
+        return sum(g, axis=tuple(range(len(g_shape) - 1)))
+    return reduce_to(g, b)
+
+
 linear = primitive(
     "linear", _linear, arity=3,
     # y = x Wᵀ + b:  x̄ = ȳ W,  W̄ = ȳᵀ x (summed over the batch),  b̄ = Σ_batch ȳ
     vjp=(
         lambda g, ans, x, W, b: reduce_to(matmul(g, W), x),
         lambda g, ans, x, W, b: reduce_to(matmul(transpose(_rows(g)), _rows(x)), W),
-        lambda g, ans, x, W, b: reduce_to(g, b),
+        lambda g, ans, x, W, b: _bias_gradient(g, b),
     ),
     jvp=_linear_jvp,
 )
@@ -556,9 +571,20 @@ def _batch_share(g: np.ndarray, logits: Any) -> np.ndarray:
     return div(g, int(np.prod(np.shape(logits)[:-1])) or 1)
 
 
+def _one_hot(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Integer labels as one-hot rows of `logits`' dtype, unchecked: the forward checked them, and
+    the tape holds them read-only since."""
+    return np.eye(logits.shape[-1], dtype=logits.dtype)[labels]
+
+
 def _cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, logits: Any, target: Any) -> tuple:
     scale = _batch_share(g, logits)
     if not is_float_array(target):  # labels, or constant rows: no gradient for the target
+        if getattr(getattr(target, "dtype", None), "kind", None) in ("i", "u"):
+            # One-hot rows sum to exactly 1, so softmax · Σt is softmax itself: the same numbers
+            # without a sum and a product (bit for bit, and so are their derivatives).
+            rows = constant(computed(_one_hot, (logits, target)), logits)  # replayed per call
+            return mul(scale, sub(softmax(logits), rows)), None
         rows = constant(computed(_target_distribution, (logits, target)), logits)  # replayed per call
         return mul(scale, sub(mul(softmax(logits), sum(rows, axis=-1, keepdims=True)), rows)), None
     grad_logits = mul(scale, sub(mul(softmax(logits), sum(target, axis=-1, keepdims=True)), target))
