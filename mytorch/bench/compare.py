@@ -6,8 +6,9 @@ with `git archive` into a temporary folder, and each tree gets a worker process
 (mytorch.bench.worker) that imports its own mytorch and runs the same workload code (this tree's).
 The parent asks for one timed call at a time, rotating the order every round, so only one worker
 runs at once and slow moments of the machine fall on both trees alike. Each row reports the
-median of its rounds; ratios are ratios of medians. The REV worker also times the NumPy baseline,
-as a control: its ratio to this worker's NumPy shows how evenly the two processes were treated.
+median of its rounds and its ratio of medians to NumPy; "vs this" is the median over rounds of
+REV's time over this tree's in the same round. The REV worker also times the NumPy baseline, as a
+control: its "vs this" shows how evenly the two processes were treated (the noise floor).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def checkout(rev: str, repo: Path) -> Iterator[tuple[Path, str]]:
 class WorkerProcess:
     """One worker (mytorch.bench.worker) timing the mytorch of `root`."""
 
-    def __init__(self, label: str, root: Path, with_peers: bool) -> None:
+    def __init__(self, label: str, root: Path, with_peers: bool, preload: list[str] = ()) -> None:
         self.label, self.root = label, root
         env = dict(os.environ)
         # Only the checkout itself on the path (the parent's PYTHONPATH may point at this tree), and
@@ -85,6 +86,8 @@ class WorkerProcess:
         command = [sys.executable, str(WORKER), "--root", str(root), "--workloads", str(WORKLOADS)]
         if with_peers:
             command.append("--peers")
+        if preload:
+            command += ["--preload", ",".join(preload)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self._stderr, text=True, env=env, cwd=str(root))
         self.description = self._read()
@@ -156,6 +159,12 @@ def compare_row(name: str, this: WorkerProcess, other: WorkerProcess, suffix: st
         for worker, n, label in plan[shift:] + plan[:shift]:  # rotated: no implementation always first
             times[label].append(worker.ask("time", name=n)["seconds"])
     per = meta["per"]
+    # REV against this tree, round by round: both calls of a round ran within moments of each other,
+    # so the ratio of the pair cancels the machine's slow drifts, which a ratio of medians keeps.
+    paired = {
+        label: statistics.median(t / o for t, o in zip(times[label], times[label[: -len(suffix) - 1]]))
+        for label in times if label.endswith(f" {suffix}") and label[: -len(suffix) - 1] in times
+    }
     notes = list(meta["notes"])
     if name not in other.description["rows"]:
         notes.append(f"{suffix} has no row {name!r}")
@@ -164,7 +173,7 @@ def compare_row(name: str, this: WorkerProcess, other: WorkerProcess, suffix: st
         "rounds": rounds,
         "seconds": {label: statistics.median(t) / per for label, t in times.items()},
         "fastest": {label: min(t) / per for label, t in times.items()},
-        "grad_diff": grad_diff, "errors": errors, "notes": notes,
+        "versus_this": paired, "grad_diff": grad_diff, "errors": errors, "notes": notes,
     }
 
 
@@ -188,7 +197,9 @@ def compare(rev: str, *, quick: bool, rounds: int | None, only: list[str] | None
     with checkout(rev, repo) as (root, commit):
         this = WorkerProcess("this tree", repo, with_peers)
         try:
-            other = WorkerProcess(suffix, root, False)
+            # The REV worker imports this worker's peers without timing them: a process that has
+            # loaded PyTorch allocates differently, and the NumPy control row showed it (~3%).
+            other = WorkerProcess(suffix, root, False, this.description["peer_modules"])
             try:
                 for name in this.description["rows"]:
                     if only and not any(part in name for part in only):
@@ -205,7 +216,6 @@ def compare(rev: str, *, quick: bool, rounds: int | None, only: list[str] | None
 
 def print_comparison(report: dict[str, Any]) -> None:
     """The rows (medians, ratios to NumPy and to this tree) and the targets for both trees."""
-    suffix = report["suffix"]
     print(f"this tree vs {report['rev']} ({report['commit'][:10]}): medians of interleaved rounds, "
           "each tree in its own worker process")
     for r in report["rows"]:
@@ -213,8 +223,8 @@ def print_comparison(report: dict[str, Any]) -> None:
         print(f"\n{r['workload']}: {r['description']}   ({r['rounds']} rounds)")
         print(f"  {'implementation':<34}{'median':>12}{'vs NumPy':>10}{'vs this':>9}{'max |Δgrad|':>13}")
         for name, seconds in r["seconds"].items():
-            ours = r["seconds"].get(name[: -len(suffix) - 1]) if name.endswith(f" {suffix}") else None
-            versus_this = f"{seconds / ours:.3f}x" if ours else ""
+            paired = r["versus_this"].get(name)
+            versus_this = "" if paired is None else f"{paired:.3f}x"
             versus_numpy = f"{seconds / base:.2f}x" if base else ""
             diff = r["grad_diff"].get(name)
             diff_text = "" if diff is None else f"{diff:.1e}"

@@ -92,7 +92,8 @@ class Worker:
                    "description": row.description, "target": row.target, "per": row.per, "unit": row.unit}
             for name, row in self.rows.items()
         }
-        return {"mytorch": os.path.abspath(mytorch.__file__), "rows": rows}
+        peers = sorted(module for module, _ in self.peers.values())
+        return {"mytorch": os.path.abspath(mytorch.__file__), "rows": rows, "peer_modules": peers}
 
     def setup(self, workload: str, names: list[str]) -> dict[str, Any]:
         """Fresh data for `workload`; each named implementation checked against the baseline's
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="the checkout whose mytorch is timed")
     parser.add_argument("--workloads", required=True, help="the workloads.py to run")
     parser.add_argument("--peers", action="store_true", help="also time PyTorch and other peers")
+    parser.add_argument("--preload", default="", metavar="MODULES",
+                        help="comma-separated modules to import without timing them (the other "
+                             "worker's peers: the two processes then start from the same state)")
     args = parser.parse_args(argv)
     root = os.path.abspath(args.root)
     # Run as a script, sys.path[0] is this file's folder; the checkout takes its place, ahead of
@@ -167,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path[0:1] = [root]
     replies = sys.stdout
     sys.stdout = sys.stderr  # the protocol owns stdout: anything a row prints goes to stderr
+    for module in filter(None, args.preload.split(",")):
+        importlib.import_module(module)
     worker = Worker(load_workloads(root, os.path.abspath(args.workloads)), args.peers)
     serve(worker, sys.stdin, replies)
     return 0

@@ -11,6 +11,7 @@ broadcasting itself (`reduce_to(g, x)`: the lecture's "sum over the broadcast ax
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -54,11 +55,11 @@ def keep_axes(g: np.ndarray, ndim: int, axis: Any, keepdims: bool) -> np.ndarray
 
 def _reduced_count(shape: tuple[int, ...], axis: Any) -> int:
     if axis is None:
-        return int(np.prod(shape))
+        return math.prod(shape)  # not np.prod: that makes an array of a few ints first
     if not shape:
         return 1
     axes = (int(axis),) if np.ndim(axis) == 0 else tuple(axis)
-    return int(np.prod([shape[a] for a in axes]))
+    return math.prod(shape[a] for a in axes)
 
 
 # ---- arithmetic ---------------------------------------------------------------------------
@@ -563,12 +564,12 @@ def _cross_entropy(logits: np.ndarray, target: Any) -> np.ndarray:
         log_probs = logits - _logsumexp(logits, axis=-1, keepdims=True)
     # where a class has no target mass its log-probability may be -inf (a -inf logit): 0, not 0·inf
     log_probs = np.where(rows == 0, 0, log_probs)
-    return -np.sum(rows * log_probs) / int(np.prod(logits.shape[:-1]))  # an int keeps float32
+    return -np.sum(rows * log_probs) / math.prod(logits.shape[:-1])  # an int keeps float32
 
 
 # L = −(1/N) Σ t · log_softmax(z):  z̄ = ḡ (softmax(z) Σt − t)/N,  t̄ = −ḡ log_softmax(z)/N
 def _batch_share(g: np.ndarray, logits: Any) -> np.ndarray:
-    return div(g, int(np.prod(np.shape(logits)[:-1])) or 1)
+    return div(g, math.prod(np.shape(logits)[:-1]) or 1)
 
 
 def _one_hot(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
