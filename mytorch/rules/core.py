@@ -566,6 +566,8 @@ def _cross_entropy(logits: np.ndarray, target: Any) -> np.ndarray:
         log_probs = logits - _logsumexp(logits, axis=-1, keepdims=True)
     # where a class has no target mass its log-probability may be -inf (a -inf logit): 0, not 0·inf
     log_probs = np.where(rows == 0, 0, log_probs)
+    if np.asarray(target).dtype.kind in "iu":  # one-hot rows: the product by them changes no element
+        return -np.add.reduce(log_probs, axis=None) / math.prod(logits.shape[:-1])
     return -np.add.reduce(rows * log_probs, axis=None) / math.prod(logits.shape[:-1])  # an int keeps float32
 
 
