@@ -552,7 +552,9 @@ def _target_distribution(logits: np.ndarray, target: Any) -> np.ndarray:
         if target.shape != logits.shape[:-1]:
             raise ValueError(f"labels of shape {target.shape} for logits of shape {logits.shape}")
         classes = logits.shape[-1]
-        if target.size and (target.min() < 0 or target.max() >= classes):
+        # (the ufuncs' reduce: what ndarray.min and .max call, without their Python wrappers)
+        if target.size and (np.minimum.reduce(target, axis=None) < 0
+                            or np.maximum.reduce(target, axis=None) >= classes):
             raise IndexError(f"labels must lie in [0, {classes}), got {target.min()}..{target.max()}")
         return np.eye(classes, dtype=logits.dtype)[target]
     if target.shape != logits.shape:
