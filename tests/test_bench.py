@@ -133,3 +133,20 @@ def test_without_the_switch_the_safety_rows_are_a_note(monkeypatch):
     b1 = {row.name: row for row in workloads()}["B1 elementwise"]
     assert not any(safety_row(feature) in b1.implementations for feature in SAFETY_FEATURES)
     assert any("safety_off" in note for note in b1.notes)
+
+
+def test_a_safety_row_that_cannot_run_the_step_is_a_note(monkeypatch, capsys):
+    """An engine whose switch breaks a step (here: every call under it) costs a note, not the run."""
+
+    @contextlib.contextmanager
+    def safety_off(feature):
+        before = autograd_engine.engine()
+        yield
+        if autograd_engine.engine() is not before:  # a step ran (it makes an engine), not the probe
+            raise RuntimeError(f"{feature} cannot be switched off here")
+
+    monkeypatch.setattr(autograd_engine, "safety_off", safety_off, raising=False)
+    assert main(["bench", "--only", "B1", "--rounds", "1", "--no-peers"]) == 0
+    printed = capsys.readouterr().out
+    assert "'mytorch guard off' not timed: RuntimeError" in printed
+    assert "mytorch guard off " not in printed.split("note:")[0]
