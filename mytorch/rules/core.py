@@ -347,14 +347,16 @@ max = _extremum("max", np.max)  # noqa: A001 - the NumPy name
 min = _extremum("min", np.min)  # noqa: A001 - the NumPy name
 
 # ---- shape ------------------------------------------------------------------------------------
+# (An array's own methods where NumPy's functions would only forward to them: np.reshape and
+# np.transpose are Python wrappers that cost about as much as the view they make.)
 
 reshape = primitive(
-    "reshape", lambda x, shape: np.reshape(x, shape),
+    "reshape", lambda x, shape: x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape),
     vjp=lambda g, ans, x, shape: (reshape(g, x.shape),),
     jvp=lambda t, ans, x, shape: reshape(t[0], ans.shape),
 )
 transpose = primitive(
-    "transpose", lambda x, axes=None: np.transpose(x, axes),
+    "transpose", lambda x, axes=None: x.transpose(axes) if type(x) is np.ndarray else np.transpose(x, axes),
     vjp=lambda g, ans, x, axes=None: (
         transpose(g, None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),
     ),
@@ -496,7 +498,7 @@ log_softmax = primitive(
 
 
 def _linear(x: np.ndarray, W: np.ndarray, b: Any = None) -> np.ndarray:
-    out = np.matmul(x, np.swapaxes(W, -1, -2))
+    out = np.matmul(x, W.swapaxes(-1, -2) if type(W) is np.ndarray else np.swapaxes(W, -1, -2))
     if b is None:
         return out
     if type(b) is np.ndarray and b.dtype is out.dtype and b.shape == out.shape[out.ndim - b.ndim:]:
