@@ -515,6 +515,8 @@ def _linear(x: np.ndarray, W: np.ndarray, b: Any = None) -> np.ndarray:
 
 def _rows(x: Any) -> np.ndarray:
     """x as a matrix: one row per example (leading axes merged)."""
+    if type(x) is np.ndarray and x.ndim == 2:  # the usual case, without np.ndim's wrapper
+        return x
     return reshape(x, (-1, np.shape(x)[-1])) if np.ndim(x) != 2 else x
 
 
