@@ -1,13 +1,13 @@
 """`python -m mytorch bench`: mytorch beside hand-written NumPy (and peers, when installed).
 
-Every row is timed in interleaved rounds (one call of each implementation per round, after a
-warm-up that also records the compiled rows) and reported as the median of its rounds (the fastest
-round is kept in the JSON), as a ratio to the hand-written NumPy baseline of the same row. Before
-timing, each implementation's gradients are compared with the baseline's, and the largest
-difference is printed, so the comparison is honest. Peak memory of the MLP and conv steps comes
-from tracemalloc (NumPy allocations). The table ends with the issue's targets, each judged "met"
-or "missed". `--compare REV` times another revision's mytorch beside this tree's in the same
-rounds (mytorch.bench.compare).
+Every row is timed in interleaved rounds (one call of each implementation per round, in a new
+random order every round, after a warm-up that also records the compiled rows) and reported as
+the median of its rounds (the fastest round is kept in the JSON), as a ratio to the hand-written
+NumPy baseline of the same row. Before timing, each implementation's gradients are compared with
+the baseline's, and the largest difference is printed, so the comparison is honest. Peak memory of
+the MLP and conv steps comes from tracemalloc (NumPy allocations). The table ends with the issue's
+targets, each judged "met" or "missed". `--compare REV` times another revision's mytorch beside
+this tree's in the same rounds (mytorch.bench.compare).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import copy
 import functools
 import gc
 import json
+import random
 import statistics
 import time
 import tracemalloc
@@ -88,7 +89,7 @@ def implementations(row: Workload, with_peers: bool) -> dict[str, Callable]:
 
 def measure(row: Workload, repeats: int, with_peers: bool) -> dict[str, Any]:
     """Every implementation of one row, timed in interleaved rounds (one call of each per round,
-    the order rotated every round), so the machine's slow moments fall on all of them alike; the
+    in a new random order every round), so the machine's slow moments fall on all of them alike; the
     median round per implementation (the issue's measure), and the fastest one."""
     data = row.make_data()
     expected = row.baseline(copy.deepcopy(data))
@@ -115,12 +116,15 @@ def measure(row: Workload, repeats: int, with_peers: bool) -> dict[str, Any]:
             result["notes"].append(f"{name!r} not timed: {type(error).__name__}: {error}")
     times: dict[str, list[float]] = {name: [] for name in calls}
     order = list(calls.items())
+    shuffle = random.Random(0)
     gc.collect()
     gc.disable()  # as timeit does: a collection's pause (long once PyTorch is loaded) is not the code's
     try:
-        for round_ in range(repeats):
-            shift = round_ % len(order)
-            for name, once in order[shift:] + order[:shift]:
+        for _ in range(repeats):
+            # A new order every round: in a fixed (or rotated) one each call follows the same other
+            # call, whose data may still sit in the caches, and that bias would not average out.
+            shuffle.shuffle(order)
+            for name, once in order:
                 started = time.perf_counter()
                 once()
                 times[name].append(time.perf_counter() - started)

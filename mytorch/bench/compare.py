@@ -4,8 +4,9 @@ A change's effect is smaller than the noise between two runs on a shared machine
 timed in the same rounds. Two packages called `mytorch` cannot share a process: REV is exported
 with `git archive` into a temporary folder, and each tree gets a worker process
 (mytorch.bench.worker) that imports its own mytorch and runs the same workload code (this tree's).
-The parent asks for one timed call at a time, rotating the order every round, so only one worker
-runs at once and slow moments of the machine fall on both trees alike. Each row reports the
+The parent asks for one timed call at a time, each implementation next to its twin of the other
+tree (the pair and the pairs' order shuffled every round), so only one worker runs at once and
+slow moments of the machine fall on both trees alike. Each row reports the
 median of its rounds and its ratio of medians to NumPy; "vs this" is the median over rounds of
 REV's time over this tree's in the same round. The REV worker also times the NumPy baseline, as a
 control: its "vs this" shows how evenly the two processes were treated (the noise floor).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -154,10 +156,19 @@ def compare_row(name: str, this: WorkerProcess, other: WorkerProcess, suffix: st
         errors.update({label(n): e for n, e in setup["errors"].items()})
     plan = [step for step in plan if step[2] not in errors]
     times: dict[str, list[float]] = {label: [] for _, _, label in plan}
-    for r in range(rounds):
-        shift = r % len(plan)
-        for worker, n, label in plan[shift:] + plan[:shift]:  # rotated: no implementation always first
-            times[label].append(worker.ask("time", name=n)["seconds"])
+    # Each implementation beside its twin of the other tree, the pair in a random order and the
+    # pairs shuffled every round: a call's predecessor (whose data may still be in the caches)
+    # differs from round to round, and both twins run under the same moment's load.
+    pairs: dict[str, list[tuple[WorkerProcess, str, str]]] = {}
+    for step in plan:
+        pairs.setdefault(step[1], []).append(step)
+    shuffle = random.Random(0)
+    for _ in range(rounds):
+        order = list(pairs.values())
+        shuffle.shuffle(order)
+        for pair in order:
+            for worker, n, label in shuffle.sample(pair, len(pair)):
+                times[label].append(worker.ask("time", name=n)["seconds"])
     per = meta["per"]
     # REV against this tree, round by round: both calls of a round ran within moments of each other,
     # so the ratio of the pair cancels the machine's slow drifts, which a ratio of medians keeps.
