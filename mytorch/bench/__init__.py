@@ -142,6 +142,7 @@ MEMORY_KINDS = ("mlp", "conv", "b4")
 
 
 def _ratio(numerator: str, denominator: str, what: str = "seconds") -> Callable[[dict[str, Any]], float]:
+    """A target's measure: one implementation's value over another's in a result row."""
     return lambda r: r[what][numerator] / r[what][denominator]
 
 
