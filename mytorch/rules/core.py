@@ -11,6 +11,7 @@ broadcasting itself (`reduce_to(g, x)`: the lecture's "sum over the broadcast ax
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -54,11 +55,11 @@ def keep_axes(g: np.ndarray, ndim: int, axis: Any, keepdims: bool) -> np.ndarray
 
 def _reduced_count(shape: tuple[int, ...], axis: Any) -> int:
     if axis is None:
-        return int(np.prod(shape))
+        return math.prod(shape)  # not np.prod: that makes an array of a few ints first
     if not shape:
         return 1
     axes = (int(axis),) if np.ndim(axis) == 0 else tuple(axis)
-    return int(np.prod([shape[a] for a in axes]))
+    return math.prod(shape[a] for a in axes)
 
 
 # ---- arithmetic ---------------------------------------------------------------------------
@@ -306,8 +307,10 @@ where = primitive(
 
 # ---- reductions ---------------------------------------------------------------------------
 
+# The reductions call the ufunc's reduce, which is what np.sum / np.max call for an array, without
+# their Python wrappers (~1-4 us a call: more than a bias gradient's sum at batch 32).
 sum = primitive(  # noqa: A001 - the NumPy name
-    "sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+    "sum", lambda x, axis=None, keepdims=False: np.add.reduce(x, axis=axis, keepdims=keepdims),
     vjp=lambda g, ans, x, axis=None, keepdims=False: (
         broadcast_to(keep_axes(g, x.ndim, axis, keepdims), x.shape),
     ),
@@ -344,14 +347,16 @@ max = _extremum("max", np.max)  # noqa: A001 - the NumPy name
 min = _extremum("min", np.min)  # noqa: A001 - the NumPy name
 
 # ---- shape ------------------------------------------------------------------------------------
+# (An array's own methods where NumPy's functions would only forward to them: np.reshape and
+# np.transpose are Python wrappers that cost about as much as the view they make.)
 
 reshape = primitive(
-    "reshape", lambda x, shape: np.reshape(x, shape),
+    "reshape", lambda x, shape: x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape),
     vjp=lambda g, ans, x, shape: (reshape(g, x.shape),),
     jvp=lambda t, ans, x, shape: reshape(t[0], ans.shape),
 )
 transpose = primitive(
-    "transpose", lambda x, axes=None: np.transpose(x, axes),
+    "transpose", lambda x, axes=None: x.transpose(axes) if type(x) is np.ndarray else np.transpose(x, axes),
     vjp=lambda g, ans, x, axes=None: (
         transpose(g, None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),
     ),
@@ -447,19 +452,19 @@ pad = primitive(
 def _logsumexp(x: np.ndarray, axis: Any = -1, keepdims: bool = False) -> np.ndarray:
     # (the shift of an empty array is a zero of its dtype: a Python 0 would come back from
     # np.where as an int64 array, and float32 + int64 is float64)
-    shift = np.max(x, axis=axis, keepdims=True) if np.size(x) else np.asarray(x).dtype.type(0)
+    shift = np.maximum.reduce(x, axis=axis, keepdims=True) if np.size(x) else np.asarray(x).dtype.type(0)
     shift = np.where(np.isfinite(shift), shift, 0)  # all -inf rows stay -inf, not nan
     # an empty (or all -inf) row sums to 0: its log is -inf; x - shift may overflow to -inf (exp: 0)
     with np.errstate(divide="ignore", over="ignore"):
-        total = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+        total = np.log(np.add.reduce(np.exp(x - shift), axis=axis, keepdims=True)) + shift
     return total if keepdims else np.squeeze(total, axis=axis)
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    shift = np.max(x, axis=axis, keepdims=True) if np.size(x) else 0  # an empty array has no max
+    shift = np.maximum.reduce(x, axis=axis, keepdims=True) if np.size(x) else 0  # an empty array has no max
     with np.errstate(over="ignore"):  # x - shift may overflow to -inf, whose exp is 0
         shifted = np.exp(x - shift)
-    return shifted / np.sum(shifted, axis=axis, keepdims=True)
+    return shifted / np.add.reduce(shifted, axis=axis, keepdims=True)
 
 
 def _softmax_of(x: np.ndarray, ans: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
@@ -493,8 +498,13 @@ log_softmax = primitive(
 
 
 def _linear(x: np.ndarray, W: np.ndarray, b: Any = None) -> np.ndarray:
-    out = np.matmul(x, np.swapaxes(W, -1, -2))
+    out = np.matmul(x, W.swapaxes(-1, -2) if type(W) is np.ndarray else np.swapaxes(W, -1, -2))
     if b is None:
+        return out
+    if type(b) is np.ndarray and b.dtype is out.dtype and b.shape == out.shape[out.ndim - b.ndim:]:
+        # The usual bias (one per output feature, the output's dtype), told apart without
+        # np.broadcast_shapes and np.can_cast: those two cost more than the add at batch 32.
+        out += b
         return out
     fits = np.broadcast_shapes(out.shape, np.shape(b)) == out.shape
     if fits and np.can_cast(np.result_type(out, b), out.dtype):
@@ -505,6 +515,8 @@ def _linear(x: np.ndarray, W: np.ndarray, b: Any = None) -> np.ndarray:
 
 def _rows(x: Any) -> np.ndarray:
     """x as a matrix: one row per example (leading axes merged)."""
+    if type(x) is np.ndarray and x.ndim == 2:  # the usual case, without np.ndim's wrapper
+        return x
     return reshape(x, (-1, np.shape(x)[-1])) if np.ndim(x) != 2 else x
 
 
@@ -513,13 +525,23 @@ def _linear_jvp(t: list, ans: np.ndarray, x: Any, W: Any, b: Any) -> np.ndarray:
     return tangent if t[2] is None else add(tangent, t[2])
 
 
+def _bias_gradient(g: Any, b: Any) -> np.ndarray:
+    """b̄ = Σ_batch ȳ. For the usual bias (one per output feature) one sum over the leading axes:
+    the same sum as `reduce_to`'s, but a fresh array, where reduce_to hands back a reshaped view
+    of a keepdims sum that `backward` then copies (a view may share its data)."""
+    g_shape, b_shape = np.shape(g), np.shape(b)
+    if len(b_shape) == 1 and len(g_shape) >= 2 and g_shape[-1] == b_shape[0]:
+        return sum(g, axis=tuple(range(len(g_shape) - 1)))
+    return reduce_to(g, b)
+
+
 linear = primitive(
     "linear", _linear, arity=3,
     # y = x Wᵀ + b:  x̄ = ȳ W,  W̄ = ȳᵀ x (summed over the batch),  b̄ = Σ_batch ȳ
     vjp=(
         lambda g, ans, x, W, b: reduce_to(matmul(g, W), x),
         lambda g, ans, x, W, b: reduce_to(matmul(transpose(_rows(g)), _rows(x)), W),
-        lambda g, ans, x, W, b: reduce_to(g, b),
+        lambda g, ans, x, W, b: _bias_gradient(g, b),
     ),
     jvp=_linear_jvp,
 )
@@ -534,7 +556,9 @@ def _target_distribution(logits: np.ndarray, target: Any) -> np.ndarray:
         if target.shape != logits.shape[:-1]:
             raise ValueError(f"labels of shape {target.shape} for logits of shape {logits.shape}")
         classes = logits.shape[-1]
-        if target.size and (target.min() < 0 or target.max() >= classes):
+        # (the ufuncs' reduce: what ndarray.min and .max call, without their Python wrappers)
+        if target.size and (np.minimum.reduce(target, axis=None) < 0
+                            or np.maximum.reduce(target, axis=None) >= classes):
             raise IndexError(f"labels must lie in [0, {classes}), got {target.min()}..{target.max()}")
         return np.eye(classes, dtype=logits.dtype)[target]
     if target.shape != logits.shape:
@@ -548,17 +572,30 @@ def _cross_entropy(logits: np.ndarray, target: Any) -> np.ndarray:
         log_probs = logits - _logsumexp(logits, axis=-1, keepdims=True)
     # where a class has no target mass its log-probability may be -inf (a -inf logit): 0, not 0·inf
     log_probs = np.where(rows == 0, 0, log_probs)
-    return -np.sum(rows * log_probs) / int(np.prod(logits.shape[:-1]))  # an int keeps float32
+    if np.asarray(target).dtype.kind in "iu":  # one-hot rows: the product by them changes no element
+        return -np.add.reduce(log_probs, axis=None) / math.prod(logits.shape[:-1])
+    return -np.add.reduce(rows * log_probs, axis=None) / math.prod(logits.shape[:-1])  # an int keeps float32
 
 
 # L = −(1/N) Σ t · log_softmax(z):  z̄ = ḡ (softmax(z) Σt − t)/N,  t̄ = −ḡ log_softmax(z)/N
 def _batch_share(g: np.ndarray, logits: Any) -> np.ndarray:
-    return div(g, int(np.prod(np.shape(logits)[:-1])) or 1)
+    return div(g, math.prod(np.shape(logits)[:-1]) or 1)
+
+
+def _one_hot(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Integer labels as one-hot rows of `logits`' dtype, unchecked: the forward checked them, and
+    the tape holds them read-only since."""
+    return np.eye(logits.shape[-1], dtype=logits.dtype)[labels]
 
 
 def _cross_entropy_vjp(g: np.ndarray, ans: np.ndarray, logits: Any, target: Any) -> tuple:
     scale = _batch_share(g, logits)
     if not is_float_array(target):  # labels, or constant rows: no gradient for the target
+        if getattr(getattr(target, "dtype", None), "kind", None) in ("i", "u"):
+            # One-hot rows sum to exactly 1, so softmax · Σt is softmax itself: the same numbers
+            # without a sum and a product (bit for bit, and so are their derivatives).
+            rows = constant(computed(_one_hot, (logits, target)), logits)  # replayed per call
+            return mul(scale, sub(softmax(logits), rows)), None
         rows = constant(computed(_target_distribution, (logits, target)), logits)  # replayed per call
         return mul(scale, sub(mul(softmax(logits), sum(rows, axis=-1, keepdims=True)), rows)), None
     grad_logits = mul(scale, sub(mul(softmax(logits), sum(target, axis=-1, keepdims=True)), target))
