@@ -53,9 +53,9 @@ class _ThreadState(threading.local):
     # tracked array is a step of the program or refused (mytorch.tracked), and operations on
     # integer arrays are recorded too (an index computed from labels is a step).
     tracing: Any = None
-    # The engine primitives record on, when recording is plain (on, and compile not tracing); else
-    # None. One read on every primitive call instead of three; kept by `_sync_recorder` wherever
-    # `engine`, `recording` or `tracing` change.
+    # The engine primitives record on, when recording is plain (on; compile not tracing; anomaly
+    # mode off); else None. One read on every primitive call instead of four; kept by
+    # `_sync_recorder` wherever `engine`, `recording`, `tracing` or `anomaly` change.
     recorder: Autograd | None = None
 
 
@@ -65,7 +65,8 @@ state = _state = _ThreadState()
 
 
 def _sync_recorder() -> None:
-    _state.recorder = _state.engine if _state.recording and _state.tracing is None else None
+    plain = _state.recording and _state.tracing is None and not _state.anomaly
+    _state.recorder = _state.engine if plain else None
 
 
 def engine() -> Autograd:
@@ -203,8 +204,9 @@ _CHECKS = True  # record-time law checks: complex values refused, integer inputs
 def safety_off(feature: str) -> Iterator[None]:
     """Switch one safety feature off inside the block, to measure its cost (never for real work).
 
-    `feature` is "guard" (read-only arrays), "consumption" (walks keep the records and release
-    nothing: a second walk is not refused) or "checks" (the record-time checks of the laws).
+    `feature` is "guard" (read-only arrays), "consumption" (a walk drops the tape as zero_grad
+    does, keeping nothing to refuse a second walk with) or "checks" (the record-time checks of
+    the laws).
 
     >>> from mytorch import functional as F
     >>> with safety_off("guard"):
@@ -361,10 +363,12 @@ class detect_anomaly:
 
     def __enter__(self) -> detect_anomaly:
         _state.anomaly += 1
+        _sync_recorder()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         _state.anomaly -= 1
+        _sync_recorder()
 
     def __call__(self, function: Callable) -> Callable:
         @functools.wraps(function)
@@ -511,7 +515,7 @@ class _HandWritten:
         self.name = getattr(backward_operation, "__name__", repr(backward_operation))
 
     def pullback(self, grad_output: Any, output: Any, inputs: Sequence[Any], params: dict,
-                 needs: Sequence[bool]) -> Sequence[Any]:
+                 needs: Sequence[bool], plain: bool | None = None) -> Sequence[Any]:
         grads = self.backward_operation(grad_output, *inputs)
         if len(inputs) == 1 and not isinstance(grads, (tuple, list)):
             grads = (grads,)
@@ -556,6 +560,7 @@ def walk_backward(
     adjoints: dict[int, Any] = {id(records[start].output): seed}
     anomaly = _state.anomaly
     add = _recorded_add if create_graph and _recorded_add is not None else None
+    plain = not create_graph and _state.tracing is None  # the rules compute, record nothing
     with recording(create_graph), _running_rules():
         for index in range(start, stop - 1, -1):
             op = records[index]
@@ -573,7 +578,7 @@ def walk_backward(
                 if not any(needs):
                     continue
             try:
-                grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs)
+                grads = op.primitive.pullback(grad_output, op.output, op.inputs, op.params, needs, plain)
             except (ValueError, TypeError, IndexError) as error:
                 raise _named(op, "backward", error) from error
             if anomaly or op.source is not None:
@@ -766,12 +771,14 @@ class Autograd:
             _hold(self._held, output)
         self._append(Operation(list(inputs), output, list(gradients_to_update), backward_operation))
 
-    def _record(self, primitive: Any, inputs: tuple, output: np.ndarray, params: dict) -> None:
+    def _record(self, primitive: Any, inputs: tuple, output: np.ndarray, params: dict,
+                watched: bool = True) -> None:
         """Append a primitive's record, if any of its inputs is differentiable.
 
         This runs once per operation, so it is one flat pass. An array this tape meets for the
         first time is a leaf (every output is held here when it is recorded): it alone is held and
-        given a spot in the gradient buffer, which so tracks the leaves only.
+        given a spot in the gradient buffer, which so tracks the leaves only. `watched=False`: the
+        caller knows anomaly mode is off (the thread's recorder is set only then).
         """
         mask, bit = 0, 1
         held = self._held
@@ -821,7 +828,7 @@ class Autograd:
         op.source = op.saved = op.backward_operation = None
         tape = self.operation_list
         tape.append(op)
-        if _state.anomaly or len(tape) >= LONG_TAPE:
+        if watched or len(tape) >= LONG_TAPE:
             self._appended(op)
 
     def _first_sight(self, leaf: np.ndarray) -> None:
@@ -888,7 +895,7 @@ class Autograd:
                 _check_saved(op)
         wanted = None if inputs is None else self._paths_from(inputs, start)
         buffer = self.gradient_buffer
-        visited: list[int] | None = None if retain_graph or create_graph or not _CONSUME else []
+        visited: list[int] | None = None if retain_graph or create_graph else []
         adjoints = walk_backward(  # a walk that consumes forgets the intermediates: no need to mark them
             tape, start, seed, create_graph=create_graph, wanted=wanted, visited=visited,
             buffer=buffer if visited is None else None,
@@ -900,6 +907,10 @@ class Autograd:
             if key in buffer.memory:
                 buffer.accumulate(key, adjoint if create_graph else _own_copy(adjoint, stored))
         if visited is not None:
+            if not _CONSUME:  # measuring: the tape dropped as zero_grad drops it, nothing refused later
+                tape.clear()
+                self._release_all()
+                return
             self._consume(visited, tape[start].output)
 
     def _start_of_walk(self, divergence: Any, gradient: Any) -> tuple[int, Any]:

@@ -54,6 +54,7 @@ class Primitive:
             raise ValueError(f"{name}: {len(vjp)} vjp rules for {arity} inputs")
         self._bind_plan(forward, arity)
         self.backward = self._make_backward()
+        self._fresh = isinstance(forward, np.ufunc)  # its output is never one of its inputs
         self._plain_form: tuple[Any, Any] = (None, None)  # (the rules, their plain form): see `plain_rules`
 
     def __repr__(self) -> str:
@@ -138,14 +139,7 @@ class Primitive:
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         if kwargs or len(args) != self._plain_arity:
             return self.apply(*self._bind(args, kwargs))
-        if state.recording or state.tracing is not None:
-            return self.apply(args, _NO_PARAMS)
-        # Not recording (a backward walk's rules, no_grad): the forward rule and nothing else.
-        try:
-            output = self.forward(*args)
-        except (ValueError, TypeError, IndexError) as error:
-            raise _explained(self.name, args, error) from error
-        return output if type(output) is np.ndarray else np.asarray(output)
+        return self.apply(args, _NO_PARAMS)
 
     def apply(self, inputs: tuple, params: dict) -> np.ndarray:
         """Compute the forward rule on `inputs` and record it on the current engine.
@@ -160,26 +154,39 @@ class Primitive:
             elif type(value) is not np.ndarray and not isinstance(value, (int, float, np.generic)):
                 inputs, tracked = self._checked_inputs(inputs)
                 break
-        recorder = state.recorder  # the engine, when recording is plain (the hot path)
+        recorder = state.recorder  # the engine, when recording is plain
         if recorder is None:
-            if state.tracing is not None:
-                return self._traced(inputs, params, tracked)
-            if state.recording:  # the first operation of this thread: its engine is made now
-                recorder = engine()
-        output = self._computed(inputs, params, tracked)
-        if recorder is None:  # not recording (no_grad, a walk's rules): the forward rule alone
-            for value in inputs:
-                if value is output:
-                    return output.view()
-            return output
+            return self._unrecorded(inputs, params, tracked)
+        # The hot path, with `_computed` written out (a call less on every operation).
+        try:
+            if tracked:
+                output = self.forward(*plain_each(inputs), **(plain(params) if params else params))
+            else:
+                output = self.forward(*inputs, **params)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _explained(self.name, inputs, error) from error
+        if type(output) is not np.ndarray and not isinstance(output, np.ndarray):
+            output = np.asarray(output)  # numpy hands back scalars for 0-d results
         if tracked:  # a new object whatever the rule returned: the output is its own
             output = output.view(Tracked)
-        else:
+        elif not self._fresh:
             for value in inputs:
                 if value is output:  # an array is known by its identity: the output must be its own
                     output = output.view()
                     break
-        recorder._record(self, inputs, output, params)
+        recorder._record(self, inputs, output, params, False)
+        return output
+
+    def _unrecorded(self, inputs: tuple, params: dict, tracked: bool) -> np.ndarray:
+        """`apply` when recording is not plain: off (no_grad, a walk's rules), compile tracing,
+        anomaly mode, or the thread's first operation (its engine is made now)."""
+        if state.tracing is not None:
+            return self._traced(inputs, params, tracked)
+        output = self._computed(inputs, params, tracked)
+        if not state.recording:
+            return output.view() if any(value is output for value in inputs) else output
+        output = _own(output, inputs, tracked)
+        engine()._record(self, inputs, output, params)
         return output
 
     def _computed(self, inputs: tuple, params: dict, tracked: bool) -> np.ndarray:
@@ -206,9 +213,8 @@ class Primitive:
         output = self._computed(inputs, params, tracked)
         if not state.recording:
             return output.view() if any(value is output for value in inputs) else output
-        output = output.view(Tracked) if tracked else (
-            output.view() if any(value is output for value in inputs) else output)
-        (state.engine or engine())._record(self, inputs, output, params)
+        output = _own(output, inputs, tracked)
+        engine()._record(self, inputs, output, params)
         return output
 
     def _checked_inputs(self, inputs: tuple) -> tuple[tuple, bool]:
@@ -231,22 +237,26 @@ class Primitive:
     # ---- differentiating ------------------------------------------------------------------------
 
     def pullback(self, grad_output: Any, output: Any, inputs: Sequence[Any], params: dict,
-                 needs: Sequence[bool]) -> list[Any]:
+                 needs: Sequence[bool], plain: bool | None = None) -> list[Any]:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
-        its input's shape and dtype."""
+        its input's shape and dtype. `plain` (when the caller knows): no walk records, so the rules
+        run in their plain form (see `plain_rule`)."""
         rules = self.vjp
-        if not state.recording and state.tracing is None:
+        if plain is None:
+            plain = not state.recording and state.tracing is None
+        if plain:
             # A first-order walk: the rules in their plain form, on plain arrays (see `plain_rules`).
             plain_form = self._plain_form
             rules = plain_form[1] if plain_form[0] is rules else self._made_plain(rules)
             if type(output) is Tracked:
                 output, inputs = output.view(np.ndarray), plain_each(inputs)
         if type(rules) is tuple or type(rules) is list:  # one rule per input: only those needed run
-            if len(rules) == 2:  # the usual case, without a comprehension
+            if len(rules) == 2 and not params:  # the usual case: two inputs, positional calls
                 rule_x, rule_y = rules
+                x, y = inputs
                 grads = [
-                    rule_x(grad_output, output, *inputs, **params) if needs[0] and rule_x else None,
-                    rule_y(grad_output, output, *inputs, **params) if needs[1] and rule_y else None,
+                    rule_x(grad_output, output, x, y) if needs[0] and rule_x else None,
+                    rule_y(grad_output, output, x, y) if needs[1] and rule_y else None,
                 ]
             else:
                 grads = [
@@ -254,8 +264,11 @@ class Primitive:
                     for rule, need in zip(rules, needs)
                 ]
         else:
-            grads = rules(grad_output, output, *inputs, **params)
-            if not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
+            if len(inputs) == 1 and not params:
+                grads = rules(grad_output, output, inputs[0])
+            else:
+                grads = rules(grad_output, output, *inputs, **params)
+            if type(grads) is not tuple and not isinstance(grads, (tuple, list)) or len(grads) != len(inputs):
                 got = f"{len(grads)} gradients" if isinstance(grads, (tuple, list)) else (
                     f"a bare {type(grads).__name__}")
                 raise TypeError(
@@ -443,6 +456,14 @@ def _sequence_as_array(value: list | tuple) -> Any:
     if any(isinstance(p, np.ndarray) and p.dtype.kind in "fc" for p in parts):
         return PRIMITIVES["stack"](parts, axis=0)
     return np.asarray(parts)
+
+
+def _own(output: np.ndarray, inputs: tuple, tracked: bool) -> np.ndarray:
+    """The output as an array of its own (the tape knows arrays by identity): a tracked view when an
+    input is tracked, a view where the forward rule handed back one of its inputs."""
+    if tracked:
+        return output.view(Tracked)
+    return output.view() if any(value is output for value in inputs) else output
 
 
 def _fitted(primitive: Primitive, position: int, grad: Any, value: Any) -> Any:
