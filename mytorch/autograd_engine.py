@@ -262,15 +262,24 @@ def _frozen_params(held: dict[int, np.ndarray], params: dict[str, Any]) -> dict[
     return params
 
 
-def _refuse_complex(primitive: Any, inputs: Sequence[Any], output: Any) -> None:
-    """Complex values are not differentiated (yet): refused at the first one, never dropped."""
+def _complex_declared(primitive: Any, inputs: Sequence[Any], output: Any) -> bool:
+    """True for a primitive whose rules differentiate complex values (`complex=` in its
+    definition); any other is refused at the first complex value, never dropped from the chain."""
+    if getattr(primitive, "complex", None) is None:
+        refuse_complex(primitive, inputs, output)
+    return True
+
+
+def refuse_complex(primitive: Any, inputs: Sequence[Any], output: Any) -> None:
+    """Raise the error for complex values given to a primitive that does not differentiate them."""
     shapes = ", ".join(f"{v.shape} {v.dtype}" if isinstance(v, np.ndarray) else type(v).__name__
                        for v in inputs)
+    name = getattr(primitive, "name", primitive)
     raise TypeError(
-        f"{getattr(primitive, 'name', primitive)}: complex values are not differentiable in mytorch "
-        f"(inputs: {shapes}; output: {np.shape(output)} {getattr(output, 'dtype', '')}); their gradient "
-        "would silently drop out of the chain. Compute with real arrays (split real and imaginary "
-        "parts), or run this inside mytorch.no_grad() if no gradient is needed."
+        f"{name}: complex values are not differentiable through {name} (inputs: {shapes}; output: "
+        f"{np.shape(output)} {getattr(output, 'dtype', '')}); their gradient would silently drop out "
+        "of the chain. Split real and imaginary parts (np.real, np.imag) before it, or run it inside "
+        "mytorch.no_grad() if no gradient is needed."
     )
 
 
@@ -709,15 +718,13 @@ class Autograd:
         for value in inputs:
             if type(value) is np.ndarray or isinstance(value, np.ndarray):
                 kind = value.dtype.kind
-                if kind == "f":
+                if kind == "f" or kind == "c" and _complex_declared(primitive, inputs, output):
                     mask |= bit
                     key = id(value)
                     if key not in held:
                         _hold(held, value)
                     if key not in buffer.memory:
                         buffer.add_spot(value)
-                elif kind == "c":
-                    _refuse_complex(primitive, inputs, output)
                 else:
                     constants = [value] if constants is None else [*constants, value]
             bit <<= 1
@@ -725,7 +732,7 @@ class Autograd:
             self._constant_operations += 1
             return
         if output.dtype.kind == "c":
-            _refuse_complex(primitive, inputs, output)
+            _complex_declared(primitive, inputs, output)
         if constants is not None:
             for value in constants:
                 if id(value) not in held:
@@ -866,6 +873,11 @@ class Autograd:
                     f"backward: gradient= has shape {seed.shape}, the loss has shape {np.shape(loss)}"
                 )
             return seed
+        if loss.dtype.kind == "c":  # as PyTorch: a gradient is the derivative of a real number
+            raise TypeError(
+                f"backward: the loss is complex ({loss.dtype}); a gradient is seeded implicitly only "
+                "for a real loss. Reduce it to a real number (np.abs, np.real), or pass gradient=."
+            )
         if np.size(loss) != 1:
             raise ValueError(
                 f"backward: the loss has shape {np.shape(loss)}; a gradient can only be seeded "
