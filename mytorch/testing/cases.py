@@ -72,12 +72,16 @@ class Example:
         >>> Example((np.ones(2), 3, np.arange(2), np.zeros(1))).float_positions
         [0, 3]
         """
-        return [i for i, v in enumerate(self.inputs) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        return [i for i, v in enumerate(self.inputs) if isinstance(v, np.ndarray) and v.dtype.kind in "fc"]
 
     def astype(self, dtype: Any) -> Example:
-        """The same example with its float arrays cast to `dtype` (constants untouched)."""
+        """The same example with its float arrays cast to `dtype` (constants untouched; a complex
+        array is cast to the complex dtype of `dtype`'s precision, keeping its imaginary part)."""
+        dtype = np.dtype(dtype)
+        complex_dtype = np.result_type(dtype, np.complex64)
         cast = tuple(
-            v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v for v in self.inputs
+            v.astype(complex_dtype if v.dtype.kind == "c" else dtype)
+            if isinstance(v, np.ndarray) and v.dtype.kind in "fc" else v for v in self.inputs
         )
         return Example(cast, dict(self.params))
 
@@ -107,23 +111,62 @@ class Case:
     # Inputs that select rather than take part (where's condition, cross_entropy's labels): an
     # integer or bool array there leaves float32 math in float32.
     index_inputs: tuple[int, ...] = ()
+    # For a primitive that declares complex support: the input positions that may be drawn complex
+    # (None: every float input; rfft's input is real). `draws_complex`: `draw` takes a complex
+    # dtype itself (angle keeps away from its branch cut) instead of the real example made complex.
+    complex_inputs: tuple[int, ...] | None = None
+    draws_complex: bool = False
 
     def examples(self, dtype: Any = np.float64, *, ties: bool = False) -> st.SearchStrategy[Example]:
-        """Examples of this primitive's arguments, float arrays of `dtype`."""
+        """Examples of this primitive's arguments, float arrays of `dtype`.
+
+        A complex `dtype` draws the real example in the float dtype of its precision and gives
+        its float inputs (those in `complex_inputs`, at least one of them) imaginary parts in
+        [-0.5, 0.5]: small enough to stay clear of the poles and branch points that sit off the
+        real axis (tanh at ±iπ/2, arctan at ±i), and on the grid {-0.5, 0, 0.5} when `ties`.
+        """
         dtype = np.dtype(dtype)
+        if dtype.kind == "c" and not self.draws_complex:
+            part = np.finfo(dtype).dtype
+            return st.composite(
+                lambda draw: _complexified(draw, self.draw(draw, part, ties), dtype, ties, self.complex_inputs)
+            )()
         return st.composite(lambda draw: self.draw(draw, dtype, ties))()
+
+
+def _complexified(draw: st.DrawFn, example: Example, dtype: np.dtype, ties: bool,
+                  allowed: tuple[int, ...] | None) -> Example:
+    """`example` with some of its float inputs made complex (the same array twice stays one)."""
+    positions = [i for i in example.float_positions if allowed is None or i in allowed]
+    if not positions:
+        return example
+    chosen = {positions[0]} | {i for i in positions[1:] if draw(st.integers(0, 3), label=f"complex {i}")}
+    made: dict[int, np.ndarray] = {}
+    inputs = list(example.inputs)
+    for i in sorted(chosen):
+        value = example.inputs[i]
+        if id(value) not in made:
+            if ties:
+                imaginary = draw(hnp.arrays(np.float64, value.shape, elements=st.sampled_from([-0.5, 0.0, 0.5]),
+                                            fill=st.nothing()))
+            else:
+                imaginary = draw(float_arrays(value.shape, np.finfo(dtype).dtype, low=-0.5, high=0.5))
+            made[id(value)] = np.asarray(value + 1j * imaginary, dtype=dtype)
+        inputs[i] = made[id(value)]
+    return Example(tuple(inputs), dict(example.params))
 
 
 CASES: dict[str, Case] = {}
 
 
 def case(
-    name: str, torch: Callable[..., Any] | None = None, bad: tuple | None = None, index_inputs: tuple = ()
+    name: str, torch: Callable[..., Any] | None = None, bad: tuple | None = None, index_inputs: tuple = (),
+    complex_inputs: tuple[int, ...] | None = None, draws_complex: bool = False,
 ) -> Callable:
     """Register the decorated `draw(draw, dtype, ties) -> Example` as the case of `name`."""
 
     def register(draw: Callable[[st.DrawFn, np.dtype, bool], Example]) -> Callable:
-        CASES[name] = Case(name, draw, torch, bad, index_inputs)
+        CASES[name] = Case(name, draw, torch, bad, index_inputs, complex_inputs, draws_complex)
         return draw
 
     return register
@@ -267,10 +310,16 @@ def _torch_astype(x: Any, dtype: Any) -> Any:
 
 
 def _same_dtype(a: Any, b: Any) -> tuple[Any, Any]:
-    """Integer operands cast to the float one's dtype: PyTorch's matmul does not mix them."""
-    if not a.dtype.is_floating_point:
+    """Integer operands cast to the float one's dtype, and a real one to the complex one's:
+    PyTorch's matmul does not mix them (the cast is on its tape, so gradients flow through it)."""
+    import torch
+
+    if a.dtype.is_complex != b.dtype.is_complex:
+        common = torch.promote_types(a.dtype, b.dtype)
+        return a.to(common), b.to(common)
+    if not a.dtype.is_floating_point and not a.dtype.is_complex:
         a = a.to(b.dtype)
-    if not b.dtype.is_floating_point:
+    if not b.dtype.is_floating_point and not b.dtype.is_complex:
         b = b.to(a.dtype)
     return a, b
 

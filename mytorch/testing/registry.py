@@ -9,7 +9,7 @@ without touching this file:
 - `reference`: the NumPy or SciPy function of the same meaning (`np.add` for `add`), or None
   where NumPy has none (`relu`, `linear`): law 7 compares forward values with it;
 - `torch`: the PyTorch twin (the oracle for gradients and second order);
-- `dtypes`: the float dtypes it computes in (float32 stays float32);
+- `dtypes`: the dtypes it computes in (float32 stays float32), complex ones where it declares them;
 - `hint`: the formulas a student stub shows (`mytorch.assignment.rule_hint`);
 - `fuzz_step`: how the program fuzzer draws a call of it (`mytorch.testing.fuzz.MENU`).
 
@@ -53,7 +53,9 @@ _NO_REFERENCE = {
     "setitem": "x[index] = value, out of place", "astype": "an ndarray method",
 }
 _FAMILY_PREFIX = {"linalg": "linalg", "special": "scipy.special", "scipy_linalg": "scipy.linalg",
-                  "signal": "scipy.signal"}
+                  "signal": "scipy.signal", "fft": "fft"}
+_REAL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_COMPLEX_DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64))
 
 
 def _function(dotted: str) -> Callable[..., Any] | None:
@@ -115,7 +117,7 @@ class OpInfo:
     case: Case | None
     reference: Callable[..., Any] | None
     torch: Callable[..., Any] | None
-    dtypes: tuple[np.dtype, ...]
+    dtypes: tuple[np.dtype, ...]  # float64 and float32, then complex128 and complex64 if declared
     hint: tuple[str, str]
     fuzz_step: Callable[..., Any] | None
     no_reference: str = ""  # why there is no NumPy reference, when there is none
@@ -151,7 +153,8 @@ def registry() -> dict[str, OpInfo]:
             case=case,
             reference=reference_of(name, prim.defined_in),
             torch=None if case is None else case.torch,
-            dtypes=(np.dtype(np.float64), np.dtype(np.float32)),
+            # complex ones where the primitive declares them (`complex=` in its definition)
+            dtypes=_REAL_DTYPES + (_COMPLEX_DTYPES if prim.complex else ()),
             hint=(rule_hint(name, "vjp"), rule_hint(name, "jvp")),
             fuzz_step=MENU.get(name) or MENU.get(f"leaf+{name}"),
             no_reference=_NO_REFERENCE.get(name, ""),

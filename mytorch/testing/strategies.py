@@ -259,13 +259,24 @@ def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrateg
 def float_arrays(
     shape: ShapeLike | None = None, dtype: Any = np.float64, *, low: float = -3.0, high: float = 3.0
 ) -> st.SearchStrategy[np.ndarray]:
-    """Float arrays of `dtype` and `shape` (default: any shape up to 3-D) with values in [low, high].
+    """Float arrays of `dtype` and `shape` (default: any shape up to 3-D) with values in [low, high]
+    (a complex `dtype`: real and imaginary parts each in [low, high]).
 
     >>> float_arrays((2,), np.float32).example().dtype
     dtype('float32')
+    >>> float_arrays((2,), np.complex64).example().dtype
+    dtype('complex64')
     """
     shape = shapes() if shape is None else shape
-    return hnp.arrays(np.dtype(dtype), shape, elements=floats(low, high, dtype), fill=st.nothing())
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        part = np.finfo(dtype).dtype
+        sizes = shape if isinstance(shape, st.SearchStrategy) else st.just(shape)
+        return sizes.flatmap(
+            lambda fixed: st.tuples(float_arrays(fixed, part, low=low, high=high),
+                                    float_arrays(fixed, part, low=low, high=high))
+        ).map(lambda parts: np.asarray(parts[0] + 1j * parts[1], dtype=dtype))
+    return hnp.arrays(dtype, shape, elements=floats(low, high, dtype), fill=st.nothing())
 
 
 def positive_arrays(
