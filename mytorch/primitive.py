@@ -417,10 +417,17 @@ variable = primitive(
     jvp=lambda t, ans, x: t[0],
     register=False, complex="explicit",
 )
+def _cast(x: Any, dtype: Any) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        x = x.real  # what NumPy's cast keeps, said out loud (NumPy warns that it drops the rest)
+    return x.astype(dtype)
+
+
 # A cast that keeps the chain between float dtypes (used where dtypes meet). A cast to an integer or
 # bool dtype is a step function: its derivative is zero in every mode (no gradient, no tangent).
 astype = primitive(
-    "astype", lambda x, dtype: np.asarray(x).astype(dtype),
+    "astype", lambda x, dtype: _cast(x, dtype),
     # complex to real keeps the real part (as NumPy's cast does): its rules are real()'s
     vjp=lambda g, ans, x, dtype: (g if ans.dtype.kind in "fc" else None,),  # pullback casts g back
     jvp=lambda t, ans, x, dtype: astype(t[0], dtype) if ans.dtype.kind in "fc" else None,

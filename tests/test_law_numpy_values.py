@@ -75,7 +75,10 @@ def test_forward_values_equal_numpys(name, data):
     assert np.shape(got) == expected.shape, f"{name}: shape {np.shape(got)} ≠ NumPy's {expected.shape}"
     kept_float32 = got.dtype == np.float32 and any(  # mytorch keeps float32 where SciPy promotes (§8)
         isinstance(v, np.ndarray) and v.dtype == np.float32 for v in example.inputs)
-    if expected.dtype.kind == "f" and not kept_float32:
+    kept_float32 = kept_float32 or got.dtype == np.complex64 and any(
+        isinstance(v, np.ndarray) and v.dtype in (np.float32, np.complex64) for v in example.inputs)
+    if expected.dtype.kind in "fc" and not kept_float32:
         assert got.dtype == expected.dtype, f"{name}: dtype {got.dtype} ≠ NumPy's {expected.dtype}"
-    tolerance = 1e-5 if np.float32 in (got.dtype, expected.dtype) else 1e-12
+    single = {np.dtype(np.float32), np.dtype(np.complex64)}
+    tolerance = 1e-5 if single & {got.dtype, expected.dtype} else 1e-12
     np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance, equal_nan=True)

@@ -122,13 +122,19 @@ class OpInfo:
     fuzz_step: Callable[..., Any] | None
     no_reference: str = ""  # why there is no NumPy reference, when there is none
 
-    def examples(self, dtype: Any = np.float64, *, ties: bool = False) -> st.SearchStrategy[Example]:
-        """The input spec's examples (an error naming the primitive if it has none)."""
+    def examples(self, dtype: Any = None, *, ties: bool = False) -> st.SearchStrategy[Example]:
+        """The input spec's examples (an error naming the primitive if it has none), in `dtype`;
+        by default in float64, and in complex128 too where the primitive declares complex values
+        (so every law that draws its examples here covers them; float32 and complex64 are the
+        edge grammar's "float32")."""
         if self.case is None:
             raise KeyError(f"{self.name}: no input spec in mytorch.testing.cases")
+        if dtype is None:
+            widest = [d for d in self.dtypes if d in (np.dtype(np.float64), np.dtype(np.complex128))]
+            return st.one_of(*(self.case.examples(d, ties=ties) for d in widest))
         return self.case.examples(dtype, ties=ties)
 
-    def edge_examples(self, dtype: Any = np.float64) -> st.SearchStrategy[Example]:
+    def edge_examples(self, dtype: Any = None) -> st.SearchStrategy[Example]:
         """Examples changed into one edge of the edge grammar each (`EDGES`)."""
         return st.tuples(self.examples(dtype, ties=True), st.sampled_from(sorted(EDGES)), st.randoms()).map(
             lambda drawn: edge_example(*drawn)
