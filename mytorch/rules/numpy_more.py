@@ -63,7 +63,9 @@ _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
 def _is_float(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+    """A float or complex array: one that carries a gradient (complex values reach only the rules
+    of primitives that declare them)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "fc"
 
 
 def _float_dtype(*values: Any) -> np.dtype:
@@ -75,11 +77,13 @@ def _float_dtype(*values: Any) -> np.dtype:
 
 
 def _smooth(name: str, forward: Any, slope: Any) -> Any:
-    """A one-input elementwise primitive with derivative `slope(x, ans)` (written with primitives)."""
+    """A one-input elementwise primitive with derivative `slope(x, ans)` (written with primitives);
+    each one here is holomorphic, so complex values take the same rules."""
     return primitive(
         name, forward,
         vjp=lambda g, ans, x: (mul(g, slope(x, ans)),),
         jvp=lambda t, ans, x: mul(t[0], slope(x, ans)),
+        complex="holomorphic",
     )
 
 

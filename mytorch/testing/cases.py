@@ -954,12 +954,14 @@ def _max_pool2d(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 def _cast_like(*tensors: Any) -> list:
-    """Non-float tensors (integer constants) cast to the float one's dtype, as PyTorch wants."""
+    """Integer constants cast to the float (or complex) one's dtype, as PyTorch wants."""
     import torch
 
     tensors = [v if isinstance(v, torch.Tensor) else torch.tensor(v) for v in tensors]
-    dtype = next((v.dtype for v in tensors if v.dtype.is_floating_point), torch.float64)
-    return [v if v.dtype.is_floating_point else v.to(dtype) for v in tensors]
+    inexact = lambda v: v.dtype.is_floating_point or v.dtype.is_complex  # noqa: E731
+    dtype = next((v.dtype for v in tensors if v.dtype.is_complex),
+                 next((v.dtype for v in tensors if inexact(v)), torch.float64))
+    return [v.to(dtype) if not inexact(v) or dtype.is_complex and not v.dtype.is_complex else v for v in tensors]
 
 
 _UNARY_15 = {
