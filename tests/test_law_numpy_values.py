@@ -65,6 +65,11 @@ def test_forward_values_equal_numpys(name, data):
         return
     if name == "slogdet":  # NumPy's pair (sign, log|det|), packed along a last axis by mytorch
         expected = np.stack([np.asarray(e) for e in expected], axis=-1)
+    if name == "eig":  # NumPy's pair, packed as rows; eigenvectors up to sign (see F.linalg.eig)
+        values, vectors = (np.asarray(e) for e in expected)
+        np.testing.assert_allclose(got[..., 0, :], values, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.abs(got[..., 1:, :]), np.abs(vectors), rtol=1e-4, atol=1e-5)
+        return
     if name == "eigh":  # NumPy's pair, packed as rows: the eigenvalues above the eigenvectors
         values, vectors = (np.asarray(e) for e in expected)
         np.testing.assert_allclose(got[..., 0, :], values, rtol=1e-5, atol=1e-6)

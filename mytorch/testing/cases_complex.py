@@ -151,3 +151,45 @@ case("fftn", torch=_torch_many_axes("fft.fftn"), bad=((np.ones(3),), {"axes": (2
 case("ifftn", torch=_torch_many_axes("fft.ifftn"), bad=((np.ones(3),), {"axes": (2,)}, ("ifftn", "(3,)")))(
     _many_axes
 )
+
+
+# ---- linalg.eig ------------------------------------------------------------------------------
+
+
+@case("eig", bad=((np.ones((2, 3)),), {}, ("eig", "(2, 3)")), draws_complex=True)
+def _eig(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    """Matrices whose eigenvalues lie at least about 1 apart (the rules divide by their gaps):
+    a block diagonal of distinct real values and, for a real dtype, 2 x 2 rotation blocks (a
+    complex pair a ± ib, b ≥ 0.6), plus a small perturbation, in a random basis."""
+    n = draw(st.integers(1, 4))
+    batch = draw(st.sampled_from([(), (), (2,)]))
+    part = np.finfo(dtype).dtype if dtype.kind == "c" else dtype
+    rng = np.random.default_rng(draw(st.integers(0, 2**16), label="matrix seed"))
+    blocks, place = np.zeros((*batch, n, n)), 0.0
+    i = 0
+    while i < n:
+        if dtype.kind == "f" and i + 1 < n and draw(st.booleans()):
+            b = rng.uniform(0.6, 1.2)
+            blocks[..., i:i + 2, i:i + 2] = [[place, b], [-b, place]]
+            i, place = i + 2, place + 2.5
+        else:
+            blocks[..., i, i] = place
+            i, place = i + 1, place + 1.5
+    noise = rng.uniform(-0.1, 0.1, blocks.shape)
+    basis = np.eye(n) + rng.uniform(-0.3, 0.3, (*batch, n, n))
+    if dtype.kind == "c":
+        noise = noise + 1j * rng.uniform(-0.1, 0.1, blocks.shape)
+        basis = basis + 1j * rng.uniform(-0.3, 0.3, basis.shape)
+        blocks = blocks + 1j * np.diag(rng.uniform(-1, 1, n))
+    a = basis @ (blocks + noise) @ np.linalg.inv(basis)
+    return Example((np.asarray(a, dtype=dtype if dtype.kind == "c" else part),))
+
+
+def _no_twin() -> None:
+    from mytorch.testing.cases_more import NO_TORCH_TWIN
+
+    NO_TORCH_TWIN["eig"] = ("PyTorch differentiates eig only for losses that ignore the eigenvectors' "
+                            "phases (tests/test_complex.py compares those)")
+
+
+_no_twin()
