@@ -292,8 +292,11 @@ _BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
 globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
 __all__ += [*_numpy_more.__all__, *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605
 
-from mytorch.rules import scipy_linalg, signal  # noqa: E402  (F.scipy_linalg.expm, F.signal.convolve)
-from mytorch.rules import fft  # noqa: E402  (F.fft.fft, F.fft.rfft, ...: complex results)
+from mytorch.rules import (  # noqa: E402  (F.scipy_linalg.expm, F.signal.convolve)
+    fft,  # noqa: E402  (F.fft.fft, F.fft.rfft, ...: complex results)
+    scipy_linalg,
+    signal,
+)
 
 _BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
 globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})

@@ -41,7 +41,7 @@ import numpy as np
 
 from mytorch.autograd_engine import engine, recording, refuse_complex, state
 from mytorch.tracked import Tracked, computed, holds_tracked, plain, plain_each
-from mytorch.utils import gradient_dtype, is_float_array
+from mytorch.utils import gradient_dtype, is_complex, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -56,7 +56,8 @@ class Primitive:
     """
 
     def __init__(self, name: str, forward: Callable[..., Any], vjp: Any, jvp: Callable[..., Any],
-                 arity: int | None, defined_in: str, complex: str | None = None) -> None:
+                 arity: int | None, defined_in: str,
+                 complex: str | None = None) -> None:  # noqa: A002 - the keyword `primitive` takes
         self.name, self.forward, self.vjp, self.jvp, self.arity = name, forward, vjp, jvp, arity
         self.defined_in = defined_in  # the module whose `primitive(...)` call made it
         if isinstance(vjp, (tuple, list)) and arity is not None and len(vjp) != arity:
@@ -245,7 +246,7 @@ class Primitive:
 
         def backward(grad_output: Any, *args: Any, **kwargs: Any) -> Any:
             inputs, params = primitive._bind(args, kwargs)
-            if primitive.complex is None and any(np.iscomplexobj(v) for v in (grad_output, *inputs)):
+            if primitive.complex is None and any(is_complex(v) for v in (grad_output, *inputs)):
                 refuse_complex(primitive, inputs, grad_output)
             # Called by hand (or by a walk over add_operation records, which are first-order
             # only), the rule must not record: that would hold the user's arrays and put stray
@@ -269,7 +270,7 @@ class Primitive:
 
 def primitive(
     name: str, forward: Callable[..., Any], *, vjp: Any, jvp: Callable, arity: int | None = 1,
-    register: bool = True, complex: str | None = None,
+    register: bool = True, complex: str | None = None,  # noqa: A002 - reads as what it declares
 ) -> Primitive:
     """Define a primitive: one definition holding its three rules (see the module docstring).
 

@@ -240,7 +240,8 @@ def _refuse_untraced(stretch: Stretch, outputs: list[np.ndarray], variables: lis
     """A float output that no recorded operation produced, and that is not a variable, was computed
     outside the tape: its derivative would come back as zeros, silently."""
     for output in outputs:
-        if output.dtype.kind not in "fc" or isinstance(output, _Constant) or any(output is v for v in variables):
+        if (output.dtype.kind not in "fc" or isinstance(output, _Constant)
+                or any(output is v for v in variables)):
             continue
         if stretch.producer(output) is None:
             raise TypeError(

@@ -185,6 +185,17 @@ def is_float_array(value: Any) -> bool:
     return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "fc"
 
 
+def is_complex(value: Any) -> bool:
+    """Whether `value` holds complex numbers, read from its dtype (never from its values, so a
+    compiled trace, whose arrays are traced, reads the same answer every call).
+
+    >>> is_complex(np.ones(2, np.complex64)), is_complex(np.ones(2)), is_complex(1j)
+    (True, False, True)
+    """
+    dtype = getattr(value, "dtype", None)
+    return dtype.kind == "c" if dtype is not None else isinstance(value, complex)
+
+
 def gradient_dtype(value: Any) -> np.dtype:
     """The dtype of `value`'s gradient or tangent: its own float or complex dtype, else float64.
 

@@ -28,6 +28,7 @@ from mytorch.primitive import (
     unbroadcast,
 )
 from mytorch.tracked import computed
+from mytorch.utils import is_complex
 
 __all__ = [  # the primitives (mytorch.functional re-exports them) and the helpers rule writers use
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cross_entropy", "div", "erf",
@@ -105,7 +106,7 @@ def _log_base(x: Any, ans: np.ndarray) -> np.ndarray:
     # derivative ∂²(x**p)/∂x∂p = x**(p-1) (1 + p log x) keeps its x**(p-1) term.
     if not is_float_array(x):  # a constant base: a constant, in the output's dtype (float32 stays float32)
         return constant(np.log(np.where(np.greater(x, 0), x, 1)), ans)
-    if np.iscomplexobj(x):  # a complex power is exp(p log x) on log's principal branch, x = 0 aside
+    if is_complex(x):  # a complex power is exp(p log x) on log's principal branch, x = 0 aside
         return log(where(np.equal(x, 0), 1, x))
     return log(where(x > 0, x, 1))
 
@@ -216,7 +217,7 @@ sqrt = primitive(
 def _abs_slope(x: Any, ans: np.ndarray, like: Any) -> Any:
     """d|x|: sign(x), a constant for real x; for complex z, |z| is not holomorphic and its rules
     need z/|z| (recorded: it depends on z), taken as 0 at z = 0 (as PyTorch's sgn)."""
-    if np.iscomplexobj(x):
+    if is_complex(x):
         return where(np.equal(ans, 0), 0, div(x, where(np.equal(ans, 0), 1, ans)))
     return constant(np.sign(x), like)
 
@@ -231,7 +232,7 @@ abs = primitive(  # noqa: A001 - the NumPy name
 
 
 def _abs_jvp(t: Any, ans: np.ndarray, x: Any) -> Any:
-    if np.iscomplexobj(x):
+    if is_complex(x):
         from mytorch.rules.complex import conj, real
 
         return real(mul(conj(_abs_slope(x, ans, t)), t))
@@ -623,3 +624,5 @@ cross_entropy = primitive(
 
 # Walks under create_graph sum adjoints with this recording add.
 autograd_engine.use_recorded_add(add)
+# Views NumPy makes of a tracked array in C (np.r_'s np.array(item, ndmin=...)) record as reshapes.
+autograd_engine.use_view_link(reshape)

@@ -31,6 +31,7 @@ import numpy as np
 from mytorch.primitive import primitive
 from mytorch.rules.complex import real
 from mytorch.rules.core import getitem, mul, pad
+from mytorch.utils import is_complex
 
 __all__ = ["fft", "fft2", "fftn", "ifft", "ifft2", "ifftn", "irfft", "rfft"]
 
@@ -66,7 +67,7 @@ def _axes_of(a: Any, s: Any, axes: Any) -> tuple[int, ...]:
 
 
 def _refuse_complex(name: str, a: Any) -> None:
-    if np.iscomplexobj(a):
+    if is_complex(a):
         raise TypeError(f"{name}: the input is complex ({np.asarray(a).dtype}); {name} transforms real "
                         "arrays (NumPy would drop the imaginary part). Use fft for complex input.")
 

@@ -55,8 +55,10 @@ from mytorch.rules.core import (
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.numpy_ops import tril, triu
 from mytorch.tracked import is_tracked
+from mytorch.utils import is_complex
 
-__all__ = ["cholesky", "det", "eig", "eigh", "eigvalsh", "inv", "matrix_power", "norm", "pinv", "qr", "slogdet",
+__all__ = ["cholesky", "det", "eig", "eigh", "eigvalsh", "inv", "matrix_power", "norm", "pinv", "qr",
+           "slogdet",
            "solve", "svd", "svdvals"]
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
@@ -797,7 +799,7 @@ def _eig_vjp(g: Any, ans: Any, a: Any) -> tuple:
     inner = matmul(vh, grad_vectors)
     along = diagonal(inner, 0, -2, -1)
     projected = sub(inner, mul(matmul(vh, vectors), expand_dims(real(along), -2)))
-    if np.iscomplexobj(ans):  # the phase gauge (a real V has none to keep)
+    if is_complex(ans):  # the phase gauge (a real V has none to keep)
         rows = _largest_rows(vectors)
         pivots = real(take_along_axis(vectors, rows, -2))  # V_{k_j j}, shape (..., 1, n)
         picked = conj(swapaxes(take_along_axis(vectors, swapaxes(rows, -1, -2), -2), -1, -2))  # C
@@ -816,7 +818,7 @@ def _eig_jvp(t: list, ans: Any, a: Any) -> Any:
     gaps, eye = _gaps(values)
     w = matmul(vectors, where(eye, 0, div(inner, gaps)))
     d = neg(real(sum_(mul(conj(vectors), w), axis=-2)))
-    if np.iscomplexobj(ans) or np.iscomplexobj(t[0]):
+    if is_complex(ans) or is_complex(t[0]):
         rows = _largest_rows(vectors)
         pivots = real(take_along_axis(vectors, rows, -2))
         phase = div(imag(take_along_axis(w, rows, -2)), pivots)  # (..., 1, n)

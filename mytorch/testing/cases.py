@@ -129,7 +129,8 @@ class Case:
         if dtype.kind == "c" and not self.draws_complex:
             part = np.finfo(dtype).dtype
             return st.composite(
-                lambda draw: _complexified(draw, self.draw(draw, part, ties), dtype, ties, self.complex_inputs)
+                lambda draw: _complexified(draw, self.draw(draw, part, ties), dtype, ties,
+                                           self.complex_inputs)
             )()
         return st.composite(lambda draw: self.draw(draw, dtype, ties))()
 
@@ -147,8 +148,8 @@ def _complexified(draw: st.DrawFn, example: Example, dtype: np.dtype, ties: bool
         value = example.inputs[i]
         if id(value) not in made:
             if ties:
-                imaginary = draw(hnp.arrays(np.float64, value.shape, elements=st.sampled_from([-0.5, 0.0, 0.5]),
-                                            fill=st.nothing()))
+                grid = st.sampled_from([-0.5, 0.0, 0.5])
+                imaginary = draw(hnp.arrays(np.float64, value.shape, elements=grid, fill=st.nothing()))
             else:
                 imaginary = draw(float_arrays(value.shape, np.finfo(dtype).dtype, low=-0.5, high=0.5))
             made[id(value)] = np.asarray(value + 1j * imaginary, dtype=dtype)
@@ -961,7 +962,8 @@ def _cast_like(*tensors: Any) -> list:
     inexact = lambda v: v.dtype.is_floating_point or v.dtype.is_complex  # noqa: E731
     dtype = next((v.dtype for v in tensors if v.dtype.is_complex),
                  next((v.dtype for v in tensors if inexact(v)), torch.float64))
-    return [v.to(dtype) if not inexact(v) or dtype.is_complex and not v.dtype.is_complex else v for v in tensors]
+    return [v.to(dtype) if not inexact(v) or dtype.is_complex and not v.dtype.is_complex else v
+            for v in tensors]
 
 
 _UNARY_15 = {

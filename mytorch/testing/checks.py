@@ -183,7 +183,8 @@ def _keeps_dtype(example: Example, output_dtype: np.dtype, index_inputs: Sequenc
     """Whether float32 in must give float32 out: every float input and the output are float32,
     and no integer array takes part in the arithmetic (numpy would promote that to float64)."""
     floats = [v.dtype for v in example.inputs if _is_float(v)]
-    others = [i for i, v in enumerate(example.inputs) if isinstance(v, np.ndarray) and v.dtype.kind not in "fc"]
+    others = [i for i, v in enumerate(example.inputs)
+              if isinstance(v, np.ndarray) and v.dtype.kind not in "fc"]
     single = np.dtype(np.float32)  # complex64 is single precision too
     return (
         bool(floats)
@@ -367,7 +368,8 @@ def _finite_difference_comparisons(
             for k in columns:
                 unit = np.zeros(x.size)
                 unit[k] = 1.0
-                numeric[k] = _pairing(adjoint64, _difference(primitive, exact, position, unit.reshape(x.shape), step))
+                along = _difference(primitive, exact, position, unit.reshape(x.shape), step)
+                numeric[k] = _pairing(adjoint64, along)
                 if x.dtype.kind == "c":  # PyTorch's convention: ∂L/∂Re x + i ∂L/∂Im x
                     numeric[k] += 1j * _pairing(
                         adjoint64, _difference(primitive, exact, position, 1j * unit.reshape(x.shape), step)
@@ -452,8 +454,8 @@ def _second_order(
             return "", []  # no differentiable input: nothing is recorded, nothing to differentiate
         leaves = [inputs[i] for i in positions]
         if "fwd" in modes:
-            incoming = [np.array(tangents[i], dtype=_number_type(tangents[i])) if i in tangents else _no_tangent(v)
-                        for i, v in enumerate(inputs)]
+            incoming = [np.array(tangents[i], dtype=_number_type(tangents[i])) if i in tangents
+                        else _no_tangent(v) for i, v in enumerate(inputs)]
             tangent = primitive.jvp(incoming, output, *inputs, **exact.params)
             if not _recorded(tangent, tape, mark, [*incoming, *leaves]):
                 return "tangent rule (jvp): the output tangent", []
@@ -569,7 +571,8 @@ def _torch_comparisons(
         warnings.simplefilter("ignore", UserWarning)
         twin_output = twin(*_complex_promoted(tensors, _index_inputs(primitive)), **example.params)
     output = _forward(primitive, example.inputs, example.params)
-    comparisons = [_Comparison("forward value", output, twin_output.detach().resolve_conj().numpy(), atol, rtol)]
+    twin_value = twin_output.detach().resolve_conj().numpy()  # (a conj view has no .numpy())
+    comparisons = [_Comparison("forward value", output, twin_value, atol, rtol)]
     if not comparisons[0].ok or output.dtype.kind not in "fc":
         return comparisons
     grads = _engine_gradients(primitive, example, adjoint)
