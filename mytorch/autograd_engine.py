@@ -167,24 +167,6 @@ def use_recorded_add(add: Callable[[Any, Any], Any]) -> None:
     _recorded_add = add
 
 
-_view_link: Any = None  # the reshape primitive (see Autograd._link_view)
-
-
-def _reshaped(view: np.ndarray, base: np.ndarray) -> bool:
-    """Whether `view` is `base` with size-1 axes added or dropped: the same elements, laid out alike."""
-    def layout(a: np.ndarray) -> list:
-        return [(n, step) for n, step in zip(a.shape, a.strides) if n != 1]
-
-    return (view.dtype == base.dtype and view.size == base.size and layout(view) == layout(base)
-            and view.__array_interface__["data"][0] == base.__array_interface__["data"][0])
-
-
-def use_view_link(reshape: Any) -> None:
-    """Register the `reshape` primitive that records a view NumPy made of a tracked array in C."""
-    global _view_link
-    _view_link = reshape
-
-
 # ---- read-only guard: an array a tape still needs cannot be written in place --------------------
 
 # id(array) -> how many tapes hold it read-only (tapes of other engines and threads included).
@@ -742,7 +724,7 @@ class Autograd:
                     if key not in held:
                         if type(value) is not np.ndarray and getattr(value, "tracked_leaf", False) and (
                                 value.base is None or getattr(value.base, "tracked_leaf", False)):
-                            self._link_view(primitive, value)  # np.r_ / np.c_ made it (see there)
+                            self._refuse_unseen(primitive, value)  # np.r_ / np.c_ made it (see there)
                         else:
                             _hold(held, value)
                     if key not in buffer.memory:
@@ -784,22 +766,21 @@ class Autograd:
         if _state.anomaly or len(tape) >= LONG_TAPE:
             self._appended(op)
 
-    def _link_view(self, primitive: Any, value: np.ndarray) -> None:
-        """A tracked array's view that NumPy made in C, past every dispatch hook: np.r_ and np.c_
-        pass their items through np.array(item, subok=True, ndmin=...), whose new leading axes are
-        such a view. Recorded as the reshape it is, so the gradient reaches the array it views;
-        any other such view is refused (its gradient would silently stop there)."""
+    @staticmethod
+    def _refuse_unseen(primitive: Any, value: np.ndarray) -> None:
+        """A tracked array NumPy made in C, past every dispatch hook, from another tracked array
+        (every tracked array mytorch makes views a plain one; this one views a tracked array, or
+        is a copy): np.r_ and np.c_ pass their items through np.array(item, subok=True, ndmin=...,
+        dtype=...), and ndarray.view and np.array(x, subok=True) make such arrays too. Its gradient
+        would stop there, silently: refused."""
         base = value.base
-        if base is not None and _view_link is not None and _reshaped(value, base):
-            self._record(_view_link, (base,), value, {"shape": value.shape})
-            return
-        # A copy (base None: every tracked array mytorch makes is a view of a plain one) or another view.
         made = "a copy" if base is None else f"a view of a tracked array ({base.shape} {base.dtype})"
         raise TypeError(
             f"{getattr(primitive, 'name', primitive)}: an input ({value.shape} {value.dtype}) is {made} "
-            "that NumPy made outside mytorch's dispatch (np.r_ or np.c_ casting items of mixed dtypes, "
-            "np.array(x, subok=True, ...), ndarray.view), so its gradient would not reach the tracked "
-            "array it came from. Use np.concatenate, np.stack, np.reshape or x.astype(...)."
+            "that NumPy made outside mytorch's dispatch (np.r_ / np.c_ given a 0-d item, a directive "
+            "such as '0,2', or items of mixed dtypes; np.array(x, subok=True, ndmin=...); "
+            "ndarray.view), so its gradient would not reach the tracked array it came from. Use "
+            "np.concatenate, np.stack, np.column_stack, np.reshape or x.astype(...)."
         )
 
     def _append(self, op: Operation) -> None:
