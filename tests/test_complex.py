@@ -145,7 +145,8 @@ def test_r_and_c_given_what_numpy_copies_or_views_in_c_are_refused_not_silent_co
         "a directive": lambda x: np.r_["0,2", x, 3 * x],
         "mixed dtypes": lambda x: np.r_[x.astype(np.float32), x],
     }[build]
-    with pytest.raises(TypeError, match=r"is (a copy|a view of a tracked array \(.*\)) that NumPy made outside"):
+    made = r"is (a copy|a view of a tracked array \(.*\)) that NumPy made outside"
+    with pytest.raises(TypeError, match=made):
         mytorch.grad(lambda x: np.sum(make(x) ** 2))(X)
 
 

@@ -21,6 +21,7 @@ ones that do not; the test suite fails on any).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Callable
@@ -208,11 +209,17 @@ def _values(
 ) -> np.ndarray:
     """A float array in [low, high]; away from `kinks`, or on the tie grid when `ties`."""
     if ties:
-        grid = sorted({v for v in _GRID + kinks if low <= v <= high})
-        return draw(hnp.arrays(dtype, shape, elements=st.sampled_from(grid), fill=st.nothing()))
+        grid = tuple(sorted({v for v in _GRID + kinks if low <= v <= high}))
+        return draw(_grid_arrays(dtype, tuple(shape), grid))
     if kinks:
         return draw(arrays_away_from(shape, dtype, kinks=kinks, margin=margin, low=low, high=high))
     return draw(float_arrays(shape, dtype, low=low, high=high))
+
+
+@functools.lru_cache(maxsize=4096)  # strategies made once (see mytorch.testing.strategies.floats)
+def _grid_arrays(dtype: np.dtype, shape: tuple[int, ...], grid: tuple[float, ...]
+                 ) -> st.SearchStrategy[np.ndarray]:
+    return hnp.arrays(dtype, shape, elements=st.sampled_from(grid), fill=st.nothing())
 
 
 def _constant_or(
@@ -228,6 +235,7 @@ def _constant_or(
     return float(number) if draw(st.booleans()) else number
 
 
+@functools.cache  # strategies made once (see mytorch.testing.strategies.floats)
 def _elementwise_shapes(count: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     # Mostly non-empty; empty arrays (a side of 0) broadcast like any other.
     return st.one_of(broadcastable_shapes(count), broadcastable_shapes(count, min_side=0))
