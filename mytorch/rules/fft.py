@@ -40,7 +40,7 @@ _DUAL = {None: "forward", "backward": "forward", "forward": "backward", "ortho":
 
 def _fit_axis(x: Any, axis: int, length: int) -> Any:
     """`x` cropped or zero-padded at the end of `axis` to `length` (what `n=` does to an input)."""
-    axis %= np.ndim(x)
+    axis = int(axis) % np.ndim(x)  # (a 0-d array axis is read-only on the tape)
     have = np.shape(x)[axis]
     if have > length:
         return getitem(x, (slice(None),) * axis + (slice(0, length),))

@@ -68,7 +68,7 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """`axis` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) or np.ndim(axis) == 0 else tuple(axis)  # (0-d too)
     return tuple(sorted(int(a) % max(ndim, 1) for a in axes))
 
 
@@ -650,7 +650,7 @@ def einsum(*args: Any, optimize: Any = None) -> np.ndarray:
 
 
 def _tensordot_terms(a_ndim: int, b_ndim: int, axes: Any) -> tuple[str, str, str]:
-    if isinstance(axes, (int, np.integer)):
+    if isinstance(axes, (int, np.integer)) or np.ndim(axes) == 0:  # a 0-d array too, as NumPy reads it
         a_axes, b_axes = list(range(a_ndim - int(axes), a_ndim)), list(range(int(axes)))
     else:
         a_axes, b_axes = ([x] if isinstance(x, (int, np.integer)) else list(x) for x in axes)
