@@ -379,7 +379,7 @@ def _gather_adjoint(g: Any, shape: tuple[int, ...], flat_index: Any = None, inde
 def _along_index(shape: tuple[int, ...], indices: np.ndarray, axis: int) -> tuple:
     """The fancy index equal to take_along_axis(·, indices, axis)."""
     ndim = len(shape)
-    axis %= ndim
+    axis = int(axis) % ndim  # (a 0-d array axis is read-only on the tape)
     return tuple(
         indices if a == axis
         else np.arange(shape[a]).reshape([-1 if b == a else 1 for b in range(ndim)])
