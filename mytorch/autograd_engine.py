@@ -723,7 +723,8 @@ class Autograd:
                     key = id(value)
                     if key not in held:
                         if type(value) is not np.ndarray and getattr(value, "tracked_leaf", False) and (
-                                value.base is None or getattr(value.base, "tracked_leaf", False)):
+                                value.base is None or getattr(value.base, "tracked_leaf", False)
+                                and value.shape != value.base.shape):
                             self._refuse_unseen(primitive, value)  # np.r_ / np.c_ made it (see there)
                         else:
                             _hold(held, value)
@@ -769,10 +770,9 @@ class Autograd:
     @staticmethod
     def _refuse_unseen(primitive: Any, value: np.ndarray) -> None:
         """A tracked array NumPy made in C, past every dispatch hook, from another tracked array
-        (every tracked array mytorch makes views a plain one; this one views a tracked array, or
-        is a copy): np.r_ and np.c_ pass their items through np.array(item, subok=True, ndmin=...,
-        dtype=...), and ndarray.view and np.array(x, subok=True) make such arrays too. Its gradient
-        would stop there, silently: refused."""
+        (every tracked array mytorch makes views a plain one; this one is a copy, or a view of a
+        tracked array with axes added): np.r_ and np.c_ pass their items through np.array(item,
+        subok=True, ndmin=..., dtype=...). Its gradient would stop there, silently: refused."""
         base = value.base
         made = "a copy" if base is None else f"a view of a tracked array ({base.shape} {base.dtype})"
         raise TypeError(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.primitive import primitive
-from mytorch.rules.core import div, mul, where
+from mytorch.rules.core import conj, conjugate, div, imag, mul, real, where
 
 __all__ = ["angle", "conj", "conjugate", "imag", "real", "real_if_close"]
 
@@ -39,27 +39,6 @@ __all__ = ["angle", "conj", "conjugate", "imag", "real", "real_if_close"]
 def _safe(z: Any) -> Any:
     """z with its zeros swapped for ones (a constant choice: where z = 0 the rule's value is 0)."""
     return where(np.equal(z, 0), 1, z)
-
-
-conj = primitive(
-    "conj", np.conjugate,
-    vjp=lambda g, ans, x: (conj(g),),
-    jvp=lambda t, ans, x: conj(t[0]),
-    complex="explicit",
-)
-conjugate = conj
-real = primitive(
-    "real", np.real,
-    vjp=lambda g, ans, val: (g,),  # pullback casts the real ȳ to val's complex dtype
-    jvp=lambda t, ans, val: real(t[0]),
-    complex="explicit",
-)
-imag = primitive(
-    "imag", lambda val: np.array(np.imag(val)),  # (NumPy's imag of a real array is read-only zeros)
-    vjp=lambda g, ans, val: (mul(g, 1j),),  # of a real input: the real part, 0
-    jvp=lambda t, ans, val: imag(t[0]),
-    complex="explicit",
-)
 
 
 def _angle_scale(deg: bool) -> float:

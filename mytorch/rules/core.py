@@ -31,11 +31,11 @@ from mytorch.tracked import computed
 from mytorch.utils import is_complex
 
 __all__ = [  # the primitives (mytorch.functional re-exports them) and the helpers rule writers use
-    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cross_entropy", "div", "erf",
-    "exp", "expand_dims", "getitem", "keep_axes", "linear", "log", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad", "power", "reduce_to", "relu", "reshape",
-    "scatter_add", "sigmoid", "sin", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
-    "tanh", "transpose", "unbroadcast", "where",
+    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "conj", "conjugate", "cos",
+    "cross_entropy", "div", "erf", "exp", "expand_dims", "getitem", "imag", "keep_axes", "linear", "log",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad",
+    "power", "real", "reduce_to", "relu", "reshape", "scatter_add", "sigmoid", "sin", "softmax", "sqrt",
+    "squeeze", "stack", "sub", "sum", "swapaxes", "tanh", "transpose", "unbroadcast", "where",
 ]
 
 
@@ -233,8 +233,6 @@ abs = primitive(  # noqa: A001 - the NumPy name
 
 def _abs_jvp(t: Any, ans: np.ndarray, x: Any) -> Any:
     if is_complex(x):
-        from mytorch.rules.complex import conj, real
-
         return real(mul(conj(_abs_slope(x, ans, t)), t))
     return mul(t, _abs_slope(x, ans, t))
 sin = primitive(
@@ -336,6 +334,29 @@ where = primitive(
         lambda g, ans, c, x, y: reduce_to(where(c, 0, g), y),
     ),
     jvp=lambda t, ans, c, x, y: where(c, t[1], t[2]),
+    complex="explicit",
+)
+
+# ---- the parts of a complex number (not holomorphic: their rules, in mytorch.rules.complex's
+# docstring, conjugate or take parts themselves; abs's complex rules need them) -----------------
+
+conj = primitive(
+    "conj", np.conjugate,
+    vjp=lambda g, ans, x: (conj(g),),
+    jvp=lambda t, ans, x: conj(t[0]),
+    complex="explicit",
+)
+conjugate = conj
+real = primitive(
+    "real", np.real,
+    vjp=lambda g, ans, val: (g,),  # pullback casts the real ȳ to val's complex dtype
+    jvp=lambda t, ans, val: real(t[0]),
+    complex="explicit",
+)
+imag = primitive(
+    "imag", lambda val: np.array(np.imag(val)),  # (NumPy's imag of a real array is read-only zeros)
+    vjp=lambda g, ans, val: (mul(g, 1j),),  # of a real input: the real part, 0
+    jvp=lambda t, ans, val: imag(t[0]),
     complex="explicit",
 )
 
