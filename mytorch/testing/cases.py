@@ -192,6 +192,10 @@ def missing_cases() -> list[str]:
 
 # ---- drawing helpers --------------------------------------------------------------------------
 
+# Strategies drawn from in every example, made once (see mytorch.testing.strategies.floats).
+_ANY_SHAPE = st.one_of(shapes(), shapes(min_side=0))  # empty axes too
+_CONSTANT_KINDS = st.sampled_from(["float", "float", "float", "int array", "number"])
+
 # Values where kinks and ties live: drawn from when `ties=True`.
 _GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
 
@@ -226,7 +230,7 @@ def _constant_or(
     draw: st.DrawFn, shape: tuple[int, ...], make_float: Callable[[], Any], integers: st.SearchStrategy[int]
 ) -> Any:
     """Usually a float array (from `make_float`); sometimes an int array or a Python number (constants)."""
-    kind = draw(st.sampled_from(["float", "float", "float", "int array", "number"]))
+    kind = draw(_CONSTANT_KINDS)
     if kind == "float":
         return make_float()
     if kind == "int array":
@@ -368,7 +372,7 @@ _UNARY = {
 
 def _unary_case(name: str, torch_name: str, domain: dict) -> None:
     def draw_unary(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-        shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+        shape = draw(_ANY_SHAPE)
         return Example((_values(draw, shape, dtype, ties, **domain),))
 
     strings = np.array(["a", "b"])
@@ -510,7 +514,7 @@ _AXIS_OUT_OF_RANGE = ((np.ones((2, 3)),), {"axis": 3}, ("(2, 3)", "axis 3"))
 
 @case("sum", torch=_reduction_torch("sum"), bad=(*_AXIS_OUT_OF_RANGE[:2], ("sum", *_AXIS_OUT_OF_RANGE[2])))
 def _sum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), _reduction_args(draw, len(shape)))
 
 
@@ -540,7 +544,7 @@ _extremum_case("min", "amin")
     bad=(*_AXIS_OUT_OF_RANGE[:2], ("logsumexp", *_AXIS_OUT_OF_RANGE[2])),
 )
 def _logsumexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))  # over an empty axis: -inf
+    shape = draw(_ANY_SHAPE)  # over an empty axis: -inf
     params = _reduction_args(draw, len(shape), default_axis=-1)
     if not shape and "axis" not in params:
         params["axis"] = None  # a 0-d array has no axis -1
@@ -575,7 +579,7 @@ _softmax_case("log_softmax")
     bad=((np.ones((2, 3)), (4,)), {}, ("reshape", "(2, 3)", "(4,)")),
 )
 def _reshape(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), {"shape": draw(reshape_targets(shape))})
 
 
@@ -587,7 +591,7 @@ def _transpose_torch(x: Any, axes: Any = None) -> Any:
     "transpose", torch=_transpose_torch, bad=((np.ones((2, 3)),), {"axes": (0, 0)}, ("transpose", "(2, 3)"))
 )
 def _transpose(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     x = _values(draw, shape, dtype)
     if draw(st.booleans()):
         return Example((x,))
@@ -602,7 +606,7 @@ def _transpose(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=((np.ones((2, 3)), (4, 3)), {}, ("broadcast_to", "(2, 3)", "(4, 3)")),
 )
 def _broadcast_to(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), {"shape": draw(broadcast_targets(shape))})
 
 
@@ -617,7 +621,7 @@ def _torch_sum_to(x: Any, shape: tuple) -> Any:
 )
 def _unbroadcast(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     # broadcasting's adjoint: from a broadcast shape back to the shape that was broadcast
-    target = draw(st.one_of(shapes(), shapes(min_side=0)))
+    target = draw(_ANY_SHAPE)
     shape = draw(broadcast_targets(target))
     return Example((_values(draw, shape, dtype),), {"shape": target})
 
@@ -628,7 +632,7 @@ def _unbroadcast(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=((np.ones((2, 3)), 5), {}, ("expand_dims", "(2, 3)")),
 )
 def _expand_dims(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     new = draw(st.integers(1, 2))
     out_ndim = len(shape) + new
     places = draw(st.lists(st.integers(0, out_ndim - 1), min_size=new, max_size=new, unique=True))
@@ -651,7 +655,7 @@ def _squeeze(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 @case("getitem", torch=_torch_getitem, bad=((np.ones((2,)), 5), {}, ("getitem", "(2,)")))
 def _getitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), {"index": draw(indices(shape))})
 
 
@@ -661,7 +665,7 @@ def _getitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=((np.ones((1,)), 5, (2,)), {}, ("scatter_add", "(1,)")),
 )
 def _scatter_add(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     index = draw(indices(shape))
     picked = np.zeros(shape)[index].shape
     return Example((_values(draw, picked, dtype),), {"index": index, "shape": shape})
@@ -699,7 +703,7 @@ def _concatenate(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=(([np.ones((2,)), np.ones((3,))],), {}, ("stack", "(2,)", "(3,)")),
 )
 def _stack(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     axis = draw(st.integers(-len(shape) - 1, len(shape)))
     params = {} if axis == 0 and draw(st.booleans()) else {"axis": axis}
     return Example(_listed(draw, [shape] * draw(st.integers(1, 3)), dtype), params)
@@ -756,7 +760,7 @@ def _linear(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 @case("astype", torch=_torch_astype, bad=((np.ones((2, 3)), "no such dtype"), {}, ("astype", "(2, 3)")))
 def _astype(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     target = draw(st.sampled_from([np.float64, np.float32]))
     return Example((_values(draw, shape, dtype),), {"dtype": np.dtype(target)})
 
@@ -1097,7 +1101,7 @@ _spread_case("std")
 
 def _scan_case(name: str) -> None:
     def draw_scan(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-        shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+        shape = draw(_ANY_SHAPE)
         x = _values(draw, shape, dtype, ties, low=-1.5, high=1.5)
         if name == "cumprod":
             x = _with_zeros(draw, x)
@@ -1126,7 +1130,7 @@ def _torch_dims(axis: Any, ndim: int) -> tuple:
     bad=(*_AXIS_OUT_OF_RANGE[:2], ("flip", *_AXIS_OUT_OF_RANGE[2])),
 )
 def _flip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     axis = _axis_or_axes(draw, len(shape))
     return Example((_values(draw, shape, dtype, ties),), {} if axis is None else {"axis": axis})
 
@@ -1383,7 +1387,7 @@ def _torch_setitem(x: Any, value: Any, index: Any) -> Any:
     bad=((np.ones((2, 3)), np.ones(4)), {"index": 0}, ("setitem", "(2, 3)", "(4,)")),
 )
 def _setitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     x = _values(draw, shape, dtype, ties)
     index = draw(indices(shape))
     picked = np.zeros(shape)[index].shape
