@@ -347,14 +347,22 @@ conj = primitive(
     complex="explicit",
 )
 conjugate = conj
+def _numbers(name: str, val: Any) -> np.ndarray:
+    """`val` as an array of numbers (NumPy's real and imag would hand text back unchanged)."""
+    array = np.asarray(val)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"{name}: needs numbers, got {array.dtype} of shape {array.shape}")
+    return array
+
+
 real = primitive(
-    "real", np.real,
+    "real", lambda val: np.real(_numbers("real", val)),
     vjp=lambda g, ans, val: (g,),  # pullback casts the real ȳ to val's complex dtype
     jvp=lambda t, ans, val: real(t[0]),
     complex="explicit",
 )
 imag = primitive(
-    "imag", lambda val: np.array(np.imag(val)),  # (NumPy's imag of a real array is read-only zeros)
+    "imag", lambda val: np.array(np.imag(_numbers("imag", val))),  # (NumPy's: read-only zeros if real)
     vjp=lambda g, ans, val: (mul(g, 1j),),  # of a real input: the real part, 0
     jvp=lambda t, ans, val: imag(t[0]),
     complex="explicit",
