@@ -328,15 +328,24 @@ def _frozen_params(held: dict[int, np.ndarray], params: dict[str, Any]) -> dict[
     return params
 
 
-def _refuse_complex(primitive: Any, inputs: Sequence[Any], output: Any) -> None:
-    """Complex values are not differentiated (yet): refused at the first one, never dropped."""
+def _complex_declared(primitive: Any, inputs: Sequence[Any], output: Any) -> bool:
+    """True for a primitive whose rules differentiate complex values (`complex=` in its
+    definition); any other is refused at the first complex value, never dropped from the chain."""
+    if getattr(primitive, "complex", None) is None:
+        refuse_complex(primitive, inputs, output)
+    return True
+
+
+def refuse_complex(primitive: Any, inputs: Sequence[Any], output: Any) -> None:
+    """Raise the error for complex values given to a primitive that does not differentiate them."""
     shapes = ", ".join(f"{v.shape} {v.dtype}" if isinstance(v, np.ndarray) else type(v).__name__
                        for v in inputs)
+    name = getattr(primitive, "name", primitive)
     raise TypeError(
-        f"{getattr(primitive, 'name', primitive)}: complex values are not differentiable in mytorch "
-        f"(inputs: {shapes}; output: {np.shape(output)} {getattr(output, 'dtype', '')}); their gradient "
-        "would silently drop out of the chain. Compute with real arrays (split real and imaginary "
-        "parts), or run this inside mytorch.no_grad() if no gradient is needed."
+        f"{name}: complex values are not differentiable through {name} (inputs: {shapes}; output: "
+        f"{np.shape(output)} {getattr(output, 'dtype', '')}); their gradient would silently drop out "
+        "of the chain. Split real and imaginary parts (np.real, np.imag) before it, or run it inside "
+        "mytorch.no_grad() if no gradient is needed."
     )
 
 
@@ -786,12 +795,10 @@ class Autograd:
         for value in inputs:
             if type(value) is np.ndarray or isinstance(value, np.ndarray):
                 kind = value.dtype.kind
-                if kind == "f":
+                if kind == "f" or kind == "c" and _complex_declared(primitive, inputs, output):
                     mask |= bit
                     if id(value) not in held:
-                        self._first_sight(value)
-                elif kind == "c" and _CHECKS:
-                    _refuse_complex(primitive, inputs, output)
+                        self._first_sight(primitive, value)
                 else:
                     constants = [value] if constants is None else [*constants, value]
             bit <<= 1
@@ -800,7 +807,7 @@ class Autograd:
             return
         if _CHECKS:
             if output.dtype.kind == "c":
-                _refuse_complex(primitive, inputs, output)
+                _complex_declared(primitive, inputs, output)
             if constants is not None:
                 for value in constants:
                     if id(value) not in held:
@@ -831,13 +838,34 @@ class Autograd:
         if watched or len(tape) >= LONG_TAPE:
             self._appended(op)
 
-    def _first_sight(self, leaf: np.ndarray) -> None:
-        """Hold a leaf read-only for this tape and track its gradient."""
+    def _first_sight(self, primitive: Any, leaf: np.ndarray) -> None:
+        """Hold a leaf read-only for this tape and track its gradient (or refuse one NumPy made
+        past the dispatch: see `_refuse_unseen`)."""
+        if type(leaf) is not np.ndarray and getattr(leaf, "tracked_leaf", False):
+            base = leaf.base
+            if base is None or getattr(base, "tracked_leaf", False) and leaf.shape != base.shape:
+                self._refuse_unseen(primitive, leaf)  # np.r_ / np.c_ made it
         if _GUARD:
             _hold(self._held, leaf)
         else:
             self._held[id(leaf)] = leaf  # seen, not locked
         self.gradient_buffer.add_spot(leaf)
+
+    @staticmethod
+    def _refuse_unseen(primitive: Any, value: np.ndarray) -> None:
+        """A tracked array NumPy made in C, past every dispatch hook, from another tracked array
+        (every tracked array mytorch makes views a plain one; this one is a copy, or a view of a
+        tracked array with axes added): np.r_ and np.c_ pass their items through np.array(item,
+        subok=True, ndmin=..., dtype=...). Its gradient would stop there, silently: refused."""
+        base = value.base
+        made = "a copy" if base is None else f"a view of a tracked array ({base.shape} {base.dtype})"
+        raise TypeError(
+            f"{getattr(primitive, 'name', primitive)}: an input ({value.shape} {value.dtype}) is {made} "
+            "that NumPy made outside mytorch's dispatch (np.r_ / np.c_ given a 0-d item, a directive "
+            "such as '0,2', or items of mixed dtypes; np.array(x, subok=True, ndmin=...); "
+            "ndarray.view), so its gradient would not reach the tracked array it came from. Use "
+            "np.concatenate, np.stack, np.column_stack, np.reshape or x.astype(...)."
+        )
 
     def _append(self, op: Operation) -> None:
         self.operation_list.append(op)
@@ -954,6 +982,11 @@ class Autograd:
                     f"backward: gradient= has shape {seed.shape}, the loss has shape {np.shape(loss)}"
                 )
             return seed
+        if loss.dtype.kind == "c":  # as PyTorch: a gradient is the derivative of a real number
+            raise TypeError(
+                f"backward: the loss is complex ({loss.dtype}); a gradient is seeded implicitly only "
+                "for a real loss. Reduce it to a real number (np.abs, np.real), or pass gradient=."
+            )
         if np.size(loss) != 1:
             raise ValueError(
                 f"backward: the loss has shape {np.shape(loss)}; a gradient can only be seeded "

@@ -2,13 +2,15 @@
 
 For each primitive, hypothesis draws inputs from its case (mytorch.testing.cases) and compares
 
-- its backward and tangent rules with central finite differences, in float64 and in float32;
-- its forward value and engine gradients with PyTorch's, in float64 and float32, on inputs full
+- its backward and tangent rules with central finite differences, in float64 and in float32
+  (and in complex128 and complex64 where the primitive declares complex values: real and
+  imaginary parts perturbed apart), first and second order;
+- its forward value and engine gradients with PyTorch's, in the same dtypes, on inputs full
   of kinks and ties (when PyTorch is installed).
 
 The exit code is 1 if any check fails (or a registered primitive has no input spec), else 0.
 
-    python -m mytorch check                      # every primitive, 30 examples per check
+    python -m mytorch check                      # every primitive, 30 examples per check (10 complex)
     python -m mytorch check --op matmul --examples 200
     python -m mytorch check --jobs 1                # in this process (default: one process per core)
 """
@@ -21,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,25 +77,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_one(name: str, examples: int, seed: int, use_torch: bool) -> Row:
-    """Run the four checks of one primitive (two without PyTorch)."""
+    """Run the four checks of one primitive (two without PyTorch), and four more in complex128 and
+    complex64 where it declares complex values (a third of the examples each: the rules are the
+    ones the real checks ran, and the drawing, not the checking, is what costs)."""
     from mytorch.testing import CASES, GradientCheckError, check_against_torch, check_primitive
 
     row = Row(name)
     if name not in CASES:
         row.failures.append(f"{name}: no input spec in mytorch.testing.cases, so it cannot be checked")
         return row
+    def count(dtype: Any) -> int:
+        return examples if np.dtype(dtype).kind == "f" else max(1, -(-examples // 3))
+
     runs = [
         (
             "finite differences",
-            lambda dtype: check_primitive(name, dtype=dtype, max_examples=examples, seed=seed),
+            lambda dtype: check_primitive(name, dtype=dtype, max_examples=count(dtype), seed=seed),
         )
     ]
     if use_torch:
         runs.append(
-            ("torch", lambda dtype: check_against_torch(name, dtype, max_examples=examples, seed=seed))
+            ("torch", lambda dtype: check_against_torch(name, dtype, max_examples=count(dtype), seed=seed))
         )
+    from mytorch.testing.cases import all_primitives
+
+    declared = all_primitives()[name].complex  # complex inputs too where the primitive declares them
+    dtypes = (np.float64, np.float32) + ((np.complex128, np.complex64) if declared else ())
     for reference, run in runs:
-        for dtype in (np.float64, np.float32):
+        for dtype in dtypes:
             try:
                 report = run(dtype)
             except GradientCheckError as error:
@@ -159,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         print(line(row.cells()), flush=True)
     failed = [row for row in rows if row.failures]
     total = sum(row.examples for row in rows)
-    per_op = "float64 and float32 vs finite differences" + (" and vs PyTorch" if use_torch else "")
+    per_op = "float64 and float32 (complex where declared) vs finite differences" + (
+        " and vs PyTorch" if use_torch else "")
     print(
         f"\n{len(rows)} ops, {total} examples ({args.examples} per check: {per_op}), "
         f"{len(failed)} failed, in {time.perf_counter() - started:.1f} s"

@@ -292,11 +292,15 @@ _BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
 globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
 __all__ += [*_numpy_more.__all__, *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605
 
-from mytorch.rules import scipy_linalg, signal  # noqa: E402  (F.scipy_linalg.expm, F.signal.convolve)
+from mytorch.rules import (  # noqa: E402  (F.scipy_linalg.expm, F.signal.convolve)
+    fft,  # noqa: E402  (F.fft.fft, F.fft.rfft, ...: complex results)
+    scipy_linalg,
+    signal,
+)
 
 _BREADTH = [name for name in PRIMITIVES if f"{name}_backward" not in globals()]
 globals().update({f"{name}_backward": PRIMITIVES[name].backward for name in _BREADTH})
-__all__ += ["scipy_linalg", "signal", *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605
+__all__ += ["fft", "scipy_linalg", "signal", *(f"{name}_backward" for name in _BREADTH)]  # noqa: PLE0605
 
 # ---- NumPy's names for tracked arrays (mytorch.tracked): np.X runs the X here -------------------
 
@@ -316,6 +320,6 @@ def reciprocal(x: Any) -> Any:
 
 _tracked.NAMESPACES.update({
     "numpy": sys.modules[__name__], "numpy.linalg": linalg, "scipy.special": special,
-    "scipy.linalg": scipy_linalg, "scipy.signal": signal,
+    "scipy.linalg": scipy_linalg, "scipy.signal": signal, "numpy.fft": fft,
 })
 __all__ += ["copy", "positive", "reciprocal"]

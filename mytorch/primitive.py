@@ -8,7 +8,20 @@ is `ẏ = ẋ · y`. A primitive is made with `primitive(name, forward, vjp=...,
                                       the walk calls only the rules whose gradient it needs
     jvp(t, ans, *inputs, **params) -> the output tangent, `t` holding one tangent per input
 
-where `g` is the adjoint of the output `ans`. Which gradients a walk needs reaches the primitive
+where `g` is the adjoint of the output `ans`.
+
+Complex values (PyTorch's convention: a real loss's gradient with respect to z = x + iy is
+∂L/∂x + i ∂L/∂y, the conjugate Wirtinger derivative up to a factor 2; tangents are complex-linear)
+reach only the primitives that declare them with `complex=`:
+
+    complex="holomorphic"  the rules are the analytic formulas (exp: ȳ · y). For complex values
+                           the walk runs them as conj(vjp(conj(ȳ))), which is ȳ · conj(f'(z)); the
+                           tangent rule f'(z) ż is already right
+    complex="explicit"     the rules handle complex values themselves (abs, real, angle, fft, eig)
+
+A real input of a complex operation gets the real part of its gradient (as in PyTorch).
+
+Which gradients a walk needs reaches the primitive
 as an argument (`pullback(..., needs)`). A rule returns each gradient in its input's shape (it
 undoes broadcasting with `reduce_to(g, x)`: a rule that forgets is an error naming it, never a
 silently summed gradient); `pullback` casts it to the input's dtype.
@@ -29,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.autograd_engine import engine, recording, state
+from mytorch.autograd_engine import engine, recording, refuse_complex, state
 from mytorch.tracked import Tracked, computed, holds_tracked, plain, plain_each
-from mytorch.utils import gradient_dtype, is_float_array
+from mytorch.utils import gradient_dtype, is_complex, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -46,12 +59,18 @@ class Primitive:
     """
 
     def __init__(self, name: str, forward: Callable[..., Any], vjp: Any, jvp: Callable[..., Any],
-                 arity: int | None, defined_in: str) -> None:
+                 arity: int | None, defined_in: str,
+                 complex: str | None = None) -> None:  # noqa: A002 - the keyword `primitive` takes
         self.name, self.forward, self.vjp, self.jvp, self.arity = name, forward, vjp, jvp, arity
         self.defined_in = defined_in  # the module whose `primitive(...)` call made it
         _RULE_MODULES.add(defined_in)
         if isinstance(vjp, (tuple, list)) and arity is not None and len(vjp) != arity:
             raise ValueError(f"{name}: {len(vjp)} vjp rules for {arity} inputs")
+        if complex not in (None, "holomorphic", "explicit"):
+            raise ValueError(f"{name}: complex= is 'holomorphic', 'explicit' or None, not {complex!r}")
+        self.complex = complex  # how complex values are differentiated (None: refused)
+        # The rules a walk runs when the output is complex (see the module docstring).
+        self.complex_vjp = _conjugated(vjp) if complex == "holomorphic" else vjp
         self._bind_plan(forward, arity)
         self.backward = self._make_backward()
         self._fresh = isinstance(forward, np.ufunc)  # its output is never one of its inputs
@@ -241,7 +260,7 @@ class Primitive:
         """The gradients of the inputs whose `needs` is true (None for the others), each reduced to
         its input's shape and dtype. `plain` (when the caller knows): no walk records, so the rules
         run in their plain form (see `plain_rule`)."""
-        rules = self.vjp
+        rules = self.vjp if output.dtype.kind != "c" else self.complex_vjp
         if plain is None:
             plain = not state.recording and state.tracing is None
         if plain:
@@ -311,6 +330,8 @@ class Primitive:
 
         def backward(grad_output: Any, *args: Any, **kwargs: Any) -> Any:
             inputs, params = primitive._bind(args, kwargs)
+            if primitive.complex is None and any(is_complex(v) for v in (grad_output, *inputs)):
+                refuse_complex(primitive, inputs, grad_output)
             # Called by hand (or by a walk over add_operation records, which are first-order
             # only), the rule must not record: that would hold the user's arrays and put stray
             # operations at the end of the tape, where backward(seed) would start.
@@ -333,7 +354,7 @@ class Primitive:
 
 def primitive(
     name: str, forward: Callable[..., Any], *, vjp: Any, jvp: Callable, arity: int | None = 1,
-    register: bool = True,
+    register: bool = True, complex: str | None = None,  # noqa: A002 - reads as what it declares
 ) -> Primitive:
     """Define a primitive: one definition holding its three rules (see the module docstring).
 
@@ -350,7 +371,7 @@ def primitive(
     array([ 3., 12.])
     """
     defined_in = sys._getframe(1).f_globals.get("__name__", "")
-    made = Primitive(name, forward, vjp, jvp, arity, defined_in)
+    made = Primitive(name, forward, vjp, jvp, arity, defined_in, complex)
     if register:
         PRIMITIVES[name] = made
     return made
@@ -478,8 +499,36 @@ def _fitted(primitive: Primitive, position: int, grad: Any, value: Any) -> Any:
         )
     dtype = getattr(grad, "dtype", None)
     if dtype is not None and dtype != value.dtype:
+        if dtype.kind == "c" and value.dtype.kind != "c":  # a real input of a complex operation:
+            grad = PRIMITIVES["real"](grad)  # its gradient is the real part (PyTorch's convention)
+            if grad.dtype == value.dtype:
+                return grad
         grad = astype(grad, value.dtype)
     return grad
+
+
+def _conjugated(vjp: Any) -> Any:
+    """A holomorphic primitive's backward rules for complex values: conj(vjp(conj(ȳ))).
+
+    For w = f(z) holomorphic, PyTorch's convention asks for z̄ = ȳ · conj(f'(z)); the analytic rule
+    computes ȳ · f'(z), so conjugating the adjoint on the way in and the gradient on the way out
+    gives it (a real-coefficient linear rule, such as sum's, is unchanged by the two conj)."""
+
+    def conj(value: Any) -> Any:
+        return value if value is None else PRIMITIVES["conj"](value)
+
+    if isinstance(vjp, (tuple, list)):
+        return tuple(None if rule is None else _conjugated_rule(rule, conj) for rule in vjp)
+
+    def conjugated(g: Any, ans: Any, *inputs: Any, **params: Any) -> Any:
+        grads = vjp(conj(g), ans, *inputs, **params)
+        return tuple(conj(grad) for grad in grads) if isinstance(grads, (tuple, list)) else conj(grads)
+
+    return conjugated
+
+
+def _conjugated_rule(rule: Callable[..., Any], conj: Callable[[Any], Any]) -> Callable[..., Any]:
+    return lambda g, ans, *inputs, **params: conj(rule(conj(g), ans, *inputs, **params))
 
 
 def _explained(name: str, inputs: tuple, error: Exception) -> Exception:
@@ -500,20 +549,20 @@ def _explained(name: str, inputs: tuple, error: Exception) -> Exception:
 broadcast_to = primitive(
     "broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
     vjp=lambda g, ans, x, shape: (reduce_to(g, x),),
-    jvp=lambda t, ans, x, shape: broadcast_to(t[0], shape),
+    jvp=lambda t, ans, x, shape: broadcast_to(t[0], shape), complex="explicit",
 )
 # The adjoint of broadcasting: a gradient summed over the axes that broadcasting added or stretched.
 unbroadcast = primitive(
     "unbroadcast", lambda x, shape: sum_to(x, shape),
     vjp=lambda g, ans, x, shape: (broadcast_to(g, np.shape(x)),),
-    jvp=lambda t, ans, x, shape: unbroadcast(t[0], shape),
+    jvp=lambda t, ans, x, shape: unbroadcast(t[0], shape), complex="explicit",
 )
 # y = x as a new array (np.copy, x.copy(), and each transform's own variable).
 copy = primitive(
     "copy", lambda x: np.array(x, copy=True),
     vjp=lambda g, ans, x: (g,),
     jvp=lambda t, ans, x: t[0],
-    register=False,
+    register=False, complex="explicit",
 )
 # y = x as a new tracked array: a transform's (or checkpoint's) own variable, on the tape after x
 # itself (plain or tracked), so NumPy code on it records and its gradient reaches x.
@@ -521,12 +570,21 @@ variable = primitive(
     "variable", lambda x: np.array(x, copy=True).view(Tracked),
     vjp=lambda g, ans, x: (g,),
     jvp=lambda t, ans, x: t[0],
-    register=False,
+    register=False, complex="explicit",
 )
+def _cast(x: Any, dtype: Any) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        x = x.real  # what NumPy's cast keeps, said out loud (NumPy warns that it drops the rest)
+    return x.astype(dtype)
+
+
 # A cast that keeps the chain between float dtypes (used where dtypes meet). A cast to an integer or
 # bool dtype is a step function: its derivative is zero in every mode (no gradient, no tangent).
 astype = primitive(
-    "astype", lambda x, dtype: np.asarray(x).astype(dtype),
-    vjp=lambda g, ans, x, dtype: (g if ans.dtype.kind == "f" else None,),  # pullback casts g back
-    jvp=lambda t, ans, x, dtype: astype(t[0], dtype) if ans.dtype.kind == "f" else None,
+    "astype", lambda x, dtype: _cast(x, dtype),
+    # complex to real keeps the real part (as NumPy's cast does): its rules are real()'s
+    vjp=lambda g, ans, x, dtype: (g if ans.dtype.kind in "fc" else None,),  # pullback casts g back
+    jvp=lambda t, ans, x, dtype: astype(t[0], dtype) if ans.dtype.kind in "fc" else None,
+    complex="explicit",
 )

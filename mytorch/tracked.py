@@ -188,6 +188,20 @@ class Tracked(np.ndarray):
             raise ValueError(f"matrix transpose with ndim < 2 is undefined (shape {self.shape})")
         return self.swapaxes(-1, -2)
 
+    # The parts of a complex array: ndarray's own attributes are views made in C, off the tape.
+    @property
+    def real(self) -> Any:
+        return _part(self, np.real, "real")
+
+    @property
+    def imag(self) -> Any:
+        return _part(self, np.imag, "imag")
+
+    def conj(self) -> Any:
+        return _method(self, "conj")
+
+    conjugate = conj
+
     def transpose(self, *axes: Any) -> Any:
         axes = axes[0] if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))) else axes
         return _method(self, "transpose", axes or None)
@@ -566,6 +580,15 @@ def _method(array: Tracked, name: str, *args: Any, **kwargs: Any) -> Any:
     return _METHODS[name](array, *args, **kwargs)
 
 
+def _part(array: Tracked, function: Callable[[Any], Any], name: str) -> Any:
+    """`array.real` / `array.imag` (attributes, not methods): the primitive while recording."""
+    if not _dispatching():
+        if state.tracing is not None:
+            return state.tracing.step(function, (array,), {})
+        return _plain_result(function(array.view(np.ndarray)))
+    return _METHODS[name](array)
+
+
 def _reduction(array: Tracked, name: str, axis: Any, dtype: Any, out: Any, keepdims: bool,
                **extra: Any) -> Any:
     if out is not None:
@@ -599,6 +622,9 @@ _METHODS: dict[str, Callable[..., Any]] = {
     "squeeze": lambda x, axis=None: _F().squeeze(x, axis),
     "astype": lambda x, dtype: _F().astype(x, dtype),
     "copy": lambda x: _F().copy(x),
+    "real": lambda x: _F().real(x),
+    "imag": lambda x: _F().imag(x),
+    "conj": lambda x: _F().conj(x),
     "dot": _dot,
     "clip": lambda x, lo, hi: _F().clip(x, lo, hi),
     "cumsum": lambda x, axis: _F().cumsum(x, axis),

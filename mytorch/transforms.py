@@ -118,10 +118,10 @@ def _as_float_array(value: Any, who: str, position: int) -> np.ndarray:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return np.asarray(value, dtype=np.float64)
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if array.dtype.kind != "f":
+    if array.dtype.kind not in "fc":
         raise TypeError(
             f"{who}: cannot differentiate with respect to argument {position}: it has dtype "
-            f"{array.dtype} (shape {array.shape}); only float arrays (and Python numbers) are "
+            f"{array.dtype} (shape {array.shape}); only float and complex arrays (and Python numbers) are "
             "differentiable. Pass x.astype(float), or leave it out of argnums."
         )
     return array
@@ -240,7 +240,8 @@ def _refuse_untraced(stretch: Stretch, outputs: list[np.ndarray], variables: lis
     """A float output that no recorded operation produced, and that is not a variable, was computed
     outside the tape: its derivative would come back as zeros, silently."""
     for output in outputs:
-        if output.dtype.kind != "f" or isinstance(output, _Constant) or any(output is v for v in variables):
+        if (output.dtype.kind not in "fc" or isinstance(output, _Constant)
+                or any(output is v for v in variables)):
             continue
         if stretch.producer(output) is None:
             raise TypeError(
@@ -266,7 +267,7 @@ def _returned(value: np.ndarray, nested: bool) -> np.ndarray:
 def _checked_seed(seed: Any, like: np.ndarray, who: str, what: str, record: bool) -> np.ndarray:
     """A cotangent or tangent of `like`'s shape, in its float dtype (cast on the tape if `record`)."""
     dtype = gradient_dtype(like)
-    if isinstance(seed, np.ndarray) and seed.dtype.kind != "f":
+    if isinstance(seed, np.ndarray) and seed.dtype.kind not in "fc":
         seed = seed.astype(dtype)
     seed = seed if isinstance(seed, np.ndarray) else np.asarray(seed, dtype=dtype)
     if seed.shape != like.shape:
@@ -297,6 +298,9 @@ def _value_and_grad_of_arrays(f: Callable, argnums: int | Sequence[int] = 0) -> 
             nested = stretch.keep
             trace = _Trace(stretch, f, args, positions, "grad")
             (value,) = _single_output(trace, "grad")
+            if value.dtype.kind == "c":  # as PyTorch: the gradient of a real function only
+                raise TypeError(f"grad needs a real output; got a {value.dtype} array: take np.abs, "
+                                "np.real or np.imag of it, or use vjp with a cotangent")
             if value.dtype.kind != "f":
                 raise TypeError(f"grad needs a float output; got a {value.dtype} array")
             if value.size != 1:

@@ -182,22 +182,34 @@ MemoryBuffer = GradientBuffer
 
 
 def is_float_array(value: Any) -> bool:
-    """Whether `value` carries a gradient: a float array (integer and bool arrays are constants).
+    """Whether `value` carries a gradient: a float or complex array (integer and bool arrays are
+    constants).
 
     >>> is_float_array(np.ones(2)), is_float_array(np.arange(2)), is_float_array(1.0)
     (True, False, False)
     """
-    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind == "f"
+    return isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in "fc"
+
+
+def is_complex(value: Any) -> bool:
+    """Whether `value` holds complex numbers, read from its dtype (never from its values, so a
+    compiled trace, whose arrays are traced, reads the same answer every call).
+
+    >>> is_complex(np.ones(2, np.complex64)), is_complex(np.ones(2)), is_complex(1j)
+    (True, False, True)
+    """
+    dtype = getattr(value, "dtype", None)
+    return dtype.kind == "c" if dtype is not None else isinstance(value, complex)
 
 
 def gradient_dtype(value: Any) -> np.dtype:
-    """The dtype of `value`'s gradient or tangent: its own float dtype, else float64.
+    """The dtype of `value`'s gradient or tangent: its own float or complex dtype, else float64.
 
     >>> gradient_dtype(np.ones(2, np.float32)), gradient_dtype(np.arange(2))
     (dtype('float32'), dtype('float64'))
     """
     dtype = getattr(value, "dtype", None)
-    return dtype if dtype is not None and dtype.kind == "f" else np.dtype(np.float64)
+    return dtype if dtype is not None and dtype.kind in "fc" else np.dtype(np.float64)
 
 
 def broadcast_axes(grad_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:

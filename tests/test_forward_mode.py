@@ -41,7 +41,7 @@ def assume_finite(out: np.ndarray) -> None:
 def finite_difference_rtol(out: np.ndarray) -> float:
     """How closely a derivative matches finite differences of an output of this dtype: a float32
     output (astype) is rounded to ~6e-8, which differencing with a step of 1e-3 blows up ~1000 times."""
-    return 1e-6 if out.dtype == np.float64 else 1e-3
+    return 1e-6 if out.dtype in (np.float64, np.complex128) else 1e-3
 
 
 def as_function(name: str, example: Example):
@@ -59,7 +59,15 @@ def as_function(name: str, example: Example):
 
 def draw_like(data, array: np.ndarray, label: str) -> np.ndarray:
     elements = st.floats(-1.0, 1.0, allow_nan=False, width=64)
-    return data.draw(hnp.arrays(np.float64, array.shape, elements=elements), label=label).astype(array.dtype)
+    drawn = data.draw(hnp.arrays(np.float64, array.shape, elements=elements), label=label)
+    if array.dtype.kind == "c":  # (the fft family and eig give complex outputs)
+        drawn = drawn + 1j * data.draw(hnp.arrays(np.float64, array.shape, elements=elements), label=label)
+    return drawn.astype(array.dtype)
+
+
+def pairing(a, b) -> float:
+    """Re Σ conj(a) b: the real inner product (Σ a b for real arrays)."""
+    return float(np.sum(np.real(np.conj(np.asarray(a, np.complex128)) * b)))
 
 
 def draw_function_and_tangents(data, name: str):
@@ -74,7 +82,8 @@ def directional_derivative(f, primals, tangents, h: float = 1e-3) -> np.ndarray:
 
     def at(s):
         with mytorch.no_grad():
-            return np.asarray(f(*[p + s * t for p, t in zip(primals, tangents)]), dtype=np.float64)
+            out = np.asarray(f(*[p + s * t for p, t in zip(primals, tangents)]))
+            return out.astype(np.complex128 if out.dtype.kind == "c" else np.float64)
 
     def central(step):
         return (at(step) - at(-step)) / (2 * step)
@@ -108,10 +117,10 @@ def test_tangent_and_adjoint_rules_agree(name, data):
     np.testing.assert_array_equal(out, out_again)
     assert [a.shape for a in adjoints] == [p.shape for p in primals]
     assert [a.dtype for a in adjoints] == [p.dtype for p in primals]
-    forwards = np.sum(cotangent.astype(np.float64) * tangent_out)
-    backwards = sum(np.sum(a.astype(np.float64) * t) for a, t in zip(adjoints, tangents))
+    forwards = pairing(cotangent, tangent_out)
+    backwards = sum(pairing(a, t) for a, t in zip(adjoints, tangents))
     scale = 1.0 + np.sum(np.abs(cotangent)) * max(np.max(np.abs(t), initial=0.0) for t in tangents)
-    tolerance = (1e-10 if out.dtype == np.float64 else 1e-4) * scale
+    tolerance = (1e-10 if out.dtype in (np.float64, np.complex128) else 1e-4) * scale
     assert abs(forwards - backwards) <= tolerance, (forwards, backwards)
 
 

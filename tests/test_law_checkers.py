@@ -88,7 +88,39 @@ def _sin_with_a_numpy_function_inside_recorded_code() -> F.Primitive:
                        jvp=lambda t, ans, x: F.mul(t[0], F.cos(x)), register=False)
 
 
+def _mul_without_conj_for_complex_values() -> F.Primitive:
+    # The analytic rule ȳ · y declared as a complex rule: right for real inputs, but PyTorch's
+    # convention asks for ȳ · conj(y) once the values are complex.
+    return F.primitive(
+        "mul", np.multiply, complex="explicit",
+        vjp=(lambda g, ans, x, y: reduce_to(F.mul(g, y), x), lambda g, ans, x, y: reduce_to(F.mul(g, x), y)),
+        jvp=lambda t, ans, x, y: F.add(F.mul(t[0], y), F.mul(x, t[1])), arity=2, register=False,
+    )
+
+
+def _abs_with_the_conjugate_slope_for_complex_values() -> F.Primitive:
+    def slope(x, ans):  # conj(z)/|z| where z/|z| belongs: right on the real axis only
+        return F.div(F.conj(x), F.where(np.equal(ans, 0), 1, ans)) if np.iscomplexobj(x) else np.sign(x)
+
+    return F.primitive(
+        "abs", np.abs, complex="explicit",
+        vjp=lambda g, ans, x: (F.mul(g, slope(x, ans)),),
+        jvp=lambda t, ans, x: F.real(F.mul(F.conj(slope(x, ans)), t[0])) if np.iscomplexobj(x)
+        else F.mul(t[0], np.sign(x)),
+        register=False,
+    )
+
+
+def _exp_tangent_conjugated() -> F.Primitive:
+    # A tangent rule that is not complex-linear: right for real tangents only.
+    return F.primitive("exp", np.exp, complex="holomorphic", vjp=lambda g, ans, x: (F.mul(g, ans),),
+                       jvp=lambda t, ans, x: F.mul(F.conj(t[0]), ans), register=False)
+
+
 PRIMITIVE_MUTANTS = {
+    "a complex rule without conj (mul)": _mul_without_conj_for_complex_values,
+    "a complex rule with conj in the wrong place (abs)": _abs_with_the_conjugate_slope_for_complex_values,
+    "a tangent rule that is not complex-linear (exp)": _exp_tangent_conjugated,
     "wrong only for negative inputs": _exp_wrong_for_negatives,
     "wrong only for a size-1 axis": _mul_wrong_for_a_stretched_size_one_axis,
     "wrong only in float32": _tanh_wrong_in_float32,
@@ -115,7 +147,7 @@ def test_check_primitive_rejects_every_mutant_with_its_defaults(corner):
         check_primitive(PRIMITIVE_MUTANTS[corner]())
 
 
-@pytest.mark.parametrize("name", ["exp", "mul", "tanh", "sin"])
+@pytest.mark.parametrize("name", ["exp", "mul", "tanh", "sin", "abs"])
 def test_the_primitives_the_mutants_come_from_pass_with_the_same_defaults(name):
     assert check_primitive(name).examples > 0
 

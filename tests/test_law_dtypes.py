@@ -1,8 +1,9 @@
 """Law 3: casts and dtypes are honest.
 
 A cast to an integer or bool dtype has derivative zero in every mode; integer and bool inputs are
-constants everywhere (labels included); complex values are refused at the first one (mytorch does
-not differentiate them yet), never dropped from the chain; a float32 batch through a float64 layer
+constants everywhere (labels included); complex values are differentiated with PyTorch's convention
+by the primitives that declare them (`complex=`), and refused by any other at the first one, never
+dropped from the chain; a float32 batch through a float64 layer
 is refused as PyTorch refuses it; layers take `dtype=`, modules have `.astype(dtype)`.
 Properties over every registered primitive and every nn layer.
 """
@@ -69,6 +70,8 @@ def test_integer_and_bool_inputs_are_constants(name, data):
 @given(data=st.data())
 def test_a_complex_value_is_refused_where_it_enters_the_tape(name, data):
     op = RECORDS[name]
+    if op.primitive.complex:
+        return  # differentiated (the next law and `check` say how well)
     example = data.draw(op.examples(), label="example")
     positions = example.float_positions
     if not positions:
@@ -84,14 +87,51 @@ def test_a_complex_value_is_refused_where_it_enters_the_tape(name, data):
         op.primitive.apply(tuple(inputs), example.params)
 
 
-def test_a_complex_constant_meeting_the_tape_is_refused_there():
-    with pytest.raises(TypeError, match="mul: complex values"):
-        mytorch.grad(lambda x: F.sum(F.abs(F.mul(x, np.complex128(1 + 2j)))))(X)
+COMPLEX_RECORDS = sorted(name for name, op in RECORDS.items() if op.primitive.complex)
 
 
-def test_a_complex_intermediate_is_refused_at_the_first_complex_value():
-    with pytest.raises(TypeError, match="astype: complex values"):
-        mytorch.grad(lambda x: F.sum(F.astype(F.astype(x, np.complex128), np.float64)))(X)
+@pytest.mark.parametrize("name", COMPLEX_RECORDS)
+@settings(max_examples=5)
+@given(data=st.data())
+def test_a_declared_primitive_gives_each_input_a_gradient_of_its_own_dtype(name, data):
+    """Complex inputs get complex gradients, real inputs of a complex operation real ones (the real
+    part, as in PyTorch), in both precisions; nothing is dropped from the chain."""
+    op = RECORDS[name]
+    dtype = data.draw(st.sampled_from([np.complex128, np.complex64]), label="dtype")
+    example = data.draw(op.examples(dtype), label="example")
+    with Stretch() as stretch:
+        output = op.primitive.apply(example.inputs, example.params)
+        if stretch.producer(output) is None:
+            return
+        adjoints = stretch.backward(output, np.ones(output.shape, output.dtype))
+    for i in example.float_positions:
+        gradient = adjoints.get(id(example.inputs[i]))
+        assert gradient is None or gradient.dtype == example.inputs[i].dtype, f"{name}: input {i}"
+
+
+def test_a_complex_constant_meeting_the_tape_is_refused_where_complex_values_are_not_declared():
+    with pytest.raises(TypeError, match="maximum: complex values"):
+        mytorch.grad(lambda x: F.sum(F.abs(F.maximum(x, np.complex128(1 + 2j)))))(X)
+    # mul declares them: |x (1 + 2i)| = √5 |x|
+    np.testing.assert_allclose(mytorch.grad(lambda x: F.sum(F.abs(F.mul(x, np.complex128(1 + 2j)))))(X),
+                               np.sqrt(5) * np.sign(X))
+
+
+def test_a_complex_intermediate_is_refused_at_the_first_primitive_that_does_not_declare_it():
+    with pytest.raises(TypeError, match="maximum: complex values"):
+        mytorch.grad(lambda x: F.sum(F.real(F.maximum(F.astype(x, np.complex128), 0.0))))(X)
+    # a cast there and back keeps the chain: the real part's gradient
+    np.testing.assert_allclose(
+        mytorch.grad(lambda x: F.sum(F.mul(F.astype(F.astype(x, np.complex128), np.float64), x)))(X), 2 * X)
+
+
+def test_a_complex_loss_is_refused_as_pytorch_refuses_it():
+    with pytest.raises(TypeError, match="real output"):
+        mytorch.grad(lambda z: F.sum(F.mul(z, z)))(np.array([1 + 1j]))
+    engine = mytorch.autograd_engine.Autograd()
+    loss = F.sum(F.mul(np.array([1 + 1j]), np.array([2.0])))
+    with pytest.raises(TypeError, match="loss is complex"):
+        engine.backward(loss)
 
 
 def test_every_nn_layer_has_a_record():

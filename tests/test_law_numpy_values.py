@@ -65,6 +65,11 @@ def test_forward_values_equal_numpys(name, data):
         return
     if name == "slogdet":  # NumPy's pair (sign, log|det|), packed along a last axis by mytorch
         expected = np.stack([np.asarray(e) for e in expected], axis=-1)
+    if name == "eig":  # NumPy's pair, packed as rows; eigenvectors up to sign (see F.linalg.eig)
+        values, vectors = (np.asarray(e) for e in expected)
+        np.testing.assert_allclose(got[..., 0, :], values, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.abs(got[..., 1:, :]), np.abs(vectors), rtol=1e-4, atol=1e-5)
+        return
     if name == "eigh":  # NumPy's pair, packed as rows: the eigenvalues above the eigenvectors
         values, vectors = (np.asarray(e) for e in expected)
         np.testing.assert_allclose(got[..., 0, :], values, rtol=1e-5, atol=1e-6)
@@ -75,7 +80,10 @@ def test_forward_values_equal_numpys(name, data):
     assert np.shape(got) == expected.shape, f"{name}: shape {np.shape(got)} ≠ NumPy's {expected.shape}"
     kept_float32 = got.dtype == np.float32 and any(  # mytorch keeps float32 where SciPy promotes (§8)
         isinstance(v, np.ndarray) and v.dtype == np.float32 for v in example.inputs)
-    if expected.dtype.kind == "f" and not kept_float32:
+    kept_float32 = kept_float32 or got.dtype == np.complex64 and any(
+        isinstance(v, np.ndarray) and v.dtype in (np.float32, np.complex64) for v in example.inputs)
+    if expected.dtype.kind in "fc" and not kept_float32:
         assert got.dtype == expected.dtype, f"{name}: dtype {got.dtype} ≠ NumPy's {expected.dtype}"
-    tolerance = 1e-5 if np.float32 in (got.dtype, expected.dtype) else 1e-12
+    single = {np.dtype(np.float32), np.dtype(np.complex64)}
+    tolerance = 1e-5 if single & {got.dtype, expected.dtype} else 1e-12
     np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance, equal_nan=True)

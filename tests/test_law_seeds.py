@@ -21,7 +21,8 @@ SCALES = st.sampled_from([3.0, -0.5, 0.0, 2.0**-10])
 
 def _close(a, b, dtype) -> bool:
     tolerance = 1e-4 if np.dtype(dtype) == np.float32 else 1e-9
-    a, b = np.asarray(a, float), np.asarray(b, float)
+    number = complex if np.iscomplexobj(a) or np.iscomplexobj(b) else float  # (complex: both parts)
+    a, b = np.asarray(a, number), np.asarray(b, number)
     return np.allclose(a, b, rtol=tolerance, atol=tolerance, equal_nan=True)
 
 
@@ -35,7 +36,7 @@ def test_scaling_the_seed_scales_every_gradient(name, data):
     c = data.draw(SCALES, label="c")
     with mytorch.no_grad():
         output = op.primitive.apply(example.inputs, example.params)
-    if output.dtype.kind != "f":
+    if output.dtype.kind not in "fc":
         return
     seed = data.draw(float_arrays(output.shape, output.dtype), label="seed")
     results = []
@@ -50,8 +51,9 @@ def test_scaling_the_seed_scales_every_gradient(name, data):
         if once is None:
             assert scaled is None or not np.any(scaled)
         else:
-            least = np.float32 if np.float32 in (np.dtype(dtype), output.dtype) else np.float64
-            assert _close(scaled, c * np.asarray(once, float), least), f"{name}: not linear in the seed"
+            single = {np.dtype(np.float32), np.dtype(np.complex64)}
+            least = np.float32 if single & {np.dtype(dtype), output.dtype} else np.float64
+            assert _close(scaled, c * np.asarray(once), least), f"{name}: not linear in the seed"
 
 
 @pytest.mark.parametrize("form", ["gradient=", "seed array"])

@@ -380,7 +380,8 @@ def test_check_command_prints_a_table_and_exits_0(capsys):
         "result",
     ]
     assert "add" in out and "relu" in out and "pass" in out
-    assert "2 ops, 20 examples" in out and "0 failed" in out
+    # add: 5 in float64 and float32, and 2 (a third, rounded up) in complex128 and complex64; relu: 10
+    assert "2 ops, 24 examples" in out and "0 failed" in out
 
 
 def test_check_command_exits_1_on_a_failure(capsys, monkeypatch):

@@ -29,13 +29,14 @@ from mytorch.primitive import (
     unbroadcast,
 )
 from mytorch.tracked import computed
+from mytorch.utils import is_complex
 
 __all__ = [  # the primitives (mytorch.functional re-exports them) and the helpers rule writers use
-    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cross_entropy", "div", "erf",
-    "exp", "expand_dims", "getitem", "keep_axes", "linear", "log", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad", "power", "reduce_to", "relu", "reshape",
-    "scatter_add", "sigmoid", "sin", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes",
-    "tanh", "transpose", "unbroadcast", "where",
+    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "conj", "conjugate", "cos",
+    "cross_entropy", "div", "erf", "exp", "expand_dims", "getitem", "imag", "keep_axes", "linear", "log",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad",
+    "power", "real", "reduce_to", "relu", "reshape", "scatter_add", "sigmoid", "sin", "softmax", "sqrt",
+    "squeeze", "stack", "sub", "sum", "swapaxes", "tanh", "transpose", "unbroadcast", "where",
 ]
 
 
@@ -68,16 +69,19 @@ add = primitive(
     "add", np.add, arity=2,
     vjp=(lambda g, ans, x, y: reduce_to(g, x), lambda g, ans, x, y: reduce_to(g, y)),
     jvp=lambda t, ans, x, y: add(t[0], t[1]),
+    complex="holomorphic",
 )
 sub = primitive(
     "sub", np.subtract, arity=2,
     vjp=(lambda g, ans, x, y: reduce_to(g, x), lambda g, ans, x, y: reduce_to(neg(g), y)),
     jvp=lambda t, ans, x, y: sub(t[0], t[1]),
+    complex="holomorphic",
 )
 mul = primitive(
     "mul", np.multiply, arity=2,
     vjp=(lambda g, ans, x, y: reduce_to(mul(g, y), x), lambda g, ans, x, y: reduce_to(mul(g, x), y)),
     jvp=lambda t, ans, x, y: add(mul(t[0], y), mul(x, t[1])),
+    complex="holomorphic",
 )
 div = primitive(
     "div", np.divide, arity=2,
@@ -87,11 +91,13 @@ div = primitive(
         lambda g, ans, x, y: reduce_to(neg(mul(g, div(ans, y))), y),
     ),
     jvp=lambda t, ans, x, y: div(sub(t[0], mul(ans, t[1])), y),
+    complex="holomorphic",
 )
 neg = primitive(
     "neg", np.negative,
     vjp=lambda g, ans, x: (neg(g),),
     jvp=lambda t, ans, x: neg(t[0]),
+    complex="holomorphic",
 )
 
 
@@ -101,6 +107,8 @@ def _log_base(x: Any, ans: np.ndarray) -> np.ndarray:
     # derivative ∂²(x**p)/∂x∂p = x**(p-1) (1 + p log x) keeps its x**(p-1) term.
     if not is_float_array(x):  # a constant base: a constant, in the output's dtype (float32 stays float32)
         return constant(np.log(np.where(np.greater(x, 0), x, 1)), ans)
+    if is_complex(x):  # a complex power is exp(p log x) on log's principal branch, x = 0 aside
+        return log(where(np.equal(x, 0), 1, x))
     return log(where(x > 0, x, 1))
 
 
@@ -128,6 +136,7 @@ power = primitive(
         lambda g, ans, x, p: reduce_to(mul(g, mul(ans, _log_base(x, ans))), p),
     ),
     jvp=lambda t, ans, x, p: _power_jvp(t, ans, x, p),
+    complex="holomorphic",
 )
 
 
@@ -183,6 +192,7 @@ matmul = primitive(
         lambda g, ans, a, b: _demoted(matmul(swapaxes(_as_row(a), -1, -2), _promoted(g, a, b)), b, -1),
     ),
     jvp=lambda t, ans, a, b: add(matmul(t[0], b), matmul(a, t[1])),
+    complex="holomorphic",
 )
 
 # ---- elementwise functions ----------------------------------------------------------------
@@ -191,36 +201,58 @@ exp = primitive(
     "exp", np.exp,
     vjp=lambda g, ans, x: (mul(g, ans),),
     jvp=lambda t, ans, x: mul(t[0], ans),
+    complex="holomorphic",
 )
 log = primitive(
     "log", np.log,
     vjp=lambda g, ans, x: (div(g, x),),
     jvp=lambda t, ans, x: div(t[0], x),
+    complex="holomorphic",
 )
 sqrt = primitive(
     "sqrt", np.sqrt,
     vjp=lambda g, ans, x: (div(g, mul(2, ans)),),
     jvp=lambda t, ans, x: div(t[0], mul(2, ans)),
+    complex="holomorphic",
 )
+def _abs_slope(x: Any, ans: np.ndarray, like: Any) -> Any:
+    """d|x|: sign(x), a constant for real x; for complex z, |z| is not holomorphic and its rules
+    need z/|z| (recorded: it depends on z), taken as 0 at z = 0 (as PyTorch's sgn)."""
+    if is_complex(x):
+        return where(np.equal(ans, 0), 0, div(x, where(np.equal(ans, 0), 1, ans)))
+    return constant(np.sign(x), like)
+
+
 abs = primitive(  # noqa: A001 - the NumPy name
     "abs", np.abs,
-    vjp=lambda g, ans, x: (mul(g, constant(np.sign(x), g)),),
-    jvp=lambda t, ans, x: mul(t[0], constant(np.sign(x), t[0])),
+    # complex z (w = |z| real): z̄ = ȳ z/|z|,  ẇ = Re(conj(z/|z|) ż)
+    vjp=lambda g, ans, x: (mul(g, _abs_slope(x, ans, g)),),
+    jvp=lambda t, ans, x: _abs_jvp(t[0], ans, x),
+    complex="explicit",
 )
+
+
+def _abs_jvp(t: Any, ans: np.ndarray, x: Any) -> Any:
+    if is_complex(x):
+        return real(mul(conj(_abs_slope(x, ans, t)), t))
+    return mul(t, _abs_slope(x, ans, t))
 sin = primitive(
     "sin", np.sin,
     vjp=lambda g, ans, x: (mul(g, cos(x)),),
     jvp=lambda t, ans, x: mul(t[0], cos(x)),
+    complex="holomorphic",
 )
 cos = primitive(
     "cos", np.cos,
     vjp=lambda g, ans, x: (neg(mul(g, sin(x))),),
     jvp=lambda t, ans, x: neg(mul(t[0], sin(x))),
+    complex="holomorphic",
 )
 tanh = primitive(
     "tanh", np.tanh,
     vjp=lambda g, ans, x: (mul(g, sub(1, mul(ans, ans))),),
     jvp=lambda t, ans, x: mul(t[0], sub(1, mul(ans, ans))),
+    complex="holomorphic",
 )
 sigmoid = primitive(
     "sigmoid", scipy.special.expit,  # stable: never exp of a large positive number
@@ -303,6 +335,38 @@ where = primitive(
         lambda g, ans, c, x, y: reduce_to(where(c, 0, g), y),
     ),
     jvp=lambda t, ans, c, x, y: where(c, t[1], t[2]),
+    complex="explicit",
+)
+
+# ---- the parts of a complex number (not holomorphic: their rules, in mytorch.rules.complex's
+# docstring, conjugate or take parts themselves; abs's complex rules need them) -----------------
+
+conj = primitive(
+    "conj", np.conjugate,
+    vjp=lambda g, ans, x: (conj(g),),
+    jvp=lambda t, ans, x: conj(t[0]),
+    complex="explicit",
+)
+conjugate = conj
+def _numbers(name: str, val: Any) -> np.ndarray:
+    """`val` as an array of numbers (NumPy's real and imag would hand text back unchanged)."""
+    array = np.asarray(val)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"{name}: needs numbers, got {array.dtype} of shape {array.shape}")
+    return array
+
+
+real = primitive(
+    "real", lambda val: np.real(_numbers("real", val)),
+    vjp=lambda g, ans, val: (g,),  # pullback casts the real ȳ to val's complex dtype
+    jvp=lambda t, ans, val: real(t[0]),
+    complex="explicit",
+)
+imag = primitive(
+    "imag", lambda val: np.array(np.imag(_numbers("imag", val))),  # (NumPy's: read-only zeros if real)
+    vjp=lambda g, ans, val: (mul(g, 1j),),  # of a real input: the real part, 0
+    jvp=lambda t, ans, val: imag(t[0]),
+    complex="explicit",
 )
 
 # ---- reductions ---------------------------------------------------------------------------
@@ -315,6 +379,7 @@ sum = primitive(  # noqa: A001 - the NumPy name
         broadcast_to(keep_axes(g, x.ndim, axis, keepdims), x.shape),
     ),
     jvp=lambda t, ans, x, axis=None, keepdims=False: sum(t[0], axis=axis, keepdims=keepdims),
+    complex="explicit",
 )
 mean = primitive(
     "mean", lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
@@ -322,6 +387,7 @@ mean = primitive(
         broadcast_to(div(keep_axes(g, x.ndim, axis, keepdims), _reduced_count(x.shape, axis) or 1), x.shape),
     ),
     jvp=lambda t, ans, x, axis=None, keepdims=False: mean(t[0], axis=axis, keepdims=keepdims),
+    complex="explicit",
 )
 
 
@@ -354,6 +420,7 @@ reshape = primitive(
     "reshape", lambda x, shape: x.reshape(shape) if type(x) is np.ndarray else np.reshape(x, shape),
     vjp=lambda g, ans, x, shape: (reshape(g, x.shape),),
     jvp=lambda t, ans, x, shape: reshape(t[0], ans.shape),
+    complex="explicit",
 )
 transpose = primitive(
     "transpose", lambda x, axes=None: x.transpose(axes) if type(x) is np.ndarray else np.transpose(x, axes),
@@ -361,6 +428,7 @@ transpose = primitive(
         transpose(g, None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),
     ),
     jvp=lambda t, ans, x, axes=None: transpose(t[0], axes),
+    complex="explicit",
 )
 
 
@@ -379,11 +447,13 @@ expand_dims = primitive(
     "expand_dims", lambda x, axis: np.expand_dims(x, axis),
     vjp=lambda g, ans, x, axis: (reshape(g, x.shape),),
     jvp=lambda t, ans, x, axis: expand_dims(t[0], axis),
+    complex="explicit",
 )
 squeeze = primitive(
     "squeeze", lambda x, axis=None: np.squeeze(x, axis),
     vjp=lambda g, ans, x, axis=None: (reshape(g, x.shape),),
     jvp=lambda t, ans, x, axis=None: squeeze(t[0], axis),
+    complex="explicit",
 )
 
 
@@ -407,11 +477,13 @@ scatter_add = primitive(
     "scatter_add", _scatter_add,
     vjp=lambda g, ans, upstream, index, shape: (getitem(g, index),),
     jvp=lambda t, ans, upstream, index, shape: scatter_add(t[0], index, shape),
+    complex="explicit",
 )
 getitem = primitive(
     "getitem", lambda x, index: np.asarray(x)[index],
     vjp=lambda g, ans, x, index: (scatter_add(g, index, x.shape),),
     jvp=lambda t, ans, x, index: getitem(t[0], index),
+    complex="explicit",
 )
 
 
@@ -425,6 +497,7 @@ concatenate = primitive(
     "concatenate", lambda *xs, axis=0: np.concatenate(xs, axis=axis), arity=None,
     vjp=lambda g, ans, *xs, axis=0: _split_along(g, [np.shape(x)[axis] for x in xs], axis),
     jvp=lambda t, ans, *xs, axis=0: concatenate(t, axis=axis),
+    complex="explicit",
 )
 stack = primitive(
     "stack", lambda *xs, axis=0: np.stack(xs, axis=axis), arity=None,
@@ -432,6 +505,7 @@ stack = primitive(
         getitem(g, (slice(None),) * (axis % ans.ndim) + (i,)) for i in range(len(xs))
     ),
     jvp=lambda t, ans, *xs, axis=0: stack(t, axis=axis),
+    complex="explicit",
 )
 
 
@@ -444,6 +518,7 @@ pad = primitive(
     "pad", lambda x, pad_width, constant_values=0: np.pad(x, pad_width, constant_values=constant_values),
     vjp=lambda g, ans, x, pad_width, constant_values=0: (getitem(g, _unpad_index(x, pad_width)),),
     jvp=lambda t, ans, x, pad_width, constant_values=0: pad(t[0], pad_width),
+    complex="explicit",
 )
 
 # ---- softmax family: shift by the max, so large logits never overflow ---------------------
@@ -544,6 +619,7 @@ linear = primitive(
         lambda g, ans, x, W, b: _bias_gradient(g, b),
     ),
     jvp=_linear_jvp,
+    complex="holomorphic",
 )
 
 # ---- the fused loss: mean softmax cross-entropy, one tape entry instead of five ---------------

@@ -55,8 +55,10 @@ from mytorch.rules.core import (
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.numpy_ops import tril, triu
 from mytorch.tracked import is_tracked
+from mytorch.utils import is_complex
 
-__all__ = ["cholesky", "det", "eigh", "eigvalsh", "inv", "matrix_power", "norm", "pinv", "qr", "slogdet",
+__all__ = ["cholesky", "det", "eig", "eigh", "eigvalsh", "inv", "matrix_power", "norm", "pinv", "qr",
+           "slogdet",
            "solve", "svd", "svdvals"]
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
@@ -64,7 +66,8 @@ EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
 
 
 def _is_float(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+    """A float or complex array: one that carries a gradient."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "fc"
 
 
 def _T(a: Any) -> Any:
@@ -216,6 +219,7 @@ inv = primitive(
     "inv", np.linalg.inv,
     vjp=lambda g, ans, a: (neg(matmul(matmul(_T(ans), g), _T(ans))),),
     jvp=lambda t, ans, a: neg(matmul(matmul(ans, t[0]), ans)),
+    complex="holomorphic",
 )
 
 
@@ -250,7 +254,8 @@ def _solve_jvp(t: list, ans: np.ndarray, a: Any, b: Any) -> np.ndarray:
     return reshape(tangent, np.shape(ans)) if vector else tangent
 
 
-solve = primitive("solve", lambda a, b: np.linalg.solve(a, b), arity=2, vjp=_solve_vjp, jvp=_solve_jvp)
+solve = primitive("solve", lambda a, b: np.linalg.solve(a, b), arity=2, vjp=_solve_vjp, jvp=_solve_jvp,
+                  complex="holomorphic")
 
 
 def _trace_of_inverse_times(a: Any, t: Any) -> Any:
@@ -262,6 +267,7 @@ det = primitive(
     "det", np.linalg.det,
     vjp=lambda g, ans, a: (mul(expand_dims(mul(g, ans), (-2, -1)), _T(inv(a))),),
     jvp=lambda t, ans, a: mul(ans, _trace_of_inverse_times(a, t[0])),
+    complex="holomorphic",
 )
 
 
@@ -726,3 +732,114 @@ def matrix_power(a: Any, n: int) -> np.ndarray:
         if bit:
             result = z if result is None else matmul(result, z)
     return result
+
+
+# ==== issue 23: eig, with complex results ===========================================================
+#
+# A = V Λ V⁻¹ for a general square A (real or complex); Λ and V are complex unless every eigenvalue
+# of a real A is real (then NumPy returns real arrays, and so does this). NumPy's (LAPACK's) gauge:
+# each eigenvector has unit 2-norm and its component of largest modulus, at row k_j, is real
+# (and positive: LAPACK makes it so for a complex A; for a real A, whose signs LAPACK leaves to
+# chance, mytorch makes it so, so its eigenvectors equal NumPy's up to sign).
+# The gauge fixes the derivative of V: with P = V⁻¹ Ȧ V and E_ij = λ_j − λ_i,
+#
+#     Λ̇ = diag(P)      V̇ = W + V diag(d),   W = V (P / E off the diagonal, 0 on it)
+#     d_j = −Re(v_jᴴ w_j) − i Im(W_{k_j j}) / V_{k_j j}      (unit norm; V_{k_j j} stays real)
+#
+# and its adjoint (PyTorch's convention for complex gradients), with Y = Vᴴ V̄ and y = diag(Y):
+#
+#     Ā = V⁻ᴴ (Λ̄ as a diagonal + (Y − VᴴV diag(Re y) − i C diag(Im y / V_{k_j j})) / conj(E) off it) Vᴴ
+#
+# where C_mj = conj(V_{k_j m}). Without the C term this is PyTorch's formula, which it applies only to
+# losses that do not depend on the eigenvectors' phases (Im y = 0, where the C term vanishes); with
+# it the gradient is that of the function NumPy computes, phases included. For a real A the gradient
+# is the real part. Distinct eigenvalues only: E has the gaps on its off-diagonal.
+
+EigResult = namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
+
+
+def _eig_packed(a: Any) -> np.ndarray:
+    _needs_matrices("eig", a)
+    _needs_finite("eig", a)
+    values, vectors = np.linalg.eig(a)
+    # LAPACK leaves the sign of a real matrix's eigenvectors open (it flips between neighbouring
+    # inputs, where no derivative exists): each one's largest component is made positive, as
+    # LAPACK already makes it for a complex matrix.
+    largest = np.take_along_axis(vectors, np.argmax(np.abs(vectors), axis=-2)[..., None, :], axis=-2)
+    vectors = vectors * np.where(np.real(largest) < 0, -1, 1).astype(vectors.dtype)
+    return np.concatenate([values[..., None, :], vectors], axis=-2)
+
+
+def _eig_parts(packed: Any) -> tuple[Any, Any]:
+    every = slice(None)
+    return getitem(packed, (Ellipsis, 0, every)), getitem(packed, (Ellipsis, slice(1, None), every))
+
+
+def _gaps(values: Any) -> tuple[Any, np.ndarray]:
+    """E_ij = λ_j − λ_i with 1 on the diagonal (so it divides), and the identity mask."""
+    n = np.shape(values)[-1]
+    eye = np.eye(n, dtype=bool)
+    return where(eye, 1, sub(expand_dims(values, -2), expand_dims(values, -1))), eye
+
+
+def _largest_rows(vectors: Any) -> np.ndarray:
+    """k_j: the row of each eigenvector's component of largest modulus (a constant: the gauge)."""
+    from mytorch.tracked import computed
+
+    return computed(lambda v: np.argmax(np.abs(v), axis=-2)[..., None, :], (vectors,))
+
+
+def _eig_vjp(g: Any, ans: Any, a: Any) -> tuple:
+    from mytorch.rules.complex import conj, imag, real
+    from mytorch.rules.numpy_ops import diagonal, take_along_axis
+
+    values, vectors = _eig_parts(ans)
+    grad_values, grad_vectors = _eig_parts(g)
+    vh = conj(swapaxes(vectors, -1, -2))
+    inner = matmul(vh, grad_vectors)
+    along = diagonal(inner, 0, -2, -1)
+    projected = sub(inner, mul(matmul(vh, vectors), expand_dims(real(along), -2)))
+    if is_complex(ans):  # the phase gauge (a real V has none to keep)
+        rows = _largest_rows(vectors)
+        pivots = real(take_along_axis(vectors, rows, -2))  # V_{k_j j}, shape (..., 1, n)
+        picked = conj(swapaxes(take_along_axis(vectors, swapaxes(rows, -1, -2), -2), -1, -2))  # C
+        projected = sub(projected, mul(picked, mul(1j, div(expand_dims(imag(along), -2), pivots))))
+    gaps, eye = _gaps(values)
+    inside = add(where(eye, 0, div(projected, conj(gaps))), mul(expand_dims(grad_values, -2), eye))
+    return (solve(vh, matmul(inside, vh)),)
+
+
+def _eig_jvp(t: list, ans: Any, a: Any) -> Any:
+    from mytorch.rules.complex import conj, imag, real
+    from mytorch.rules.numpy_ops import diagonal, take_along_axis
+
+    values, vectors = _eig_parts(ans)
+    inner = solve(vectors, matmul(t[0], vectors))  # P = V⁻¹ Ȧ V
+    gaps, eye = _gaps(values)
+    w = matmul(vectors, where(eye, 0, div(inner, gaps)))
+    d = neg(real(sum_(mul(conj(vectors), w), axis=-2)))
+    if is_complex(ans) or is_complex(t[0]):
+        rows = _largest_rows(vectors)
+        pivots = real(take_along_axis(vectors, rows, -2))
+        phase = div(imag(take_along_axis(w, rows, -2)), pivots)  # (..., 1, n)
+        d = sub(d, mul(1j, reshape(phase, np.shape(d))))
+    tangent_vectors = add(w, mul(vectors, expand_dims(d, -2)))
+    return concatenate([expand_dims(diagonal(inner, 0, -2, -1), -2), tangent_vectors], axis=-2)
+
+
+_eig = primitive(  # packed: row 0 the eigenvalues, rows 1.. the eigenvectors (columns)
+    "eig", _eig_packed, vjp=_eig_vjp, jvp=_eig_jvp, complex="explicit",
+)
+
+
+def eig(a: Any) -> EigResult:
+    """(eigenvalues, eigenvectors) of the square matrix `a`, as `np.linalg.eig` (NumPy's values and
+    gauge: unit-norm eigenvectors whose largest component is real, made positive where NumPy
+    leaves its sign to chance, for a real `a`). Differentiable where the eigenvalues are
+    distinct, in the eigenvectors' phases too (see the rules above).
+
+    >>> eig(np.array([[2.0, 0.0], [0.0, 1.0]])).eigenvalues
+    array([2., 1.])
+    """
+    packed = _eig(a)
+    return EigResult(*_eig_parts(packed))

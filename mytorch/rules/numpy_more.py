@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.primitive import broadcast_to, constant, primitive, reduce_to
+from mytorch.rules.complex import angle, conj, conjugate, imag, real, real_if_close
 from mytorch.rules.core import (
     add,
     concatenate,
@@ -62,7 +63,9 @@ _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 
 def _is_float(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+    """A float or complex array: one that carries a gradient (complex values reach only the rules
+    of primitives that declare them)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "fc"
 
 
 def _float_dtype(*values: Any) -> np.dtype:
@@ -74,11 +77,13 @@ def _float_dtype(*values: Any) -> np.dtype:
 
 
 def _smooth(name: str, forward: Any, slope: Any) -> Any:
-    """A one-input elementwise primitive with derivative `slope(x, ans)` (written with primitives)."""
+    """A one-input elementwise primitive with derivative `slope(x, ans)` (written with primitives);
+    each one here is holomorphic, so complex values take the same rules."""
     return primitive(
         name, forward,
         vjp=lambda g, ans, x: (mul(g, slope(x, ans)),),
         jvp=lambda t, ans, x: mul(t[0], slope(x, ans)),
+        complex="holomorphic",
     )
 
 
@@ -219,67 +224,6 @@ def nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: float | None
     largest = np.finfo(dtype).max if posinf is None else posinf
     smallest = np.finfo(dtype).min if neginf is None else neginf
     return where(np.isnan(x), nan, where(np.isposinf(x), largest, where(np.isneginf(x), smallest, x)))
-
-
-def _complex_refused(name: str, x: Any) -> None:
-    if np.iscomplexobj(x):
-        raise TypeError(
-            f"{name}: complex input {np.shape(x)} {np.asarray(x).dtype}: mytorch differentiates real "
-            "arrays only (complex numbers are not supported yet)"
-        )
-
-
-def real(val: Any) -> np.ndarray:
-    """`np.real` of a real array: the array itself (gradient 1).
-
-    >>> real(np.array([1.0, 2.0]))
-    array([1., 2.])
-    """
-    _complex_refused("real", val)
-    return reshape(val, np.shape(val)) if _is_float(np.asarray(val)) else np.real(val)
-
-
-def imag(val: Any) -> np.ndarray:
-    """`np.imag` of a real array: zeros, a constant.
-
-    >>> imag(np.array([1.0, 2.0]))
-    array([0., 0.])
-    """
-    _complex_refused("imag", val)
-    return np.imag(np.asarray(val)).copy()
-
-
-def conjugate(x: Any) -> np.ndarray:
-    """`np.conjugate` of a real array: the array itself.
-
-    >>> conjugate(np.array([1.0, -2.0]))
-    array([ 1., -2.])
-    """
-    _complex_refused("conjugate", x)
-    return reshape(x, np.shape(x)) if _is_float(np.asarray(x)) else np.conjugate(x)
-
-
-conj = conjugate
-
-
-def angle(z: Any, deg: bool = False) -> np.ndarray:
-    """`np.angle` of a real array: 0 or π (piecewise constant, a zero derivative).
-
-    >>> angle(np.array([2.0, -2.0]))
-    array([0.        , 3.14159265])
-    """
-    _complex_refused("angle", z)
-    return np.angle(np.asarray(z), deg=deg)
-
-
-def real_if_close(a: Any, tol: float = 100) -> np.ndarray:
-    """`np.real_if_close` of a real array: the array itself.
-
-    >>> real_if_close(np.array([1.0]))
-    array([1.])
-    """
-    _complex_refused("real_if_close", a)
-    return reshape(a, np.shape(a)) if _is_float(np.asarray(a)) else np.real_if_close(a, tol)
 
 
 # ---- constructors and joins ---------------------------------------------------------------------

@@ -49,7 +49,9 @@ from mytorch.tracked import computed, is_tracked
 
 
 def _is_float(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
+    """A float or complex array: one that carries a gradient (complex values reach only the rules
+    of primitives that declare them)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "fc"
 
 
 def _mask(array: Any, like: Any) -> np.ndarray:
@@ -66,7 +68,7 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """`axis` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) or np.ndim(axis) == 0 else tuple(axis)  # (0-d too)
     return tuple(sorted(int(a) % max(ndim, 1) for a in axes))
 
 
@@ -101,51 +103,61 @@ log1p = primitive(
     "log1p", np.log1p,
     vjp=lambda g, ans, x: (div(g, add(x, 1)),),
     jvp=lambda t, ans, x: div(t[0], add(x, 1)),
+    complex="holomorphic",
 )
 expm1 = primitive(
     "expm1", np.expm1,
     vjp=lambda g, ans, x: (mul(g, add(ans, 1)),),
     jvp=lambda t, ans, x: mul(t[0], add(ans, 1)),
+    complex="holomorphic",
 )
 tan = primitive(  # d tan x = 1 + tan² x
     "tan", np.tan,
     vjp=lambda g, ans, x: (mul(g, add(mul(ans, ans), 1)),),
     jvp=lambda t, ans, x: mul(t[0], add(mul(ans, ans), 1)),
+    complex="holomorphic",
 )
 arcsin = primitive(
     "arcsin", np.arcsin,
     vjp=lambda g, ans, x: (div(g, sqrt(sub(1, mul(x, x)))),),
     jvp=lambda t, ans, x: div(t[0], sqrt(sub(1, mul(x, x)))),
+    complex="holomorphic",
 )
 arccos = primitive(
     "arccos", np.arccos,
     vjp=lambda g, ans, x: (neg(div(g, sqrt(sub(1, mul(x, x))))),),
     jvp=lambda t, ans, x: neg(div(t[0], sqrt(sub(1, mul(x, x))))),
+    complex="holomorphic",
 )
 arctan = primitive(
     "arctan", np.arctan,
     vjp=lambda g, ans, x: (div(g, add(mul(x, x), 1)),),
     jvp=lambda t, ans, x: div(t[0], add(mul(x, x), 1)),
+    complex="holomorphic",
 )
 sinh = primitive(
     "sinh", np.sinh,
     vjp=lambda g, ans, x: (mul(g, cosh(x)),),
     jvp=lambda t, ans, x: mul(t[0], cosh(x)),
+    complex="holomorphic",
 )
 cosh = primitive(
     "cosh", np.cosh,
     vjp=lambda g, ans, x: (mul(g, sinh(x)),),
     jvp=lambda t, ans, x: mul(t[0], sinh(x)),
+    complex="holomorphic",
 )
 arcsinh = primitive(
     "arcsinh", np.arcsinh,
     vjp=lambda g, ans, x: (div(g, sqrt(add(mul(x, x), 1))),),
     jvp=lambda t, ans, x: div(t[0], sqrt(add(mul(x, x), 1))),
+    complex="holomorphic",
 )
 square = primitive(
     "square", np.square,
     vjp=lambda g, ans, x: (mul(g, mul(x, 2)),),
     jvp=lambda t, ans, x: mul(t[0], mul(x, 2)),
+    complex="holomorphic",
 )
 softplus = primitive(  # log(1 + eˣ), computed as logaddexp(0, x): no overflow
     "softplus", lambda x: np.logaddexp(0, x),
@@ -267,6 +279,7 @@ cumsum = primitive(  # x̄ = the sums of ȳ from each position to the end
         reshape(_reverse_cumsum(g, 0), np.shape(x)) if axis is None else _reverse_cumsum(g, axis),
     ),
     jvp=lambda t, ans, x, axis=None: cumsum(t[0], axis),
+    complex="explicit",
 )
 
 
@@ -324,11 +337,13 @@ flip = primitive(
     "flip", lambda m, axis=None: np.flip(m, axis=axis),
     vjp=lambda g, ans, m, axis=None: (flip(g, axis),),
     jvp=lambda t, ans, m, axis=None: flip(t[0], axis),
+    complex="explicit",
 )
 roll = primitive(
     "roll", lambda a, shift, axis=None: np.roll(a, shift, axis=axis),
     vjp=lambda g, ans, a, shift, axis=None: (roll(g, _shift(shift), axis),),
     jvp=lambda t, ans, a, shift, axis=None: roll(t[0], shift, axis),
+    complex="explicit",
 )
 
 
@@ -347,6 +362,7 @@ tile = primitive(
     "tile", lambda A, reps: np.tile(A, reps),
     vjp=_tile_vjp,
     jvp=lambda t, ans, A, reps: tile(t[0], reps),
+    complex="explicit",
 )
 
 # ---- gathers: the adjoint of each is a scatter-add of ȳ where the elements came from -----------
@@ -363,7 +379,7 @@ def _gather_adjoint(g: Any, shape: tuple[int, ...], flat_index: Any = None, inde
 def _along_index(shape: tuple[int, ...], indices: np.ndarray, axis: int) -> tuple:
     """The fancy index equal to take_along_axis(·, indices, axis)."""
     ndim = len(shape)
-    axis %= ndim
+    axis = int(axis) % ndim  # (a 0-d array axis is read-only on the tape)
     return tuple(
         indices if a == axis
         else np.arange(shape[a]).reshape([-1 if b == a else 1 for b in range(ndim)])
@@ -378,6 +394,7 @@ take_along_axis = primitive(
         else _gather_adjoint(g, np.shape(arr), index=_along_index(np.shape(arr), indices, axis)),
     ),
     jvp=lambda t, ans, arr, indices, axis=-1: take_along_axis(t[0], indices, axis),
+    complex="explicit",
 )
 
 
@@ -392,6 +409,7 @@ take = primitive(
         else _gather_adjoint(g, np.shape(a), index=_take_index(np.ndim(a), indices, axis)),
     ),
     jvp=lambda t, ans, a, indices, axis=None: take(t[0], indices, axis),
+    complex="explicit",
 )
 
 
@@ -410,6 +428,7 @@ repeat = primitive(
         ),
     ),
     jvp=lambda t, ans, a, repeats, axis=None: repeat(t[0], repeats, axis),
+    complex="explicit",
 )
 
 
@@ -459,6 +478,7 @@ diagonal = primitive(
     lambda a, offset=0, axis1=0, axis2=1: np.diagonal(a, offset, axis1, axis2).copy(),
     vjp=lambda g, ans, a, offset=0, axis1=0, axis2=1: (_onto_diagonal(g, np.shape(a), offset, axis1, axis2),),
     jvp=lambda t, ans, a, offset=0, axis1=0, axis2=1: diagonal(t[0], offset, axis1, axis2),
+    complex="explicit",
 )
 
 
@@ -473,16 +493,19 @@ trace = primitive(
     "trace", lambda a, offset=0, axis1=0, axis2=1: np.trace(a, offset, axis1, axis2),
     vjp=_trace_vjp,
     jvp=lambda t, ans, a, offset=0, axis1=0, axis2=1: trace(t[0], offset, axis1, axis2),
+    complex="explicit",
 )
 triu = primitive(  # a fixed mask: its own adjoint
     "triu", lambda m, k=0: np.triu(m, k),
     vjp=lambda g, ans, m, k=0: (triu(g, k),),
     jvp=lambda t, ans, m, k=0: triu(t[0], k),
+    complex="explicit",
 )
 tril = primitive(
     "tril", lambda m, k=0: np.tril(m, k),
     vjp=lambda g, ans, m, k=0: (tril(g, k),),
     jvp=lambda t, ans, m, k=0: tril(t[0], k),
+    complex="explicit",
 )
 
 # ---- products -----------------------------------------------------------------------------------
@@ -505,7 +528,8 @@ def _outer_jvp(t: list, ans: np.ndarray, a: Any, b: Any) -> np.ndarray:
     return terms[0] if len(terms) == 1 else add(terms[0], terms[1])
 
 
-outer = primitive("outer", lambda a, b: np.outer(a, b), arity=2, vjp=_outer_vjp, jvp=_outer_jvp)
+outer = primitive("outer", lambda a, b: np.outer(a, b), arity=2, vjp=_outer_vjp, jvp=_outer_jvp,
+                  complex="holomorphic")
 
 _LABELS = string.ascii_uppercase + string.ascii_lowercase  # NumPy's sublist labels 0..51
 
@@ -603,6 +627,7 @@ _einsum = primitive(
         subscripts, *operands, optimize=_optimize_for(len(operands), optimize)
     ),
     vjp=_einsum_vjp, jvp=_einsum_jvp, arity=None,
+    complex="holomorphic",
 )
 
 
@@ -625,7 +650,7 @@ def einsum(*args: Any, optimize: Any = None) -> np.ndarray:
 
 
 def _tensordot_terms(a_ndim: int, b_ndim: int, axes: Any) -> tuple[str, str, str]:
-    if isinstance(axes, (int, np.integer)):
+    if isinstance(axes, (int, np.integer)) or np.ndim(axes) == 0:  # a 0-d array too, as NumPy reads it
         a_axes, b_axes = list(range(a_ndim - int(axes), a_ndim)), list(range(int(axes)))
     else:
         a_axes, b_axes = ([x] if isinstance(x, (int, np.integer)) else list(x) for x in axes)
@@ -662,6 +687,7 @@ def _tensordot_jvp(t: list, ans: np.ndarray, a: Any, b: Any, axes: Any = 2) -> n
 tensordot = primitive(
     "tensordot", lambda a, b, axes=2: np.tensordot(a, b, axes), arity=2,
     vjp=_tensordot_vjp, jvp=_tensordot_jvp,
+    complex="holomorphic",
 )
 
 # ---- indexed assignment, out of place -------------------------------------------------------------
@@ -708,7 +734,8 @@ def _setitem_jvp(t: list, ans: np.ndarray, x: Any, value: Any, index: Any) -> An
     return _setitem(t[0], 0.0, index)
 
 
-_setitem = primitive("setitem", _assigned, arity=2, vjp=_setitem_vjp, jvp=_setitem_jvp)
+_setitem = primitive("setitem", _assigned, arity=2, vjp=_setitem_vjp, jvp=_setitem_jvp,
+                     complex="explicit")
 
 
 def setitem(x: Any, index: Any, value: Any) -> np.ndarray:

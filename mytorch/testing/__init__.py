@@ -37,7 +37,7 @@ are inputs (the rest are parameters such as `axis`); `arity=None` means one sequ
 See `mytorch.testing.examples` for a correct hand-written Linear and two with classic bugs.
 """
 
-from mytorch.testing import cases_more  # noqa: F401  (registers issue 23's specs in CASES)
+from mytorch.testing import cases_complex, cases_more  # noqa: F401  (register issue 23's specs in CASES)
 from mytorch.testing.cases import CASES, Case, Example, all_primitives, missing_cases
 from mytorch.testing.checks import (
     CheckReport,

@@ -21,6 +21,7 @@ ones that do not; the test suite fails on any).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Callable
@@ -72,12 +73,16 @@ class Example:
         >>> Example((np.ones(2), 3, np.arange(2), np.zeros(1))).float_positions
         [0, 3]
         """
-        return [i for i, v in enumerate(self.inputs) if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        return [i for i, v in enumerate(self.inputs) if isinstance(v, np.ndarray) and v.dtype.kind in "fc"]
 
     def astype(self, dtype: Any) -> Example:
-        """The same example with its float arrays cast to `dtype` (constants untouched)."""
+        """The same example with its float arrays cast to `dtype` (constants untouched; a complex
+        array is cast to the complex dtype of `dtype`'s precision, keeping its imaginary part)."""
+        dtype = np.dtype(dtype)
+        complex_dtype = np.result_type(dtype, np.complex64)
         cast = tuple(
-            v.astype(dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v for v in self.inputs
+            v.astype(complex_dtype if v.dtype.kind == "c" else dtype)
+            if isinstance(v, np.ndarray) and v.dtype.kind in "fc" else v for v in self.inputs
         )
         return Example(cast, dict(self.params))
 
@@ -107,23 +112,63 @@ class Case:
     # Inputs that select rather than take part (where's condition, cross_entropy's labels): an
     # integer or bool array there leaves float32 math in float32.
     index_inputs: tuple[int, ...] = ()
+    # For a primitive that declares complex support: the input positions that may be drawn complex
+    # (None: every float input; rfft's input is real). `draws_complex`: `draw` takes a complex
+    # dtype itself (angle keeps away from its branch cut) instead of the real example made complex.
+    complex_inputs: tuple[int, ...] | None = None
+    draws_complex: bool = False
 
     def examples(self, dtype: Any = np.float64, *, ties: bool = False) -> st.SearchStrategy[Example]:
-        """Examples of this primitive's arguments, float arrays of `dtype`."""
+        """Examples of this primitive's arguments, float arrays of `dtype`.
+
+        A complex `dtype` draws the real example in the float dtype of its precision and gives
+        its float inputs (those in `complex_inputs`, at least one of them) imaginary parts in
+        [-0.5, 0.5]: small enough to stay clear of the poles and branch points that sit off the
+        real axis (tanh at ±iπ/2, arctan at ±i), and on the grid {-0.5, 0, 0.5} when `ties`.
+        """
         dtype = np.dtype(dtype)
+        if dtype.kind == "c" and not self.draws_complex:
+            part = np.finfo(dtype).dtype
+            return st.composite(
+                lambda draw: _complexified(draw, self.draw(draw, part, ties), dtype, ties,
+                                           self.complex_inputs)
+            )()
         return st.composite(lambda draw: self.draw(draw, dtype, ties))()
+
+
+def _complexified(draw: st.DrawFn, example: Example, dtype: np.dtype, ties: bool,
+                  allowed: tuple[int, ...] | None) -> Example:
+    """`example` with some of its float inputs made complex (the same array twice stays one)."""
+    positions = [i for i in example.float_positions if allowed is None or i in allowed]
+    if not positions:
+        return example
+    chosen = {positions[0]} | {i for i in positions[1:] if draw(st.integers(0, 3), label=f"complex {i}")}
+    made: dict[int, np.ndarray] = {}
+    inputs = list(example.inputs)
+    for i in sorted(chosen):
+        value = example.inputs[i]
+        if id(value) not in made:
+            if ties:
+                grid = st.sampled_from([-0.5, 0.0, 0.5])
+                imaginary = draw(hnp.arrays(np.float64, value.shape, elements=grid, fill=st.nothing()))
+            else:
+                imaginary = draw(float_arrays(value.shape, np.finfo(dtype).dtype, low=-0.5, high=0.5))
+            made[id(value)] = np.asarray(value + 1j * imaginary, dtype=dtype)
+        inputs[i] = made[id(value)]
+    return Example(tuple(inputs), dict(example.params))
 
 
 CASES: dict[str, Case] = {}
 
 
 def case(
-    name: str, torch: Callable[..., Any] | None = None, bad: tuple | None = None, index_inputs: tuple = ()
+    name: str, torch: Callable[..., Any] | None = None, bad: tuple | None = None, index_inputs: tuple = (),
+    complex_inputs: tuple[int, ...] | None = None, draws_complex: bool = False,
 ) -> Callable:
     """Register the decorated `draw(draw, dtype, ties) -> Example` as the case of `name`."""
 
     def register(draw: Callable[[st.DrawFn, np.dtype, bool], Example]) -> Callable:
-        CASES[name] = Case(name, draw, torch, bad, index_inputs)
+        CASES[name] = Case(name, draw, torch, bad, index_inputs, complex_inputs, draws_complex)
         return draw
 
     return register
@@ -147,6 +192,10 @@ def missing_cases() -> list[str]:
 
 # ---- drawing helpers --------------------------------------------------------------------------
 
+# Strategies drawn from in every example, made once (see mytorch.testing.strategies.floats).
+_ANY_SHAPE = st.one_of(shapes(), shapes(min_side=0))  # empty axes too
+_CONSTANT_KINDS = st.sampled_from(["float", "float", "float", "int array", "number"])
+
 # Values where kinks and ties live: drawn from when `ties=True`.
 _GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
 
@@ -164,18 +213,24 @@ def _values(
 ) -> np.ndarray:
     """A float array in [low, high]; away from `kinks`, or on the tie grid when `ties`."""
     if ties:
-        grid = sorted({v for v in _GRID + kinks if low <= v <= high})
-        return draw(hnp.arrays(dtype, shape, elements=st.sampled_from(grid), fill=st.nothing()))
+        grid = tuple(sorted({v for v in _GRID + kinks if low <= v <= high}))
+        return draw(_grid_arrays(dtype, tuple(shape), grid))
     if kinks:
         return draw(arrays_away_from(shape, dtype, kinks=kinks, margin=margin, low=low, high=high))
     return draw(float_arrays(shape, dtype, low=low, high=high))
+
+
+@functools.lru_cache(maxsize=4096)  # strategies made once (see mytorch.testing.strategies.floats)
+def _grid_arrays(dtype: np.dtype, shape: tuple[int, ...], grid: tuple[float, ...]
+                 ) -> st.SearchStrategy[np.ndarray]:
+    return hnp.arrays(dtype, shape, elements=st.sampled_from(grid), fill=st.nothing())
 
 
 def _constant_or(
     draw: st.DrawFn, shape: tuple[int, ...], make_float: Callable[[], Any], integers: st.SearchStrategy[int]
 ) -> Any:
     """Usually a float array (from `make_float`); sometimes an int array or a Python number (constants)."""
-    kind = draw(st.sampled_from(["float", "float", "float", "int array", "number"]))
+    kind = draw(_CONSTANT_KINDS)
     if kind == "float":
         return make_float()
     if kind == "int array":
@@ -184,6 +239,7 @@ def _constant_or(
     return float(number) if draw(st.booleans()) else number
 
 
+@functools.cache  # strategies made once (see mytorch.testing.strategies.floats)
 def _elementwise_shapes(count: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     # Mostly non-empty; empty arrays (a side of 0) broadcast like any other.
     return st.one_of(broadcastable_shapes(count), broadcastable_shapes(count, min_side=0))
@@ -267,10 +323,16 @@ def _torch_astype(x: Any, dtype: Any) -> Any:
 
 
 def _same_dtype(a: Any, b: Any) -> tuple[Any, Any]:
-    """Integer operands cast to the float one's dtype: PyTorch's matmul does not mix them."""
-    if not a.dtype.is_floating_point:
+    """Integer operands cast to the float one's dtype, and a real one to the complex one's:
+    PyTorch's matmul does not mix them (the cast is on its tape, so gradients flow through it)."""
+    import torch
+
+    if a.dtype.is_complex != b.dtype.is_complex:
+        common = torch.promote_types(a.dtype, b.dtype)
+        return a.to(common), b.to(common)
+    if not a.dtype.is_floating_point and not a.dtype.is_complex:
         a = a.to(b.dtype)
-    if not b.dtype.is_floating_point:
+    if not b.dtype.is_floating_point and not b.dtype.is_complex:
         b = b.to(a.dtype)
     return a, b
 
@@ -310,7 +372,7 @@ _UNARY = {
 
 def _unary_case(name: str, torch_name: str, domain: dict) -> None:
     def draw_unary(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-        shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+        shape = draw(_ANY_SHAPE)
         return Example((_values(draw, shape, dtype, ties, **domain),))
 
     strings = np.array(["a", "b"])
@@ -452,7 +514,7 @@ _AXIS_OUT_OF_RANGE = ((np.ones((2, 3)),), {"axis": 3}, ("(2, 3)", "axis 3"))
 
 @case("sum", torch=_reduction_torch("sum"), bad=(*_AXIS_OUT_OF_RANGE[:2], ("sum", *_AXIS_OUT_OF_RANGE[2])))
 def _sum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), _reduction_args(draw, len(shape)))
 
 
@@ -482,7 +544,7 @@ _extremum_case("min", "amin")
     bad=(*_AXIS_OUT_OF_RANGE[:2], ("logsumexp", *_AXIS_OUT_OF_RANGE[2])),
 )
 def _logsumexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))  # over an empty axis: -inf
+    shape = draw(_ANY_SHAPE)  # over an empty axis: -inf
     params = _reduction_args(draw, len(shape), default_axis=-1)
     if not shape and "axis" not in params:
         params["axis"] = None  # a 0-d array has no axis -1
@@ -517,7 +579,7 @@ _softmax_case("log_softmax")
     bad=((np.ones((2, 3)), (4,)), {}, ("reshape", "(2, 3)", "(4,)")),
 )
 def _reshape(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), {"shape": draw(reshape_targets(shape))})
 
 
@@ -529,7 +591,7 @@ def _transpose_torch(x: Any, axes: Any = None) -> Any:
     "transpose", torch=_transpose_torch, bad=((np.ones((2, 3)),), {"axes": (0, 0)}, ("transpose", "(2, 3)"))
 )
 def _transpose(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     x = _values(draw, shape, dtype)
     if draw(st.booleans()):
         return Example((x,))
@@ -544,7 +606,7 @@ def _transpose(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=((np.ones((2, 3)), (4, 3)), {}, ("broadcast_to", "(2, 3)", "(4, 3)")),
 )
 def _broadcast_to(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), {"shape": draw(broadcast_targets(shape))})
 
 
@@ -559,7 +621,7 @@ def _torch_sum_to(x: Any, shape: tuple) -> Any:
 )
 def _unbroadcast(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     # broadcasting's adjoint: from a broadcast shape back to the shape that was broadcast
-    target = draw(st.one_of(shapes(), shapes(min_side=0)))
+    target = draw(_ANY_SHAPE)
     shape = draw(broadcast_targets(target))
     return Example((_values(draw, shape, dtype),), {"shape": target})
 
@@ -570,7 +632,7 @@ def _unbroadcast(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=((np.ones((2, 3)), 5), {}, ("expand_dims", "(2, 3)")),
 )
 def _expand_dims(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     new = draw(st.integers(1, 2))
     out_ndim = len(shape) + new
     places = draw(st.lists(st.integers(0, out_ndim - 1), min_size=new, max_size=new, unique=True))
@@ -593,7 +655,7 @@ def _squeeze(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 @case("getitem", torch=_torch_getitem, bad=((np.ones((2,)), 5), {}, ("getitem", "(2,)")))
 def _getitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     return Example((_values(draw, shape, dtype),), {"index": draw(indices(shape))})
 
 
@@ -603,7 +665,7 @@ def _getitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=((np.ones((1,)), 5, (2,)), {}, ("scatter_add", "(1,)")),
 )
 def _scatter_add(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     index = draw(indices(shape))
     picked = np.zeros(shape)[index].shape
     return Example((_values(draw, picked, dtype),), {"index": index, "shape": shape})
@@ -641,7 +703,7 @@ def _concatenate(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     bad=(([np.ones((2,)), np.ones((3,))],), {}, ("stack", "(2,)", "(3,)")),
 )
 def _stack(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     axis = draw(st.integers(-len(shape) - 1, len(shape)))
     params = {} if axis == 0 and draw(st.booleans()) else {"axis": axis}
     return Example(_listed(draw, [shape] * draw(st.integers(1, 3)), dtype), params)
@@ -698,7 +760,7 @@ def _linear(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 @case("astype", torch=_torch_astype, bad=((np.ones((2, 3)), "no such dtype"), {}, ("astype", "(2, 3)")))
 def _astype(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     target = draw(st.sampled_from([np.float64, np.float32]))
     return Example((_values(draw, shape, dtype),), {"dtype": np.dtype(target)})
 
@@ -905,12 +967,15 @@ def _max_pool2d(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 def _cast_like(*tensors: Any) -> list:
-    """Non-float tensors (integer constants) cast to the float one's dtype, as PyTorch wants."""
+    """Integer constants cast to the float (or complex) one's dtype, as PyTorch wants."""
     import torch
 
     tensors = [v if isinstance(v, torch.Tensor) else torch.tensor(v) for v in tensors]
-    dtype = next((v.dtype for v in tensors if v.dtype.is_floating_point), torch.float64)
-    return [v if v.dtype.is_floating_point else v.to(dtype) for v in tensors]
+    inexact = lambda v: v.dtype.is_floating_point or v.dtype.is_complex  # noqa: E731
+    dtype = next((v.dtype for v in tensors if v.dtype.is_complex),
+                 next((v.dtype for v in tensors if inexact(v)), torch.float64))
+    return [v.to(dtype) if not inexact(v) or dtype.is_complex and not v.dtype.is_complex else v
+            for v in tensors]
 
 
 _UNARY_15 = {
@@ -1036,7 +1101,7 @@ _spread_case("std")
 
 def _scan_case(name: str) -> None:
     def draw_scan(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-        shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+        shape = draw(_ANY_SHAPE)
         x = _values(draw, shape, dtype, ties, low=-1.5, high=1.5)
         if name == "cumprod":
             x = _with_zeros(draw, x)
@@ -1065,7 +1130,7 @@ def _torch_dims(axis: Any, ndim: int) -> tuple:
     bad=(*_AXIS_OUT_OF_RANGE[:2], ("flip", *_AXIS_OUT_OF_RANGE[2])),
 )
 def _flip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     axis = _axis_or_axes(draw, len(shape))
     return Example((_values(draw, shape, dtype, ties),), {} if axis is None else {"axis": axis})
 
@@ -1322,7 +1387,7 @@ def _torch_setitem(x: Any, value: Any, index: Any) -> Any:
     bad=((np.ones((2, 3)), np.ones(4)), {"index": 0}, ("setitem", "(2, 3)", "(4,)")),
 )
 def _setitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     x = _values(draw, shape, dtype, ties)
     index = draw(indices(shape))
     picked = np.zeros(shape)[index].shape

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mytorch.testing.cases import (
+    _ANY_SHAPE,
     _MISMATCH,
     Example,
     _elementwise_shapes,
@@ -58,7 +59,7 @@ for _name, (_torch_name, _domain) in _UNARY_23.items():
 @case("round", torch=lambda x, decimals=0: __import__("torch").round(x, decimals=decimals),
       bad=((np.array(["a"]),), {}, ("round", "(1,)")))
 def _round(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+    shape = draw(_ANY_SHAPE)
     decimals = draw(st.sampled_from([0, 0, 1]))
     if decimals == 0:
         return Example((_values(draw, shape, dtype, ties, kinks=_STEPS),))
@@ -345,7 +346,7 @@ _UNARY_SPECIAL = {
 for _name, (_twin, _domain) in _UNARY_SPECIAL.items():
 
     def _draw_unary(draw: st.DrawFn, dtype: np.dtype, ties: bool, domain: dict = _domain) -> Example:
-        shape = draw(st.one_of(shapes(), shapes(min_side=0)))
+        shape = draw(_ANY_SHAPE)
         return Example((_values(draw, shape, dtype, False, **domain),))
 
     case(_name, torch=_twin, bad=(_STRINGS, {}, (_name, "(2,)")))(_draw_unary)

@@ -1063,3 +1063,11 @@ def _leaf_scipy_linalg(op: str) -> Callable:
 
 MENU.update({name: _leaf_scipy_linalg(name) for name in ("expm", "solve_triangular", "solve_sylvester")})
 NOT_DRAWN["sqrtm"] = _NO_TWIN
+
+# Complex results: the programs here are real from leaf to loss (their loss is a weighted sum of
+# every value); complex inputs and outputs are drawn per primitive by `check` and the laws
+# (complex128 and complex64, against finite differences and PyTorch's complex autograd).
+_COMPLEX_ONLY = ("reached by check and the laws in complex dtypes; the program fuzzer draws real programs "
+                 "(a complex value in one would need a real loss built of its parts)")
+NOT_DRAWN.update({name: _COMPLEX_ONLY for name in (
+    "angle", "conj", "eig", "fft", "fftn", "ifft", "ifftn", "imag", "irfft", "real", "rfft")})

@@ -9,7 +9,7 @@ without touching this file:
 - `reference`: the NumPy or SciPy function of the same meaning (`np.add` for `add`), or None
   where NumPy has none (`relu`, `linear`): law 7 compares forward values with it;
 - `torch`: the PyTorch twin (the oracle for gradients and second order);
-- `dtypes`: the float dtypes it computes in (float32 stays float32);
+- `dtypes`: the dtypes it computes in (float32 stays float32), complex ones where it declares them;
 - `hint`: the formulas a student stub shows (`mytorch.assignment.rule_hint`);
 - `fuzz_step`: how the program fuzzer draws a call of it (`mytorch.testing.fuzz.MENU`).
 
@@ -53,7 +53,9 @@ _NO_REFERENCE = {
     "setitem": "x[index] = value, out of place", "astype": "an ndarray method",
 }
 _FAMILY_PREFIX = {"linalg": "linalg", "special": "scipy.special", "scipy_linalg": "scipy.linalg",
-                  "signal": "scipy.signal"}
+                  "signal": "scipy.signal", "fft": "fft"}
+_REAL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_COMPLEX_DTYPES = (np.dtype(np.complex128), np.dtype(np.complex64))
 
 
 def _function(dotted: str) -> Callable[..., Any] | None:
@@ -115,18 +117,24 @@ class OpInfo:
     case: Case | None
     reference: Callable[..., Any] | None
     torch: Callable[..., Any] | None
-    dtypes: tuple[np.dtype, ...]
+    dtypes: tuple[np.dtype, ...]  # float64 and float32, then complex128 and complex64 if declared
     hint: tuple[str, str]
     fuzz_step: Callable[..., Any] | None
     no_reference: str = ""  # why there is no NumPy reference, when there is none
 
-    def examples(self, dtype: Any = np.float64, *, ties: bool = False) -> st.SearchStrategy[Example]:
-        """The input spec's examples (an error naming the primitive if it has none)."""
+    def examples(self, dtype: Any = None, *, ties: bool = False) -> st.SearchStrategy[Example]:
+        """The input spec's examples (an error naming the primitive if it has none), in `dtype`;
+        by default in float64, and in complex128 too where the primitive declares complex values
+        (so every law that draws its examples here covers them; float32 and complex64 are the
+        edge grammar's "float32")."""
         if self.case is None:
             raise KeyError(f"{self.name}: no input spec in mytorch.testing.cases")
+        if dtype is None:
+            widest = [d for d in self.dtypes if d in (np.dtype(np.float64), np.dtype(np.complex128))]
+            return st.one_of(*(self.case.examples(d, ties=ties) for d in widest))
         return self.case.examples(dtype, ties=ties)
 
-    def edge_examples(self, dtype: Any = np.float64) -> st.SearchStrategy[Example]:
+    def edge_examples(self, dtype: Any = None) -> st.SearchStrategy[Example]:
         """Examples changed into one edge of the edge grammar each (`EDGES`)."""
         return st.tuples(self.examples(dtype, ties=True), st.sampled_from(sorted(EDGES)), st.randoms()).map(
             lambda drawn: edge_example(*drawn)
@@ -151,7 +159,8 @@ def registry() -> dict[str, OpInfo]:
             case=case,
             reference=reference_of(name, prim.defined_in),
             torch=None if case is None else case.torch,
-            dtypes=(np.dtype(np.float64), np.dtype(np.float32)),
+            # complex ones where the primitive declares them (`complex=` in its definition)
+            dtypes=_REAL_DTYPES + (_COMPLEX_DTYPES if prim.complex else ()),
             hint=(rule_hint(name, "vjp"), rule_hint(name, "jvp")),
             fuzz_step=MENU.get(name) or MENU.get(f"leaf+{name}"),
             no_reference=_NO_REFERENCE.get(name, ""),

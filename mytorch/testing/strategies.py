@@ -17,6 +17,7 @@ Shapes may be given as a tuple or as a strategy of tuples. Arrays are drawn elem
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -56,6 +57,7 @@ def _with_shape(shape: ShapeLike, build: Callable[[Shape], st.SearchStrategy[T]]
 # ---- shapes ----------------------------------------------------------------------------------
 
 
+@functools.cache  # made once per arguments (see floats)
 def shapes(
     *, min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4
 ) -> st.SearchStrategy[Shape]:
@@ -67,6 +69,7 @@ def shapes(
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
 
 
+@functools.cache  # made once per arguments (see floats)
 def broadcastable_shapes(
     count: int = 2, *, min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4
 ) -> st.SearchStrategy[tuple[Shape, ...]]:
@@ -81,6 +84,7 @@ def broadcastable_shapes(
     ).map(lambda drawn: drawn.input_shapes)
 
 
+@functools.cache  # made once per arguments (see floats)
 def matmul_shapes(*, max_batch_dims: int = 2, max_side: int = 4) -> st.SearchStrategy[tuple[Shape, Shape]]:
     """Shape pairs `np.matmul` accepts: 1-D operands, and batch axes that broadcast.
 
@@ -242,7 +246,13 @@ def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrateg
     >>> [find(floats(low, 4.0), lambda x: x > 0.1) in READABLE for low in (-3.0, 0.1)]
     [True, True]
     """
-    dtype = np.dtype(dtype)
+    # One strategy per (low, high, dtype), made once: hypothesis validates every new strategy
+    # object it draws from, which cost `python -m mytorch check` more than the checks themselves.
+    return _floats(float(low), float(high), np.dtype(dtype))
+
+
+@functools.cache
+def _floats(low: float, high: float, dtype: np.dtype) -> st.SearchStrategy[float]:
     lo, hi = dtype.type(low), dtype.type(high)
     if lo < low:
         lo = np.nextafter(lo, dtype.type(np.inf))
@@ -259,13 +269,35 @@ def floats(low: float, high: float, dtype: Any = np.float64) -> st.SearchStrateg
 def float_arrays(
     shape: ShapeLike | None = None, dtype: Any = np.float64, *, low: float = -3.0, high: float = 3.0
 ) -> st.SearchStrategy[np.ndarray]:
-    """Float arrays of `dtype` and `shape` (default: any shape up to 3-D) with values in [low, high].
+    """Float arrays of `dtype` and `shape` (default: any shape up to 3-D) with values in [low, high]
+    (a complex `dtype`: real and imaginary parts each in [low, high]).
 
     >>> float_arrays((2,), np.float32).example().dtype
     dtype('float32')
+    >>> float_arrays((2,), np.complex64).example().dtype
+    dtype('complex64')
     """
-    shape = shapes() if shape is None else shape
-    return hnp.arrays(np.dtype(dtype), shape, elements=floats(low, high, dtype), fill=st.nothing())
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    if isinstance(shape, tuple):  # a fixed shape: the strategy is made once (see floats)
+        return _float_arrays(tuple(int(n) for n in shape), np.dtype(dtype), float(low), float(high))
+    return _float_arrays_of(shapes() if shape is None else shape, np.dtype(dtype), low, high)
+
+
+@functools.lru_cache(maxsize=4096)
+def _float_arrays(shape: Shape, dtype: np.dtype, low: float, high: float) -> st.SearchStrategy[np.ndarray]:
+    return _float_arrays_of(shape, dtype, low, high)
+
+
+def _float_arrays_of(shape: Any, dtype: np.dtype, low: float, high: float) -> st.SearchStrategy[np.ndarray]:
+    if dtype.kind == "c":
+        part = np.finfo(dtype).dtype
+        sizes = shape if isinstance(shape, st.SearchStrategy) else st.just(shape)
+        return sizes.flatmap(
+            lambda fixed: st.tuples(float_arrays(fixed, part, low=low, high=high),
+                                    float_arrays(fixed, part, low=low, high=high))
+        ).map(lambda parts: np.asarray(parts[0] + 1j * parts[1], dtype=dtype))
+    return hnp.arrays(dtype, shape, elements=floats(low, high, dtype), fill=st.nothing())
 
 
 def positive_arrays(
