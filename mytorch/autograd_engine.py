@@ -55,8 +55,11 @@ class _ThreadState(threading.local):
     tracing: Any = None
     # The engine primitives record on, when recording is plain (on; compile not tracing; anomaly
     # mode off); else None. One read on every primitive call instead of four; kept by
-    # `_sync_recorder` wherever `engine`, `recording`, `tracing` or `anomaly` change.
+    # `_sync_recorder` wherever `engine`, `recording`, `tracing`, `anomaly` or `in_rule` change.
     recorder: Autograd | None = None
+    # Whether NumPy calls on tracked arrays dispatch to the primitives: recording, and not inside a
+    # rule (mytorch.tracked reads it on every call; kept by `_sync_recorder` too).
+    dispatching: bool = True
 
 
 # This thread's engine and recording flag. Read it (primitives check `state.recording` on every
@@ -67,6 +70,7 @@ state = _state = _ThreadState()
 def _sync_recorder() -> None:
     plain = _state.recording and _state.tracing is None and not _state.anomaly
     _state.recorder = _state.engine if plain else None
+    _state.dispatching = _state.recording and not _state.in_rule
 
 
 def engine() -> Autograd:
@@ -616,10 +620,12 @@ def walk_backward(
 def _running_rules(flag: bool = True) -> Iterator[None]:
     """Mark (or, with False, unmark) this thread as running rules (see `_ThreadState.in_rule`)."""
     outer, _state.in_rule = _state.in_rule, flag
+    _sync_recorder()
     try:
         yield
     finally:
         _state.in_rule = outer
+        _sync_recorder()
 
 
 def _named(op: Operation, rule: str, error: Exception) -> Exception:

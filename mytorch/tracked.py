@@ -87,7 +87,7 @@ class Tracked(np.ndarray):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if not kwargs and method == "__call__":  # the usual call: x * y, np.exp(x)
-            if not state.recording or state.in_rule:  # _dispatching(), inlined on this hot path
+            if not state.dispatching:  # _dispatching(), inlined on this hot path
                 if state.tracing is not None:
                     return state.tracing.step(ufunc, inputs, {})
                 return ufunc(*plain_each(inputs))
@@ -447,7 +447,7 @@ _NO_PARAMS: dict[str, Any] = {}
 def _dispatching() -> bool:
     """Whether NumPy calls on tracked arrays run primitives now: while recording, and outside the
     rules a walk runs (a rule computes plainly on what it is given)."""
-    return state.recording and not state.in_rule
+    return state.dispatching
 
 
 def _converted(array: Tracked, what: str) -> None:
