@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from mytorch.bench import format_time, judge_targets
+from mytorch.bench.targets import format_time, judge_targets
 
 WORKER = Path(__file__).with_name("worker.py")
 WORKLOADS = Path(__file__).with_name("workloads.py")

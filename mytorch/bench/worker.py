@@ -85,15 +85,14 @@ class Worker:
 
     def describe(self) -> dict[str, Any]:
         """Where this worker's mytorch comes from, and its rows (names, implementations, units)."""
-        import mytorch
-
         rows = {
             name: {"names": self.names(row), "notes": list(getattr(row, "notes", ())), "kind": row.kind,
                    "description": row.description, "target": row.target, "per": row.per, "unit": row.unit}
             for name, row in self.rows.items()
         }
         peers = sorted(module for module, _ in self.peers.values())
-        return {"mytorch": os.path.abspath(mytorch.__file__), "rows": rows, "peer_modules": peers}
+        loaded = sys.modules["mytorch"]  # the package the workloads imported: this worker's tree's
+        return {"mytorch": os.path.abspath(loaded.__file__), "rows": rows, "peer_modules": peers}
 
     def setup(self, workload: str, names: list[str]) -> dict[str, Any]:
         """Fresh data for `workload`; each named implementation checked against the baseline's
