@@ -445,3 +445,67 @@ def test_leaf_gradients_never_alias_the_seed_or_each_other():
     gx *= 10
     np.testing.assert_array_equal(gy, [2.0, 2.0, 2.0])
     np.testing.assert_array_equal(seed, [2.0, 2.0, 2.0])
+
+
+# ---- the eager hot path (issue 24): what it skips must never show ---------------------------------
+
+
+def test_an_intermediate_the_user_kept_is_writable_after_backward():
+    # Arrays nothing but the tape holds are not unlocked at release (they are freed at once); one
+    # the user still holds must be.
+    x = np.array([1.0, 2.0])
+    h = F.exp(x)
+    y = F.sum(F.mul(h, h))
+    mytorch.backward(y)
+    h += 1.0
+    np.testing.assert_allclose(h, np.exp(x) + 1.0)
+
+
+def test_the_buffer_tracks_leaves_and_refuses_intermediates_before_and_after_backward():
+    x = np.array([1.0, 2.0])
+    h = F.exp(x)
+    y = F.sum(F.mul(h, h))
+    buffer = mytorch.engine().gradient_buffer
+    assert buffer.is_in_memory(x) and not buffer.is_in_memory(h)
+    with pytest.raises(KeyError, match="produced on the tape"):
+        buffer.get_param(h)
+    mytorch.backward(y)
+    with pytest.raises(KeyError, match="produced on the tape"):
+        buffer.get_param(h)
+    np.testing.assert_allclose(buffer.get_param(x), 2 * np.exp(2 * x))
+
+
+def test_a_first_order_walk_runs_a_rule_replaced_after_the_first_walk():
+    # The plain form of a rule is cached by the rule's identity: a rule swapped in (as the grader
+    # swaps a student's) is the one that runs, in plain and in recorded walks.
+    from mytorch.primitive import primitive
+
+    double = primitive("double_for_test", lambda x: 2 * x, vjp=lambda g, ans, x: (F.mul(g, 2.0),),
+                       jvp=lambda t, ans, x: F.mul(t[0], 2.0), register=False)
+    x = np.array([1.0, 3.0])
+    np.testing.assert_allclose(double.backward(np.ones(2), x), [2.0, 2.0])
+    double.vjp = lambda g, ans, x: (F.mul(g, 5.0),)
+    np.testing.assert_allclose(double.backward(np.ones(2), x), [5.0, 5.0])
+    np.testing.assert_allclose(mytorch.grad(lambda v: F.sum(double(v)))(x), [5.0, 5.0])
+
+
+def test_safety_off_switches_one_feature_for_the_block_and_restores_it():
+    from mytorch.autograd_engine import safety_off
+
+    with pytest.raises(ValueError, match="no feature"):
+        with safety_off("seatbelt"):
+            pass
+    x = np.ones(2)
+    with pytest.raises(RuntimeError):
+        with safety_off("guard"):
+            raise RuntimeError("inside")
+    F.exp(x)
+    assert not x.flags.writeable  # the guard is back after the block, even after an exception
+    mytorch.engine().zero_grad()
+
+
+def test_anomaly_mode_still_watches_records_made_on_the_hot_path_engine():
+    x = np.array([-1.0])
+    F.exp(x)  # the thread's recorder is set
+    with mytorch.detect_anomaly(), pytest.raises(FloatingPointError, match="log produced nan"):
+        F.log(x)
