@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.autograd_engine import no_grad
+from mytorch.primitive import copy
 from mytorch.transforms import jacobian, jvp, vjp
 from mytorch.utils import gradient_dtype, is_float_array
 
@@ -149,8 +150,12 @@ def _directional(f: Callable, args: list[Any], positions: tuple[int, ...], mode:
     def along(*point: Any) -> tuple:
         g, primals = of_differentiated(point), [point[p] for p in positions]
         if mode == "rev":
-            return vjp(g, *primals)[1](cotangents)
-        return jvp(g, primals, tangents)[1]
+            derivative = vjp(g, *primals)[1](cotangents)
+        else:
+            derivative = jvp(g, primals, tangents)[1]
+        # A linear f's derivative can be the fixed direction itself (add's vjp hands back ū): a
+        # copy on the tape, so that its Jacobian, zero, is taken instead of refused as untraced.
+        return [copy(d) if is_float_array(d) else d for d in _leaves(derivative)]
 
     return _flattened(along)
 
