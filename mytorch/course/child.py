@@ -38,6 +38,9 @@ MAX_TEXT = 4000  # characters of an error message sent back
 def encode(value: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
     """`value` as JSON, its arrays put into `arrays` under keys starting with `prefix`."""
     if isinstance(value, np.ndarray):
+        for key, held in arrays.items():  # the same array at two places stays one (`mul(x, x)`)
+            if held is value:
+                return {"a": key}
         key = f"{prefix}{len(arrays)}"
         arrays[key] = value
         return {"a": key}
@@ -62,25 +65,30 @@ def encode(value: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} to the grading child")
 
 
-def decode(value: Any, arrays: Any) -> Any:
+def decode(value: Any, arrays: Any, made: dict[str, np.ndarray] | None = None) -> Any:
+    """The value `encode` sent, each array a fresh, writable copy; an array sent at two places of
+    `value` comes back as one array at both (`made` holds the copies made so far, by key)."""
+    made = {} if made is None else made
     if isinstance(value, list):
-        return [decode(v, arrays) for v in value]
+        return [decode(v, arrays, made) for v in value]
     if not isinstance(value, dict):
         return value
     if "a" in value:
-        return np.array(arrays[value["a"]])  # a fresh, writable copy
+        if value["a"] not in made:
+            made[value["a"]] = np.array(arrays[value["a"]])
+        return made[value["a"]]
     if "scalar" in value:
         return np.asarray(arrays[value["scalar"]])[()]
     if "dtype" in value:
         return np.dtype(value["dtype"])
     if "slice" in value:
-        return slice(*(decode(v, arrays) for v in value["slice"]))
+        return slice(*(decode(v, arrays, made) for v in value["slice"]))
     if "ellipsis" in value:
         return Ellipsis
     if "tuple" in value:
-        return tuple(decode(v, arrays) for v in value["tuple"])
+        return tuple(decode(v, arrays, made) for v in value["tuple"])
     if "dict" in value:
-        return {k: decode(v, arrays) for k, v in value["dict"].items()}
+        return {k: decode(v, arrays, made) for k, v in value["dict"].items()}
     raise ValueError(f"unknown tagged value {sorted(value)}")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from mytorch.course import child
 from mytorch.course.assignment import LayerCase, make_layer_cases
-from mytorch.course.draws import _directions, _floats, _rule_oracle, draw_examples
+from mytorch.course.draws import _directions, _floats, _rule_oracle, draw_examples, variants
 
 FIRST_ORDER = (1e-6, 1e-5)  # (atol, rtol) of a first-order rule against finite differences
 SECOND_ORDER = (1e-5, 1e-4)  # second order: differences of differences
@@ -76,6 +76,7 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
 
     primitive = all_primitives()[op]
     drawn = draw_examples(op, examples, seed)
+    drawn += variants(op, drawn)  # float32 copies and tied twins of some of them
     rng = np.random.default_rng([seed, 7])
     tasks, arrays, shown, plans = [], {}, [], []
     positions_seen: list[int] = []
@@ -90,6 +91,9 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
             )
         a, b = _directions(rng, out, inputs)
         positions = _floats(inputs)
+        if out.dtype.kind == "f":  # in the dtypes a walk hands the rule (float32 stays float32)
+            a = a.astype(out.dtype)
+            b = [d.astype(inputs[p].dtype) for p, d in zip(positions, b)]
         differentiable = out.dtype.kind == "f" and bool(positions)
         # Second order on the smallest examples that carry information (empty arrays do not).
         second = differentiable and out.dtype == np.float64 and out.size > 0 and second_count > 0
@@ -114,6 +118,8 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
         positions_seen += positions if differentiable else []
 
     def expect() -> list[Check]:
+        from mytorch.testing.checks import _in_float64
+
         checks = []
         for k, (example, out, a, b, positions, differentiable, second) in enumerate(plans):
             checks.append(
@@ -121,7 +127,9 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
             )
             if not differentiable:
                 continue
-            expected = _rule_oracle(primitive, example, a, b, second)
+            # Central differences in float64 (a float32 example's too: its rule is compared with
+            # the low-precision tolerance).
+            expected = _rule_oracle(primitive, _in_float64(example), a, b, second)
             tolerance = FIRST_ORDER if out.dtype == np.float64 else LOW_PRECISION
             inputs = [(f"input {p}", x) for p, x in enumerate(example.inputs)  # constants too (x / 2.0)
                       if isinstance(x, (np.ndarray, float, int)) and not isinstance(x, bool)]

@@ -92,7 +92,7 @@ def _moveaxis(x: Any, source: int, destination: int) -> Any:
 
 
 def _shift(value: Any) -> Any:
-    return -value if isinstance(value, (int, np.integer)) else tuple(-v for v in value)
+    return -value if np.ndim(value) == 0 else tuple(-v for v in value)  # a 0-d array too
 
 
 # ---- elementwise, one input ---------------------------------------------------------------------

@@ -63,6 +63,11 @@ class Example:
         lines = [(f"input {i}: ", value) for i, value in enumerate(self.inputs)]
         lines += [(f"{name}=", value) for name, value in self.params.items()]
         shown = [label + _show(value).replace("\n", "\n" + " " * (len(label) + 2)) for label, value in lines]
+        for i, value in enumerate(self.inputs):  # an array given twice is one array (`mul(x, x)`)
+            first = next(j for j, other in enumerate(self.inputs) if other is value)
+            if isinstance(value, np.ndarray) and first < i:
+                shown[i] = f"input {i}: the same array as input {first}"
+
         return "Example(\n  " + "\n  ".join(shown) + "\n)"
 
     @property

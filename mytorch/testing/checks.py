@@ -40,6 +40,7 @@ __all__ = [
     "check_primitive",
     "primitive_gradients",
     "primitive_tangent",
+    "tied_twin",
 ]
 
 # (atol, rtol) by the least precise float dtype of a check's computation.
@@ -592,6 +593,24 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
                 continue
         return tied
     return example
+
+
+def tied_twin(primitive: Primitive, example: Example, widen: bool = False) -> Example | None:
+    """`example` with two of its float inputs made the very same array (`mul(x, x)`), or None where
+    the primitive takes no such tie (one float input, shapes that do not fit, a tie outside the
+    forward's domain). `widen`: the place of a constant may take the float array too (a built-in
+    input spec, which draws float arrays at every place it draws constants).
+
+    >>> from mytorch import functional as F
+    >>> x = np.array([1.0, 2.0])
+    >>> twin = tied_twin(F.mul, Example((x, np.array([3.0, 4.0]))))
+    >>> twin.inputs[0] is twin.inputs[1] is x
+    True
+    >>> tied_twin(F.exp, Example((x,))) is None
+    True
+    """
+    twin = _same_array_twice(primitive, example, widen)
+    return None if twin is example else twin
 
 
 def _least_precise(example: Example) -> np.dtype:
