@@ -340,3 +340,34 @@ def test_the_honest_versions_of_the_mutated_items_pass_with_the_same_defaults(ha
     tests = _grade(handout, _hand_in(handout, tmp_path, bodies), tmp_path, items)
     failed = {name: test["output"] for name, test in tests.items() if test["score"] < test["max_score"]}
     assert not failed, failed
+
+
+# ---- grade --self-test: the catalogue's corners, made generic, among its wrong versions -----------
+
+SELF_TEST_CATALOGUE = {  # (item, the self-test's wrong version) for each corner of the catalogue
+    "wrong only for negative inputs": ("exp.vjp", "negative inputs"),
+    "wrong only for a size-1 axis": ("mul.vjp", "size-1 axis"),
+    "wrong only in float32": ("tanh.vjp", "float32"),
+    "wrong only for the second input": ("mul.vjp", "second input"),
+    "wrong only when two inputs are the same array": ("mul.vjp", "same array"),
+    "a tangent rule with a cross term": ("mul.jvp", "cross term"),
+    "a raw NumPy function of an input inside recorded code": ("sin.vjp", "NumPy inside"),
+    "a parameter not named W or b whose gradient is never set": ("nn.RNNCell", "untrained parameter"),
+    "a BatchNorm whose bias gradient is never set": ("nn.BatchNorm1d", "untrained bias"),
+}
+
+
+def test_the_self_test_judges_and_rejects_every_corner_of_the_catalogue():
+    from mytorch.course.selftest import CORNER_LAYERS, CORNER_RULES, self_test
+
+    layers = {"a parameter not named W or b whose gradient is never set",
+              "a BatchNorm whose bias gradient is never set"}
+    assert set(SELF_TEST_CATALOGUE) == set(GRADER_MUTANTS) == set(PRIMITIVE_MUTANTS) | layers
+    items = sorted({item for item, _ in SELF_TEST_CATALOGUE.values()})
+    outcomes = self_test(items, kinds=CORNER_RULES + CORNER_LAYERS, progress=False)  # its defaults
+    verdicts = {(item, kind): result for item, kind, result in outcomes}
+    for corner, pair in SELF_TEST_CATALOGUE.items():
+        assert verdicts[pair] is not None, f"{corner}: {pair} was not applicable on the self-test's draws"
+        assert not verdicts[pair].passed, f"{corner}: {pair} passed the self-test"
+    passed = [pair for pair, result in verdicts.items() if result is not None and result.passed]
+    assert not passed, f"wrong versions that pass: {passed}"
