@@ -191,13 +191,18 @@ def _rule_oracle(
 ) -> dict[str, np.ndarray]:
     """aJ/p = aᵀ ∂y/∂x_p, Jb = Σ_p ∂y/∂x_p b_p, and ∇D/p = ∂/∂x_p of D(x) = d/dε ⟨a, y(x + ε b)⟩."""
     inputs, params = list(example.inputs), example.params
-    positions = _floats(inputs)
+    every = _floats(inputs)
+    # An array at several places moves as one (`mul(x, x)`): one column per array, at its first place.
+    places = {p: [q for q in every if inputs[q] is inputs[p]] for p in every}
+    positions = [p for p in every if places[p][0] == p]
+    b = [d for p, d in zip(every, b) if p in positions]
     sequence = getattr(primitive, "arity", 1) is None
 
     def f(*floats: Any) -> tuple:
         full = list(inputs)
         for p, x in zip(positions, floats):
-            full[p] = x
+            for q in places[p]:
+                full[q] = x
         return (np.asarray(primitive(full, **params) if sequence else primitive(*full, **params)),)
 
     primals = [inputs[p] for p in positions]

@@ -712,8 +712,9 @@ def check_primitive(
     at a time); `second_order=False` is for a rule meant for first order only.
 
     The defaults draw what a rule is most often wrong on: float64 and float32 examples (`dtype=`
-    picks one), the same array passed for two inputs of one shape (`same_array=False` turns that
-    off), and, besides one tangent at a time, all input tangents nonzero at once.
+    picks one), and, besides one tangent at a time, all input tangents nonzero at once. Every
+    example that can pass one float array at two places (`mul(x, x)`) is also judged so, its tied
+    twin (`tied_twin`; `same_array=False` turns that off).
 
     `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
     `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of arguments (the
@@ -752,20 +753,25 @@ def check_primitive(
     @given(st.data())
     def run(data: st.DataObject) -> None:
         example = _as_example(data.draw(inputs, label="example"), primitive)
-        if same_array and data.draw(st.integers(0, 3), label="same array twice") == 0:
-            example = _same_array_twice(primitive, example, widen=built_in)
+        judge(example, data, "")
+        twin = tied_twin(primitive, example, widen=built_in) if same_array else None
+        if twin is not None:  # every example that can tie two inputs is judged tied, too
+            judge(twin, data, "tied twin: ")
+
+    def judge(example: Example, data: st.DataObject, which: str) -> None:
         output = _forward(primitive, example.inputs, example.params)
         _check_forward_dtype(primitive, example, output)
         out_dtype = output.dtype if output.dtype.kind == "f" else np.dtype(np.float64)
         least = min(_least_precise(example), out_dtype, key=lambda d: d.itemsize)
         default_atol, default_rtol = TOLERANCES["finite differences"].get(least, (1e-2, 1e-2))
         tolerance = (default_atol if atol is None else atol, default_rtol if rtol is None else rtol)
-        adjoint = data.draw(float_arrays(output.shape, out_dtype), label="output adjoint")
+        adjoint = data.draw(float_arrays(output.shape, out_dtype), label=f"{which}output adjoint")
         tangents = {
-            i: data.draw(float_arrays(example.inputs[i].shape, example.inputs[i].dtype), label=f"tangent {i}")
+            i: data.draw(float_arrays(example.inputs[i].shape, example.inputs[i].dtype),
+                         label=f"{which}tangent {i}")
             for i in _float_positions(example)
         }
-        column_seed = data.draw(st.integers(0, 2**16), label="column sample") if output.size else 0
+        column_seed = data.draw(st.integers(0, 2**16), label=f"{which}column sample") if output.size else 0
         _judge(
             report, example, adjoint,
             lambda: _finite_difference_comparisons(
