@@ -361,3 +361,19 @@ def test_the_self_test_judges_and_rejects_every_corner_of_the_catalogue():
         assert not verdicts[pair].passed, f"{corner}: {pair} passed the self-test"
     passed = [pair for pair, result in verdicts.items() if result is not None and result.passed]
     assert not passed, f"wrong versions that pass: {passed}"
+
+
+def test_check_layer_leaves_no_tape_when_an_example_is_abandoned_after_the_forward(monkeypatch):
+    from hypothesis.errors import FailedHealthCheck, Unsatisfiable
+
+    import mytorch
+    from mytorch import nn
+    from mytorch.testing import layers as layer_checks
+
+    refused = lambda shape, dtype: layer_checks.st.just(np.zeros(shape, dtype)).filter(lambda _: False)  # noqa: E731
+    monkeypatch.setattr(layer_checks, "float_arrays", refused)  # every dLdZ draw is abandoned
+    layer = nn.Linear(3, 2)
+    with pytest.raises((FailedHealthCheck, Unsatisfiable)):  # hypothesis gives up on the draws
+        check_layer(layer, max_examples=3)
+    assert mytorch.engine().operation_list == []
+    layer.W[...] = 0.0  # not held by a forgotten record

@@ -33,7 +33,7 @@ from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from mytorch.autograd_engine import Stretch, no_grad
+from mytorch.autograd_engine import Stretch, engine, no_grad
 from mytorch.testing.checks import (
     MAX_COLUMNS,
     TOLERANCES,
@@ -96,9 +96,16 @@ def check_layer(
     @given(st.data())
     def run(data: st.DataObject) -> None:
         A = data.draw(inputs, label="A")
-        Z = np.asarray(layer.forward(A.copy()))
-        dLdZ = data.draw(float_arrays(Z.shape, Z.dtype if Z.dtype.kind == "f" else dtype), label="dLdZ")
-        dLdA = layer.backward(dLdZ.copy())
+        tape = engine()
+        mark, walked = tape.mark(), False
+        try:
+            Z = np.asarray(layer.forward(A.copy()))
+            dLdZ = data.draw(float_arrays(Z.shape, Z.dtype if Z.dtype.kind == "f" else dtype), label="dLdZ")
+            dLdA = layer.backward(dLdZ.copy())
+            walked = True
+        finally:  # an example abandoned (by hypothesis, or a backward that raised) leaves no tape
+            if not walked:
+                tape.cut_back(mark)
         found = _resolved(layer, params) if params is not None else _parameters(name, candidates)
         got = {"Z": Z, "dLdA": dLdA, **{p.quantity: p.gradient() for p in found}}
         got = {key: None if value is None else np.array(value, copy=True) for key, value in got.items()}
