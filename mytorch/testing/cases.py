@@ -1256,9 +1256,12 @@ def _einsum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     batches = list(draw(broadcastable_shapes(len(lhs), max_dims=2, max_side=3)))
     operands = []
     for term in lhs:
+        # now and then a letter of size 1 in one operand, which NumPy broadcasts against the others
+        # (a contracted letter too: "ij,jk" with j of size 1 in the first)
+        own = {c: 1 if len(lhs) > 1 and draw(st.integers(0, 5)) == 0 else sizes[c] for c in set(term) - {"."}}
         head, _, tail = term.partition("...")
-        shape = tuple(sizes[c] for c in head) + (batches.pop(0) if "..." in term else ()) + tuple(
-            sizes[c] for c in tail)
+        shape = tuple(own[c] for c in head) + (batches.pop(0) if "..." in term else ()) + tuple(
+            own[c] for c in tail)
         if draw(st.integers(0, 5)) == 0:  # an integer operand: a constant
             operands.append(draw(hnp.arrays(np.int64, shape, elements=st.integers(-2, 2), fill=st.nothing())))
         else:

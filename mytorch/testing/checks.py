@@ -568,8 +568,6 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
     pairs = sorted(((i, j) for i in positions for j in others if i != j and not (j in positions and j < i)),
                    key=lambda p: np.shape(example.inputs[p[0]]) != np.shape(example.inputs[p[1]]))
     for i, j in pairs:
-        if np.ndim(example.inputs[i]) > np.ndim(example.inputs[j]):
-            continue  # no new rank at j's place (a bias given the rank of a batch)
         magnitude = np.abs(example.inputs[i])
         if np.any((magnitude > 0) & (magnitude < 1e-3)):
             continue  # tiny values at another input's place sit by its poles (x / x): ill-conditioned
@@ -584,9 +582,9 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
             continue
         if any(o.dtype.kind == "f" and not np.all(np.isfinite(o)) for o in outputs):
             continue  # outside the domain the spec draws from (x / x at 0, x ** x below 0)
-        if np.shape(example.inputs[i]) != np.shape(example.inputs[j]) or j not in positions:
-            # a new broadcasting pattern, or a float where a constant was (a Bessel order that has no
-            # derivative): tie only where the rules run at all (law 6 is tested apart)
+        if j not in positions:
+            # a float where a constant was (a Bessel order, which has no derivative): tie only where
+            # the rules run at all
             try:
                 primitive_gradients(primitive, tied, np.ones(outputs[0].shape, outputs[0].dtype))
             except Exception:
