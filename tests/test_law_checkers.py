@@ -207,6 +207,18 @@ def test_the_complete_batchnorm_passes_with_the_same_defaults():
     assert check_layer(CompleteBatchNorm(), input_shape=(4, 3)).examples > 0
 
 
+def test_the_complete_batchnorm_passes_on_a_constant_feature(monkeypatch):
+    # Found by the deep profile: a constant column has variance 0, the layer divides by √ε, and
+    # central differences at the usual step carry that amplified roundoff (1.7e-5 where 0 is right).
+    from hypothesis import strategies as st
+
+    from mytorch.testing import layers as layer_checks
+
+    A, dLdZ = np.array([[-1.0, -1.0, -2.0]] * 4), np.array([[0.0, 0.0, -2.0]] * 4)
+    monkeypatch.setattr(layer_checks, "float_arrays", lambda shape, dtype: st.just(dLdZ))
+    assert check_layer(CompleteBatchNorm(), inputs=st.just(A), max_examples=1).examples == 1
+
+
 # ---- the grader: each mutant handed in as a student's file ---------------------------------------
 #
 # A handout of the primitives and layers the catalogue's mutants come from; each mutant is the
