@@ -163,19 +163,24 @@ def rule_task(mytorch: Any, primitive: Any, task: dict, arrays: Any) -> dict[str
     inputs, params = decode(task["inputs"], arrays), decode(task["params"], arrays)
     sequence = getattr(primitive, "arity", 1) is None
     inputs = list(inputs)
-    positions = _floats(inputs)
+    every = _floats(inputs)
+    # An array at several places (`mul(x, x)`) is one variable of the transforms, put at each of
+    # its places, so the rule meets the very same array there, as in a walk of the engine.
+    places = {p: [q for q in every if inputs[q] is inputs[p]] for p in every}
+    positions = [p for p in every if places[p][0] == p]
 
     def call(*floats: Any) -> Any:
         full = list(inputs)
         for p, x in zip(positions, floats):
-            full[p] = x
+            for q in places[p]:
+                full[q] = x
         return primitive(full, **params) if sequence else primitive(*full, **params)
 
     primals = [inputs[p] for p in positions]
     result: dict[str, np.ndarray] = {}
     with mytorch.no_grad():
         result["out"] = np.array(call(*primals), copy=True)
-    a, b = arrays[task["a"]], [arrays[key] for key in task["b"]]
+    a, b = arrays[task["a"]], [arrays[key] for p, key in zip(every, task["b"]) if p in positions]
     if not positions:  # integer inputs only: nothing to differentiate
         return result
     if task["rule"] == "vjp":
@@ -185,7 +190,7 @@ def rule_task(mytorch: Any, primitive: Any, task: dict, arrays: Any) -> dict[str
             grads = primitive.backward(a, *inputs, **params)
         if not isinstance(grads, (tuple, list)):
             grads = (grads,)
-        for p in positions:
+        for p in every:
             result[f"first/{p}"] = _as_array(grads[p] if p < len(grads) else None, inputs[p])
     else:
         tangent = mytorch.jvp(call, tuple(primals), tuple(b))[1]

@@ -25,8 +25,7 @@ from mytorch.course.report import _points
 WRONG_RULES = ("missing transpose", "mean for sum", "un-reduced broadcast", "sign flip", "raw NumPy")
 NOT_APPLICABLE = "n/a"  # the wrong version equals the right one on every drawn input
 WRONG_LAYERS = ("sign flip", "mean for sum", "raw NumPy", "default arguments")
-# The mutant catalogue of law 8, made generic: each is right except in one corner (a tangent rule
-# never meets "same array": the tangent task gives every input its own argument, as jvp does).
+# The mutant catalogue of law 8, made generic: each is right except in one corner.
 CORNER_RULES = ("negative inputs", "size-1 axis", "float32", "second input", "same array", "cross term",
                 "NumPy inside")
 CORNER_LAYERS = ("untrained parameter", "untrained bias")
@@ -127,8 +126,13 @@ def _wrong_in_a_corner(right: Callable, rule: str, kind: str, first: Any, ans: A
     floats = _floats(inputs)
     if kind == "NumPy inside":  # the result stays on the tape through ȳ (or ẋ); x and y do not
         return right(first, _plain(ans), *_plain(inputs), **params)
-    if rule == "jvp" and kind in ("second input", "cross term"):
+    if rule == "jvp" and kind in ("second input", "cross term", "same array"):
         tangents = list(first)
+        if kind == "same array":  # "the same array: one tangent is enough"
+            for i, x in floats:
+                if i < len(tangents) and tangents[i] is not None and any(o is x for o in inputs[:i]):
+                    tangents[i] = np.zeros(np.shape(tangents[i]), np.asarray(tangents[i]).dtype)
+            return right(tangents, ans, *inputs, **params)
         if kind == "second input":
             if len(tangents) > 1 and tangents[1] is not None:
                 tangents[1] = F.mul(tangents[1], 1.1)
@@ -279,7 +283,7 @@ def _wrong_kinds(item: str) -> tuple[str, ...]:
         return WRONG_LAYERS + CORNER_LAYERS
     if rule == "vjp":
         return WRONG_RULES + tuple(k for k in CORNER_RULES if k != "cross term")
-    return tuple(k for k in WRONG_RULES + CORNER_RULES if k not in ("un-reduced broadcast", "same array"))
+    return tuple(k for k in WRONG_RULES + CORNER_RULES if k != "un-reduced broadcast")
 
 
 def _answers(job: Job, target: str | None = None) -> tuple[dict, list]:
