@@ -43,7 +43,7 @@ def _the_rules_accept(op, example) -> None:
         with Stretch() as stretch:
             output = op.primitive.apply(example.inputs, example.params)
             if stretch.producer(output) is None:
-                return
+                return  # no float input: nothing recorded, no rule runs
             adjoints = stretch.backward(output, np.ones(output.shape, output.dtype))
             for i in example.float_positions:
                 gradient = adjoints.get(id(example.inputs[i]))

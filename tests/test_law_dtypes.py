@@ -57,7 +57,7 @@ def test_integer_and_bool_inputs_are_constants(name, data):
     with Stretch() as stretch:
         output = op.primitive.apply(example.inputs, example.params)
         if stretch.producer(output) is None:
-            return
+            return  # no float input: nothing recorded, no gradient to give
         adjoints = stretch.backward(output, np.ones(output.shape, output.dtype))
         for value in constants:
             assert adjoints.get(id(value)) is None, f"{name}: an integer or bool input got a gradient"
@@ -72,7 +72,7 @@ def test_a_complex_value_is_refused_where_it_enters_the_tape(name, data):
     example = data.draw(op.examples(), label="example")
     positions = example.float_positions
     if not positions:
-        return
+        return  # no float input to make complex
     inputs = list(example.inputs)
     inputs[positions[0]] = np.asarray(inputs[positions[0]] + 0.5j)  # (0-d stays an array)
     try:

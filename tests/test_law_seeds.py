@@ -34,18 +34,18 @@ def test_scaling_the_seed_scales_every_gradient(name, data):
     dtype = data.draw(st.sampled_from(op.dtypes), label="dtype")
     drawn = draw_accepted(op, data, dtype=dtype)
     if drawn is None:
-        return
+        return  # refused by the forward: no seed to scale
     example, output = drawn
     c = data.draw(SCALES, label="c")
     if output.dtype.kind != "f":
-        return
+        return  # an integer or bool output has no seed
     seed = data.draw(float_arrays(output.shape, output.dtype), label="seed")
     results = []
     for scale in (1.0, c):
         with Stretch() as stretch:
             out = op.primitive.apply(example.inputs, example.params)
             if stretch.producer(out) is None:
-                return
+                return  # no float input: nothing recorded
             adjoints = stretch.backward(out, (seed * scale).astype(out.dtype))
             results.append([adjoints.get(id(example.inputs[i])) for i in example.float_positions])
     for once, scaled in zip(*results):

@@ -34,11 +34,11 @@ def test_a_list_of_rows_gives_the_arrays_gradient(name, data):
     op = RECORDS[name]
     drawn = draw_accepted(op, data)
     if drawn is None:
-        return
+        return  # refused by the forward
     example, output = drawn
     positions = [i for i in example.float_positions if example.inputs[i].ndim and example.inputs[i].shape[0]]
     if not positions or output.dtype.kind != "f":
-        return
+        return  # no float input with rows to list, or no derivative
     position = data.draw(st.sampled_from(positions), label="input given as a list")
     x = example.inputs[position]
     seed = data.draw(float_arrays(output.shape, output.dtype), label="seed")
@@ -50,7 +50,7 @@ def test_a_list_of_rows_gives_the_arrays_gradient(name, data):
                 inputs[position] = _rows(x)
             out = op.primitive.apply(tuple(inputs), example.params)
             if stretch.producer(out) is None:
-                return
+                return  # no float input: nothing recorded
             gradients.append(stretch.backward(out, seed).get(id(x)))
     direct, through_list = gradients
     if direct is None:
