@@ -135,7 +135,8 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
             # Central differences in float64 (a float32 example's too: its rule is compared with
             # the low-precision tolerance).
             expected = _rule_oracle(primitive, _in_float64(example), a, b, second)
-            tolerance = FIRST_ORDER if out.dtype == np.float64 else LOW_PRECISION
+            single = out.dtype != np.float64 or any(example.inputs[p].dtype != np.float64 for p in positions)
+            tolerance = LOW_PRECISION if single else FIRST_ORDER  # float32 anywhere: its precision
             inputs = [(f"input {p}", x) for p, x in enumerate(example.inputs)  # constants too (x / 2.0)
                       if isinstance(x, (np.ndarray, float, int)) and not isinstance(x, bool)]
             twins = {p: tuple(q for q in positions if q != p and first_of[q] == p) for p in positions}
