@@ -16,7 +16,8 @@ from mytorch.course.draws import _directions, _floats, _rule_oracle, draw_exampl
 
 FIRST_ORDER = (1e-6, 1e-5)  # (atol, rtol) of a first-order rule against finite differences
 SECOND_ORDER = (1e-5, 1e-4)  # second order: differences of differences
-LOW_PRECISION = (3e-3, 3e-3)  # a float32 output (astype)
+LOW_PRECISION = (3e-3, 3e-3)  # a float32 output even in float64 (astype): differences of float32 values
+SINGLE = (1e-4, 1e-4)  # a rule computing in float32, against differences taken in float64
 LAYER_OUTPUT = (1e-8, 1e-6)
 LAYER_GRADIENT = (1e-6, 1e-5)  # the child's other rules are central differences
 SECOND_SHARE = 0.3  # of a rule item's points, when its second order is graded
@@ -133,10 +134,11 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
             if not differentiable:
                 continue
             # Central differences in float64 (a float32 example's too: its rule is compared with
-            # the low-precision tolerance).
+            # float32's precision, or less where even the float64 example's output is float32).
             expected = _rule_oracle(primitive, _in_float64(example), a, b, second)
             single = out.dtype != np.float64 or any(example.inputs[p].dtype != np.float64 for p in positions)
-            tolerance = LOW_PRECISION if single else FIRST_ORDER  # float32 anywhere: its precision
+            tolerance = FIRST_ORDER if not single else (
+                SINGLE if expected["out"].dtype == np.float64 else LOW_PRECISION)
             inputs = [(f"input {p}", x) for p, x in enumerate(example.inputs)  # constants too (x / 2.0)
                       if isinstance(x, (np.ndarray, float, int)) and not isinstance(x, bool)]
             twins = {p: tuple(q for q in positions if q != p and first_of[q] == p) for p in positions}
