@@ -1,5 +1,6 @@
-"""What the law tests share: draw an example of a registered primitive and run its forward, or
-skip the example where the forward refuses it (a law asks nothing of inputs the forward refuses)."""
+"""What the law tests share: how many examples a law test draws (more under the `deep` profile),
+and drawing an example of a registered primitive and running its forward, or skipping the example
+where the forward refuses it (a law asks nothing of inputs the forward refuses)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import mytorch
@@ -14,6 +16,14 @@ from mytorch.testing.cases import Example
 from mytorch.testing.registry import OpInfo
 
 REFUSALS = (ValueError, TypeError, IndexError)  # how a forward says no
+DEEPER = 10  # times as many examples under the deep profile
+
+
+def examples(count: int) -> int:
+    """A law test's number of examples per primitive: `count`, or `DEEPER` times as many under the
+    `deep` profile (a test's own max_examples would otherwise hold whatever the profile says)."""
+    deep = settings.get_profile("deep").max_examples
+    return count * DEEPER if settings.default.max_examples >= deep else count
 
 
 def forward_or_none(op: OpInfo, example: Example) -> np.ndarray | None:

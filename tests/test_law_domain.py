@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _laws import draw_accepted
+from _laws import draw_accepted, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +26,7 @@ RECORDS = registry()
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(data=st.data())
 def test_what_the_forward_accepts_the_rules_accept(name, data):
     op = RECORDS[name]

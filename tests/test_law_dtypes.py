@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _laws import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +49,7 @@ def test_a_cast_to_an_integer_or_bool_dtype_has_derivative_zero_in_every_mode(dt
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(data=st.data())
 def test_integer_and_bool_inputs_are_constants(name, data):
     op = RECORDS[name]
@@ -65,7 +66,7 @@ def test_integer_and_bool_inputs_are_constants(name, data):
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
-@settings(max_examples=5)
+@settings(max_examples=examples(5))
 @given(data=st.data())
 def test_a_complex_value_is_refused_where_it_enters_the_tape(name, data):
     op = RECORDS[name]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _laws import draw_accepted
+from _laws import draw_accepted, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ def _close(a, b, dtype) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(data=st.data())
 def test_scaling_the_seed_scales_every_gradient(name, data):
     op = RECORDS[name]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _laws import draw_accepted
+from _laws import draw_accepted, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +28,7 @@ def _rows(x):
 
 
 @pytest.mark.parametrize("name", sorted(n for n, op in RECORDS.items() if op.primitive.arity is not None))
-@settings(max_examples=5)
+@settings(max_examples=examples(5))
 @given(data=st.data())
 def test_a_list_of_rows_gives_the_arrays_gradient(name, data):
     op = RECORDS[name]
