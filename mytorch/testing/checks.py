@@ -72,12 +72,14 @@ class CheckReport:
     skipped: str = ""  # why nothing was checked (e.g. PyTorch missing), if so
     compared: tuple[str, ...] = ()  # check_layer: the quantities compared (Z, dLdA, layers[0].dLdW...)
     not_compared: tuple[str, ...] = ()  # check_layer: arrays held but not taken for parameters
+    tied: int = 0  # check_primitive: examples also judged with two inputs tied to one array
 
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.op} vs {self.reference}: skipped ({self.skipped})"
+        twins = f" ({self.tied} also tied)" if self.tied else ""
         text = (
-            f"{self.op} vs {self.reference}: {self.examples} examples, "
+            f"{self.op} vs {self.reference}: {self.examples} examples{twins}, "
             f"max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e}"
         )
         if self.compared:
@@ -86,8 +88,11 @@ class CheckReport:
             text += f"; not compared (no gradient attribute): {', '.join(self.not_compared)}"
         return text
 
-    def _absorb(self, comparisons: Sequence[_Comparison]) -> None:
-        self.examples += 1
+    def _absorb(self, comparisons: Sequence[_Comparison], tied: bool = False) -> None:
+        if tied:
+            self.tied += 1
+        else:
+            self.examples += 1
         for comparison in comparisons:
             self.max_abs_error = max(self.max_abs_error, comparison.abs_error)
             self.max_rel_error = max(self.max_rel_error, comparison.rel_error)
@@ -661,6 +666,7 @@ def _judge(
     compare: Callable[[], list[_Comparison]],
     title: str,
     shape_title: str | None = None,
+    tied: bool = False,
 ) -> None:
     """Run `compare` on one drawn example: a rule that raises, or a comparison that fails, fails
     the check with the (shrunk) example; otherwise the report counts it."""
@@ -673,7 +679,7 @@ def _judge(
             if comparison.problem and shape_title is not None:
                 title = shape_title
             raise GradientCheckError(_failure(title, example, adjoint, comparison))
-    report._absorb(comparisons)
+    report._absorb(comparisons, tied)
 
 
 def _run(run: Callable[[], None], seed: int | None) -> None:
@@ -777,6 +783,7 @@ def check_primitive(
             ),
             title=f"check_primitive({primitive.name!r}): a rule disagrees with finite differences",
             shape_title=f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype",
+            tied=bool(which),
         )
         if second_order:
             culprit, comparisons = _second_order(
