@@ -134,14 +134,19 @@ CORNERS: dict[str, Callable[[Any], bool]] = {
 
 
 def _covering(pool: list[Any], count: int) -> list[Any]:
-    """`count` examples of `pool`: the simplest of each corner first, then the others in pool order."""
-    chosen: list[int] = []
+    """`count` examples of `pool`: spread evenly over it (hypothesis draws small examples first and
+    larger ones later), with up to half of them (the last) given up for the simplest example of each
+    corner they miss (`CORNERS`, in order)."""
+    spread = len(pool) > count
+    chosen = sorted({k * len(pool) // count for k in range(count)}) if spread else list(range(len(pool)))
+    swaps = 0
     for has in CORNERS.values():
-        if len(chosen) < count and not any(has(pool[k]) for k in chosen):
-            found = [k for k, example in enumerate(pool) if k not in chosen and has(example)]
-            if found:
-                chosen.append(min(found, key=lambda k: simplicity(pool[k])))
-    chosen += [k for k in range(len(pool)) if k not in chosen][: count - len(chosen)]
+        if swaps >= count // 2 or any(has(pool[k]) for k in chosen):
+            continue
+        found = [k for k in range(len(pool)) if k not in chosen and has(pool[k])]
+        if found:
+            chosen[len(chosen) - 1 - swaps] = min(found, key=lambda k: simplicity(pool[k]))
+            swaps += 1
     return [pool[k] for k in sorted(chosen)]
 
 
