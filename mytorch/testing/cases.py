@@ -44,6 +44,7 @@ from mytorch.testing.strategies import (
     non_tying_pairs,
     reshape_targets,
     shapes,
+    stretched_shapes,
 )
 
 __all__ = ["CASES", "Case", "Example", "all_primitives", "missing_cases"]
@@ -190,8 +191,11 @@ def _constant_or(
 
 
 def _elementwise_shapes(count: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
-    # Mostly non-empty; empty arrays (a side of 0) broadcast like any other.
-    return st.one_of(broadcastable_shapes(count), broadcastable_shapes(count, min_side=0))
+    # Mostly non-empty; empty arrays (a side of 0) broadcast like any other; a size-1 axis that
+    # another input stretches, often (free draws seldom give one, and its gradient is a sum).
+    return st.one_of(
+        broadcastable_shapes(count), broadcastable_shapes(count, min_side=0), stretched_shapes(count)
+    )
 
 
 def _reduction_args(draw: st.DrawFn, ndim: int, keepdims: bool = True, default_axis: Any = None) -> dict:
