@@ -8,10 +8,20 @@ built-in input spec, as it would for a student's rule.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import settings
+from test_grading_attacks import ROOT, _replace_body
 
 from mytorch import functional as F
+from mytorch.course.handout import make_handout
 from mytorch.primitive import constant, reduce_to
 from mytorch.testing import GradientCheckError, check_layer, check_primitive
 
@@ -131,17 +141,7 @@ PRIMITIVE_MUTANTS = {
 }
 
 
-# Known weakness after the merge: under the derandomized `ci` profile (30 examples) the readable
-# draws (small integers, zeros) never tie two nonzero inputs, so this mutant slips through; the
-# `dev` profile's random draws catch it. Left as a visible expected failure, not hidden.
-_MISSED_UNDER_CI = {"wrong only when two inputs are the same array"}
-
-
-@pytest.mark.parametrize("corner", [
-    pytest.param(c, marks=pytest.mark.xfail(reason="missed under the ci profile (see above)", strict=False))
-    if c in _MISSED_UNDER_CI else c
-    for c in sorted(PRIMITIVE_MUTANTS)
-])
+@pytest.mark.parametrize("corner", sorted(PRIMITIVE_MUTANTS))
 def test_check_primitive_rejects_every_mutant_with_its_defaults(corner):
     with pytest.raises(GradientCheckError):
         check_primitive(PRIMITIVE_MUTANTS[corner]())
@@ -237,3 +237,187 @@ class CompleteBatchNorm(BatchNormWithoutBiasGradient):
 
 def test_the_complete_batchnorm_passes_with_the_same_defaults():
     assert check_layer(CompleteBatchNorm(), input_shape=(4, 3)).examples > 0
+
+
+def test_the_complete_batchnorm_passes_on_a_constant_feature(monkeypatch):
+    # Found by the deep profile: a constant column has variance 0, the layer divides by √ε, and
+    # central differences at the usual step carry that amplified roundoff (1.7e-5 where 0 is right).
+    from hypothesis import strategies as st
+
+    from mytorch.testing import layers as layer_checks
+
+    A, dLdZ = np.array([[-1.0, -1.0, -2.0]] * 4), np.array([[0.0, 0.0, -2.0]] * 4)
+    monkeypatch.setattr(layer_checks, "float_arrays", lambda shape, dtype: st.just(dLdZ))
+    assert check_layer(CompleteBatchNorm(), inputs=st.just(A), max_examples=1).examples == 1
+
+
+# ---- the grader: each mutant handed in as a student's file ---------------------------------------
+#
+# A handout of the primitives and layers the catalogue's mutants come from; each mutant is the
+# body a student writes into that handout's stub, graded by the teacher's `grade --submission`
+# with the handout's settings (its number of examples, its time limit, a sandbox where one holds).
+# Under the derandomized `ci` profile the teacher's seed is fixed; otherwise it is a fresh one, as
+# a teacher's run draws it.
+
+GRADED_OPS, GRADED_LAYERS = ["exp", "mul", "tanh", "sin"], ["BatchNorm1d", "RNNCell"]
+RULES = "mytorch/rules/core.py"  # where exp, mul, tanh and sin keep their rules
+
+_FIRST_NOT_SUM = """    def first_not_sum(g, x):  # x's shape; the first element of stretched axes
+        g = reduce_to(g, np.zeros(g.shape[g.ndim - np.ndim(x):]) if np.ndim(x) else np.zeros(()))
+        index = tuple(slice(0, 1) if n == 1 and m > 1 else slice(None)
+                      for n, m in zip(np.shape(x), g.shape))
+        return getitem(g, index) if index else g
+
+    return first_not_sum(mul(g, y), x), first_not_sum(mul(g, x), y)
+"""
+
+
+def _reference_body(path: str, cls: str, edit: tuple[str, str]) -> str:
+    """The reference's `cls.forward` body with one expression replaced (`edit`: old, new)."""
+    import ast
+
+    text = (ROOT / path).read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    owner = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls)
+    node = next(n for n in owner.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    statements = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    body = "".join(text.splitlines(keepends=True)[statements[0].lineno - 1: statements[-1].end_lineno])
+    assert edit[0] in body, f"{cls}.forward no longer holds {edit[0]!r}"
+    return body.replace(edit[0], edit[1])
+
+
+# corner -> (item, file, function, class or None, the student's body)
+GRADER_MUTANTS = {
+    "wrong only for negative inputs":
+        ("exp.vjp", RULES, "_exp_vjp", None, "    return (mul(g, mul(ans, np.where(x < 0, 1.5, 1.0))),)\n"),
+    "wrong only for a size-1 axis": ("mul.vjp", RULES, "_mul_vjp", None, _FIRST_NOT_SUM),
+    "wrong only in float32":
+        ("tanh.vjp", RULES, "_tanh_vjp", None,
+         "    slope = sub(1.0, mul(ans, ans))\n"
+         "    return (mul(g, mul(slope, 1.01 if x.dtype == np.float32 else 1.0)),)\n"),
+    "wrong only for the second input":
+        ("mul.vjp", RULES, "_mul_vjp", None,
+         "    return reduce_to(mul(g, y), x), reduce_to(mul(mul(g, x), 1.1), y)\n"),
+    "wrong only when two inputs are the same array":
+        ("mul.vjp", RULES, "_mul_vjp", None,
+         "    if x is y:  # the same array: one gradient is enough\n"
+         "        return reduce_to(mul(g, y), x), None\n"
+         "    return reduce_to(mul(g, y), x), reduce_to(mul(g, x), y)\n"),
+    "a tangent rule with a cross term":
+        ("mul.jvp", RULES, "_mul_jvp", None,
+         "    return add(add(mul(t[0], y), mul(x, t[1])), mul(t[0], t[1]))\n"),
+    "a raw NumPy function of an input inside recorded code":
+        ("sin.vjp", RULES, "_sin_vjp", None, "    return (mul(g, np.cos(x)),)\n"),
+    "a parameter not named W or b whose gradient is never set":
+        ("nn.RNNCell", "mytorch/nn/rnn.py", "forward", "RNNCell",
+         lambda: _reference_body("mytorch/nn/rnn.py", "RNNCell",
+                                 ("F.linear(h, self.weight_hh", "F.linear(h, np.asarray(self.weight_hh)"))),
+    "a BatchNorm whose bias gradient is never set":
+        ("nn.BatchNorm1d", "mytorch/nn/batchnorm.py", "forward", "BatchNorm1d",
+         lambda: _reference_body("mytorch/nn/batchnorm.py", "BatchNorm1d",
+                                 ("F.reshape(self.bias,", "F.reshape(np.asarray(self.bias),"))),
+}
+HONEST_RULES = {
+    "_exp_vjp": "    return (mul(g, ans),)\n",
+    "_mul_vjp": "    return reduce_to(mul(g, y), x), reduce_to(mul(g, x), y)\n",
+    "_mul_jvp": "    return add(mul(t[0], y), mul(x, t[1]))\n",
+    "_tanh_vjp": "    return (mul(g, sub(1.0, mul(ans, ans))),)\n",
+    "_sin_vjp": "    return (mul(g, cos(x)),)\n",
+}
+
+
+@pytest.fixture(scope="module")
+def handout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("catalogue") / "hw"
+    make_handout(out, ops=GRADED_OPS, layers=GRADED_LAYERS)
+    return out
+
+
+def _hand_in(handout: Path, folder: Path, bodies: list[tuple[str, str, str | None, str]]) -> Path:
+    """A copy of the handout with each (file, function, class, body) written into its stub."""
+    student = folder / "student"
+    shutil.copytree(handout, student)
+    for file, function, owner, body in bodies:
+        path = student / file
+        path.write_text(_replace_body(path.read_text(encoding="utf-8"), function, body, owner),
+                        encoding="utf-8")
+    return student
+
+
+def _grade(handout: Path, student: Path, folder: Path, items: list[str]) -> dict[str, dict]:
+    """The teacher's grader, with the handout's settings, on `items` of `student`: name -> test."""
+    report = folder / "results.json"
+    command = [sys.executable, "-m", "mytorch", "grade", "--config", str(handout / "grading.json"),
+               "--submission", str(student), "--items", ",".join(items), "--json", str(report)]
+    if settings.default.derandomize:
+        command += ["--seed", "0"]
+    run = subprocess.run(command, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=600)
+    assert report.exists(), run.stdout + run.stderr
+    results = json.loads(report.read_text(encoding="utf-8"))
+    return {test["name"]: {**test, "seed": results.get("output", "")} for test in results["tests"]}
+
+
+@pytest.mark.parametrize("corner", sorted(GRADER_MUTANTS))
+def test_the_grader_rejects_every_mutant_with_its_defaults(corner, handout, tmp_path):
+    item, file, function, owner, body = GRADER_MUTANTS[corner]
+    student = _hand_in(handout, tmp_path, [(file, function, owner, body() if callable(body) else body)])
+    test = _grade(handout, student, tmp_path, [item])[item]
+    assert test["score"] < test["max_score"], f"{corner}: the grader passed it ({test['seed']})"
+
+
+def test_the_honest_versions_of_the_mutated_items_pass_with_the_same_defaults(handout, tmp_path):
+    bodies = [(RULES, function, None, body) for function, body in HONEST_RULES.items()]
+    for layer, path in (("RNNCell", "mytorch/nn/rnn.py"), ("BatchNorm1d", "mytorch/nn/batchnorm.py")):
+        bodies.append((path, "forward", layer, _reference_body(path, layer, ("", ""))))
+    items = sorted({item for item, *_ in GRADER_MUTANTS.values()})
+    tests = _grade(handout, _hand_in(handout, tmp_path, bodies), tmp_path, items)
+    failed = {name: test["output"] for name, test in tests.items() if test["score"] < test["max_score"]}
+    assert not failed, failed
+
+
+# ---- grade --self-test: the catalogue's corners, made generic, among its wrong versions -----------
+
+SELF_TEST_CATALOGUE = {  # (item, the self-test's wrong version) for each corner of the catalogue
+    "wrong only for negative inputs": ("exp.vjp", "negative inputs"),
+    "wrong only for a size-1 axis": ("mul.vjp", "size-1 axis"),
+    "wrong only in float32": ("tanh.vjp", "float32"),
+    "wrong only for the second input": ("mul.vjp", "second input"),
+    "wrong only when two inputs are the same array": ("mul.vjp", "same array"),
+    "a tangent rule with a cross term": ("mul.jvp", "cross term"),
+    "a raw NumPy function of an input inside recorded code": ("sin.vjp", "NumPy inside"),
+    "a parameter not named W or b whose gradient is never set": ("nn.RNNCell", "untrained parameter"),
+    "a BatchNorm whose bias gradient is never set": ("nn.BatchNorm1d", "untrained bias"),
+}
+
+
+def test_the_self_test_judges_and_rejects_every_corner_of_the_catalogue():
+    from mytorch.course.selftest import CORNER_LAYERS, CORNER_RULES, self_test
+
+    layers = {"a parameter not named W or b whose gradient is never set",
+              "a BatchNorm whose bias gradient is never set"}
+    assert set(SELF_TEST_CATALOGUE) == set(GRADER_MUTANTS) == set(PRIMITIVE_MUTANTS) | layers
+    items = sorted({item for item, _ in SELF_TEST_CATALOGUE.values()})
+    outcomes = self_test(items, kinds=CORNER_RULES + CORNER_LAYERS, progress=False)  # its defaults
+    verdicts = {(item, kind): result for item, kind, result in outcomes}
+    for corner, pair in SELF_TEST_CATALOGUE.items():
+        assert verdicts[pair] is not None, f"{corner}: {pair} was not applicable on the self-test's draws"
+        assert not verdicts[pair].passed, f"{corner}: {pair} passed the self-test"
+    passed = [pair for pair, result in verdicts.items() if result is not None and result.passed]
+    assert not passed, f"wrong versions that pass: {passed}"
+
+
+def test_check_layer_leaves_no_tape_when_an_example_is_abandoned_after_the_forward(monkeypatch):
+    from hypothesis.errors import FailedHealthCheck, Unsatisfiable
+
+    import mytorch
+    from mytorch import nn
+    from mytorch.testing import layers as layer_checks
+
+    refused = lambda shape, dtype: layer_checks.st.just(np.zeros(shape, dtype)).filter(lambda _: False)  # noqa: E731
+    monkeypatch.setattr(layer_checks, "float_arrays", refused)  # every dLdZ draw is abandoned
+    layer = nn.Linear(3, 2)
+    with pytest.raises((FailedHealthCheck, Unsatisfiable)):  # hypothesis gives up on the draws
+        check_layer(layer, max_examples=3)
+    assert mytorch.engine().operation_list == []
+    layer.W[...] = 0.0  # not held by a forgotten record

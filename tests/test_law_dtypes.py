@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _laws import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +50,7 @@ def test_a_cast_to_an_integer_or_bool_dtype_has_derivative_zero_in_every_mode(dt
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(data=st.data())
 def test_integer_and_bool_inputs_are_constants(name, data):
     op = RECORDS[name]
@@ -58,7 +59,7 @@ def test_integer_and_bool_inputs_are_constants(name, data):
     with Stretch() as stretch:
         output = op.primitive.apply(example.inputs, example.params)
         if stretch.producer(output) is None:
-            return
+            return  # no float input: nothing recorded, no gradient to give
         adjoints = stretch.backward(output, np.ones(output.shape, output.dtype))
         for value in constants:
             assert adjoints.get(id(value)) is None, f"{name}: an integer or bool input got a gradient"
@@ -66,7 +67,7 @@ def test_integer_and_bool_inputs_are_constants(name, data):
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
-@settings(max_examples=5)
+@settings(max_examples=examples(5))
 @given(data=st.data())
 def test_a_complex_value_is_refused_where_it_enters_the_tape(name, data):
     op = RECORDS[name]
@@ -75,7 +76,7 @@ def test_a_complex_value_is_refused_where_it_enters_the_tape(name, data):
     example = data.draw(op.examples(), label="example")
     positions = example.float_positions
     if not positions:
-        return
+        return  # no float input to make complex
     inputs = list(example.inputs)
     inputs[positions[0]] = np.asarray(inputs[positions[0]] + 0.5j)  # (0-d stays an array)
     try:

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _laws import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,7 @@ def test_every_primitive_has_a_reference_or_a_reason():
 
 
 @pytest.mark.parametrize("name", COMPARED)
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(data=st.data())
 def test_forward_values_equal_numpys(name, data):
     op = RECORDS[name]

@@ -38,6 +38,9 @@ MAX_TEXT = 4000  # characters of an error message sent back
 def encode(value: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
     """`value` as JSON, its arrays put into `arrays` under keys starting with `prefix`."""
     if isinstance(value, np.ndarray):
+        for key, held in arrays.items():  # the same array at two places stays one (`mul(x, x)`)
+            if held is value:
+                return {"a": key}
         key = f"{prefix}{len(arrays)}"
         arrays[key] = value
         return {"a": key}
@@ -62,25 +65,30 @@ def encode(value: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} to the grading child")
 
 
-def decode(value: Any, arrays: Any) -> Any:
+def decode(value: Any, arrays: Any, made: dict[str, np.ndarray] | None = None) -> Any:
+    """The value `encode` sent, each array a fresh, writable copy; an array sent at two places of
+    `value` comes back as one array at both (`made` holds the copies made so far, by key)."""
+    made = {} if made is None else made
     if isinstance(value, list):
-        return [decode(v, arrays) for v in value]
+        return [decode(v, arrays, made) for v in value]
     if not isinstance(value, dict):
         return value
     if "a" in value:
-        return np.array(arrays[value["a"]])  # a fresh, writable copy
+        if value["a"] not in made:
+            made[value["a"]] = np.array(arrays[value["a"]])
+        return made[value["a"]]
     if "scalar" in value:
         return np.asarray(arrays[value["scalar"]])[()]
     if "dtype" in value:
         return np.dtype(value["dtype"])
     if "slice" in value:
-        return slice(*(decode(v, arrays) for v in value["slice"]))
+        return slice(*(decode(v, arrays, made) for v in value["slice"]))
     if "ellipsis" in value:
         return Ellipsis
     if "tuple" in value:
-        return tuple(decode(v, arrays) for v in value["tuple"])
+        return tuple(decode(v, arrays, made) for v in value["tuple"])
     if "dict" in value:
-        return {k: decode(v, arrays) for k, v in value["dict"].items()}
+        return {k: decode(v, arrays, made) for k, v in value["dict"].items()}
     raise ValueError(f"unknown tagged value {sorted(value)}")
 
 
@@ -155,19 +163,24 @@ def rule_task(mytorch: Any, primitive: Any, task: dict, arrays: Any) -> dict[str
     inputs, params = decode(task["inputs"], arrays), decode(task["params"], arrays)
     sequence = getattr(primitive, "arity", 1) is None
     inputs = list(inputs)
-    positions = _floats(inputs)
+    every = _floats(inputs)
+    # An array at several places (`mul(x, x)`) is one variable of the transforms, put at each of
+    # its places, so the rule meets the very same array there, as in a walk of the engine.
+    places = {p: [q for q in every if inputs[q] is inputs[p]] for p in every}
+    positions = [p for p in every if places[p][0] == p]
 
     def call(*floats: Any) -> Any:
         full = list(inputs)
         for p, x in zip(positions, floats):
-            full[p] = x
+            for q in places[p]:
+                full[q] = x
         return primitive(full, **params) if sequence else primitive(*full, **params)
 
     primals = [inputs[p] for p in positions]
     result: dict[str, np.ndarray] = {}
     with mytorch.no_grad():
         result["out"] = np.array(call(*primals), copy=True)
-    a, b = arrays[task["a"]], [arrays[key] for key in task["b"]]
+    a, b = arrays[task["a"]], [arrays[key] for p, key in zip(every, task["b"]) if p in positions]
     if not positions:  # integer inputs only: nothing to differentiate
         return result
     if task["rule"] == "vjp":
@@ -177,7 +190,7 @@ def rule_task(mytorch: Any, primitive: Any, task: dict, arrays: Any) -> dict[str
             grads = primitive.backward(a, *inputs, **params)
         if not isinstance(grads, (tuple, list)):
             grads = (grads,)
-        for p in positions:
+        for p in every:
             result[f"first/{p}"] = _as_array(grads[p] if p < len(grads) else None, inputs[p])
     else:
         tangent = mytorch.jvp(call, tuple(primals), tuple(b))[1]

@@ -14,17 +14,24 @@ import numpy as np
 _DRAWING = threading.Lock()
 
 
+POOL = 3  # examples drawn per example kept: the pool the corners are picked from
+SHARE = 4  # one example in SHARE (at least two) is also judged in float32, and as its tied twin
+
+
 def draw_examples(op: str, count: int, seed: int) -> list[Any]:
-    """`count` examples of `op`'s inputs drawn by hypothesis with `seed`, simplest first (`simplicity`)."""
+    """`count` distinct examples of `op`'s inputs drawn by hypothesis with `seed`, simplest first
+    (`simplicity`). They are picked from a pool of `POOL * count` draws so that each corner a rule
+    is often wrong in (`CORNERS`: negative values, a size-1 axis that broadcasting stretches,
+    0-d and empty arrays) is there whenever the input spec can draw it; the rest in drawn order."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
     from mytorch.testing import CASES
 
-    drawn: list[Any] = []
+    pool: list[Any] = []
 
     @settings(
-        max_examples=count,
+        max_examples=POOL * count,
         database=None,
         deadline=None,
         phases=[Phase.generate],
@@ -35,11 +42,146 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     @hypothesis_seed(seed)
     @given(CASES[op].examples(np.float64))
     def collect(example: Any) -> None:
-        drawn.append(example)
+        pool.append(example)
 
     with _DRAWING:  # hypothesis is not made for threads
         collect()
-    return sorted(drawn, key=simplicity)
+        pool = _distinct(pool)
+        for corner in SEARCHED:  # a corner the pool missed: searched for, where it can exist
+            has = CORNERS[corner]
+            if not any(has(example) for example in pool) and _possible(corner, pool):
+                found = _search(CASES[op].examples(np.float64), has, seed)
+                pool += [found] if found is not None else []
+    return sorted(_covering(pool, count), key=simplicity)
+
+
+SEARCH = 200  # draws spent looking for a corner that the pool missed
+SEARCHED = ("negative values", "a stretched size-1 axis")  # rare in small draws (the others are not)
+
+
+def _possible(corner: str, pool: list[Any]) -> bool:
+    """Whether `corner` can occur among examples like `pool`'s (a stretched axis needs two arrays)."""
+    if corner == "a stretched size-1 axis":
+        return any(len([v for v in e.inputs if isinstance(v, np.ndarray)]) > 1 and _float_arrays(e)
+                   for e in pool)
+    return any(_float_arrays(e) for e in pool)
+
+
+def _search(strategy: Any, has: Callable[[Any], bool], seed: int) -> Any:
+    """An example of `strategy` for which `has` holds, found by a seeded search, or None."""
+    import random
+
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis.errors import NoSuchExample
+
+    budget = settings(max_examples=SEARCH, database=None, deadline=None, phases=[Phase.generate],
+                      suppress_health_check=list(HealthCheck))
+    try:
+        return find(strategy, has, settings=budget, random=random.Random(seed))
+    except NoSuchExample:
+        return None
+
+
+def _signature(example: Any) -> tuple:
+    def one(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return (value.shape, value.dtype.str, value.tobytes())
+        if isinstance(value, (tuple, list)):
+            return tuple(one(v) for v in value)
+        return repr(value)
+
+    return one(tuple(example.inputs)), repr(sorted(example.params.items(), key=lambda kv: kv[0]))
+
+
+def _distinct(pool: list[Any]) -> list[Any]:
+    seen: set = set()
+    kept = []
+    for example in pool:
+        key = _signature(example)
+        if key not in seen:
+            seen.add(key)
+            kept.append(example)
+    return kept
+
+
+def _float_arrays(example: Any) -> list[np.ndarray]:
+    return [v for v in example.inputs if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+
+
+def _stretched(example: Any) -> bool:
+    """A float input with a size-1 axis that another input's longer axis stretches (aligned from
+    the right, as broadcasting aligns them): its gradient must be summed along that axis."""
+    arrays = [np.shape(v) for v in example.inputs if isinstance(v, np.ndarray)]
+    for x in _float_arrays(example):
+        for other in arrays:
+            if any(n == 1 and m > 1 for n, m in zip(x.shape[::-1], other[::-1])):
+                return True
+    return False
+
+
+def _informative(example: Any) -> bool:
+    """Every float input has a nonzero element (on zeros, a wrong factor or sum still gives 0)."""
+    return all(np.any(x) for x in _float_arrays(example))
+
+
+# Corners a rule is often wrong in and a few readable draws may all miss: the draws keep one of each.
+CORNERS: dict[str, Callable[[Any], bool]] = {
+    "negative values": lambda e: any(np.any(x < 0) for x in _float_arrays(e)),
+    "a stretched size-1 axis": lambda e: _stretched(e) and _informative(e),
+    "a 0-d array": lambda e: any(x.ndim == 0 for x in _float_arrays(e)),
+    "an empty array": lambda e: any(x.size == 0 for x in _float_arrays(e)),
+}
+
+
+def _covering(pool: list[Any], count: int) -> list[Any]:
+    """`count` examples of `pool`: spread evenly over it (hypothesis draws small examples first and
+    larger ones later), with up to half of them (the last) given up for the simplest example of each
+    corner they miss (`CORNERS`, in order)."""
+    spread = len(pool) > count
+    chosen = sorted({k * len(pool) // count for k in range(count)}) if spread else list(range(len(pool)))
+    swaps = 0
+    for has in CORNERS.values():
+        if swaps >= count // 2 or any(has(pool[k]) for k in chosen):
+            continue
+        found = [k for k in range(len(pool)) if k not in chosen and has(pool[k])]
+        if found:
+            chosen[len(chosen) - 1 - swaps] = min(found, key=lambda k: simplicity(pool[k]))
+            swaps += 1
+    return [pool[k] for k in sorted(chosen)]
+
+
+def variants(op: str, examples: list[Any]) -> list[Any]:
+    """More examples made from `examples` (one in `SHARE` each, at least two): float32 copies (a
+    rule may be right in float64 only), and tied twins, where the forward takes one float array
+    at two places (`mul(x, x)`: a rule may assume its inputs are different arrays)."""
+    from mytorch.testing import all_primitives
+    from mytorch.testing.checks import tied_twin
+
+    primitive = all_primitives()[op]
+    wanted = max(2, len(examples) // SHARE)
+    singles, twins = [], []
+    for example in examples:
+        if len(singles) < wanted and any(x.size for x in _float_arrays(example)):
+            single = example.astype(np.float32)
+            if _forward_is_finite(primitive, single):
+                singles.append(single)
+        if len(twins) < wanted:
+            twin = tied_twin(primitive, example, widen=True)
+            if twin is not None and any(np.any(x) for x in _float_arrays(twin)):
+                twins.append(twin)
+    return singles + twins
+
+
+def _forward_is_finite(primitive: Any, example: Any) -> bool:
+    """Whether the forward takes `example` and gives finite floats (a cast can overflow)."""
+    from mytorch.autograd_engine import no_grad
+
+    try:
+        with no_grad(), np.errstate(all="ignore"):
+            out = np.asarray(primitive.apply(tuple(example.inputs), dict(example.params)))
+    except Exception:  # noqa: BLE001 - the forward refuses this dtype: not a variant to judge
+        return False
+    return out.dtype.kind != "f" or bool(np.all(np.isfinite(out)))
 
 
 def _floats(inputs: Iterable[Any]) -> list[int]:
@@ -54,13 +196,18 @@ def _rule_oracle(
 ) -> dict[str, np.ndarray]:
     """aJ/p = aᵀ ∂y/∂x_p, Jb = Σ_p ∂y/∂x_p b_p, and ∇D/p = ∂/∂x_p of D(x) = d/dε ⟨a, y(x + ε b)⟩."""
     inputs, params = list(example.inputs), example.params
-    positions = _floats(inputs)
+    every = _floats(inputs)
+    # An array at several places moves as one (`mul(x, x)`): one column per array, at its first place.
+    places = {p: [q for q in every if inputs[q] is inputs[p]] for p in every}
+    positions = [p for p in every if places[p][0] == p]
+    b = [d for p, d in zip(every, b) if p in positions]
     sequence = getattr(primitive, "arity", 1) is None
 
     def f(*floats: Any) -> tuple:
         full = list(inputs)
         for p, x in zip(positions, floats):
-            full[p] = x
+            for q in places[p]:
+                full[q] = x
         return (np.asarray(primitive(full, **params) if sequence else primitive(*full, **params)),)
 
     primals = [inputs[p] for p in positions]

@@ -57,6 +57,7 @@ def factor_hint(
         if not where.any() or not np.any(got[where]):
             return ""
         ratio = got[where] / expected[where]
+        fits = []  # on few elements several explanations may fit: each is named
         for name, value in named:
             value = np.asarray(value, dtype=float)
             try:
@@ -67,7 +68,10 @@ def factor_hint(
                 candidate = value**power
                 varies = np.ptp(candidate) > FIT * np.max(np.abs(candidate), initial=0.0)
                 if (varies or ratio.size == 1) and np.allclose(ratio, candidate, rtol=FIT, atol=0.0):
-                    return "; it is the expected value " + text.format(name=name)
+                    fits.append(text.format(name=name))
+                    break
+        if fits:
+            return "; it is the expected value " + "; or ".join(fits)
         if np.allclose(ratio, ratio[0], rtol=FIT, atol=0.0) and ratio[0] > 0:
             if ratio.size > 1 or _a_mean_over_an_axis(float(ratio[0]), named):
                 return "; it is the expected value " + _constant_hint(float(ratio[0]))

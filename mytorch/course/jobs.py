@@ -12,11 +12,12 @@ import numpy as np
 
 from mytorch.course import child
 from mytorch.course.assignment import LayerCase, make_layer_cases
-from mytorch.course.draws import _directions, _floats, _rule_oracle, draw_examples
+from mytorch.course.draws import _directions, _floats, _rule_oracle, draw_examples, variants
 
 FIRST_ORDER = (1e-6, 1e-5)  # (atol, rtol) of a first-order rule against finite differences
 SECOND_ORDER = (1e-5, 1e-4)  # second order: differences of differences
-LOW_PRECISION = (3e-3, 3e-3)  # a float32 output (astype)
+LOW_PRECISION = (3e-3, 3e-3)  # a float32 output even in float64 (astype): differences of float32 values
+SINGLE = (1e-4, 1e-4)  # a rule computing in float32, against differences taken in float64
 LAYER_OUTPUT = (1e-8, 1e-6)
 LAYER_GRADIENT = (1e-6, 1e-5)  # the child's other rules are central differences
 SECOND_SHARE = 0.3  # of a rule item's points, when its second order is graded
@@ -38,6 +39,7 @@ class Check:
     part: str
     what: str
     named: tuple[tuple[str, np.ndarray], ...] = ()  # what the rule was called with, for the hints
+    also: tuple[str, ...] = ()  # keys added to `key` first (the same array at several places)
 
 
 @dataclass
@@ -76,6 +78,7 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
 
     primitive = all_primitives()[op]
     drawn = draw_examples(op, examples, seed)
+    drawn += variants(op, drawn)  # float32 copies and tied twins of some of them
     rng = np.random.default_rng([seed, 7])
     tasks, arrays, shown, plans = [], {}, [], []
     positions_seen: list[int] = []
@@ -90,6 +93,13 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
             )
         a, b = _directions(rng, out, inputs)
         positions = _floats(inputs)
+        if out.dtype.kind == "f":  # in the dtypes a walk hands the rule (float32 stays float32)
+            a = a.astype(out.dtype)
+            b = [d.astype(inputs[p].dtype) for p, d in zip(positions, b)]
+        # An array at several places (`mul(x, x)`) moves as one: one direction for all of them, and
+        # its gradient is the sum of theirs (what a walk accumulates), compared at its first place.
+        first_of = {p: next(q for q in positions if inputs[q] is inputs[p]) for p in positions}
+        b = [b[positions.index(first_of[p])] for p in positions]
         differentiable = out.dtype.kind == "f" and bool(positions)
         # Second order on the smallest examples that carry information (empty arrays do not).
         second = differentiable and out.dtype == np.float64 and out.size > 0 and second_count > 0
@@ -110,21 +120,31 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
         arrays.update({f"b{k}_{p}": d for p, d in zip(positions, b)})
         tasks.append(task)
         shown.append(repr(example) + (_called_with(rule, a, b, positions) if differentiable else ""))
-        plans.append((example, out, a, b, positions, differentiable, second))
+        plans.append((example, out, a, b, positions, differentiable, second, first_of))
         positions_seen += positions if differentiable else []
 
     def expect() -> list[Check]:
+        from mytorch.testing.checks import _in_float64
+
         checks = []
-        for k, (example, out, a, b, positions, differentiable, second) in enumerate(plans):
+        for k, (example, out, a, b, positions, differentiable, second, first_of) in enumerate(plans):
             checks.append(
                 Check(k, "out", out, (0.0, 1e-12), "forward", "the forward's output (not yours to change)")
             )
             if not differentiable:
                 continue
-            expected = _rule_oracle(primitive, example, a, b, second)
-            tolerance = FIRST_ORDER if out.dtype == np.float64 else LOW_PRECISION
+            # Central differences in float64 (a float32 example's too: its rule is compared with
+            # float32's precision, or less where even the float64 example's output is float32).
+            expected = _rule_oracle(primitive, _in_float64(example), a, b, second)
+            single = out.dtype != np.float64 or any(example.inputs[p].dtype != np.float64 for p in positions)
+            tolerance = FIRST_ORDER if not single else (
+                SINGLE if expected["out"].dtype == np.float64 else LOW_PRECISION)
             inputs = [(f"input {p}", x) for p, x in enumerate(example.inputs)  # constants too (x / 2.0)
                       if isinstance(x, (np.ndarray, float, int)) and not isinstance(x, bool)]
+            twins = {p: tuple(q for q in positions if q != p and first_of[q] == p) for p in positions}
+            shared = {p: f" (the same array as input {', '.join(map(str, twins[p]))}: the gradients at "
+                         "its places summed)" if twins[p] else "" for p in positions}
+            firsts = [p for p in positions if first_of[p] == p]
             if rule == "vjp":
                 named = (("ȳ", a), *inputs, ("the output y", out))
                 checks += [
@@ -134,10 +154,11 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
                         expected[f"aJ/{p}"],
                         tolerance,
                         f"gradient of input {p}",
-                        f"backward rule: gradient of input {p}",
+                        f"backward rule: gradient of input {p}{shared[p]}",
                         named,
+                        tuple(f"first/{q}" for q in twins[p]),
                     )
-                    for p in positions
+                    for p in firsts
                 ]
             else:
                 tangents = [(f"ẋ{p}", d) for p, d in zip(positions, b)]
@@ -173,9 +194,11 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
                         expected[f"aJ/{p}"],
                         SECOND_ORDER,
                         "second order",
-                        f"second order: ∂⟨ȳ, ẏ⟩/∂ẋ of input {p}, your rule recorded and walked back",
+                        f"second order: ∂⟨ȳ, ẏ⟩/∂ẋ of input {p}{shared[p]}, your rule recorded and "
+                        "walked back",
+                        also=tuple(f"second/dir{q}" for q in twins[p]),
                     )
-                    for p in positions
+                    for p in firsts
                 ]
             checks += [
                 Check(
@@ -184,9 +207,10 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
                     expected[f"dD/{p}"],
                     SECOND_ORDER,
                     "second order",
-                    f"second order: ∂/∂x of your rule's result, input {p}",
+                    f"second order: ∂/∂x of your rule's result, input {p}{shared[p]}",
+                    also=tuple(f"second/{q}" for q in twins[p]),
                 )
-                for p in positions
+                for p in firsts
             ]
         return checks
 

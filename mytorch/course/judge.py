@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mytorch.course.hints import factor_hint
-from mytorch.course.jobs import Job
+from mytorch.course.jobs import Check, Job
 from mytorch.course.launch import ChildRun
 
 RAW_NUMPY = "your rule computes with NumPy: gradients of gradients through it are zero"
@@ -158,7 +158,7 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
         report = reports[check.example]
         if check.part in failures or (isinstance(report, dict) and "parts" not in report):
             continue
-        got = run.out.get(f"{check.example}/{check.key}")
+        got = _summed(run, check)
         problem = compare(got, check.expected, check.tolerance, check.named)
         if problem and got is not None and not np.any(got) and np.any(check.expected):
             if check.part == "second order":
@@ -191,6 +191,18 @@ def judge(job: Job, run: ChildRun, points: float, visibility: str = "visible") -
             )
             detail += "".join(f"\n  note: {n}" for n in job.notes)
     return Result(item, earned, points, status, detail, run.seconds, parts, visibility)
+
+
+def _summed(run: ChildRun, check: Check) -> Any:
+    """The child's array for `check`, plus those of `check.also` (the same array's other places);
+    an answer of another shape is returned as it is, for `compare` to name."""
+    got = run.out.get(f"{check.example}/{check.key}")
+    for key in check.also:
+        more = run.out.get(f"{check.example}/{key}")
+        if got is None or more is None or np.shape(more) != np.shape(got):
+            return more if got is not None and more is not None else got
+        got = np.asarray(got, dtype=np.result_type(got, more)) + more
+    return got
 
 
 def _error_text(report: dict) -> str:

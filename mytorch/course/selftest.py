@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from mytorch.course import child
 from mytorch.course.assignment import Config, split_item
 from mytorch.course.grader import Grader, _cores, _primitive_modules
 from mytorch.course.jobs import _IN_PROCESS, FIRST_ORDER, Job
-from mytorch.course.judge import Result
+from mytorch.course.judge import Result, judge
+from mytorch.course.launch import ChildRun
 from mytorch.course.progress import Progress
 from mytorch.course.report import _points
 
@@ -24,6 +25,10 @@ from mytorch.course.report import _points
 WRONG_RULES = ("missing transpose", "mean for sum", "un-reduced broadcast", "sign flip", "raw NumPy")
 NOT_APPLICABLE = "n/a"  # the wrong version equals the right one on every drawn input
 WRONG_LAYERS = ("sign flip", "mean for sum", "raw NumPy", "default arguments")
+# The mutant catalogue of law 8, made generic: each is right except in one corner.
+CORNER_RULES = ("negative inputs", "size-1 axis", "float32", "second input", "same array", "cross term",
+                "NumPy inside")
+CORNER_LAYERS = ("untrained parameter", "untrained bias")
 
 _WRONG_HOOK = """
 # ---- mytorch grade --self-test: a known-wrong rule (this copy is a temporary one) ----
@@ -75,6 +80,8 @@ def _wrong_rule(right: Callable, rule: str, kind: str, no_grad: Any, F: Any) -> 
         return None if values is None else change(values)
 
     def wrong(first: Any, ans: Any, *inputs: Any, **params: Any) -> Any:
+        if kind in CORNER_RULES:
+            return _wrong_in_a_corner(right, rule, kind, first, ans, inputs, params, F)
         values = right(first, ans, *inputs, **params)
         if kind == "sign flip":
             return each(values, F.neg)
@@ -97,8 +104,94 @@ def _wrong_rule(right: Callable, rule: str, kind: str, no_grad: Any, F: Any) -> 
     return wrong
 
 
+def _floats(values: Any) -> list[tuple[int, Any]]:
+    return [(i, x) for i, x in enumerate(values) if isinstance(x, np.ndarray) and x.dtype.kind == "f"]
+
+
+def _plain(value: Any) -> Any:
+    """A copy of a rule's argument that is off the tape (a NumPy constant), sequences included."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return np.array(value, copy=True) if isinstance(value, np.ndarray) else value
+
+
+def _stretched(x: Any, ans: Any) -> bool:
+    """Whether `x` has a size-1 axis that the output `ans` stretches (aligned from the right)."""
+    return any(n == 1 and m > 1 for n, m in zip(np.shape(x)[::-1], np.shape(ans)[::-1]))
+
+
+def _wrong_in_a_corner(right: Callable, rule: str, kind: str, first: Any, ans: Any, inputs: tuple,
+                       params: dict, F: Any) -> Any:
+    """The right rule's result, changed only in the corner `kind` names (see CORNER_RULES)."""
+    floats = _floats(inputs)
+    if kind == "NumPy inside":  # the result stays on the tape through ȳ (or ẋ); x and y do not
+        return right(first, _plain(ans), *_plain(inputs), **params)
+    if rule == "jvp" and kind in ("second input", "cross term", "same array"):
+        tangents = list(first)
+        if kind == "same array":  # "the same array: one tangent is enough"
+            for i, x in floats:
+                if i < len(tangents) and tangents[i] is not None and any(o is x for o in inputs[:i]):
+                    tangents[i] = np.zeros(np.shape(tangents[i]), np.asarray(tangents[i]).dtype)
+            return right(tangents, ans, *inputs, **params)
+        if kind == "second input":
+            if len(tangents) > 1 and tangents[1] is not None:
+                tangents[1] = F.mul(tangents[1], 1.1)
+            return right(tangents, ans, *inputs, **params)
+        values = right(first, ans, *inputs, **params)
+        moving = [i for i, _ in floats if i < len(tangents) and tangents[i] is not None]
+        if values is None or len(moving) < 2:
+            return values
+
+        def alone(k: int) -> Any:  # the tangent along input k only
+            return right([t if i == k or t is None else np.zeros(np.shape(t), np.asarray(t).dtype)
+                          for i, t in enumerate(tangents)], ans, *inputs, **params)
+
+        along, across = alone(moving[0]), alone(moving[1])
+        if along is None or across is None:
+            return values
+        return F.add(values, F.mul(along, across))  # ẋ·ẏ: zero whenever one tangent is
+    values = right(first, ans, *inputs, **params)
+    if rule == "jvp":
+        scale = {
+            "negative inputs": any(np.any(np.asarray(x) < 0) for _, x in floats),
+            "size-1 axis": any(_stretched(x, ans) for _, x in floats),
+            "float32": any(x.dtype == np.float32 for _, x in floats),
+        }.get(kind, False)
+        return F.mul(values, 1.5 if kind != "float32" else 1.01) if scale and values is not None else values
+    if not isinstance(values, (tuple, list)) or len(values) != len(inputs):
+        return values  # a rule of a sequence of inputs: not these corners
+    grads = list(values)
+    for i, x in floats:
+        if grads[i] is None:
+            continue
+        if kind == "negative inputs" and np.shape(grads[i]) == np.shape(x) and np.any(np.asarray(x) < 0):
+            grads[i] = F.mul(grads[i], np.where(np.asarray(x) < 0, 1.5, 1.0).astype(x.dtype))
+        elif kind == "size-1 axis" and _stretched(x, ans):
+            grads[i] = F.mul(grads[i], 1.5)
+        elif kind == "float32" and x.dtype == np.float32:
+            grads[i] = F.mul(grads[i], 1.01)
+        elif kind == "second input" and i == 1:
+            grads[i] = F.mul(grads[i], 1.1)
+        elif kind == "same array" and any(other is x for other in inputs[:i]):
+            grads[i] = None  # "the same array: one gradient is enough"
+    return tuple(grads)
+
+
 def _wrong_forward(cls: type, right: Callable, kind: str, F: Any) -> Callable:
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kind in CORNER_LAYERS:  # one parameter read as a NumPy constant: its gradient is never set
+            named = [(name, attribute) for name, attribute in self.__dict__.get("_parameters", {}).items()
+                     if getattr(self, attribute, None) is not None]
+            off = [a for n, a in named if (n.startswith("bias") if kind == "untrained bias"
+                                            else n not in ("weight", "bias"))][:1]
+            held = {a: getattr(self, a) for a in off}
+            try:
+                for attribute, value in held.items():
+                    object.__setattr__(self, attribute, np.array(value, copy=True))
+                return right(self, *args, **kwargs)
+            finally:
+                for attribute, value in held.items():
+                    object.__setattr__(self, attribute, value)
         if kind == "default arguments":
             import inspect
 
@@ -129,6 +222,7 @@ def self_test(
     time_limit: float = 120.0,
     jobs: int | None = None,
     progress: bool | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> list[tuple[str, str, Result | None]]:
     """Grade each item with each known-wrong rule (or layer) in a temporary copy of the reference.
 
@@ -136,18 +230,30 @@ def self_test(
     version gives the same numbers as the right one on every drawn input (a transpose of 1-D
     gradients, an un-reduced broadcast where nothing broadcasts): no grader can fail those. A
     result that passes is a defect of the grader. `progress`: bars naming the item being checked
-    (None: when stderr is a terminal)."""
+    (None: when stderr is a terminal). `kinds`: only these wrong versions (default: all of them).
+
+    The corners of law 8's mutant catalogue (CORNER_RULES, CORNER_LAYERS) are judged in this
+    process, by the grader's judge on the answers its task runner gives; the other wrong versions
+    are graded as a submission is, in a child each."""
     package = Path(__file__).resolve().parents[1]  # mytorch, not mytorch/course
     config = Config(dict.fromkeys(items, 1.0), examples=examples, seed=seed, time_limit=time_limit)
     grader = Grader(config, dict(config.items), seed)
-    pairs = [(item, kind) for item in items for kind in _wrong_kinds(item)]
-    applicable = {}
+    wanted = {item: [k for k in _wrong_kinds(item) if kinds is None or k in kinds] for item in items}
+    pairs = [(item, kind) for item in items for kind in wanted[item]]
+    applicable, judged = {}, {}
     with Progress(len(items), "drawing", progress) as bar:
         for item in items:
             bar.start(item)
-            grader.job(item).ready()  # the inputs and expected numbers, before anything here is made wrong
-            for kind in _wrong_kinds(item):  # here, in this process: one at a time
-                applicable[item, kind] = _differs(grader.job(item), f"{item}|{kind}")
+            job = grader.job(item)
+            job.ready()  # the inputs and expected numbers, before anything here is made wrong
+            right = _answers(job)
+            for kind in wanted[item]:  # here, in this process: one at a time
+                wrong = _answers(job, f"{item}|{kind}")
+                applicable[item, kind] = _differs(right, wrong)
+                if applicable[item, kind] and kind in CORNER_RULES + CORNER_LAYERS:
+                    # The grader's own task runner and judge, on these answers: a child per
+                    # corner would double the self-test's time for the same numbers.
+                    judged[item, kind] = judge(job, ChildRun(*wrong, "ok", "", 0.0), 1.0)
             bar.done(item)
     with tempfile.TemporaryDirectory(prefix="mytorch-selftest-") as scratch:
         root = Path(scratch)
@@ -158,8 +264,11 @@ def self_test(
         def one(pair: tuple[str, str]) -> tuple[str, str, Result | None]:
             item, kind = pair
             bar.start(f"{item} ({kind})")
-            result = (grader.grade_item(root, item, {"MYTORCH_SELFTEST_WRONG": f"{item}|{kind}"})
-                      if applicable[pair] else None)
+            if pair in judged:
+                result: Result | None = judged[pair]
+            else:
+                result = (grader.grade_item(root, item, {"MYTORCH_SELFTEST_WRONG": f"{item}|{kind}"})
+                          if applicable[pair] else None)
             bar.done(f"{item} ({kind})")
             return item, kind, result
 
@@ -171,20 +280,25 @@ def self_test(
 def _wrong_kinds(item: str) -> tuple[str, ...]:
     kind, _, rule = split_item(item)
     if kind == "layer":
-        return WRONG_LAYERS
-    return WRONG_RULES if rule == "vjp" else tuple(k for k in WRONG_RULES if k != "un-reduced broadcast")
+        return WRONG_LAYERS + CORNER_LAYERS
+    if rule == "vjp":
+        return WRONG_RULES + tuple(k for k in CORNER_RULES if k != "cross term")
+    return tuple(k for k in WRONG_RULES + CORNER_RULES if k != "un-reduced broadcast")
 
 
-def _differs(job: Job, target: str) -> bool:
-    """Whether the wrong version's answers differ from the right one's on the job's tasks (run here)."""
+def _answers(job: Job, target: str | None = None) -> tuple[dict, list]:
+    """The job's answers computed here by the grader's task runner, with `target` made wrong."""
     request = {"tasks": [dict(task, probes=[]) for task in job.tasks], "modules": _primitive_modules()}
     with _IN_PROCESS:
-        right = child.run_tasks(request, job.arrays)
-        undo = install_wrong(target)
+        undo = install_wrong(target) if target else (lambda: None)
         try:
-            wrong = child.run_tasks(request, job.arrays)
+            return child.run_tasks(request, job.arrays)
         finally:
             undo()
+
+
+def _differs(right: tuple[dict, list], wrong: tuple[dict, list]) -> bool:
+    """Whether the wrong version's answers differ from the right one's on the job's tasks."""
     atol, rtol = FIRST_ORDER  # closer than the grader's tolerance is the same numbers, for grading
     if [r is None for r in right[1]] != [r is None for r in wrong[1]] or set(right[0]) != set(wrong[0]):
         return True

@@ -573,6 +573,10 @@ log_softmax = primitive(
 
 
 def _linear(x: np.ndarray, W: np.ndarray, b: Any = None) -> np.ndarray:
+    if W.ndim != 2 if type(W) is np.ndarray else np.ndim(W) != 2:
+        # as torch.nn.functional.linear: one weight matrix, not a batch of them
+        raise ValueError(f"linear: W must be 2-D (out_features, in_features), got shape {np.shape(W)} "
+                         f"(x {np.shape(x)})")
     out = np.matmul(x, W.swapaxes(-1, -2) if type(W) is np.ndarray else np.swapaxes(W, -1, -2))
     if b is None:
         return out
@@ -581,8 +585,16 @@ def _linear(x: np.ndarray, W: np.ndarray, b: Any = None) -> np.ndarray:
         # np.broadcast_shapes and np.can_cast: those two cost more than the add at batch 32.
         out += b
         return out
-    fits = np.broadcast_shapes(out.shape, np.shape(b)) == out.shape
-    if fits and np.can_cast(np.result_type(out, b), out.dtype):
+    try:
+        fits = np.broadcast_shapes(out.shape, np.shape(b)) == out.shape
+    except ValueError:
+        fits = False
+    if not fits:  # as torch.nn.functional.linear refuses it: the bias cannot widen the output
+        raise ValueError(
+            f"linear: a bias of shape {np.shape(b)} does not broadcast to the output's shape {out.shape} "
+            f"(x {np.shape(x)}, W {np.shape(W)})"
+        )
+    if np.can_cast(np.result_type(out, b), out.dtype):
         out += b  # out is fresh: adding in place saves one temporary of the layer's output size
         return out
     return out + b

@@ -112,6 +112,8 @@ def _onto_input(sym_grad: Any, UPLO: str, symmetrize: bool) -> Any:  # noqa: N80
 
 def _norm_kind(x: Any, ord: Any, axis: Any) -> tuple[str, Any, tuple[int, ...]]:  # noqa: A002
     """NumPy's reading of `ord` and `axis`: ("vector", p, axes) or ("matrix", ord, (row, col))."""
+    if isinstance(ord, (np.ndarray, np.generic)) and np.ndim(ord) == 0:
+        ord = ord.item()  # noqa: A001 - a NumPy scalar or 0-d array, read as NumPy reads it
     ndim = np.ndim(x)
     if axis is None:
         if ord is None or ndim not in (1, 2):

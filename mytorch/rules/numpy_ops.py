@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.primitive import constant, primitive, sum_to_shape
+from mytorch.primitive import broadcast_to, constant, primitive, sum_to_shape
 from mytorch.rules.core import (
     add,
     div,
@@ -94,7 +94,7 @@ def _moveaxis(x: Any, source: int, destination: int) -> Any:
 
 
 def _shift(value: Any) -> Any:
-    return -value if isinstance(value, (int, np.integer)) else tuple(-v for v in value)
+    return -value if np.ndim(value) == 0 else tuple(-v for v in value)  # a 0-d array too
 
 
 # ---- elementwise, one input ---------------------------------------------------------------------
@@ -597,7 +597,13 @@ def _einsum_operand_gradient(
     pieces += [(c, np.ones(sizes[c], g.dtype)) for c in target if c not in present]
     spec = ",".join(term for term, _ in pieces) + "->" + target
     grad = _einsum([v for _, v in pieces], subscripts=spec, optimize=_optimize_for(len(pieces), optimize))
-    return sum_to_shape(grad, np.shape(operands[k]))  # size-1 axes that broadcast
+    shape = np.shape(operands[k])
+    # A letter of size 1 elsewhere that broadcasts against this operand's (ij,jk with j of size 1 in
+    # the first): the same adjoint at each of its places. One of size 1 here: summed over.
+    spread = np.broadcast_shapes(np.shape(grad), shape)
+    if spread != np.shape(grad):
+        grad = broadcast_to(grad, spread)
+    return sum_to_shape(grad, shape)
 
 
 def _einsum_vjp(g: np.ndarray, ans: np.ndarray, *operands: Any, subscripts: str,

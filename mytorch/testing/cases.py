@@ -45,6 +45,7 @@ from mytorch.testing.strategies import (
     non_tying_pairs,
     reshape_targets,
     shapes,
+    stretched_shapes,
 )
 
 __all__ = ["CASES", "Case", "Example", "all_primitives", "missing_cases"]
@@ -64,6 +65,11 @@ class Example:
         lines = [(f"input {i}: ", value) for i, value in enumerate(self.inputs)]
         lines += [(f"{name}=", value) for name, value in self.params.items()]
         shown = [label + _show(value).replace("\n", "\n" + " " * (len(label) + 2)) for label, value in lines]
+        for i, value in enumerate(self.inputs):  # an array given twice is one array (`mul(x, x)`)
+            first = next(j for j, other in enumerate(self.inputs) if other is value)
+            if isinstance(value, np.ndarray) and first < i:
+                shown[i] = f"input {i}: the same array as input {first}"
+
         return "Example(\n  " + "\n  ".join(shown) + "\n)"
 
     @property
@@ -241,8 +247,11 @@ def _constant_or(
 
 @functools.cache  # strategies made once (see mytorch.testing.strategies.floats)
 def _elementwise_shapes(count: int) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
-    # Mostly non-empty; empty arrays (a side of 0) broadcast like any other.
-    return st.one_of(broadcastable_shapes(count), broadcastable_shapes(count, min_side=0))
+    # Mostly non-empty; empty arrays (a side of 0) broadcast like any other; a size-1 axis that
+    # another input stretches, often (free draws seldom give one, and its gradient is a sum).
+    return st.one_of(
+        broadcastable_shapes(count), broadcastable_shapes(count, min_side=0), stretched_shapes(count)
+    )
 
 
 def _reduction_args(draw: st.DrawFn, ndim: int, keepdims: bool = True, default_axis: Any = None) -> dict:
@@ -1316,9 +1325,12 @@ def _einsum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     batches = list(draw(broadcastable_shapes(len(lhs), max_dims=2, max_side=3)))
     operands = []
     for term in lhs:
+        # now and then a letter of size 1 in one operand, which NumPy broadcasts against the others
+        # (a contracted letter too: "ij,jk" with j of size 1 in the first)
+        own = {c: 1 if len(lhs) > 1 and draw(st.integers(0, 5)) == 0 else sizes[c] for c in set(term) - {"."}}
         head, _, tail = term.partition("...")
-        shape = tuple(sizes[c] for c in head) + (batches.pop(0) if "..." in term else ()) + tuple(
-            sizes[c] for c in tail)
+        shape = tuple(own[c] for c in head) + (batches.pop(0) if "..." in term else ()) + tuple(
+            own[c] for c in tail)
         if draw(st.integers(0, 5)) == 0:  # an integer operand: a constant
             operands.append(draw(hnp.arrays(np.int64, shape, elements=st.integers(-2, 2), fill=st.nothing())))
         else:

@@ -40,6 +40,7 @@ __all__ = [
     "check_primitive",
     "primitive_gradients",
     "primitive_tangent",
+    "tied_twin",
 ]
 
 # (atol, rtol) by the least precise float dtype of a check's computation.
@@ -71,12 +72,14 @@ class CheckReport:
     skipped: str = ""  # why nothing was checked (e.g. PyTorch missing), if so
     compared: tuple[str, ...] = ()  # check_layer: the quantities compared (Z, dLdA, layers[0].dLdW...)
     not_compared: tuple[str, ...] = ()  # check_layer: arrays held but not taken for parameters
+    tied: int = 0  # check_primitive: examples also judged with two inputs tied to one array
 
     def __str__(self) -> str:
         if self.skipped:
             return f"{self.op} vs {self.reference}: skipped ({self.skipped})"
+        twins = f" ({self.tied} also tied)" if self.tied else ""
         text = (
-            f"{self.op} vs {self.reference}: {self.examples} examples, "
+            f"{self.op} vs {self.reference}: {self.examples} examples{twins}, "
             f"max abs error {self.max_abs_error:.2e}, max rel error {self.max_rel_error:.2e}"
         )
         if self.compared:
@@ -85,8 +88,11 @@ class CheckReport:
             text += f"; not compared (no gradient attribute): {', '.join(self.not_compared)}"
         return text
 
-    def _absorb(self, comparisons: Sequence[_Comparison]) -> None:
-        self.examples += 1
+    def _absorb(self, comparisons: Sequence[_Comparison], tied: bool = False) -> None:
+        if tied:
+            self.tied += 1
+        else:
+            self.examples += 1
         for comparison in comparisons:
             self.max_abs_error = max(self.max_abs_error, comparison.abs_error)
             self.max_rel_error = max(self.max_rel_error, comparison.rel_error)
@@ -618,8 +624,6 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
     pairs = sorted(((i, j) for i in positions for j in others if i != j and not (j in positions and j < i)),
                    key=lambda p: np.shape(example.inputs[p[0]]) != np.shape(example.inputs[p[1]]))
     for i, j in pairs:
-        if np.ndim(example.inputs[i]) > np.ndim(example.inputs[j]):
-            continue  # no new rank at j's place (a bias given the rank of a batch)
         magnitude = np.abs(example.inputs[i])
         if np.any((magnitude > 0) & (magnitude < 1e-3)):
             continue  # tiny values at another input's place sit by its poles (x / x): ill-conditioned
@@ -640,15 +644,33 @@ def _same_array_twice(primitive: Primitive, example: Example, widen: bool = Fals
             np.any(np.abs(o - outputs[0]) > 0.05 * (1 + np.abs(outputs[0]))) for o in outputs[1:]
         ):
             continue  # on a branch cut (x ** x on the negative real axis): no derivative there
-        if np.shape(example.inputs[i]) != np.shape(example.inputs[j]) or j not in positions:
-            # a new broadcasting pattern, or a float where a constant was (a Bessel order that has no
-            # derivative): tie only where the rules run at all (law 6 is tested apart)
+        if j not in positions:
+            # a float where a constant was (a Bessel order, which has no derivative): tie only where
+            # the rules run at all
             try:
                 primitive_gradients(primitive, tied, np.ones(outputs[0].shape, outputs[0].dtype))
             except Exception:
                 continue
         return tied
     return example
+
+
+def tied_twin(primitive: Primitive, example: Example, widen: bool = False) -> Example | None:
+    """`example` with two of its float inputs made the very same array (`mul(x, x)`), or None where
+    the primitive takes no such tie (one float input, shapes that do not fit, a tie outside the
+    forward's domain). `widen`: the place of a constant may take the float array too (a built-in
+    input spec, which draws float arrays at every place it draws constants).
+
+    >>> from mytorch import functional as F
+    >>> x = np.array([1.0, 2.0])
+    >>> twin = tied_twin(F.mul, Example((x, np.array([3.0, 4.0]))))
+    >>> twin.inputs[0] is twin.inputs[1] is x
+    True
+    >>> tied_twin(F.exp, Example((x,))) is None
+    True
+    """
+    twin = _same_array_twice(primitive, example, widen)
+    return None if twin is example else twin
 
 
 def _least_precise(example: Example) -> np.dtype:
@@ -703,6 +725,7 @@ def _judge(
     compare: Callable[[], list[_Comparison]],
     title: str,
     shape_title: str | None = None,
+    tied: bool = False,
 ) -> None:
     """Run `compare` on one drawn example: a rule that raises, or a comparison that fails, fails
     the check with the (shrunk) example; otherwise the report counts it."""
@@ -715,7 +738,7 @@ def _judge(
             if comparison.problem and shape_title is not None:
                 title = shape_title
             raise GradientCheckError(_failure(title, example, adjoint, comparison))
-    report._absorb(comparisons)
+    report._absorb(comparisons, tied)
 
 
 def _run(run: Callable[[], None], seed: int | None) -> None:
@@ -752,8 +775,9 @@ def check_primitive(
     at a time); `second_order=False` is for a rule meant for first order only.
 
     The defaults draw what a rule is most often wrong on: float64 and float32 examples (`dtype=`
-    picks one), the same array passed for two inputs of one shape (`same_array=False` turns that
-    off), and, besides one tangent at a time, all input tangents nonzero at once.
+    picks one), and, besides one tangent at a time, all input tangents nonzero at once. Every
+    example that can pass one float array at two places (`mul(x, x)`) is also judged so, its tied
+    twin (`tied_twin`; `same_array=False` turns that off).
 
     `op` is a registered primitive's name or any `Primitive` (your own, registered or not).
     `inputs` draws its arguments: an `Example(inputs, params)`, a tuple of arguments (the
@@ -792,20 +816,25 @@ def check_primitive(
     @given(st.data())
     def run(data: st.DataObject) -> None:
         example = _as_example(data.draw(inputs, label="example"), primitive)
-        if same_array and data.draw(st.integers(0, 3), label="same array twice") == 0:
-            example = _same_array_twice(primitive, example, widen=built_in)
+        judge(example, data, "")
+        twin = tied_twin(primitive, example, widen=built_in) if same_array else None
+        if twin is not None:  # every example that can tie two inputs is judged tied, too
+            judge(twin, data, "tied twin: ")
+
+    def judge(example: Example, data: st.DataObject, which: str) -> None:
         output = _forward(primitive, example.inputs, example.params)
         _check_forward_dtype(primitive, example, output)
         out_dtype = output.dtype if output.dtype.kind in "fc" else np.dtype(np.float64)
         least = min(_real_dtype(_least_precise(example)), _real_dtype(out_dtype), key=lambda d: d.itemsize)
         default_atol, default_rtol = TOLERANCES["finite differences"].get(least, (1e-2, 1e-2))
         tolerance = (default_atol if atol is None else atol, default_rtol if rtol is None else rtol)
-        adjoint = data.draw(float_arrays(output.shape, out_dtype), label="output adjoint")
+        adjoint = data.draw(float_arrays(output.shape, out_dtype), label=f"{which}output adjoint")
         tangents = {
-            i: data.draw(float_arrays(example.inputs[i].shape, example.inputs[i].dtype), label=f"tangent {i}")
+            i: data.draw(float_arrays(example.inputs[i].shape, example.inputs[i].dtype),
+                         label=f"{which}tangent {i}")
             for i in _float_positions(example)
         }
-        column_seed = data.draw(st.integers(0, 2**16), label="column sample") if output.size else 0
+        column_seed = data.draw(st.integers(0, 2**16), label=f"{which}column sample") if output.size else 0
         _judge(
             report, example, adjoint,
             lambda: _finite_difference_comparisons(
@@ -813,6 +842,7 @@ def check_primitive(
             ),
             title=f"check_primitive({primitive.name!r}): a rule disagrees with finite differences",
             shape_title=f"check_primitive({primitive.name!r}): a rule returns the wrong shape or dtype",
+            tied=bool(which),
         )
         if second_order:
             culprit, comparisons = _second_order(

@@ -33,7 +33,7 @@ from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from mytorch.autograd_engine import Stretch, no_grad
+from mytorch.autograd_engine import Stretch, engine, no_grad
 from mytorch.testing.checks import (
     MAX_COLUMNS,
     TOLERANCES,
@@ -96,9 +96,16 @@ def check_layer(
     @given(st.data())
     def run(data: st.DataObject) -> None:
         A = data.draw(inputs, label="A")
-        Z = np.asarray(layer.forward(A.copy()))
-        dLdZ = data.draw(float_arrays(Z.shape, Z.dtype if Z.dtype.kind == "f" else dtype), label="dLdZ")
-        dLdA = layer.backward(dLdZ.copy())
+        tape = engine()
+        mark, walked = tape.mark(), False
+        try:
+            Z = np.asarray(layer.forward(A.copy()))
+            dLdZ = data.draw(float_arrays(Z.shape, Z.dtype if Z.dtype.kind == "f" else dtype), label="dLdZ")
+            dLdA = layer.backward(dLdZ.copy())
+            walked = True
+        finally:  # an example abandoned (by hypothesis, or a backward that raised) leaves no tape
+            if not walked:
+                tape.cut_back(mark)
         found = _resolved(layer, params) if params is not None else _parameters(name, candidates)
         got = {"Z": Z, "dLdA": dLdA, **{p.quantity: p.gradient() for p in found}}
         got = {key: None if value is None else np.array(value, copy=True) for key, value in got.items()}
@@ -114,6 +121,15 @@ def check_layer(
         owners.update((p.quantity, (p.path, values[p.path].shape)) for p in found)
         for quantity, wanted in expected.items():
             comparison = _compare(quantity, got[quantity], wanted, tolerance, *owners[quantity], A.shape)
+            if not comparison.ok and reference is None and not comparison.problem:
+                # Differences can be off by roundoff that the layer amplifies (a BatchNorm of a
+                # constant feature divides by √ε): taken again with a ten times larger step, each
+                # element is compared with the nearer of the two estimates.
+                again = _finite_differences(layer, A, dLdZ, found, data, scale=10.0)[quantity]
+                mine = np.asarray(got[quantity], dtype=np.float64)
+                nearer = np.where(np.abs(mine - np.nan_to_num(again, nan=np.inf)) < np.abs(mine - wanted),
+                                  again, wanted)
+                comparison = _compare(quantity, got[quantity], nearer, tolerance, *owners[quantity], A.shape)
             if not comparison.ok:
                 raise GradientCheckError(
                     f"check_layer({name}): {comparison.explain()}\n"
@@ -381,10 +397,11 @@ def _refuse_unclaimed(
 
 def _finite_differences(
     layer: Any, A: np.ndarray, dLdZ: np.ndarray, found: list[_Parameter], data: st.DataObject,
-    only_parameters: bool = False,
+    only_parameters: bool = False, scale: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Central differences of L = Σ dLdZ ⊙ forward(A) in A and in each parameter (in place)."""
-    step = 1e-6 if A.dtype == np.float64 else 1e-3
+    """Central differences of L = Σ dLdZ ⊙ forward(A) in A and in each parameter (in place), with
+    the dtype's step times `scale`."""
+    step = (1e-6 if A.dtype == np.float64 else 1e-3) * scale
     weights = dLdZ.astype(np.float64)
 
     def loss(point: np.ndarray) -> float:

@@ -44,6 +44,7 @@ __all__ = [
     "positive_arrays",
     "reshape_targets",
     "shapes",
+    "stretched_shapes",
     "well_conditioned_matrices",
 ]
 
@@ -82,6 +83,38 @@ def broadcastable_shapes(
     return hnp.mutually_broadcastable_shapes(
         num_shapes=count, min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
     ).map(lambda drawn: drawn.input_shapes)
+
+
+@functools.cache  # made once per arguments (see floats)
+def stretched_shapes(count: int = 2, *, max_dims: int = 3, max_side: int = 4
+                     ) -> st.SearchStrategy[tuple[Shape, ...]]:
+    """`count` shapes that broadcast together where broadcasting stretches: one of them has a size-1
+    axis that another's longer axis widens (its gradient is a sum along that axis), which shapes
+    drawn freely seldom give.
+
+    >>> a, b = stretched_shapes(2).example()
+    >>> np.broadcast_shapes(a, b) != a or np.broadcast_shapes(a, b) != b
+    True
+    """
+
+    @st.composite
+    def draw(draw: st.DrawFn) -> tuple[Shape, ...]:
+        base = draw(hnp.array_shapes(min_dims=1, max_dims=max_dims, min_side=2, max_side=max_side))
+        narrow = draw(st.integers(0, count - 1))  # the shape whose axis is stretched
+        axis = draw(st.integers(0, len(base) - 1))
+        drawn = []
+        for k in range(count):
+            shape = [1 if (k == narrow and i == axis) or (k != narrow and draw(st.integers(0, 3)) == 0)
+                     else side for i, side in enumerate(base)]
+            if k == narrow:
+                shape[axis] = 1
+            elif shape[axis] == 1:
+                shape[axis] = base[axis]  # someone must widen the narrow axis
+            lead = draw(st.integers(0, axis)) if k != narrow else 0  # leading axes may be missing
+            drawn.append(tuple(shape[lead:]))
+        return tuple(drawn)
+
+    return draw()
 
 
 @functools.cache  # made once per arguments (see floats)
