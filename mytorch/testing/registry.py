@@ -19,7 +19,7 @@ Fortran-ordered views, NumPy scalars and 0-d arrays as parameters, float32).
 
 >>> record = registry()["add"]
 >>> record.reference is np.add, record.dtypes
-(True, (dtype('float64'), dtype('float32')))
+(True, (dtype('float64'), dtype('float32'), dtype('complex128'), dtype('complex64')))
 """
 
 from __future__ import annotations
