@@ -124,7 +124,7 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
         positions_seen += positions if differentiable else []
 
     def expect() -> list[Check]:
-        from mytorch.testing.checks import _in_float64
+        from mytorch.testing.checks import in_float64
 
         checks = []
         for k, (example, out, a, b, positions, differentiable, second, first_of) in enumerate(plans):
@@ -135,7 +135,7 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
                 continue
             # Central differences in float64 (a float32 example's too: its rule is compared with
             # float32's precision, or less where even the float64 example's output is float32).
-            expected = _rule_oracle(primitive, _in_float64(example), a, b, second)
+            expected = _rule_oracle(primitive, in_float64(example), a, b, second)
             single = out.dtype != np.float64 or any(example.inputs[p].dtype != np.float64 for p in positions)
             tolerance = FIRST_ORDER if not single else (
                 SINGLE if expected["out"].dtype == np.float64 else LOW_PRECISION)

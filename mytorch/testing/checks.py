@@ -271,8 +271,13 @@ def _engine_gradients(primitive: Primitive, example: Example, adjoint: np.ndarra
 # ---- the reference: central differences --------------------------------------------------------
 
 
-def _in_float64(example: Example) -> Example:
-    """`example` with its float arrays in float64; an array given twice stays one array."""
+def in_float64(example: Example) -> Example:
+    """`example` with its float arrays in float64 (complex in complex128), the exact reference's
+    precision; an array given twice stays one array (the grader's float32 draws use it too).
+
+    >>> in_float64(Example((np.ones(2, np.float32),))).inputs[0].dtype
+    dtype('float64')
+    """
     cast: dict[int, np.ndarray] = {}
     inputs = []
     for value in example.inputs:
@@ -341,7 +346,7 @@ def _finite_difference_comparisons(
 ) -> list[_Comparison]:
     """Compare the rules at `example` with central differences taken in float64."""
     atol, rtol = tolerance
-    exact = _in_float64(example)
+    exact = in_float64(example)
     output = _forward(primitive, exact.inputs, exact.params)
     if output.dtype.kind not in "fc":
         return []  # an integer or bool output has no derivative
@@ -447,7 +452,7 @@ def _second_order(
     central differences of the rule (in float64), so a rule that mixes in a NumPy constant where
     a primitive belongs is caught too.
     """
-    exact = _in_float64(example)
+    exact = in_float64(example)
     positions = _float_positions(exact)
     first = {i: _aliases(exact, i)[0] for i in positions}  # an array given twice moves as one
     tangents = {i: tangents[first[i]] for i in positions}
