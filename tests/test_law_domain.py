@@ -63,7 +63,7 @@ FOUND_BY_THE_DEEP_PROFILE = {  # examples the edge grammar drew, kept as they we
 # Open: det's rule is ȳ·det(A)·A⁻ᵀ, which has no A⁻¹ at a singular matrix, where the derivative (the
 # adjugate) is finite; an adjugate right there, without an SVD of a non-finite matrix (which LAPACK
 # may never return from) and without a branch on values (compile traces the rules), is still to do.
-SINGULAR = "det's rule inverts A: wrong at singular matrices, where the adjugate is finite (left open: see the stop note)"
+SINGULAR = "det's rule inverts A: wrong at singular matrices, where the adjugate is finite (left open)"
 FOUND_BY_THE_DEEP_PROFILE.update({
     "det: a singular matrix": ("det", Example((np.array([[1.0, 2.0], [2.0, 4.0]]),))),
     "det: an infinite entry": ("det", Example((np.array([[-1.0, 0.0], [np.inf, -1.0]]),))),
