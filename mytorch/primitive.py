@@ -203,7 +203,7 @@ class Primitive:
             return self._traced(inputs, params, tracked)
         output = self._computed(inputs, params, tracked)
         if not state.recording:
-            return output.view() if any(value is output for value in inputs) else output
+            return _own(output, inputs, False)
         output = _own(output, inputs, tracked)
         engine()._record(self, inputs, output, params)
         return output
@@ -231,7 +231,7 @@ class Primitive:
             return state.tracing.step(self.forward, inputs, params)
         output = self._computed(inputs, params, tracked)
         if not state.recording:
-            return output.view() if any(value is output for value in inputs) else output
+            return _own(output, inputs, False)
         output = _own(output, inputs, tracked)
         engine()._record(self, inputs, output, params)
         return output
