@@ -559,7 +559,7 @@ def walk_backward(
     *,
     create_graph: bool = False,
     wanted: set[int] | None = None,
-    visited: list[int] | None = None,
+    skipped: list[int] | None = None,
     buffer: GradientBuffer | None = None,
 ) -> dict[int, Any]:
     """Reverse walk over `records[stop:start + 1]`, seeding the output of record `start`.
@@ -567,7 +567,8 @@ def walk_backward(
     Returns the adjoints left at the end, keyed by `id(array)`: those of the arrays that entered
     this stretch without being produced on it. An intermediate's adjoint is dropped as soon as
     its producer has run (and marked freed in `buffer`, if given). With `wanted` (ids), only the
-    gradients on paths to those arrays are computed. `visited` collects the indices walked.
+    gradients on paths to those arrays are computed. `skipped` collects the indices not walked
+    (the records that do not lead to the start: usually none, so it is the short list to keep).
     With `create_graph` the rules record, so the gradients can be differentiated again.
     """
     adjoints: dict[int, Any] = {id(records[start].output): seed}
@@ -580,9 +581,9 @@ def walk_backward(
             key = id(op.output)
             grad_output = adjoints.pop(key, None)
             if grad_output is None or wanted is not None and key not in wanted:
-                continue  # this record does not lead to the start (or to a wanted leaf)
-            if visited is not None:
-                visited.append(index)
+                if skipped is not None:  # this record does not lead to the start (or a wanted leaf)
+                    skipped.append(index)
+                continue
             if buffer is not None:
                 buffer.mark_freed(key)
             needs = op.needs
@@ -597,15 +598,13 @@ def walk_backward(
             if anomaly or op.source is not None:
                 _check_gradients(op, grads)
             # Accumulate: `+=` into a hand-written record's target array, or into the adjoint map.
-            targets = op.gradients_to_update
-            for position, grad in enumerate(grads):
+            for value, grad, target in zip(op.inputs, grads, op.gradients_to_update):
                 if grad is None:
                     continue
-                target = targets[position]
                 if target is not None:
                     target += grad
                     continue
-                key = id(op.inputs[position])
+                key = id(value)
                 previous = adjoints.get(key)
                 if previous is None:
                     adjoints[key] = grad
@@ -787,13 +786,14 @@ class Autograd:
         self._append(Operation(list(inputs), output, list(gradients_to_update), backward_operation))
 
     def _record(self, primitive: Any, inputs: tuple, output: np.ndarray, params: dict,
-                watched: bool = True) -> None:
+                watched: bool = True, fresh: bool = False) -> None:
         """Append a primitive's record, if any of its inputs is differentiable.
 
         This runs once per operation, so it is one flat pass. An array this tape meets for the
         first time is a leaf (every output is held here when it is recorded): it alone is held and
         given a spot in the gradient buffer, which so tracks the leaves only. `watched=False`: the
-        caller knows anomaly mode is off (the thread's recorder is set only then).
+        caller knows anomaly mode is off (the thread's recorder is set only then). `fresh`: the
+        output is a new array a ufunc made (or a tracked view of one), so nothing else reaches it.
         """
         mask, bit = 0, 1
         held = self._held
@@ -823,8 +823,7 @@ class Autograd:
         if not _GUARD:
             held[id(output)] = output  # seen (so not taken for a leaf when read), not locked
         else:
-            base = output.base
-            if output.flags.writeable and (base is None or (
+            if fresh or output.flags.writeable and ((base := output.base) is None or (
                 # a fresh array seen through one view (a tracked output): only the view reaches it
                 type(base) is np.ndarray and base.base is None and id(base) not in _HOLDERS
             )):
@@ -929,10 +928,10 @@ class Autograd:
                 _check_saved(op)
         wanted = None if inputs is None else self._paths_from(inputs, start)
         buffer = self.gradient_buffer
-        visited: list[int] | None = None if retain_graph or create_graph else []
+        skipped: list[int] | None = None if retain_graph or create_graph else []
         adjoints = walk_backward(  # a walk that consumes forgets the intermediates: no need to mark them
-            tape, start, seed, create_graph=create_graph, wanted=wanted, visited=visited,
-            buffer=buffer if visited is None else None,
+            tape, start, seed, create_graph=create_graph, wanted=wanted, skipped=skipped,
+            buffer=buffer if skipped is None else None,
         )
         self._refuse_consumed(adjoints)
         _refuse_views_of_tracked(adjoints, buffer)
@@ -940,12 +939,12 @@ class Autograd:
         for key, adjoint in adjoints.items():
             if key in buffer.memory:
                 buffer.accumulate(key, adjoint if create_graph else _own_copy(adjoint, stored))
-        if visited is not None:
+        if skipped is not None:
             if not _CONSUME:  # measuring: the tape dropped as zero_grad drops it, nothing refused later
                 tape.clear()
                 self._release_all()
                 return
-            self._consume(visited, tape[start].output)
+            self._consume(start, skipped)
 
     def _start_of_walk(self, divergence: Any, gradient: Any) -> tuple[int, Any]:
         tape = self.operation_list
@@ -1033,16 +1032,17 @@ class Autograd:
                 reached.add(id(op.output))
         return reached
 
-    def _consume(self, visited: list[int], root: Any) -> None:
-        """Take the records a walk visited off the tape, with what only they kept alive."""
+    def _consume(self, start: int, skipped: list[int]) -> None:
+        """Take the records a walk from `start` visited (all up to it but `skipped`) off the tape,
+        with what only they kept alive."""
         tape, buffer = self.operation_list, self.gradient_buffer
-        _remember(self._consumed, root)
-        if len(visited) == len(tape):  # the usual case: the walk used the whole tape
+        _remember(self._consumed, tape[start].output)
+        if not skipped and start == len(tape) - 1:  # the usual case: the walk used the whole tape
             tape.clear()  # first: the intermediates only the records held are freed at the release
             buffer.hold_all_weakly()  # the leaves: tracked while the user holds them
             self._release_all()
             return
-        walked = set(visited)
+        walked = set(range(start + 1)).difference(skipped)
         gone = [tape[i] for i in sorted(walked)]
         tape[:] = [op for i, op in enumerate(tape) if i not in walked]
         survivors = tape

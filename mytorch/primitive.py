@@ -193,7 +193,7 @@ class Primitive:
                 if value is output:  # an array is known by its identity: the output must be its own
                     output = output.view()
                     break
-        recorder._record(self, inputs, output, params, False)
+        recorder._record(self, inputs, output, params, False, self._fresh)
         return output
 
     def _unrecorded(self, inputs: tuple, params: dict, tracked: bool) -> np.ndarray:

@@ -176,13 +176,18 @@ def _demoted(grad: np.ndarray, operand: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _matmul(a: Any, b: Any) -> np.ndarray:
-    a_shape, b_shape = np.shape(a), np.shape(b)
-    if not a_shape or not b_shape:
-        raise ValueError(f"operands must have at least one axis, got shapes {a_shape} and {b_shape}")
-    inner_b = b_shape[-2] if len(b_shape) > 1 else b_shape[0]
-    if a_shape[-1] != inner_b:
-        raise ValueError(f"shapes {a_shape} and {b_shape} do not align: {a_shape[-1]} != {inner_b}")
-    return np.matmul(a, b)
+    try:
+        return np.matmul(a, b)
+    except ValueError:  # numpy's gufunc message says neither shape: explained here, off the hot path
+        a_shape, b_shape = np.shape(a), np.shape(b)
+        if not a_shape or not b_shape:
+            raise ValueError(
+                f"operands must have at least one axis, got shapes {a_shape} and {b_shape}") from None
+        inner_b = b_shape[-2] if len(b_shape) > 1 else b_shape[0]
+        if a_shape[-1] != inner_b:
+            raise ValueError(
+                f"shapes {a_shape} and {b_shape} do not align: {a_shape[-1]} != {inner_b}") from None
+        raise
 
 
 matmul = primitive(
