@@ -575,11 +575,16 @@ def walk_backward(
     anomaly = _state.anomaly
     add = _recorded_add if create_graph and _recorded_add is not None else None
     plain = not create_graph and _state.tracing is None  # the rules compute, record nothing
+    # Ids of the sums this (plain) walk made: arrays no one else sees, so later gradients are added
+    # into them in place. An id leaves the set when its array is popped (it may be freed after).
+    sums: set[int] | None = set() if plain else None
     with recording(create_graph), _running_rules():
         for index in range(start, stop - 1, -1):
             op = records[index]
             key = id(op.output)
             grad_output = adjoints.pop(key, None)
+            if sums:
+                sums.discard(id(grad_output))
             if grad_output is None or wanted is not None and key not in wanted:
                 if skipped is not None:  # this record does not lead to the start (or a wanted leaf)
                     skipped.append(index)
@@ -610,8 +615,12 @@ def walk_backward(
                     adjoints[key] = grad
                 elif add is not None:
                     adjoints[key] = add(previous, grad)
+                elif sums is not None and id(previous) in sums and grad.dtype is previous.dtype:
+                    previous += grad
                 else:
-                    adjoints[key] = previous + grad  # out of place: grad may be shared
+                    adjoints[key] = previous = previous + grad  # out of place: grad may be shared
+                    if sums is not None and type(previous) is np.ndarray:
+                        sums.add(id(previous))
     return adjoints
 
 
@@ -645,10 +654,12 @@ def _named(op: Operation, rule: str, error: Exception) -> Exception:
 
 def _wanted(op: Operation, wanted: set[int]) -> tuple[bool, ...]:
     """`op.needs`, narrowed to the inputs on a path to a wanted leaf (and hand-written targets)."""
-    return tuple(
-        need and (target is not None or id(value) in wanted)
-        for value, target, need in zip(op.inputs, op.gradients_to_update, op.needs)
-    )
+    mask, bit = 0, 1
+    for value, target, need in zip(op.inputs, op.gradients_to_update, op.needs):
+        if need and (target is not None or id(value) in wanted):
+            mask |= bit
+        bit <<= 1
+    return _needs_of(len(op.inputs), mask)
 
 
 def _checked_gradient(name: str, position: int, value: Any, grad: Any) -> np.ndarray:
@@ -1028,8 +1039,10 @@ class Autograd:
         """Ids of `leaves` and of every output recorded up to `start` that depends on them."""
         reached = {id(leaf) for leaf in leaves}
         for op in self.operation_list[: start + 1]:
-            if any(id(value) in reached for value in op.inputs):
-                reached.add(id(op.output))
+            for value in op.inputs:  # a loop, not any(...): this runs once per record
+                if id(value) in reached:
+                    reached.add(id(op.output))
+                    break
         return reached
 
     def _consume(self, start: int, skipped: list[int]) -> None:

@@ -277,6 +277,11 @@ class Primitive:
                     rule_x(grad_output, output, x, y) if needs[0] and rule_x else None,
                     rule_y(grad_output, output, x, y) if needs[1] and rule_y else None,
                 ]
+            elif not params:  # positional calls (an empty ** costs a dict on every call)
+                grads = [
+                    rule(grad_output, output, *inputs) if need and rule is not None else None
+                    for rule, need in zip(rules, needs)
+                ]
             else:
                 grads = [
                     rule(grad_output, output, *inputs, **params) if need and rule is not None else None
@@ -311,6 +316,13 @@ class Primitive:
                                      or grad.dtype is not value.dtype or grad.shape != value.shape):
                 return self._fitted_all(grads, inputs, needs)
             return grads
+        if len(grads) == len(inputs):
+            for grad, value, need in zip(grads, inputs, needs):
+                if grad is not None and (not need or type(grad) is not np.ndarray
+                                         or grad.dtype is not value.dtype or grad.shape != value.shape):
+                    break
+            else:
+                return grads
         return self._fitted_all(grads, inputs, needs)
 
     def _made_plain(self, rules: Any) -> Any:

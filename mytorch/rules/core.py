@@ -623,7 +623,7 @@ def _bias_gradient(g: Any, b: Any) -> np.ndarray:
     of a keepdims sum that `backward` then copies (a view may share its data)."""
     g_shape, b_shape = np.shape(g), np.shape(b)
     if len(b_shape) == 1 and len(g_shape) >= 2 and g_shape[-1] == b_shape[0]:
-        return sum(g, axis=tuple(range(len(g_shape) - 1)))
+        return sum(g, axis=0 if len(g_shape) == 2 else tuple(range(len(g_shape) - 1)))
     return reduce_to(g, b)
 
 
