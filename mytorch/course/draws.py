@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     def collect(example: Any) -> None:
         pool.append(example)
 
-    with _DRAWING:  # hypothesis is not made for threads
+    with _DRAWING, _history_free():  # hypothesis is not made for threads
         collect()
         pool = _distinct(pool)
         for corner in SEARCHED:  # a corner the pool missed: searched for, where it can exist
@@ -53,6 +54,37 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
                 found = _search(CASES[op].examples(np.float64), has, seed)
                 pool += [found] if found is not None else []
     return sorted(_covering(pool, count), key=simplicity)
+
+
+@contextmanager
+def _history_free() -> Iterator[None]:
+    """Hypothesis draws made here depend on their seed alone, not on what the process did before.
+
+    Hypothesis (6.131 and later) sometimes draws a number from the constants found in the source
+    of the process's "local" modules (outside site-packages and the standard library: mytorch, a
+    student's submission, the course's scripts). Which of those are in `sys.modules` when a draw is
+    made depends on what ran before, and the constants drawn from, and how many random choices a draw
+    takes, changed with it: the same seed gave other examples after other tests or imports had run.
+    Here the local constants are empty (hypothesis's built-in constants stay), and the cache of the
+    constants each kind of draw may take is emptied on the way in (it may hold local ones) and out
+    (it holds none)."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # a hypothesis from before local constants: its draws depend on the seed alone
+        yield
+        return
+    if not hasattr(providers, "_get_local_constants"):
+        yield
+        return
+    found, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+    providers._get_local_constants = Constants
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = found
+        cache.clear()
 
 
 SEARCH = 200  # draws spent looking for a corner that the pool missed
