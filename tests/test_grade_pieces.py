@@ -130,6 +130,28 @@ def test_draws_are_the_same_in_every_process() -> None:
     assert results[0] == json.dumps(_history_draws(5))
 
 
+@pytest.mark.parametrize(
+    "op, shapes, kinds, broadcast",
+    [
+        ("add", [(3,), (2, 3)], "ff", True),  # an axis added
+        ("add", [(2, 1), (2, 3)], "ff", True),  # a length-1 axis stretched
+        ("add", [(2, 3), (2, 3)], "ff", False),
+        ("add", [(2, 3), (1, 3)], "fi", False),  # only the int input is stretched
+        ("matmul", [(1, 2), (4, 1, 2, 1)], "if", False),  # a matrix axis of 1 is no broadcast
+        ("matmul", [(2, 3), (5, 3, 4)], "fi", True),  # summed over the batch of 5
+        ("matmul", [(1, 2, 3), (5, 3, 4)], "fi", True),
+        ("matmul", [(2, 3), (3, 4)], "ff", False),
+        ("exp", [(1, 3)], "f", False),  # one input: nothing to broadcast against
+    ],
+)
+def test_the_stretched_corner_is_what_the_forward_broadcasts(op, shapes, kinds, broadcast) -> None:
+    from mytorch.course.draws import corners
+
+    inputs = tuple(np.arange(1, np.prod(s) + 1).reshape(s).astype(np.float64 if k == "f" else np.int64)
+                   for s, k in zip(shapes, kinds))
+    assert corners(op)["a stretched size-1 axis"](Example(inputs)) is broadcast
+
+
 def test_the_plain_case_comes_before_the_corners() -> None:
     # A missing transpose shows on a (2, 3) @ (3, 2) product; on 1-D @ 1-D it hides as a shape error.
     shapes = [((3,), (3,)), ((1, 1), (1, 1)), ((2, 2, 3), (3, 2)), ((2, 3), (3, 2)), ((3,), (3, 2))]
