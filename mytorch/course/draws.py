@@ -22,8 +22,8 @@ SHARE = 4  # one example in SHARE (at least two) is also judged in float32, and 
 def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     """`count` distinct examples of `op`'s inputs drawn by hypothesis with `seed`, simplest first
     (`simplicity`). They are picked from a pool of `POOL * count` draws so that each corner a rule
-    is often wrong in (`CORNERS`: negative values, a size-1 axis that broadcasting stretches,
-    0-d and empty arrays) is there whenever the input spec can draw it; the rest in drawn order."""
+    is often wrong in (`CORNERS`: negative values, an input the forward broadcasts, 0-d and empty
+    arrays) is there whenever the input spec can draw it; the rest in drawn order."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
@@ -89,12 +89,12 @@ def _history_free() -> Iterator[None]:
 
 
 SEARCH = 200  # draws spent looking for a corner that the pool missed
-SEARCHED = ("negative values", "a stretched size-1 axis")  # rare in small draws (the others are not)
+SEARCHED = ("negative values", "a broadcast input")  # rare in small draws (the others are not)
 
 
 def _possible(corner: str, pool: list[Any]) -> bool:
-    """Whether `corner` can occur among examples like `pool`'s (a stretched axis needs two arrays)."""
-    if corner == "a stretched size-1 axis":
+    """Whether `corner` can occur among examples like `pool`'s (broadcasting needs two arrays)."""
+    if corner == "a broadcast input":
         return any(len([v for v in e.inputs if isinstance(v, np.ndarray)]) > 1 and _float_arrays(e)
                    for e in pool)
     return any(_float_arrays(e) for e in pool)
@@ -181,7 +181,7 @@ def _informative(example: Any) -> bool:
 
 
 # Corners a rule is often wrong in and a few readable draws may all miss: the draws keep one of each.
-CORNERS = ("negative values", "a stretched size-1 axis", "a 0-d array", "an empty array")
+CORNERS = ("negative values", "a broadcast input", "a 0-d array", "an empty array")
 
 
 def corners(op: str) -> dict[str, Callable[[Any], bool]]:
@@ -192,7 +192,7 @@ def corners(op: str) -> dict[str, Callable[[Any], bool]]:
     primitive = all_primitives()[op]
     return {
         "negative values": lambda e: any(np.any(x < 0) for x in _float_arrays(e)),
-        "a stretched size-1 axis": lambda e: _informative(e) and _broadcast(e, _output_shape(primitive, e)),
+        "a broadcast input": lambda e: _informative(e) and _broadcast(e, _output_shape(primitive, e)),
         "a 0-d array": lambda e: any(x.ndim == 0 for x in _float_arrays(e)),
         "an empty array": lambda e: any(x.size == 0 for x in _float_arrays(e)),
     }
