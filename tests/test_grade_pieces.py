@@ -152,6 +152,17 @@ def test_the_stretched_corner_is_what_the_forward_broadcasts(op, shapes, kinds, 
     assert corners(op)["a broadcast input"](Example(inputs)) is broadcast
 
 
+@pytest.mark.parametrize("op, seed", [("linear", 0), ("linear", 3), ("matmul", 0), ("where", 1)])
+def test_second_order_reaches_every_input_the_first_order_does(op: str, seed: int) -> None:
+    # linear's bias is absent from its smallest draws: taking only those for second order once left
+    # a bias gradient's second order unjudged (an averaged bias kept the second-order points).
+    job = rule_job(op, "vjp", 4, seed, [])
+    inputs = lambda task: {name.rsplit("_", 1)[1] for name in task["b"]}  # noqa: E731
+    first = set().union(*(inputs(task) for task in job.tasks))
+    second = set().union(*(inputs(task) for task in job.tasks if task["second"]))
+    assert first and second == first
+
+
 def test_the_plain_case_comes_before_the_corners() -> None:
     # A missing transpose shows on a (2, 3) @ (3, 2) product; on 1-D @ 1-D it hides as a shape error.
     shapes = [((3,), (3,)), ((1, 1), (1, 1)), ((2, 2, 3), (3, 2)), ((2, 3), (3, 2)), ((3,), (3, 2))]
