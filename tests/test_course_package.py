@@ -314,3 +314,5 @@ def test_autolab_make_prints_the_scores_last(blank: Path, teacher_config: Path, 
     assert run.returncode == 0, run.stdout + run.stderr
     last = json.loads(run.stdout.strip().splitlines()[-1])
     assert last == {"scores": {"exp.vjp": 1.0, "exp.jvp": 1.0, "nn.Softmax": 2.0}}
+    unpacked = [job / "autograder" / "grading.json", job / "autograder" / "reference" / "mytorch"]
+    assert not any(path.stat().st_mode & 0o077 for path in unpacked)  # other users read none of it

@@ -11,7 +11,8 @@ teacher runs by hand: `python -m mytorch grade --config grading.json --submissio
   submission (as root): the student's files are in /autograder/submission (flat, as
   uploaded, or in folders), the results go to /autograder/results/results.json.
 - Autolab copies `autograde-Makefile` (as Makefile), `autograde.tar` and the student's handin into
-  a fresh folder and runs `make`; the last line printed, `{"scores": {...}}`, is the grade.
+  a fresh folder and runs `make`; the last line printed, `{"scores": {...}}`, is the grade. The
+  unpacked tree is made readable by its owner alone first, as setup.sh does on Gradescope.
 
 `AUTOGRADER_ROOT` moves the /autograder tree (to try the package on a fake one) and `MYTORCH_PYTHON`
 names the interpreter (default python3).
@@ -73,6 +74,9 @@ RUN_AUTOLAB = """#!/usr/bin/env bash
 # the files themselves); the last line printed, {"scores": {...}}, is the grade.
 HERE="$(pwd)"
 PYTHON="${MYTORCH_PYTHON:-python3}"
+# Without bubblewrap a grader running as root runs each child as a uid of its own: the reference and
+# the teacher's grading.json must not be readable by other users.
+chmod -R go-rwx "$HERE/autograder"
 mkdir -p submission
 for handin in "$HERE"/*; do
     case "$handin" in
