@@ -148,12 +148,14 @@ def gradescope(blank: Path, teacher_config: Path, tmp_path_factory: pytest.TempP
     return gradescope_zip(blank, tmp_path_factory.mktemp("zip") / "hw-gradescope.zip", ROOT, teacher_config)
 
 
-def _run_autograder(package: Path, upload: dict[str, Path], tmp_path: Path) -> tuple[dict, str]:
-    """Unpack the zip into a fresh fake /autograder, put `upload` (name -> file) into its submission
-    folder, run run_autograder; results.json and the output."""
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(package) as archive:
-        archive.extractall(root / "source")
+def _run_autograder(package: Path, upload: dict[str, Path], tmp_path: Path,
+                    root: Path | None = None) -> tuple[dict, str]:
+    """Unpack the zip into a fresh fake /autograder (or use `root`, unpacked already), put `upload`
+    (name -> file) into its submission folder, run run_autograder; results.json and the output."""
+    if root is None:
+        root = tmp_path / "autograder"
+        with zipfile.ZipFile(package) as archive:
+            archive.extractall(root / "source")
     (root / "submission").mkdir()
     for name, source in upload.items():
         (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +167,25 @@ def _run_autograder(package: Path, upload: dict[str, Path], tmp_path: Path) -> t
     results = root / "results" / "results.json"
     assert results.is_file(), run.stdout + run.stderr
     return json.loads(results.read_text(encoding="utf-8")), run.stdout + run.stderr
+
+
+def _setup(source: Path, path: str | None = None) -> subprocess.CompletedProcess:
+    """Run the unpacked setup.sh as Gradescope does (the requirements are installed here already)."""
+    env = {**os.environ, "MYTORCH_PYTHON": sys.executable, "PIP_NO_INDEX": "1"}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+OTHER_UID = 1_499_999_990  # a uid no account has: the grader's fallback runs each child as one
+
+
+def _other_user_reads(path: Path) -> bool:
+    """Whether an unprivileged uid with no groups (as the fallback sandbox's child) can read `path`."""
+    done = subprocess.run(["setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups",
+                           "--", "cat", str(path)], capture_output=True, env={"PATH": "/usr/bin:/bin"})
+    return done.returncode == 0
 
 
 def test_the_zip_holds_what_gradescope_runs(gradescope: Path) -> None:
@@ -184,10 +205,62 @@ def test_the_zip_holds_what_gradescope_runs(gradescope: Path) -> None:
 def test_setup_sh_installs_the_requirements(gradescope: Path, tmp_path: Path) -> None:
     with zipfile.ZipFile(gradescope) as archive:
         archive.extractall(tmp_path)
-    env = {**os.environ, "MYTORCH_PYTHON": sys.executable, "PIP_NO_INDEX": "1"}  # installed already
-    setup = subprocess.run(["bash", str(tmp_path / "setup.sh")], env=env, capture_output=True, text=True,
-                           timeout=300)
+    setup = _setup(tmp_path)
     assert setup.returncode == 0, setup.stdout + setup.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="another uid is tried as root, with setpriv (as the fallback sandbox is)")
+def test_setup_sh_hides_the_reference_from_other_users(blank: Path, gradescope: Path,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    # Gradescope unpacks the zip as root, readable by all. Without bubblewrap the student's code
+    # runs as another uid, which must not read the answer key or the hidden items after setup.sh.
+    import tempfile
+
+    from mytorch.course import sandbox
+
+    root = Path(tempfile.mkdtemp(prefix="mytorch-autograder-", dir="/tmp"))  # every folder above searchable
+    try:
+        root.chmod(0o755)
+        source = root / "source"
+        with zipfile.ZipFile(gradescope) as archive:
+            archive.extractall(source)
+        secrets = [source / "reference" / "mytorch" / "autograd_engine.py", source / "grading.json"]
+        assert all(_other_user_reads(path) for path in secrets)  # as unpacked: the check can fail
+        assert sandbox.exposed(secrets) == [p.resolve() for p in secrets]
+        setup = _setup(source)
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert not any(_other_user_reads(path) for path in secrets)
+        assert sandbox.exposed([source / "reference" / "mytorch", *secrets]) == []
+        # Locked, the tree still grades (the grading process is root; the child gets its own copy).
+        student = submission(blank, tmp_path / "student")
+        upload = {str(RULES_FILE): student / RULES_FILE, ACTIVATION: student / ACTIVATION}
+        results, output = _run_autograder(gradescope, upload, tmp_path, root)
+        assert results["score"] == results["max_score"] == 4.0, output
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_setup_sh_goes_on_without_bubblewrap(gradescope: Path, tmp_path: Path) -> None:
+    # No bwrap and an apt-get that fails (no network, no root): setup.sh says so and still locks the
+    # tree; the grader falls back to a uid per child.
+    with zipfile.ZipFile(gradescope) as archive:
+        archive.extractall(tmp_path / "source")
+    tools = tmp_path / "bin"  # every command on PATH but bwrap and apt-get
+    tools.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if name not in ("bwrap", "apt-get") and not (tools / name).exists():
+                    (tools / name).symlink_to(Path(folder) / name)
+    (tools / "apt-get").write_text(  # the lists update; the package is not there
+        f'#!/bin/sh\necho "$@" >> {tmp_path / "apt.log"}\n[ "$1" = update ] || exit 100\n')
+    (tools / "apt-get").chmod(0o755)
+    setup = _setup(tmp_path / "source", str(tools))
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert "install -y bubblewrap" in (tmp_path / "apt.log").read_text()  # it was tried
+    assert "bubblewrap not installed" in setup.stderr
+    assert not (tmp_path / "source" / "grading.json").stat().st_mode & 0o077
 
 
 @pytest.mark.parametrize("case", ["correct", "wrong", "flat", "missing file"])
@@ -241,3 +314,5 @@ def test_autolab_make_prints_the_scores_last(blank: Path, teacher_config: Path, 
     assert run.returncode == 0, run.stdout + run.stderr
     last = json.loads(run.stdout.strip().splitlines()[-1])
     assert last == {"scores": {"exp.vjp": 1.0, "exp.jvp": 1.0, "nn.Softmax": 2.0}}
+    unpacked = [job / "autograder" / "grading.json", job / "autograder" / "reference" / "mytorch"]
+    assert not any(path.stat().st_mode & 0o077 for path in unpacked)  # other users read none of it

@@ -369,7 +369,7 @@ def test_a_class_at_once(blank: Path, tmp_path: Path) -> None:
 def test_the_self_test_catches_every_wrong_rule_on_a_few_items() -> None:
     from mytorch.course.selftest import self_test
 
-    outcomes = self_test(["exp.vjp", "matmul.vjp", "sum.jvp", "nn.Softmax"], examples=8, time_limit=60)
+    outcomes = self_test(["exp.vjp", "matmul.vjp", "sum.jvp", "nn.Softmax"], examples=4, time_limit=60)
     passed = [(item, kind) for item, kind, result in outcomes if result is not None and result.passed]
     assert not passed, f"wrong versions that pass: {passed}"
     caught = {(item, kind) for item, kind, result in outcomes if result is not None}

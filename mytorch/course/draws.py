@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,8 @@ SHARE = 4  # one example in SHARE (at least two) is also judged in float32, and 
 def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     """`count` distinct examples of `op`'s inputs drawn by hypothesis with `seed`, simplest first
     (`simplicity`). They are picked from a pool of `POOL * count` draws so that each corner a rule
-    is often wrong in (`CORNERS`: negative values, a size-1 axis that broadcasting stretches,
-    0-d and empty arrays) is there whenever the input spec can draw it; the rest in drawn order."""
+    is often wrong in (`CORNERS`: negative values, an input the forward broadcasts, 0-d and empty
+    arrays) is there whenever the input spec can draw it; the rest in drawn order."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
 
@@ -44,24 +45,56 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     def collect(example: Any) -> None:
         pool.append(example)
 
-    with _DRAWING:  # hypothesis is not made for threads
+    with _DRAWING, _history_free():  # hypothesis is not made for threads
         collect()
         pool = _distinct(pool)
+        kinds = corners(op)
         for corner in SEARCHED:  # a corner the pool missed: searched for, where it can exist
-            has = CORNERS[corner]
+            has = kinds[corner]
             if not any(has(example) for example in pool) and _possible(corner, pool):
                 found = _search(CASES[op].examples(np.float64), has, seed)
                 pool += [found] if found is not None else []
-    return sorted(_covering(pool, count), key=simplicity)
+    return sorted(_covering(pool, count, kinds), key=simplicity)
+
+
+@contextmanager
+def _history_free() -> Iterator[None]:
+    """Hypothesis draws made here depend on their seed alone, not on what the process did before.
+
+    Hypothesis (6.131 and later) sometimes draws a number from the constants found in the source
+    of the process's "local" modules (outside site-packages and the standard library: mytorch, a
+    student's submission, the course's scripts). Which of those are in `sys.modules` when a draw is
+    made depends on what ran before, and the constants drawn from, and how many random choices a draw
+    takes, changed with it: the same seed gave other examples after other tests or imports had run.
+    Here the local constants are empty (hypothesis's built-in constants stay), and the cache of the
+    constants each kind of draw may take is emptied on the way in (it may hold local ones) and out
+    (it holds none)."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # a hypothesis from before local constants: its draws depend on the seed alone
+        yield
+        return
+    if not hasattr(providers, "_get_local_constants"):
+        yield
+        return
+    found, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+    providers._get_local_constants = Constants
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = found
+        cache.clear()
 
 
 SEARCH = 200  # draws spent looking for a corner that the pool missed
-SEARCHED = ("negative values", "a stretched size-1 axis")  # rare in small draws (the others are not)
+SEARCHED = ("negative values", "a broadcast input")  # rare in small draws (the others are not)
 
 
 def _possible(corner: str, pool: list[Any]) -> bool:
-    """Whether `corner` can occur among examples like `pool`'s (a stretched axis needs two arrays)."""
-    if corner == "a stretched size-1 axis":
+    """Whether `corner` can occur among examples like `pool`'s (broadcasting needs two arrays)."""
+    if corner == "a broadcast input":
         return any(len([v for v in e.inputs if isinstance(v, np.ndarray)]) > 1 and _float_arrays(e)
                    for e in pool)
     return any(_float_arrays(e) for e in pool)
@@ -108,15 +141,38 @@ def _float_arrays(example: Any) -> list[np.ndarray]:
     return [v for v in example.inputs if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
 
 
-def _stretched(example: Any) -> bool:
-    """A float input with a size-1 axis that another input's longer axis stretches (aligned from
-    the right, as broadcasting aligns them): its gradient must be summed along that axis."""
-    arrays = [np.shape(v) for v in example.inputs if isinstance(v, np.ndarray)]
+def _broadcast(example: Any, out_shape: tuple[int, ...] | None) -> bool:
+    """A float input that the op broadcasts, so its gradient must be summed: an axis of the output
+    (of length > 1, aligned from the right) that it has with length 1 or lacks, where another array
+    input is there to broadcast it against (a one-input reshape or transpose is not broadcasting).
+
+    The output is what tells: matmul broadcasts only its leading (batch) axes, so an int (1, 2)
+    times a float (4, 1, 2, 1) broadcasts neither (the float's length-1 axis faces the int's 2 but
+    is a matrix axis), while a float (2, 3) times a (5, 3, 4) is summed over the 5. A length-1
+    axis that the op contracts (matmul's (3, 1) times (1, 4)) counts too: telling it from a
+    broadcast one would need the op's own rules (a gradient that keeps the output's shape there is
+    wrong all the same)."""
+    if out_shape is None or len([v for v in example.inputs if isinstance(v, np.ndarray)]) < 2:
+        return False
     for x in _float_arrays(example):
-        for other in arrays:
-            if any(n == 1 and m > 1 for n, m in zip(x.shape[::-1], other[::-1])):
-                return True
+        added = out_shape[: max(len(out_shape) - x.ndim, 0)]
+        if any(m > 1 for m in added) or any(
+            n == 1 and m > 1 for n, m in zip(x.shape[::-1], out_shape[::-1])
+        ):
+            return True
     return False
+
+
+def _output_shape(primitive: Any, example: Any) -> tuple[int, ...] | None:
+    """The shape of the forward's output on `example` (None: it gives no single array)."""
+    from mytorch.autograd_engine import no_grad
+
+    try:
+        with no_grad(), np.errstate(all="ignore"):
+            out = primitive.apply(tuple(example.inputs), dict(example.params))
+    except Exception:  # noqa: BLE001 - a forward that refuses the example broadcasts nothing
+        return None
+    return np.shape(out) if isinstance(out, np.ndarray) or np.isscalar(out) else None
 
 
 def _informative(example: Any) -> bool:
@@ -125,22 +181,31 @@ def _informative(example: Any) -> bool:
 
 
 # Corners a rule is often wrong in and a few readable draws may all miss: the draws keep one of each.
-CORNERS: dict[str, Callable[[Any], bool]] = {
-    "negative values": lambda e: any(np.any(x < 0) for x in _float_arrays(e)),
-    "a stretched size-1 axis": lambda e: _stretched(e) and _informative(e),
-    "a 0-d array": lambda e: any(x.ndim == 0 for x in _float_arrays(e)),
-    "an empty array": lambda e: any(x.size == 0 for x in _float_arrays(e)),
-}
+CORNERS = ("negative values", "a broadcast input", "a 0-d array", "an empty array")
 
 
-def _covering(pool: list[Any], count: int) -> list[Any]:
+def corners(op: str) -> dict[str, Callable[[Any], bool]]:
+    """Whether an example of `op` is in each corner of `CORNERS` (a stretched axis is one that
+    `op`'s forward broadcasts, `_broadcast`)."""
+    from mytorch.testing import all_primitives
+
+    primitive = all_primitives()[op]
+    return {
+        "negative values": lambda e: any(np.any(x < 0) for x in _float_arrays(e)),
+        "a broadcast input": lambda e: _informative(e) and _broadcast(e, _output_shape(primitive, e)),
+        "a 0-d array": lambda e: any(x.ndim == 0 for x in _float_arrays(e)),
+        "an empty array": lambda e: any(x.size == 0 for x in _float_arrays(e)),
+    }
+
+
+def _covering(pool: list[Any], count: int, kinds: dict[str, Callable[[Any], bool]]) -> list[Any]:
     """`count` examples of `pool`: spread evenly over it (hypothesis draws small examples first and
     larger ones later), with up to half of them (the last) given up for the simplest example of each
-    corner they miss (`CORNERS`, in order)."""
+    corner they miss (`kinds`: `corners`, in `CORNERS`' order)."""
     spread = len(pool) > count
     chosen = sorted({k * len(pool) // count for k in range(count)}) if spread else list(range(len(pool)))
     swaps = 0
-    for has in CORNERS.values():
+    for has in kinds.values():
         if swaps >= count // 2 or any(has(pool[k]) for k in chosen):
             continue
         found = [k for k in range(len(pool)) if k not in chosen and has(pool[k])]

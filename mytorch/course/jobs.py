@@ -83,6 +83,7 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
     tasks, arrays, shown, plans = [], {}, [], []
     positions_seen: list[int] = []
     second_count = max(SECOND_ORDER_EXAMPLES, examples // 3)
+    second_seen: set[int] = set()  # the inputs some second-order example differentiates
     for k, example in enumerate(drawn):
         inputs = list(example.inputs)
         with no_grad():
@@ -101,10 +102,13 @@ def rule_job(op: str, rule: str, examples: int, seed: int, stand_in: list[list[s
         first_of = {p: next(q for q in positions if inputs[q] is inputs[p]) for p in positions}
         b = [b[positions.index(first_of[p])] for p in positions]
         differentiable = out.dtype.kind == "f" and bool(positions)
-        # Second order on the smallest examples that carry information (empty arrays do not).
-        second = differentiable and out.dtype == np.float64 and out.size > 0 and second_count > 0
+        # Second order on the smallest examples that carry information (empty arrays do not), and
+        # on the first to carry an input none of those has (linear's bias, absent from the smallest).
+        second = differentiable and out.dtype == np.float64 and out.size > 0
         second = second and all(np.size(inputs[p]) for p in positions)
+        second = second and (second_count > 0 or not second_seen.issuperset(positions))
         second_count -= second
+        second_seen.update(positions if second else [])
         task = {
             "kind": "rule",
             "op": op,

@@ -5,11 +5,14 @@ Both hold the same tree: `grading.json` (the teacher's config: hidden items and 
 process imports; students never see it) and `requirements.txt`. The grading command is the one a
 teacher runs by hand: `python -m mytorch grade --config grading.json --submission DIR --json ...`.
 
-- Gradescope unzips into /autograder/source, runs `setup.sh` once when it builds the image, then
-  `run_autograder` per submission: the student's files are in /autograder/submission (flat, as
+- Gradescope unzips into /autograder/source, runs `setup.sh` once when it builds the image (as
+  root: the requirements, bubblewrap if apt can install it, and the tree made readable by root
+  alone, since without bubblewrap each child runs as a uid of its own), then `run_autograder` per
+  submission (as root): the student's files are in /autograder/submission (flat, as
   uploaded, or in folders), the results go to /autograder/results/results.json.
 - Autolab copies `autograde-Makefile` (as Makefile), `autograde.tar` and the student's handin into
-  a fresh folder and runs `make`; the last line printed, `{"scores": {...}}`, is the grade.
+  a fresh folder and runs `make`; the last line printed, `{"scores": {...}}`, is the grade. The
+  unpacked tree is made readable by its owner alone first, as setup.sh does on Gradescope.
 
 `AUTOGRADER_ROOT` moves the /autograder tree (to try the package on a fake one) and `MYTORCH_PYTHON`
 names the interpreter (default python3).
@@ -41,6 +44,16 @@ if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
 fi
 export PIP_BREAK_SYSTEM_PACKAGES=1  # the image is the grader's alone
 "$PYTHON" -m pip install -r requirements.txt
+# The student's code runs in bubblewrap's sandbox, where the container lets it make namespaces.
+# Where bubblewrap is missing or cannot run, the grader (root) runs each child as a uid of its own,
+# which can read what any user may read: so nothing here (the reference mytorch, the teacher's
+# grading.json with its hidden items) is left readable by other users. Both happen whatever the
+# outcome of the install; the grader says in each report which sandbox ran.
+if ! command -v bwrap >/dev/null 2>&1; then
+    { apt-get update && apt-get install -y bubblewrap; } \\
+        || echo "setup.sh: bubblewrap not installed: the children run under uids of their own" >&2
+fi
+chmod -R go-rwx .
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -61,6 +74,9 @@ RUN_AUTOLAB = """#!/usr/bin/env bash
 # the files themselves); the last line printed, {"scores": {...}}, is the grade.
 HERE="$(pwd)"
 PYTHON="${MYTORCH_PYTHON:-python3}"
+# Without bubblewrap a grader running as root runs each child as a uid of its own: the reference and
+# the teacher's grading.json must not be readable by other users.
+chmod -R go-rwx "$HERE/autograder"
 mkdir -p submission
 for handin in "$HERE"/*; do
     case "$handin" in
