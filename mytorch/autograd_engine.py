@@ -575,16 +575,11 @@ def walk_backward(
     anomaly = _state.anomaly
     add = _recorded_add if create_graph and _recorded_add is not None else None
     plain = not create_graph and _state.tracing is None  # the rules compute, record nothing
-    # Ids of the sums this (plain) walk made: arrays no one else sees, so later gradients are added
-    # into them in place. An id leaves the set when its array is popped (it may be freed after).
-    sums: set[int] | None = set() if plain else None
     with recording(create_graph), _running_rules():
         for index in range(start, stop - 1, -1):
             op = records[index]
             key = id(op.output)
             grad_output = adjoints.pop(key, None)
-            if sums:
-                sums.discard(id(grad_output))
             if grad_output is None or wanted is not None and key not in wanted:
                 if skipped is not None:  # this record does not lead to the start (or a wanted leaf)
                     skipped.append(index)
@@ -615,12 +610,8 @@ def walk_backward(
                     adjoints[key] = grad
                 elif add is not None:
                     adjoints[key] = add(previous, grad)
-                elif sums is not None and id(previous) in sums and grad.dtype is previous.dtype:
-                    previous += grad
                 else:
-                    adjoints[key] = previous = previous + grad  # out of place: grad may be shared
-                    if sums is not None and type(previous) is np.ndarray:
-                        sums.add(id(previous))
+                    adjoints[key] = previous + grad  # out of place: grad may be shared
     return adjoints
 
 
