@@ -160,3 +160,33 @@ def test_real_if_close_keeps_the_chain():
     z = np.array([1 + 1j, 2 - 1j])
     np.testing.assert_allclose(mytorch.grad(f)(z), 4 * np.abs(z) ** 2 * z)
     assert F.real_if_close(np.array([1 + 1j])).dtype == np.complex128
+
+
+@pytest.mark.parametrize("name", ["rfft2", "irfft2", "rfftn", "irfftn", "hfft", "ihfft"])
+def test_the_real_and_hermitian_transforms_run_under_numpys_names_in_first_and_second_order(name):
+    """np.fft.<name> on a tracked array is mytorch's, with NumPy's values; rfft2 and irfft2 (the
+    two-axis forms) are compositions, checked here in both orders against finite differences."""
+    real = RNG.uniform(-1, 1, (3, 4))
+    x = Z if name in ("irfft2", "irfftn", "hfft") else real
+    function = getattr(np.fft, name)
+    np.testing.assert_allclose(function(mytorch.track(x)), function(x), atol=1e-12)
+    assert getattr(F.fft, name)(x).dtype == function(x).dtype
+    weights = np.arange(1.0, 4.0)[:, None] ** 0.5
+    loss = lambda a: np.sum(np.abs(function(a, norm="ortho")) ** 2 * weights)  # noqa: E731
+    if np.iscomplexobj(x):  # (check_grads perturbs real arguments: the parts, then)
+        mytorch.check_grads(lambda re, im: loss(re + 1j * im), (x.real, x.imag), order=2)
+    else:
+        mytorch.check_grads(loss, (x,), order=2)
+
+
+@pytest.mark.torch
+def test_hfft_and_ihfft_match_pytorchs_complex_gradients():
+    torch = pytest.importorskip("torch")
+    leaf = torch.tensor(Z, requires_grad=True)
+    torch.sum(torch.fft.hfft(leaf, n=5) ** 3).backward()
+    np.testing.assert_allclose(mytorch.grad(lambda z: np.sum(np.fft.hfft(z, n=5) ** 3))(Z),
+                               leaf.grad.resolve_conj().numpy(), rtol=1e-10, atol=1e-12)
+    leaf = torch.tensor(X, requires_grad=True)
+    torch.sum(torch.imag(torch.fft.ihfft(leaf, n=6)) * torch.arange(4.0)).backward()
+    f = lambda x: np.sum(np.imag(np.fft.ihfft(x, n=6)) * np.arange(4.0))  # noqa: E731
+    np.testing.assert_allclose(mytorch.grad(f)(X), leaf.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -4,11 +4,11 @@
 Drawn in a float dtype they take real arrays (the transforms still give complex results); in a
 complex dtype the generic rule of `Case.examples` gives them complex inputs, except `angle`, which
 draws its own (away from 0 and from its branch cut on the negative real axis), and `rfft`, whose
-input is real.
+input is real (and so are ihfft's and rfftn's).
 
 >>> from mytorch.testing.cases import CASES
 >>> sorted(n for n in CASES if "fft" in n)
-['fft', 'fftn', 'ifft', 'ifftn', 'irfft', 'rfft']
+['fft', 'fftn', 'hfft', 'ifft', 'ifftn', 'ihfft', 'irfft', 'irfftn', 'rfft', 'rfftn']
 """
 
 from __future__ import annotations
@@ -151,6 +151,32 @@ case("fftn", torch=_torch_many_axes("fft.fftn"), bad=((np.ones(3),), {"axes": (2
 case("ifftn", torch=_torch_many_axes("fft.ifftn"), bad=((np.ones(3),), {"axes": (2,)}, ("ifftn", "(3,)")))(
     _many_axes
 )
+
+
+case("ihfft", torch=_torch_one_axis("fft.ihfft"), bad=(*_BAD_AXIS[:2], ("ihfft", "(3,)")), complex_inputs=())(
+    _one_axis
+)
+
+
+@case("hfft", torch=_torch_one_axis("fft.hfft"), bad=(*_BAD_AXIS[:2], ("hfft", "(3,)")))
+def _hfft(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    return _irfft(draw, dtype, ties)  # n = 2 (m - 1) by default, as irfft's
+
+
+case("rfftn", torch=_torch_many_axes("fft.rfftn"), bad=((np.ones(3),), {"axes": (2,)}, ("rfftn", "(3,)")),
+     complex_inputs=())(_many_axes)
+
+
+@case("irfftn", torch=_torch_many_axes("fft.irfftn"), bad=((np.ones(3),), {"axes": (2,)}, ("irfftn", "(3,)")))
+def _irfftn(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    """The last transformed axis has at least 2 bins (its default length 2 (m - 1) is then positive)."""
+    example = _many_axes(draw, dtype, ties)
+    (x,) = example.inputs
+    axes = example.params.get("axes", tuple(range(x.ndim)))
+    last = axes[-1] % x.ndim
+    if "s" not in example.params and x.shape[last] < 2:
+        x = np.concatenate([x, x], axis=last)
+    return Example((x,), example.params)
 
 
 # ---- linalg.eig ------------------------------------------------------------------------------

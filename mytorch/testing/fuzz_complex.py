@@ -118,13 +118,17 @@ def _leaf_matrix(op: str) -> Callable:
     return propose
 
 
+_REAL_INPUT = ("rfft", "ihfft", "rfftn")
+
+
 def _one_axis_transform(op: str) -> Callable:
-    """fft, ifft, rfft (of a real value) or irfft along one axis, with n and norm now and then."""
+    """fft, ifft, rfft and ihfft (of a real value), irfft or hfft along one axis, with n and norm
+    now and then."""
 
     def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
-        least = 2 if op == "irfft" else 1
+        least = 2 if op in ("irfft", "hfft") else 1
         k = _pick(draw, values,
-                  lambda v: v.ndim >= 1 and min(v.shape) >= least and (op != "rfft" or _real(v)))
+                  lambda v: v.ndim >= 1 and min(v.shape) >= least and (op not in _REAL_INPUT or _real(v)))
         if k is None:
             return None
         x = values[k]
@@ -141,8 +145,13 @@ def _one_axis_transform(op: str) -> Callable:
 
 
 def _many_axes_transform(op: str) -> Callable:
+    """fftn, ifftn, rfftn (of a real value) or irfftn (at least 2 bins along every axis, so the
+    last one's default length 2 (m - 1) is positive) over some axes."""
+
     def propose(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
-        k = _pick(draw, values, lambda v: v.ndim >= 1 and v.size > 0)
+        least = 2 if op == "irfftn" else 1
+        k = _pick(draw, values, lambda v: v.ndim >= 1 and v.size > 0 and min(v.shape) >= least
+                  and (op not in _REAL_INPUT or _real(v)))
         if k is None:
             return None
         ndim = values[k].ndim
@@ -242,6 +251,10 @@ COMPLEX_MENU: dict[str, Callable] = {
     "ifft": _one_axis_transform("ifft"),
     "rfft": _one_axis_transform("rfft"),
     "irfft": _one_axis_transform("irfft"),
+    "ihfft": _one_axis_transform("ihfft"),
+    "hfft": _one_axis_transform("hfft"),
     "fftn": _many_axes_transform("fftn"),
     "ifftn": _many_axes_transform("ifftn"),
+    "rfftn": _many_axes_transform("rfftn"),
+    "irfftn": _many_axes_transform("irfftn"),
 }
