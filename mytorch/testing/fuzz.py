@@ -642,7 +642,7 @@ def _directions(leaves: list[np.ndarray], seed: int) -> list[np.ndarray]:
         direction = rng.uniform(-1, 1, leaf.shape)
         if leaf.dtype.kind == "c":
             direction = direction + 1j * rng.uniform(-1, 1, leaf.shape)
-        made.append(direction.astype(leaf.dtype))
+        made.append(np.asarray(direction, dtype=leaf.dtype))
     return made
 
 

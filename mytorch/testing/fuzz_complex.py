@@ -170,6 +170,29 @@ def _setitem(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
     return None if value.dtype.kind == "c" and target.dtype.kind != "c" else step
 
 
+def _std(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    """std over an axis (or all) of a value whose elements are apart (std divides by itself)."""
+    step = fuzz._small_reduction("std")(draw, values)
+    if step is None:
+        return None
+    x = values[step.operands[0]]
+    axis = step.params["axis"]
+    count = x.size if axis is None else x.shape[axis]
+    spread = np.std(x, axis=axis)
+    return step if count >= 2 and float(np.min(spread)) > 0.1 else None
+
+
+def _logsumexp(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
+    """logsumexp where Σ e^z keeps off the negative reals (its log's branch cut)."""
+    step = fuzz._reduction("logsumexp")(draw, values)
+    if step is None:
+        return None
+    x = values[step.operands[0]]
+    with np.errstate(all="ignore"):
+        total = np.sum(np.exp(_as_complex(x)), axis=step.params["axis"])
+    return step if _GROWTH(x) and _OFF_CUT(np.asarray(total)) else None
+
+
 def _holomorphic(op: str, ok: Callable[[np.ndarray], bool]) -> Callable:
     return fuzz._unary(op, ok)
 
@@ -203,6 +226,10 @@ COMPLEX_MENU: dict[str, Callable] = {
     "arcsinh": _holomorphic("arcsinh", _SMALL),
     "arctanh": _holomorphic("arctanh", _SMALL),
     "arccosh": _holomorphic("arccosh", _ARCCOSH),
+    "sigmoid": _holomorphic("sigmoid", _IMAG_STRIP),  # poles at ±iπ
+    "expit": _holomorphic("expit", _IMAG_STRIP),
+    "erf": _holomorphic("erf", _all(lambda z: np.abs(z) < 2.5)),
+    "erfc": _holomorphic("erfc", _all(lambda z: np.abs(z) < 2.5)),
     "neg": fuzz._unary("neg"),
     "add": fuzz._binary("add"),
     "sub": fuzz._binary("sub"),
@@ -221,6 +248,11 @@ COMPLEX_MENU: dict[str, Callable] = {
     # reductions, scans and the shape of things
     "sum": fuzz._reduction("sum"),
     "mean": fuzz._reduction("mean"),
+    "logsumexp": _logsumexp,
+    "prod": fuzz._small_reduction("prod"),
+    "cumprod": fuzz._scan("cumprod", lambda v: v.size <= 12),
+    "var": fuzz._small_reduction("var", lambda draw, x, axis: {"ddof": 0}),
+    "std": _std,
     "cumsum": fuzz._scan("cumsum"),
     "flip": fuzz._scan("flip"),
     "roll": fuzz._roll,
