@@ -6,6 +6,9 @@ a matmul say), and a scalar loss, the weighted sum of every value no later step 
 is drawn only where it is smooth: `log` of positive values, `relu` away from 0, `max` without
 near-ties, `maximum` of values that do not meet, so finite differences are meaningful too.
 
+`programs(dtype=np.complex128)` draws complex programs instead (mytorch.testing.fuzz_complex):
+complex leaves through the primitives that declare complex values, to a real loss.
+
 `compare_with_torch(program)` runs it in mytorch and in PyTorch (through each primitive's twin in
 `mytorch.testing.cases`) and compares every value, the gradient of the loss with respect to each
 input, and a Hessian-vector product (the backward rules differentiated again);
