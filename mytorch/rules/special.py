@@ -135,7 +135,9 @@ def keeping_dtype(function: Any, arity: int = 1) -> Any:
     is none)."""
 
     def forward(*args: Any) -> np.ndarray:
-        floats = [a.dtype for a in args if isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "fc"]
+        # (a NumPy float scalar counts as a Python number, an order say; a complex one does not)
+        floats = [a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind in "fc"
+                  or isinstance(a, np.complexfloating)]
         dtype = np.result_type(*floats) if floats else np.float64
         return np.asarray(function(*args)).astype(dtype, copy=False)
 
