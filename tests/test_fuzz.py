@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from mytorch import functional as F
 from mytorch.testing.fuzz import compare_with_finite_differences, compare_with_torch, programs
+from mytorch.testing.fuzz_complex import complex_programs
 
 PROGRAMS = {"PyTorch": 0, "finite differences": 0}
 FUZZ_SETTINGS = dict(database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -85,7 +86,7 @@ def test_random_complex_programs_match_pytorchs_complex_autograd(dtype):
     scale = 6 if dtype == np.complex128 else 2
 
     @settings(max_examples=scale * settings.default.max_examples, **FUZZ_SETTINGS)
-    @given(programs(dtype=dtype))
+    @given(complex_programs(dtype=dtype))
     def run(program):
         compare_with_torch(program)
         PROGRAMS["PyTorch"] += 1
@@ -98,7 +99,7 @@ def test_random_complex_programs_match_finite_differences():
     before = PROGRAMS["finite differences"]
 
     @settings(max_examples=2 * settings.default.max_examples, **FUZZ_SETTINGS)
-    @given(programs(max_steps=5, dtype=np.complex128))
+    @given(complex_programs(max_steps=5))
     def run(program):
         compare_with_finite_differences(program)
         PROGRAMS["finite differences"] += 1
@@ -108,7 +109,7 @@ def test_random_complex_programs_match_finite_differences():
 
 
 @settings(max_examples=10, database=None, deadline=None)
-@given(programs(max_steps=4, dtype=np.complex128))
+@given(complex_programs(max_steps=4))
 def test_complex_programs_have_a_complex_leaf_and_a_real_loss(program):
     leaves = [program.steps[k].params["value"] for k in program.leaves]
     assert any(leaf.dtype == np.complex128 for leaf in leaves)
@@ -154,7 +155,7 @@ def test_the_complex_fuzzer_catches_a_holomorphic_rule_without_its_conjugates(mo
     monkeypatch.setattr(F.exp, "complex_vjp", F.exp.vjp)
 
     @settings(max_examples=50, **FUZZ_SETTINGS)
-    @given(programs(ops=("exp", "abs", "real"), dtype=np.complex128))
+    @given(complex_programs(ops=("exp", "abs", "real")))
     def run(program):
         compare(program)
 

@@ -6,8 +6,8 @@ a matmul say), and a scalar loss, the weighted sum of every value no later step 
 is drawn only where it is smooth: `log` of positive values, `relu` away from 0, `max` without
 near-ties, `maximum` of values that do not meet, so finite differences are meaningful too.
 
-`programs(dtype=np.complex128)` draws complex programs instead (mytorch.testing.fuzz_complex):
-complex leaves through the primitives that declare complex values, to a real loss.
+`mytorch.testing.fuzz_complex.complex_programs()` draws complex programs: complex leaves through
+the primitives that declare complex values, to a real loss (compared by the same functions).
 
 `compare_with_torch(program)` runs it in mytorch and in PyTorch (through each primitive's twin in
 `mytorch.testing.cases`) and compares every value, the gradient of the loss with respect to each
@@ -499,28 +499,25 @@ def programs(
     max_steps: int = 8,
     ops: tuple[str, ...] | None = None,
     dtype: Any = np.float64,
+    menu: dict[str, Callable] | None = None,
+    leaf: Callable[[st.DrawFn, tuple[int, ...], int], np.ndarray] | None = None,
+    fallback: str = "tanh",
 ) -> Program:
     """Random programs: 1..max_inputs inputs (float arrays of `dtype`) of broadcastable shapes,
-    then 1..max_steps calls. A complex `dtype` draws complex programs (mytorch.testing.fuzz_complex):
-    complex leaves (a real one now and then) through the primitives that declare complex values."""
-    table = MENU
-    leaf = lambda shape: draw(float_arrays(shape, dtype, low=-2.0, high=2.0))
-    if np.dtype(dtype).kind == "c":
-        from mytorch.testing.fuzz_complex import COMPLEX_MENU, complex_leaf
-
-        table = COMPLEX_MENU
-        part = np.finfo(dtype).dtype
-        leaf = lambda shape: complex_leaf(  # noqa: E731
-            draw, shape, part if draw(st.integers(0, 3), label="real leaf") == 0 else dtype)
-    menu = list(table) if ops is None else list(ops)
+    then 1..max_steps calls, drawn from `menu` (MENU by default). `leaf(draw, shape, position)`
+    draws an input instead, and `fallback` is the unary step taken where a drawn step does not
+    apply (mytorch.testing.fuzz_complex.complex_programs passes all three: complex programs)."""
+    if np.dtype(dtype).kind == "c" and menu is None:
+        raise ValueError("programs: complex programs come from mytorch.testing.fuzz_complex.complex_programs")
+    table = MENU if menu is None else menu
+    if leaf is None:
+        leaf = lambda draw, shape, position: draw(float_arrays(shape, dtype, low=-2.0, high=2.0))  # noqa: E731
+    chosen = list(table) if ops is None else list(ops)
     shapes = draw(broadcastable_shapes(draw(st.integers(1, max_inputs)), max_dims=3, max_side=3))
-    steps = [Step("leaf", params={"value": leaf(s)}) for s in shapes]
-    if table is not MENU and all(step.params["value"].dtype.kind != "c" for step in steps):
-        steps[0] = Step("leaf", params={"value": complex_leaf(draw, shapes[0], dtype)})  # one complex leaf
+    steps = [Step("leaf", params={"value": leaf(draw, s, i)}) for i, s in enumerate(shapes)]
     values = [step.params["value"] for step in steps]
-    fallback = "tanh" if table is MENU else "neg"  # (tanh has poles off the real axis)
     for _ in range(draw(st.integers(1, max_steps))):
-        proposal = table[draw(st.sampled_from(menu))](draw, values)
+        proposal = table[draw(st.sampled_from(chosen))](draw, values)
         if proposal is None:  # not applicable to the values at hand: a smooth step instead
             proposal = Step(fallback, (len(values) - 1,))
         for step in proposal if isinstance(proposal, list) else [proposal]:

@@ -1,7 +1,7 @@
 """Random complex programs: complex leaves through the primitives that declare complex values,
 ending in a real loss, against PyTorch's complex autograd and finite differences.
 
-`programs(dtype=np.complex128)` (mytorch.testing.fuzz) draws from `COMPLEX_MENU` here: the steps
+`complex_programs()` draws from `COMPLEX_MENU` here (through mytorch.testing.fuzz's `programs`): the steps
 of the real fuzzer whose primitive declares `complex=` (each kept away from its poles and branch
 cuts, which sit off the real axis for complex values: log's on the negative reals, tanh's poles at
 ±iπ/2), the parts of a complex value (real, imag, conj, abs, angle: real results that flow on), and
@@ -14,10 +14,9 @@ With PyTorch's convention the gradient of the real loss L with respect to z = x 
 derivative along a complex direction v is Re Σ conj(∂L/∂z) · v, which is what forward mode must
 give; and the Hessian-vector product is the gradient of that.
 
->>> from mytorch.testing.fuzz import programs
->>> program = programs(dtype=np.complex128, max_steps=3).example()
->>> program.steps[0].params["value"].dtype.kind in "cf"
-True
+>>> program = complex_programs(max_steps=3).example()
+>>> program.steps[0].params["value"].dtype
+dtype('complex128')
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from mytorch.testing import fuzz
 from mytorch.testing.fuzz import MARGIN, Const, Step, _pick
 from mytorch.testing.strategies import float_arrays
 
-__all__ = ["COMPLEX_MENU", "complex_leaf"]
+__all__ = ["COMPLEX_MENU", "complex_leaf", "complex_programs"]
 
 
 def _as_complex(v: np.ndarray) -> np.ndarray:
@@ -290,3 +289,24 @@ COMPLEX_MENU: dict[str, Callable] = {
     "rfftn": _many_axes_transform("rfftn"),
     "irfftn": _many_axes_transform("irfftn"),
 }
+
+
+def complex_programs(*, max_inputs: int = 3, max_steps: int = 8, ops: tuple[str, ...] | None = None,
+                     dtype: Any = np.complex128) -> st.SearchStrategy[fuzz.Program]:
+    """Random complex programs (see the module docstring): the first leaf complex of `dtype`, each
+    other one complex or (one time in four) real of the same precision; steps from COMPLEX_MENU
+    (or `ops` of it); a real loss. Compare them with `fuzz.compare_with_torch` and
+    `fuzz.compare_with_finite_differences`.
+
+    >>> complex_programs(dtype=np.complex64).example().steps[0].params["value"].dtype
+    dtype('complex64')
+    """
+    part = np.finfo(dtype).dtype
+
+    def leaf(draw: st.DrawFn, shape: tuple[int, ...], position: int) -> np.ndarray:
+        real = position > 0 and draw(st.integers(0, 3), label="real leaf") == 0
+        return complex_leaf(draw, shape, part if real else dtype)
+
+    # (neg where a drawn step does not apply: tanh, the real fuzzer's, has poles off the real axis)
+    return fuzz.programs(max_inputs=max_inputs, max_steps=max_steps, ops=ops, dtype=dtype,
+                         menu=COMPLEX_MENU, leaf=leaf, fallback="neg")
