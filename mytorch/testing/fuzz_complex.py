@@ -97,6 +97,19 @@ def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None
     return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
 
 
+def _leaf_linear(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+    """Complex leaves W (out, in) and b (out,), and linear(x, W, b)."""
+    k = _pick(draw, values, lambda v: v.ndim >= 1)
+    if k is None:
+        return None
+    inner, out = values[k].shape[-1], draw(st.integers(1, 3))
+    if not fuzz._size_ok(values[k].shape[:-1] + (out,)) or not fuzz._size_ok((out, inner)):
+        return None
+    weight, bias = _leaf_of(draw, values, (out, inner)), _leaf_of(draw, values, (out,))
+    return [Step("leaf", params={"value": weight}), Step("leaf", params={"value": bias}),
+            Step("linear", (k, len(values), len(values) + 1))]
+
+
 def _leaf_matrix(op: str) -> Callable:
     """A new complex matrix leaf, well conditioned (its real part near 2·I), and `op` of it;
     solve takes a value as its right side."""
@@ -238,6 +251,7 @@ COMPLEX_MENU: dict[str, Callable] = {
     # linear algebra
     "matmul": fuzz._matmul,
     "leaf+matmul": _leaf_matmul,
+    "leaf+linear": _leaf_linear,
     "einsum": fuzz._einsum,
     "tensordot": fuzz._tensordot,
     "outer": fuzz._outer,
