@@ -345,8 +345,10 @@ def refuse_complex(primitive: Any, inputs: Sequence[Any], output: Any) -> None:
     shapes = ", ".join(f"{v.shape} {v.dtype}" if isinstance(v, np.ndarray) else type(v).__name__
                        for v in inputs)
     name = getattr(primitive, "name", primitive)
+    reason = getattr(primitive, "complex_refusal", None)  # why (a primitive's own words), if known
     raise TypeError(
-        f"{name}: complex values are not differentiable through {name} (inputs: {shapes}; output: "
+        f"{name}: complex values are not differentiable through {name}{f': {reason}' if reason else ''} "
+        f"(inputs: {shapes}; output: "
         f"{np.shape(output)} {getattr(output, 'dtype', '')}); their gradient would silently drop out "
         "of the chain. Split real and imaginary parts (np.real, np.imag) before it, or run it inside "
         "mytorch.no_grad() if no gradient is needed."

@@ -48,6 +48,8 @@ from mytorch.utils import gradient_dtype, is_complex, is_float_array
 from mytorch.utils import unbroadcast as sum_to
 
 PRIMITIVES: dict[str, Primitive] = {}
+# Why a primitive takes no complex values, by name (filled by mytorch.rules.complex): the refusal says it.
+COMPLEX_REFUSALS: dict[str, str] = {}
 _NO_PARAMS: dict[str, Any] = {}
 
 
@@ -78,6 +80,12 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
+
+    @property
+    def complex_refusal(self) -> str | None:
+        """Why this primitive refuses complex values (None when it declares them, or when no reason
+        is recorded in `COMPLEX_REFUSALS`)."""
+        return None if self.complex else COMPLEX_REFUSALS.get(self.name)
 
     @functools.cached_property
     def bare(self) -> Callable[..., np.ndarray]:

@@ -48,6 +48,7 @@ ALIASES = {
     "multiply": "mul", "subtract": "sub", "divide": "div", "true_divide": "div", "negative": "neg",
     "absolute": "abs", "fabs": "abs", "amax": "max", "amin": "min", "concat": "concatenate",
     "permute_dims": "transpose", "pow": "power", "conjugate": "conj",
+    "jv": "jn",  # scipy.special.jn is the ufunc jv (any real order; mytorch's jn takes any order too)
 }
 
 # Functions whose result never depends on the values of a float argument (only on its shape and

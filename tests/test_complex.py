@@ -160,3 +160,85 @@ def test_real_if_close_keeps_the_chain():
     z = np.array([1 + 1j, 2 - 1j])
     np.testing.assert_allclose(mytorch.grad(f)(z), 4 * np.abs(z) ** 2 * z)
     assert F.real_if_close(np.array([1 + 1j])).dtype == np.complex128
+
+
+@pytest.mark.parametrize("name", ["rfft2", "irfft2", "rfftn", "irfftn", "hfft", "ihfft"])
+def test_the_real_and_hermitian_transforms_run_under_numpys_names_in_first_and_second_order(name):
+    """np.fft.<name> on a tracked array is mytorch's, with NumPy's values; rfft2 and irfft2 (the
+    two-axis forms) are compositions, checked here in both orders against finite differences."""
+    real = RNG.uniform(-1, 1, (3, 4))
+    x = Z if name in ("irfft2", "irfftn", "hfft") else real
+    function = getattr(np.fft, name)
+    np.testing.assert_allclose(function(mytorch.track(x)), function(x), atol=1e-12)
+    assert getattr(F.fft, name)(x).dtype == function(x).dtype
+    weights = np.arange(1.0, 4.0)[:, None] ** 0.5
+    loss = lambda a: np.sum(np.abs(function(a, norm="ortho")) ** 2 * weights)  # noqa: E731
+    if np.iscomplexobj(x):  # (check_grads perturbs real arguments: the parts, then)
+        mytorch.check_grads(lambda re, im: loss(re + 1j * im), (x.real, x.imag), order=2)
+    else:
+        mytorch.check_grads(loss, (x,), order=2)
+
+
+@pytest.mark.torch
+def test_hfft_and_ihfft_match_pytorchs_complex_gradients():
+    torch = pytest.importorskip("torch")
+    leaf = torch.tensor(Z, requires_grad=True)
+    torch.sum(torch.fft.hfft(leaf, n=5) ** 3).backward()
+    np.testing.assert_allclose(mytorch.grad(lambda z: np.sum(np.fft.hfft(z, n=5) ** 3))(Z),
+                               leaf.grad.resolve_conj().numpy(), rtol=1e-10, atol=1e-12)
+    leaf = torch.tensor(X, requires_grad=True)
+    torch.sum(torch.imag(torch.fft.ihfft(leaf, n=6)) * torch.arange(4.0)).backward()
+    f = lambda x: np.sum(np.imag(np.fft.ihfft(x, n=6)) * np.arange(4.0))  # noqa: E731
+    np.testing.assert_allclose(mytorch.grad(f)(X), leaf.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_every_primitive_declares_complex_values_or_says_why_it_refuses_them():
+    from mytorch.primitive import COMPLEX_REFUSALS
+    from mytorch.testing.cases import all_primitives
+
+    primitives = all_primitives()
+    assert sorted(n for n, p in primitives.items() if not p.complex and n not in COMPLEX_REFUSALS) == []
+    assert not [name for name in COMPLEX_REFUSALS if all_primitives()[name].complex]  # (a stale entry)
+
+
+@pytest.mark.parametrize(("name", "call", "words"), [
+    ("maximum", lambda z: F.maximum(z, 0.0), "no order"),
+    ("softmax", F.softmax, "softmax family"),
+    ("sign", F.sign, "sgn"),
+    ("gamma", F.special.gamma, "special functions"),  # (SciPy's gamma takes complex values)
+])
+def test_a_refusal_names_the_primitive_the_dtype_and_the_reason(name, call, words):
+    with pytest.raises(TypeError, match=rf"^{name}: complex values .*{words}.*complex64"):
+        mytorch.grad(lambda z: np.sum(np.real(call(z))))(Z.astype(np.complex64))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["sigmoid", "prod", "cumprod", "var", "std", "logsumexp"])
+def test_the_newly_declared_reductions_and_sigmoid_equal_pytorchs_grad(name):
+    torch = pytest.importorskip("torch")
+    mine = {"sigmoid": lambda z: F.sigmoid(z), "prod": lambda z: F.prod(z, axis=0),
+            "cumprod": lambda z: F.cumprod(z, axis=1), "var": lambda z: F.var(z, axis=0, ddof=1),
+            "std": lambda z: F.std(z, ddof=1), "logsumexp": lambda z: F.logsumexp(z, axis=0)}[name]
+    twin = {"sigmoid": torch.sigmoid, "prod": lambda z: torch.prod(z, 0),
+            "cumprod": lambda z: torch.cumprod(z, 1), "var": lambda z: torch.var(z, 0), "std": torch.std,
+            "logsumexp": lambda z: torch.logsumexp(z, 0)}[name]
+    weights = np.arange(1.0, 10.0).reshape(3, 3) + 1j
+
+    def weighted(value, w):
+        return value * (w[: value.shape[-1]] if value.ndim else 1.0)
+
+    leaf = torch.tensor(Z, requires_grad=True)
+    torch.sum(torch.abs(weighted(twin(leaf), torch.tensor(weights[0]))) ** 2).backward()
+    loss = lambda z: np.sum(np.abs(weighted(mine(z), weights[0])) ** 2)  # noqa: E731
+
+    np.testing.assert_allclose(mytorch.grad(loss)(Z), leaf.grad.resolve_conj().numpy(), rtol=1e-9, atol=1e-10)
+
+
+def test_erf_of_a_complex_value_is_scipys_and_its_rule_is_holomorphic():
+    import scipy.special
+
+    np.testing.assert_allclose(F.erf(Z), scipy.special.erf(Z))
+    np.testing.assert_allclose(F.special.erfc(Z), scipy.special.erfc(Z))
+    g = np.ones_like(Z)
+    np.testing.assert_allclose(F.erf_backward(g, Z), np.conj(2 / np.sqrt(np.pi) * np.exp(-Z**2)))
+    mytorch.check_grads(lambda re, im: np.sum(np.abs(F.erf(re + 1j * im)) ** 2), (Z.real, Z.imag), order=2)

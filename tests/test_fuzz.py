@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from mytorch import functional as F
 from mytorch.testing.fuzz import compare_with_finite_differences, compare_with_torch, programs
+from mytorch.testing.fuzz_complex import complex_programs
 
 PROGRAMS = {"PyTorch": 0, "finite differences": 0}
 FUZZ_SETTINGS = dict(database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -74,6 +75,51 @@ def test_random_programs_match_finite_differences():
     assert PROGRAMS["finite differences"] - before >= settings.default.max_examples
 
 
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_random_complex_programs_match_pytorchs_complex_autograd(dtype):
+    """Complex leaves through the primitives that declare complex values, to a real loss: values,
+    .grad (PyTorch's convention), the forward-mode derivative along a complex direction and a
+    Hessian-vector product, each in its dtype."""
+    pytest.importorskip("torch")
+    before = PROGRAMS["PyTorch"]
+    scale = 6 if dtype == np.complex128 else 2
+
+    @settings(max_examples=scale * settings.default.max_examples, **FUZZ_SETTINGS)
+    @given(complex_programs(dtype=dtype))
+    def run(program):
+        compare_with_torch(program)
+        PROGRAMS["PyTorch"] += 1
+
+    run()
+    assert PROGRAMS["PyTorch"] - before >= scale // 2 * settings.default.max_examples
+
+
+def test_random_complex_programs_match_finite_differences():
+    before = PROGRAMS["finite differences"]
+
+    @settings(max_examples=2 * settings.default.max_examples, **FUZZ_SETTINGS)
+    @given(complex_programs(max_steps=5))
+    def run(program):
+        compare_with_finite_differences(program)
+        PROGRAMS["finite differences"] += 1
+
+    run()
+    assert PROGRAMS["finite differences"] - before >= settings.default.max_examples
+
+
+@settings(max_examples=10, database=None, deadline=None)
+@given(complex_programs(max_steps=4))
+def test_complex_programs_have_a_complex_leaf_and_a_real_loss(program):
+    leaves = [program.steps[k].params["value"] for k in program.leaves]
+    assert any(leaf.dtype == np.complex128 for leaf in leaves)
+    assert all(leaf.dtype in (np.complex128, np.float64) for leaf in leaves)
+    from mytorch.testing.fuzz import mytorch_run
+
+    _, loss, _ = mytorch_run(program, [leaf.copy() for leaf in leaves])
+    assert loss.dtype == np.float64
+
+
 # ---- the fuzzer can fail: a wrong rule is caught and shrunk -------------------------------------
 
 
@@ -97,6 +143,25 @@ def test_the_fuzzer_catches_a_wrong_backward_rule(monkeypatch, reference):
     with pytest.raises(AssertionError, match="gradient of the loss|Hessian-vector product") as info:
         run()
     assert "tanh(v" in str(info.value)  # the shrunk program is shown
+
+
+@pytest.mark.parametrize("reference", ["PyTorch", "finite differences"])
+def test_the_complex_fuzzer_catches_a_holomorphic_rule_without_its_conjugates(monkeypatch, reference):
+    """exp's analytic rule ȳ · e^z run as it is on complex values (PyTorch's convention asks for
+    ȳ · conj(e^z)): right on real programs, caught on complex ones."""
+    if reference == "PyTorch":
+        pytest.importorskip("torch")
+    compare = compare_with_torch if reference == "PyTorch" else compare_with_finite_differences
+    monkeypatch.setattr(F.exp, "complex_vjp", F.exp.vjp)
+
+    @settings(max_examples=50, **FUZZ_SETTINGS)
+    @given(complex_programs(ops=("exp", "abs", "real")))
+    def run(program):
+        compare(program)
+
+    with pytest.raises(AssertionError, match="gradient of the loss|Hessian-vector product") as info:
+        run()
+    assert "exp(v" in str(info.value)
 
 
 def test_the_fuzzer_catches_a_wrong_tangent_rule(monkeypatch):
@@ -134,8 +199,9 @@ def test_power_hessian_is_symmetric_where_pytorch_is_not():
 
 def test_every_primitive_is_drawn_or_says_where_it_is_reached():
     from mytorch.testing.fuzz import MENU, NOT_DRAWN
+    from mytorch.testing.fuzz_complex import COMPLEX_MENU
 
-    drawn = {name.rpartition("+")[2] for name in MENU}
+    drawn = {name.rpartition("+")[2] for name in (*MENU, *COMPLEX_MENU)}
     silent = sorted(set(F.PRIMITIVES) - drawn - set(NOT_DRAWN))
     assert not silent, f"primitives the fuzzer never draws, with no reason given: {silent}"
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mytorch.primitive import primitive
+from mytorch.primitive import COMPLEX_REFUSALS, primitive
 from mytorch.rules.core import conj, conjugate, div, imag, mul, real, where
 
 __all__ = ["angle", "conj", "conjugate", "imag", "real", "real_if_close"]
@@ -73,3 +73,31 @@ def real_if_close(a: Any, tol: float = 100) -> np.ndarray:
     if tol > 1:
         tol = np.finfo(values.dtype).eps * tol
     return real(a) if bool(np.all(np.abs(values.imag) < tol)) else a
+
+
+# ---- the primitives that refuse complex values, and why (as PyTorch refuses them) ------------------
+
+_NO_ORDER = "complex numbers have no order (PyTorch refuses them too)"
+_ROUNDING = "rounding and remainders are not defined on complex values (in PyTorch, and in NumPy's ufuncs)"
+_REAL_SPECIAL = "PyTorch's special functions take real values only"
+COMPLEX_REFUSALS.update({
+    **dict.fromkeys(("maximum", "minimum", "max", "min", "clip", "sort", "max_pool2d", "relu"), _NO_ORDER),
+    **dict.fromkeys(("floor", "ceil", "trunc", "rint", "round", "mod", "fmod"), _ROUNDING),
+    "sign": "PyTorch's sign refuses complex values (its sgn is z / |z|: write z / np.abs(z))",
+    "softplus": "PyTorch's softplus is defined on real values only",
+    **dict.fromkeys(("softmax", "log_softmax"), "PyTorch's softmax family refuses complex values "
+                    "(normalising by Σ e^z is not a probability off the real line); logsumexp takes them"),
+    "cross_entropy": "PyTorch's cross_entropy takes real logits",
+    **dict.fromkeys(("logaddexp", "logaddexp2"), "NumPy's logaddexp has no complex loop (logsumexp over a "
+                    "stacked axis takes complex values)"),
+    "logit": "PyTorch's and SciPy's logit take real values only",
+    **dict.fromkeys((
+        "erfinv", "erfcinv", "gammaln", "digamma", "polygamma", "gamma", "rgamma", "gammasgn", "beta",
+        "betaln", "betainc", "gammainc", "gammaincc", "multigammaln", "xlogy", "ndtr", "log_ndtr", "i0",
+        "i1", "iv", "ive", "j0", "j1", "jn", "y0", "y1", "yn"), _REAL_SPECIAL),
+    # not elementwise: PyTorch differentiates complex values through these; mytorch not yet
+    **dict.fromkeys((
+        "norm", "cholesky", "eigh", "eigvalsh", "svd", "svdvals", "pinv", "qr", "slogdet", "expm", "sqrtm",
+        "solve_triangular", "solve_sylvester", "conv1d", "conv2d", "im2col", "col2im"),
+        "its rules are written for real values (not declared for complex ones yet)"),
+})

@@ -259,10 +259,20 @@ tanh = primitive(
     jvp=lambda t, ans, x: mul(t[0], sub(1, mul(ans, ans))),
     complex="holomorphic",
 )
+def _sigmoid(x: Any) -> np.ndarray:
+    """expit (stable: never exp of a large positive number); 1 / (1 + e^-z) for complex z, which
+    SciPy's expit does not take (PyTorch's sigmoid does)."""
+    if is_complex(x):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return np.reciprocal(1 + np.exp(np.negative(x)))
+    return scipy.special.expit(x)
+
+
 sigmoid = primitive(
-    "sigmoid", scipy.special.expit,  # stable: never exp of a large positive number
+    "sigmoid", _sigmoid,
     vjp=lambda g, ans, x: (mul(g, mul(ans, sub(1, ans))),),
     jvp=lambda t, ans, x: mul(t[0], mul(ans, sub(1, ans))),
+    complex="holomorphic",
 )
 _TWO_OVER_ROOT_PI = float(2 / np.sqrt(np.pi))  # a Python float: a numpy float64 would upcast float32
 erf = primitive(
@@ -270,6 +280,7 @@ erf = primitive(
     # d erf(x)/dx = 2/√π · exp(-x²)
     vjp=lambda g, ans, x: (mul(g, mul(_TWO_OVER_ROOT_PI, exp(neg(mul(x, x))))),),
     jvp=lambda t, ans, x: mul(t[0], mul(_TWO_OVER_ROOT_PI, exp(neg(mul(x, x))))),
+    complex="holomorphic",  # entire: SciPy's erf takes complex values (PyTorch's does not)
 )
 relu = primitive(
     "relu", lambda x: np.maximum(x, 0),
@@ -532,7 +543,9 @@ pad = primitive(
 def _logsumexp(x: np.ndarray, axis: Any = -1, keepdims: bool = False) -> np.ndarray:
     # (the shift of an empty array is a zero of its dtype: a Python 0 would come back from
     # np.where as an int64 array, and float32 + int64 is float64)
-    shift = np.maximum.reduce(x, axis=axis, keepdims=True) if np.size(x) else np.asarray(x).dtype.type(0)
+    # (complex values shift by the largest real part: the log's imaginary part stays principal)
+    real = np.real(x) if np.iscomplexobj(x) else x
+    shift = np.maximum.reduce(real, axis=axis, keepdims=True) if np.size(x) else real.dtype.type(0)
     shift = np.where(np.isfinite(shift), shift, 0)  # all -inf rows stay -inf, not nan
     # an empty (or all -inf) row sums to 0: its log is -inf; x - shift may overflow to -inf (exp: 0)
     with np.errstate(divide="ignore", over="ignore"):
@@ -560,6 +573,7 @@ logsumexp = primitive(
     jvp=lambda t, ans, x, axis=-1, keepdims=False: sum(
         mul(t[0], _softmax_of(x, ans, axis, keepdims)), axis=axis, keepdims=keepdims
     ),
+    complex="holomorphic",  # log Σ e^z off its branch cut (PyTorch's and SciPy's take complex values)
 )
 softmax = primitive(
     "softmax", _softmax,

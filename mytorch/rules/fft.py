@@ -1,6 +1,6 @@
 """`F.fft`: NumPy's discrete Fourier transforms, differentiable (fft, ifft, fft2, ifft2, fftn, ifftn,
-rfft, irfft), under NumPy's names and signatures (`n`/`s` crop or zero-pad the input, `norm` is
-"backward", "ortho" or "forward").
+rfft, irfft, rfft2, irfft2, rfftn, irfftn, hfft, ihfft), under NumPy's names and signatures (`n`/`s`
+crop or zero-pad the input, `norm` is "backward", "ortho" or "forward").
 
 Each transform is linear, so its rules are transforms again (second order is free). The DFT matrix
 F is symmetric, and the adjoint (conjugate transpose) of a transform with normalisation `norm` is
@@ -13,6 +13,10 @@ PyTorch's convention for complex gradients (mytorch.primitive):
     irfft (half spectrum): ā_k = c_k · rfft(ȳ)_k with the dual normalisation, c_k = 2 for the bins
                            that stand for a conjugate pair and 1 for bin 0 (and n/2 when n is even),
                            whose imaginary parts irfft ignores
+    rfftn, irfftn:         rfft (irfft) along the last axis and fft (ifft) along the others, as
+                           NumPy computes them: the adjoints of those steps in reverse order
+    hfft = irfft(conj a) with the dual normalisation:  ā = conj(irfft's adjoint of ȳ)
+    ihfft = conj(rfft a) with the dual normalisation:  x̄ = rfft's adjoint of conj(ȳ)
 
 >>> import numpy as np
 >>> import mytorch
@@ -30,10 +34,11 @@ import numpy as np
 
 from mytorch.primitive import primitive
 from mytorch.rules.complex import real
-from mytorch.rules.core import getitem, mul, pad
+from mytorch.rules.core import conj, getitem, mul, pad
 from mytorch.utils import is_complex
 
-__all__ = ["fft", "fft2", "fftn", "ifft", "ifft2", "ifftn", "irfft", "rfft"]
+__all__ = ["fft", "fft2", "fftn", "hfft", "ifft", "ifft2", "ifftn", "ihfft", "irfft", "irfft2", "irfftn",
+           "rfft", "rfft2", "rfftn"]
 
 _DUAL = {None: "forward", "backward": "forward", "forward": "backward", "ortho": "ortho"}
 
@@ -138,10 +143,16 @@ def _rfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None) -> np.ndarray
     return np.fft.rfft(a, n=n, axis=axis, norm=norm)
 
 
+def _rfft_adjoint(g: Any, axis: int, length: int, size: int, norm: Any) -> Any:
+    """Re(R^H ȳ) for R = rfft of length `length` along `axis` (of an input `size` long there):
+    ȳ zero-padded to the full spectrum, F^H, the real part, cropped or padded to `size`."""
+    full = ifft(_fit_axis(g, axis, length), None, axis, _DUAL[norm])  # F^H ȳ
+    return _fit_axis(real(full), axis, size)
+
+
 def _rfft_vjp(g: Any, ans: Any, a: Any, n: Any = None, axis: int = -1, norm: Any = None) -> tuple:
     length = np.shape(a)[axis] if n is None else n
-    full = ifft(_fit_axis(g, axis, length), None, axis, _DUAL[norm])  # F^H ȳ
-    return (_fit_axis(real(full), axis, np.shape(a)[axis]),)
+    return (_rfft_adjoint(g, axis, length, np.shape(a)[axis], norm),)
 
 
 rfft = primitive(
@@ -162,16 +173,127 @@ def _pair_weights(length: int, bins: int, ndim: int, axis: int, dtype: Any) -> n
     return weights.reshape(shape)
 
 
-def _irfft_vjp(g: Any, ans: Any, a: Any, n: Any = None, axis: int = -1, norm: Any = None) -> tuple:
-    length = ans.shape[axis]
+def _irfft_adjoint(g: Any, axis: int, length: int, bins: int, norm: Any, dtype: Any) -> Any:
+    """The adjoint of irfft of output length `length` along `axis`, of an input of `bins` bins there:
+    c_k · rfft(ȳ)_k with the dual normalisation, cropped or padded to `bins`."""
     spectrum = rfft(g, None, axis, _DUAL[norm])  # length // 2 + 1 bins
-    weights = _pair_weights(length, length // 2 + 1, np.ndim(g), axis, np.asarray(ans).dtype)
-    return (_fit_axis(mul(spectrum, weights), axis, np.shape(a)[axis]),)
+    weights = _pair_weights(length, length // 2 + 1, np.ndim(g), axis, dtype)
+    return _fit_axis(mul(spectrum, weights), axis, bins)
+
+
+def _irfft_vjp(g: Any, ans: Any, a: Any, n: Any = None, axis: int = -1, norm: Any = None) -> tuple:
+    dtype = np.asarray(ans).dtype
+    return (_irfft_adjoint(g, axis, ans.shape[axis], np.shape(a)[axis], norm, dtype),)
 
 
 irfft = primitive(
     "irfft", lambda a, n=None, axis=-1, norm=None: np.fft.irfft(a, n=n, axis=axis, norm=norm),
     vjp=_irfft_vjp,
     jvp=lambda t, ans, a, n=None, axis=-1, norm=None: irfft(t[0], n, axis, norm),
+    complex="explicit",
+)
+
+
+# ---- the n-dimensional real transforms and the Hermitian ones ----------------------------------
+
+
+def _cooked(a: Any, s: Any, axes: Any, *, inverse: bool = False) -> tuple[list[int], list[int]]:
+    """(lengths, axes) of an n-dimensional real transform, as NumPy reads `s` and `axes` (for the
+    inverse, the last length defaults to 2 (m - 1) for m bins)."""
+    shape = np.shape(a)
+    if s is None:
+        axes = list(range(len(shape))) if axes is None else [int(axis) for axis in axes]
+        lengths = [shape[axis] for axis in axes]
+        if inverse and axes:
+            lengths[-1] = 2 * (shape[axes[-1]] - 1)
+    else:
+        lengths = [int(n) for n in s]
+        axes = list(range(-len(lengths), 0)) if axes is None else [int(axis) for axis in axes]
+    return lengths, [axis % max(len(shape), 1) for axis in axes]
+
+
+def _rfftn_vjp(g: Any, ans: Any, a: Any, s: Any = None, axes: Any = None, norm: Any = None) -> tuple:
+    lengths, used = _cooked(a, s, axes)
+    shape = np.shape(a)
+    for axis in used[:-1]:  # the fft steps' adjoints (F^H: ifft with the dual normalisation)
+        g = _fit_axis(ifft(g, None, axis, _DUAL[norm]), axis, shape[axis])
+    return (_rfft_adjoint(g, used[-1], lengths[-1], shape[used[-1]], norm),)
+
+
+def _rfftn(a: Any, s: Any = None, axes: Any = None, norm: Any = None) -> np.ndarray:
+    _refuse_complex("rfftn", a)
+    return np.fft.rfftn(a, s=s, axes=axes, norm=norm)
+
+
+rfftn = primitive(
+    "rfftn", _rfftn, vjp=_rfftn_vjp,
+    jvp=lambda t, ans, a, s=None, axes=None, norm=None: rfftn(t[0], s, axes, norm),
+    complex="explicit",
+)
+
+
+def _irfftn_vjp(g: Any, ans: Any, a: Any, s: Any = None, axes: Any = None, norm: Any = None) -> tuple:
+    lengths, used = _cooked(a, s, axes, inverse=True)
+    shape = np.shape(a)
+    g = _irfft_adjoint(g, used[-1], lengths[-1], shape[used[-1]], norm, np.asarray(ans).dtype)
+    for axis in used[:-1]:  # the ifft steps' adjoints (fft with the dual normalisation)
+        g = _fit_axis(fft(g, None, axis, _DUAL[norm]), axis, shape[axis])
+    return (g,)
+
+
+irfftn = primitive(
+    "irfftn", lambda a, s=None, axes=None, norm=None: np.fft.irfftn(a, s=s, axes=axes, norm=norm),
+    vjp=_irfftn_vjp,
+    jvp=lambda t, ans, a, s=None, axes=None, norm=None: irfftn(t[0], s, axes, norm),
+    complex="explicit",
+)
+
+
+def rfft2(a: Any, s: Any = None, axes: Sequence[int] = (-2, -1), norm: Any = None) -> np.ndarray:
+    """`np.fft.rfft2`: `rfftn` over the last two axes.
+
+    >>> rfft2(np.ones((2, 2))).real
+    array([[4., 0.],
+           [0., 0.]])
+    """
+    return rfftn(a, s, axes, norm)
+
+
+def irfft2(a: Any, s: Any = None, axes: Sequence[int] = (-2, -1), norm: Any = None) -> np.ndarray:
+    """`np.fft.irfft2`: `irfftn` over the last two axes.
+
+    >>> irfft2(np.array([[4.0, 0.0], [0.0, 0.0]]))
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    return irfftn(a, s, axes, norm)
+
+
+def _hfft_vjp(g: Any, ans: Any, a: Any, n: Any = None, axis: int = -1, norm: Any = None) -> tuple:
+    adjoint = _irfft_adjoint(g, axis, ans.shape[axis], np.shape(a)[axis], _DUAL[norm], np.asarray(ans).dtype)
+    return (conj(adjoint),)  # through the conj that hfft applies first
+
+
+hfft = primitive(
+    "hfft", lambda a, n=None, axis=-1, norm=None: np.fft.hfft(a, n=n, axis=axis, norm=norm),
+    vjp=_hfft_vjp,
+    jvp=lambda t, ans, a, n=None, axis=-1, norm=None: hfft(t[0], n, axis, norm),
+    complex="explicit",
+)
+
+
+def _ihfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None) -> np.ndarray:
+    _refuse_complex("ihfft", a)
+    return np.fft.ihfft(a, n=n, axis=axis, norm=norm)
+
+
+def _ihfft_vjp(g: Any, ans: Any, a: Any, n: Any = None, axis: int = -1, norm: Any = None) -> tuple:
+    length = np.shape(a)[axis] if n is None else n
+    return (_rfft_adjoint(conj(g), axis, length, np.shape(a)[axis], _DUAL[norm]),)
+
+
+ihfft = primitive(
+    "ihfft", _ihfft, vjp=_ihfft_vjp,
+    jvp=lambda t, ans, a, n=None, axis=-1, norm=None: ihfft(t[0], n, axis, norm),
     complex="explicit",
 )

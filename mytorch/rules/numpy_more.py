@@ -326,23 +326,36 @@ def _each(tup: Sequence[Any], lift: Any) -> list:
     return arrays
 
 
-def hstack(tup: Sequence[Any]) -> np.ndarray:
+def _cast_all(arrays: list, dtype: Any, casting: str, name: str) -> list:
+    """NumPy's `dtype=`/`casting=` of the joins: each array cast (on the tape) where allowed."""
+    if dtype is None:
+        return arrays
+    from mytorch.primitive import astype
+
+    for a in arrays:
+        if not np.can_cast(np.result_type(a), dtype, casting=casting):
+            raise TypeError(f"{name}: cannot cast {np.result_type(a)} to {np.dtype(dtype)} with "
+                            f"casting={casting!r}")
+    return [astype(a, dtype) for a in arrays]
+
+
+def hstack(tup: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> np.ndarray:
     """`np.hstack`: along axis 1 (axis 0 for vectors).
 
     >>> hstack([np.ones((2, 1)), np.zeros((2, 2))]).shape
     (2, 3)
     """
-    arrays = _each(tup, atleast_1d)
+    arrays = _cast_all(_each(tup, atleast_1d), dtype, casting, "hstack")
     return concatenate(arrays, axis=0 if arrays[0].ndim == 1 else 1)
 
 
-def vstack(tup: Sequence[Any]) -> np.ndarray:
-    """`np.vstack`: along axis 0, vectors as rows.
+def vstack(tup: Sequence[Any], *, dtype: Any = None, casting: str = "same_kind") -> np.ndarray:
+    """`np.vstack`: along axis 0, vectors as rows (`np.row_stack` calls it with dtype= and casting=).
 
     >>> vstack([np.ones(2), np.zeros(2)]).shape
     (2, 2)
     """
-    return concatenate(_each(tup, atleast_2d), axis=0)
+    return concatenate(_cast_all(_each(tup, atleast_2d), dtype, casting, "vstack"), axis=0)
 
 
 row_stack = vstack

@@ -25,6 +25,7 @@ import numpy as np
 from mytorch.primitive import broadcast_to, constant, primitive, sum_to_shape
 from mytorch.rules.core import (
     add,
+    conj,
     div,
     exp,
     expand_dims,
@@ -34,6 +35,7 @@ from mytorch.rules.core import (
     mul,
     neg,
     pad,
+    real,
     reshape,
     scatter_add,
     sigmoid,
@@ -44,6 +46,7 @@ from mytorch.rules.core import (
 )
 from mytorch.rules.core import sum as sum_
 from mytorch.tracked import computed, is_tracked
+from mytorch.utils import is_complex
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -225,7 +228,7 @@ def _prod_jvp(t: list, ans: np.ndarray, x: Any, axis: Any = None, keepdims: bool
 
 prod = primitive(
     "prod", lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
-    vjp=_prod_vjp, jvp=_prod_jvp,
+    vjp=_prod_vjp, jvp=_prod_jvp, complex="holomorphic",  # a polynomial
 )
 
 
@@ -234,6 +237,17 @@ def _var_scale(x: Any, axis: Any, ddof: int) -> float:
     return 2.0 / count if count > 0 else float("nan")
 
 
+def _centred_along(t: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    """Σ Re(conj(x − x̄̄) · ẋ) over the reduced axes: half the tangent of Σ |x − x̄̄|² (for real
+    values, Σ (x − x̄̄) ẋ)."""
+    centred = sub(x, mean(x, axis=axis, keepdims=True))
+    if is_complex(x) or is_complex(t):
+        return sum_(real(mul(t, conj(centred))), axis=axis, keepdims=keepdims)
+    return sum_(mul(t, centred), axis=axis, keepdims=keepdims)
+
+
+# For complex x, var is the mean of |x − x̄̄|² (real, as NumPy's and PyTorch's), and PyTorch's
+# convention gives the same x̄ as for real x; its tangent takes the real part of conj(x − x̄̄) ẋ.
 var = primitive(  # x̄ = ȳ · 2 (x − x̄̄) / (N − ddof)
     "var",
     lambda x, axis=None, ddof=0, keepdims=False: np.var(x, axis=axis, ddof=ddof, keepdims=keepdims),
@@ -242,9 +256,9 @@ var = primitive(  # x̄ = ȳ · 2 (x − x̄̄) / (N − ddof)
             mul(sub(x, mean(x, axis=axis, keepdims=True)), _var_scale(x, axis, ddof))),
     ),
     jvp=lambda t, ans, x, axis=None, ddof=0, keepdims=False: mul(
-        sum_(mul(t[0], sub(x, mean(x, axis=axis, keepdims=True))), axis=axis, keepdims=keepdims),
-        _var_scale(x, axis, ddof),
+        _centred_along(t[0], x, axis, keepdims), _var_scale(x, axis, ddof),
     ),
+    complex="explicit",
 )
 def _nonzero(ans: Any) -> Any:
     """`ans` with its zeros replaced by 1: where std is 0, x equals its mean, so the gradient is 0
@@ -260,10 +274,10 @@ std = primitive(  # x̄ = ȳ · (x − x̄̄) / ((N − ddof) · std)
             mul(sub(x, mean(x, axis=axis, keepdims=True)), _var_scale(x, axis, ddof) / 2)),
     ),
     jvp=lambda t, ans, x, axis=None, ddof=0, keepdims=False: div(
-        mul(sum_(mul(t[0], sub(x, mean(x, axis=axis, keepdims=True))), axis=axis, keepdims=keepdims),
-            _var_scale(x, axis, ddof) / 2),
+        mul(_centred_along(t[0], x, axis, keepdims), _var_scale(x, axis, ddof) / 2),
         _nonzero(ans),
     ),
+    complex="explicit",  # sqrt of var's |x − x̄̄|² form
 )
 
 # ---- scans --------------------------------------------------------------------------------------
@@ -328,7 +342,8 @@ def _cumprod_jvp(t: list, ans: np.ndarray, x: Any, axis: Any = None) -> np.ndarr
 
 
 cumprod = primitive(
-    "cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), vjp=_cumprod_vjp, jvp=_cumprod_jvp
+    "cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), vjp=_cumprod_vjp, jvp=_cumprod_jvp,
+    complex="holomorphic",  # polynomials
 )
 
 # ---- rearranging --------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ import numpy as np
 import scipy.special
 
 from mytorch.primitive import broadcast_to, is_float_array, primitive, reduce_to, sum_to_shape
+from mytorch.rules.core import _sigmoid, add, div, exp, log, mul, neg, sub
 from mytorch.rules.core import abs as abs_
-from mytorch.rules.core import add, div, exp, log, mul, neg, sub
 from mytorch.rules.core import logsumexp as _logsumexp_axis
 from mytorch.rules.core import sum as sum_
 from mytorch.rules.numpy_ops import log1p, sign
@@ -94,9 +94,10 @@ def _xlogy(x: Any, y: Any) -> np.ndarray:
 
 xlogy = primitive("xlogy", _xlogy, arity=2, vjp=_xlogy_vjp, jvp=_xlogy_jvp)
 expit = primitive(
-    "expit", scipy.special.expit,
+    "expit", _sigmoid,  # (SciPy's expit takes no complex values; torch.special.expit does)
     vjp=lambda g, ans, x: (mul(g, mul(ans, sub(1, ans))),),
     jvp=lambda t, ans, x: mul(t[0], mul(ans, sub(1, ans))),
+    complex="holomorphic",
 )
 logit = primitive(
     "logit", scipy.special.logit,
@@ -130,10 +131,13 @@ def _is_float(value: Any) -> bool:
 
 
 def keeping_dtype(function: Any, arity: int = 1) -> Any:
-    """SciPy's `function`, its result in the float arrays' dtype (float64 when there is none)."""
+    """SciPy's `function`, its result in the float (or complex) arrays' dtype (float64 when there
+    is none)."""
 
     def forward(*args: Any) -> np.ndarray:
-        floats = [a.dtype for a in args if _is_float(a)]
+        # (a NumPy float scalar counts as a Python number, an order say; a complex one does not)
+        floats = [a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind in "fc"
+                  or isinstance(a, np.complexfloating)]
         dtype = np.result_type(*floats) if floats else np.float64
         return np.asarray(function(*args)).astype(dtype, copy=False)
 
@@ -142,11 +146,12 @@ def keeping_dtype(function: Any, arity: int = 1) -> Any:
     return {1: one, 2: two, 3: three}[arity]
 
 
-def _unary(name: str, function: Any, slope: Any) -> Any:
+def _unary(name: str, function: Any, slope: Any, complex: str | None = None) -> Any:  # noqa: A002
     return primitive(
         name, keeping_dtype(function),
         vjp=lambda g, ans, x: (mul(g, slope(x, ans)),),
         jvp=lambda t, ans, x: mul(t[0], slope(x, ans)),
+        complex=complex,
     )
 
 
@@ -260,7 +265,8 @@ multigammaln = primitive(  # log Γ_d(a): d (a whole number) is a parameter
 
 # ---- error functions and the normal distribution function ----------------------------------------------
 
-erfc = _unary("erfc", scipy.special.erfc, lambda x, ans: mul(exp(neg(mul(x, x))), -2.0 / _SQRT_PI))
+erfc = _unary("erfc", scipy.special.erfc, lambda x, ans: mul(exp(neg(mul(x, x))), -2.0 / _SQRT_PI),
+              complex="holomorphic")  # entire, as erf
 erfinv = _unary("erfinv", scipy.special.erfinv, lambda x, ans: mul(exp(mul(ans, ans)), _SQRT_PI / 2))
 erfcinv = _unary("erfcinv", scipy.special.erfcinv, lambda x, ans: mul(exp(mul(ans, ans)), -_SQRT_PI / 2))
 ndtr = _unary("ndtr", scipy.special.ndtr, lambda x, ans: exp(sub(mul(mul(x, x), -0.5), _LOG_SQRT_2PI)))

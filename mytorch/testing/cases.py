@@ -328,7 +328,9 @@ def _torch_squeeze(x: Any, axis: Any = None) -> Any:
 def _torch_astype(x: Any, dtype: Any) -> Any:
     import torch
 
-    return x.to({np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}[np.dtype(dtype)])
+    to = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32,
+          np.dtype(np.complex128): torch.complex128, np.dtype(np.complex64): torch.complex64}
+    return x.to(to[np.dtype(dtype)])
 
 
 def _same_dtype(a: Any, b: Any) -> tuple[Any, Any]:

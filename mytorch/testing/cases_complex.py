@@ -4,22 +4,25 @@
 Drawn in a float dtype they take real arrays (the transforms still give complex results); in a
 complex dtype the generic rule of `Case.examples` gives them complex inputs, except `angle`, which
 draws its own (away from 0 and from its branch cut on the negative real axis), and `rfft`, whose
-input is real.
+input is real (and so are ihfft's and rfftn's).
 
 >>> from mytorch.testing.cases import CASES
 >>> sorted(n for n in CASES if "fft" in n)
-['fft', 'fftn', 'ifft', 'ifftn', 'irfft', 'rfft']
+['fft', 'fftn', 'hfft', 'ifft', 'ifftn', 'ihfft', 'irfft', 'irfftn', 'rfft', 'rfftn']
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mytorch.testing.cases import _ANY_SHAPE, Example, _values, case
+from mytorch.testing import cases_more  # noqa: F401  (erfc's case, given a complex twin here)
+from mytorch.testing.cases import _ANY_SHAPE, CASES, Example, _values, case
 from mytorch.testing.strategies import shapes
 
 _STRINGS = ((np.array(["a", "b"]),), {})
@@ -75,6 +78,39 @@ def _angle(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     radius = _values(draw, shape, part, low=0.3, high=3.0)
     turn = _values(draw, shape, part, low=-np.pi + 0.3, high=np.pi - 0.3)
     return Example((np.asarray(radius * np.exp(1j * turn.astype(np.float64)), dtype=dtype),), params)
+
+
+# ---- erf and erfc: PyTorch has no complex erf, so their complex twin is erf's Taylor series ---
+
+
+def _erf_series(z: Any) -> Any:
+    """erf(z) = 2/√π Σ_n (−1)^n z^(2n+1) / (n! (2n+1)) in complex128, on PyTorch's tape: PyTorch's
+    complex autograd differentiates the polynomial (an oracle independent of mytorch's rule).
+    90 terms reach double precision for |z| ≤ 3.5, the case's range."""
+    import torch
+
+    w = z.to(torch.complex128)
+    square, power, total = -w * w, w, w * 0
+    for n in range(90):
+        total = total + power / float((2 * n + 1) * math.factorial(n))
+        power = power * square
+    return (total * (2 / math.sqrt(math.pi))).to(z.dtype)
+
+
+def _with_complex_series(name: str, complement: bool) -> None:
+    real_twin = CASES[name].torch
+
+    def twin(x: Any) -> Any:
+        if not x.is_complex():
+            return real_twin(x)
+        value = _erf_series(x)
+        return 1 - value if complement else value
+
+    CASES[name] = dataclasses.replace(CASES[name], torch=twin)
+
+
+_with_complex_series("erf", complement=False)
+_with_complex_series("erfc", complement=True)
 
 
 # ---- the Fourier transforms ------------------------------------------------------------------
@@ -151,6 +187,32 @@ case("fftn", torch=_torch_many_axes("fft.fftn"), bad=((np.ones(3),), {"axes": (2
 case("ifftn", torch=_torch_many_axes("fft.ifftn"), bad=((np.ones(3),), {"axes": (2,)}, ("ifftn", "(3,)")))(
     _many_axes
 )
+
+
+case("ihfft", torch=_torch_one_axis("fft.ihfft"), bad=(*_BAD_AXIS[:2], ("ihfft", "(3,)")), complex_inputs=())(
+    _one_axis
+)
+
+
+@case("hfft", torch=_torch_one_axis("fft.hfft"), bad=(*_BAD_AXIS[:2], ("hfft", "(3,)")))
+def _hfft(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    return _irfft(draw, dtype, ties)  # n = 2 (m - 1) by default, as irfft's
+
+
+case("rfftn", torch=_torch_many_axes("fft.rfftn"), bad=((np.ones(3),), {"axes": (2,)}, ("rfftn", "(3,)")),
+     complex_inputs=())(_many_axes)
+
+
+@case("irfftn", torch=_torch_many_axes("fft.irfftn"), bad=((np.ones(3),), {"axes": (2,)}, ("irfftn", "(3,)")))
+def _irfftn(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
+    """The last transformed axis has at least 2 bins (its default length 2 (m - 1) is then positive)."""
+    example = _many_axes(draw, dtype, ties)
+    (x,) = example.inputs
+    axes = example.params.get("axes", tuple(range(x.ndim)))
+    last = axes[-1] % x.ndim
+    if "s" not in example.params and x.shape[last] < 2:
+        x = np.concatenate([x, x], axis=last)
+    return Example((x,), example.params)
 
 
 # ---- linalg.eig ------------------------------------------------------------------------------

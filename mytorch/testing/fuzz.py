@@ -6,6 +6,9 @@ a matmul say), and a scalar loss, the weighted sum of every value no later step 
 is drawn only where it is smooth: `log` of positive values, `relu` away from 0, `max` without
 near-ties, `maximum` of values that do not meet, so finite differences are meaningful too.
 
+`mytorch.testing.fuzz_complex.complex_programs()` draws complex programs: complex leaves through
+the primitives that declare complex values, to a real loss (compared by the same functions).
+
 `compare_with_torch(program)` runs it in mytorch and in PyTorch (through each primitive's twin in
 `mytorch.testing.cases`) and compares every value, the gradient of the loss with respect to each
 input, and a Hessian-vector product (the backward rules differentiated again);
@@ -105,7 +108,8 @@ class Program:
         values = self.evaluate(leaves, _call)
         loss = None
         for k, weight in self.weights.items():
-            term = F.sum(F.mul(values[k], weight))
+            product = F.mul(values[k], weight)
+            term = F.sum(F.real(product) if product.dtype.kind == "c" else product)  # a real loss
             loss = term if loss is None else F.add(loss, term)
         return values, loss
 
@@ -495,24 +499,33 @@ def programs(
     max_steps: int = 8,
     ops: tuple[str, ...] | None = None,
     dtype: Any = np.float64,
+    menu: dict[str, Callable] | None = None,
+    leaf: Callable[[st.DrawFn, tuple[int, ...], int], np.ndarray] | None = None,
+    fallback: str = "tanh",
 ) -> Program:
     """Random programs: 1..max_inputs inputs (float arrays of `dtype`) of broadcastable shapes,
-    then 1..max_steps calls."""
-    menu = list(MENU) if ops is None else list(ops)
+    then 1..max_steps calls, drawn from `menu` (MENU by default). `leaf(draw, shape, position)`
+    draws an input instead, and `fallback` is the unary step taken where a drawn step does not
+    apply (mytorch.testing.fuzz_complex.complex_programs passes all three: complex programs)."""
+    if np.dtype(dtype).kind == "c" and menu is None:
+        raise ValueError("programs: complex programs come from mytorch.testing.fuzz_complex.complex_programs")
+    table = MENU if menu is None else menu
+    if leaf is None:
+        leaf = lambda draw, shape, position: draw(float_arrays(shape, dtype, low=-2.0, high=2.0))  # noqa: E731
+    chosen = list(table) if ops is None else list(ops)
     shapes = draw(broadcastable_shapes(draw(st.integers(1, max_inputs)), max_dims=3, max_side=3))
-    leaf = lambda shape: draw(float_arrays(shape, dtype, low=-2.0, high=2.0))
-    steps = [Step("leaf", params={"value": leaf(s)}) for s in shapes]
+    steps = [Step("leaf", params={"value": leaf(draw, s, i)}) for i, s in enumerate(shapes)]
     values = [step.params["value"] for step in steps]
     for _ in range(draw(st.integers(1, max_steps))):
-        proposal = MENU[draw(st.sampled_from(menu))](draw, values)
+        proposal = table[draw(st.sampled_from(chosen))](draw, values)
         if proposal is None:  # not applicable to the values at hand: a smooth step instead
-            proposal = Step("tanh", (len(values) - 1,))
+            proposal = Step(fallback, (len(values) - 1,))
         for step in proposal if isinstance(proposal, list) else [proposal]:
             values.append(step.params["value"] if step.op == "leaf" else _evaluate(step, values))
             steps.append(step)
     used = {a for step in steps for a in step.operands if isinstance(a, int)}
     sinks = [k for k in range(len(steps)) if k not in used and steps[k].op != "leaf"]
-    weights = {k: draw(float_arrays(values[k].shape, dtype, low=-1.0, high=1.0)) for k in sinks}
+    weights = {k: draw(float_arrays(values[k].shape, values[k].dtype, low=-1.0, high=1.0)) for k in sinks}
     return Program(steps, weights)
 
 
@@ -549,8 +562,8 @@ def _hvp_mytorch(
     def directional(*xs: np.ndarray) -> np.ndarray:
         grads = grad(loss, argnums=tuple(range(count)))(*xs)
         total = None
-        for g, v in zip(grads, directions):
-            term = F.sum(F.mul(g, v))
+        for g, v in zip(grads, directions):  # Re Σ conj(g) v: the derivative along v
+            term = F.sum(F.real(F.mul(g, np.conj(v))) if np.iscomplexobj(v) else F.mul(g, v))
             total = term if total is None else F.add(total, term)
         return total
 
@@ -560,19 +573,19 @@ def _hvp_mytorch(
 def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.ndarray]) -> tuple:
     import torch
 
-    from mytorch.testing.checks import _to_torch
+    from mytorch.testing.checks import _complex_promoted, _to_torch
 
     tensors = [torch.from_numpy(leaf.copy()).requires_grad_(True) for leaf in leaves]
 
     def call(op: str, inputs: tuple, params: dict) -> Any:
-        return CASES[op].torch(
-            *[v if isinstance(v, torch.Tensor) else _to_torch(v) for v in inputs], **params
-        )
+        tensors = [v if isinstance(v, torch.Tensor) else _to_torch(v) for v in inputs]
+        return CASES[op].torch(*_complex_promoted(tensors, CASES[op].index_inputs), **params)
 
     values = program.evaluate(tensors, call)
     loss = None
     for k, weight in program.weights.items():
-        term = torch.sum(values[k] * torch.from_numpy(weight))
+        product = values[k] * torch.from_numpy(weight)
+        term = torch.sum(torch.real(product) if product.is_complex() else product)
         loss = term if loss is None else loss + term
     if loss is None or not loss.requires_grad:
         zeros = [np.zeros_like(leaf) for leaf in leaves]
@@ -584,7 +597,8 @@ def _torch_run(program: Program, leaves: list[np.ndarray], directions: list[np.n
         )
     grads = torch.autograd.grad(loss, tensors, create_graph=True, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
-    directional = sum(torch.sum(g * torch.from_numpy(v)) for g, v in zip(grads, directions))
+    directional = sum(torch.sum(torch.real(g * torch.from_numpy(np.asarray(np.conj(v)))))
+                      for g, v in zip(grads, directions))
     hvp = [torch.zeros_like(t) for t in tensors]
     if directional.requires_grad:
         hvp = torch.autograd.grad(directional, tensors, allow_unused=True)
@@ -603,7 +617,8 @@ def _assert_close(
     if dtype is not None and np.asarray(got).dtype != dtype:
         kind = np.asarray(got).dtype
         raise AssertionError(f"fuzz: {what} has dtype {kind}, not {np.dtype(dtype)}\n{program!r}")
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    wide = np.complex128 if np.iscomplexobj(got) or np.iscomplexobj(expected) else np.float64
+    got, expected = np.asarray(got, dtype=wide), np.asarray(expected, dtype=wide)
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
         raise AssertionError(
             f"fuzz: {what} differs\n  mytorch:   {_show(got)}\n  reference: {_show(expected)}\n{program!r}"
@@ -614,47 +629,81 @@ def _assert_close(
 TORCH_TOLERANCES = {
     np.dtype(np.float64): ((1e-6, 1e-8), (1e-5, 1e-7)),
     np.dtype(np.float32): ((2e-3, 2e-4), (1e-2, 1e-3)),
+    np.dtype(np.complex128): ((1e-6, 1e-8), (1e-5, 1e-7)),
+    np.dtype(np.complex64): ((2e-3, 2e-4), (1e-2, 1e-3)),
 }
+
+
+def _directions(leaves: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """A random direction per leaf, of its dtype (complex leaves: complex directions)."""
+    rng = np.random.default_rng(seed)
+    made = []
+    for leaf in leaves:
+        direction = rng.uniform(-1, 1, leaf.shape)
+        if leaf.dtype.kind == "c":
+            direction = direction + 1j * rng.uniform(-1, 1, leaf.shape)
+        made.append(np.asarray(direction, dtype=leaf.dtype))
+    return made
+
+
+def _program_dtype(leaves: list[np.ndarray]) -> np.dtype:
+    """The dtype the program computes in: its complex leaves' where it has any (a real leaf of a
+    complex program is of the same precision)."""
+    return next((leaf.dtype for leaf in leaves if leaf.dtype.kind == "c"), leaves[0].dtype)
+
+
+def _along(grads: list[np.ndarray], directions: list[np.ndarray]) -> float:
+    """Re Σ conj(g) · v: a real loss's derivative along `directions`, from its gradients."""
+    return sum(float(np.sum(np.real(np.conj(g.astype(np.complex128)) * v)))
+               for g, v in zip(grads, directions))
 
 
 def compare_with_torch(program: Program, *, second_order: bool = True) -> None:
     """Values, gradients, a forward-mode derivative and a Hessian-vector product against PyTorch,
-    in the program's dtype (which every one of them must keep). Raises AssertionError."""
+    in the program's dtype (which every one of them must keep; in a complex program, each value
+    has PyTorch's dtype and each gradient its leaf's). Raises AssertionError."""
     leaves = _leaves(program)
-    dtype = leaves[0].dtype
+    dtype = _program_dtype(leaves)
+    complex_program = dtype.kind == "c"
+    real_dtype = np.finfo(dtype).dtype
     (rtol, atol), (second_rtol, second_atol) = TORCH_TOLERANCES[dtype]
-    rng = np.random.default_rng(len(program.steps))
-    directions = [rng.uniform(-1, 1, leaf.shape).astype(dtype) for leaf in leaves]
+    directions = _directions(leaves, len(program.steps))
     values, loss, grads = mytorch_run(program, leaves)
     twin_values, twin_loss, twin_grads, twin_hvp = _torch_run(program, leaves, directions)
     for k, (mine, theirs) in enumerate(zip(values, twin_values)):
-        _assert_close(f"value v{k}", mine, theirs, program, rtol, atol, dtype)
-    _assert_close("loss", loss, twin_loss, program, rtol, atol, dtype)
-    for k, mine, theirs in zip(program.leaves, grads, twin_grads):
-        _assert_close(f"gradient of the loss with respect to v{k}", mine, theirs, program, rtol, atol, dtype)
-    expected_tangent = sum(float(np.sum(g.astype(np.float64) * v)) for g, v in zip(twin_grads, directions))
+        _assert_close(f"value v{k}", mine, theirs, program, rtol, atol,
+                      theirs.dtype if complex_program else dtype)
+    _assert_close("loss", loss, twin_loss, program, rtol, atol, real_dtype)
+    for k, leaf, mine, theirs in zip(program.leaves, leaves, grads, twin_grads):
+        what = f"gradient of the loss with respect to v{k}"
+        _assert_close(what, mine, theirs, program, rtol, atol, leaf.dtype)
     tangent = _tangent_mytorch(program, leaves, directions)
     what = "forward-mode derivative of the loss along a random direction"
-    _assert_close(what, tangent, expected_tangent, program, rtol, atol, dtype)
+    _assert_close(what, tangent, _along(twin_grads, directions), program, rtol, atol, real_dtype)
     if second_order:
-        for k, mine, theirs in zip(program.leaves, _hvp_mytorch(program, leaves, directions), twin_hvp):
+        hvp = _hvp_mytorch(program, leaves, directions)
+        for k, leaf, mine, theirs in zip(program.leaves, leaves, hvp, twin_hvp):
             what = f"Hessian-vector product, component v{k}"
-            _assert_close(what, mine, theirs, program, second_rtol, second_atol, dtype)
+            _assert_close(what, mine, theirs, program, second_rtol, second_atol, leaf.dtype)
 
 
 def compare_with_finite_differences(
     program: Program, *, step: float = 1e-4, rtol: float = 1e-5, atol: float = 1e-6
 ) -> None:
     """Gradients of the loss against central differences (float64, gradcheck's finite-difference
-    core). Raises AssertionError."""
+    core; a complex leaf z = x + iy takes them along x and along y, its gradient being
+    ∂L/∂x + i ∂L/∂y). Raises AssertionError."""
     leaves = _leaves(program)
     _, _, grads = mytorch_run(program, leaves)
 
     def loss_at(*points: np.ndarray) -> tuple[np.ndarray]:
         return (program.run_mytorch(list(points))[1],)
 
-    rng = np.random.default_rng(len(program.steps))
-    directions = [rng.uniform(-1, 1, leaf.shape) for leaf in leaves]
+    if any(leaf.dtype.kind == "c" for leaf in leaves):
+        directions = _directions(leaves, len(program.steps))
+    else:
+        rng = np.random.default_rng(len(program.steps))
+        directions = [rng.uniform(-1, 1, leaf.shape) for leaf in leaves]
     along = lambda t: loss_at(*(leaf + t * v for leaf, v in zip(leaves, directions)))  # noqa: E731
     _assert_close(
         "forward-mode derivative of the loss along a random direction (finite differences)",
@@ -664,7 +713,19 @@ def compare_with_finite_differences(
         rtol,
         atol,
     )
-    numeric = numeric_jacobian(loss_at, leaves, range(len(leaves)), eps=step)[0]
+    complex_positions = [i for i, leaf in enumerate(leaves) if leaf.dtype.kind == "c"]
+
+    def loss_of_parts(*parts: np.ndarray) -> tuple[np.ndarray]:
+        """The loss of the leaves' real parts, then the imaginary parts of the complex leaves."""
+        points = list(parts[: len(leaves)])
+        for j, i in enumerate(complex_positions):
+            points[i] = points[i] + 1j * parts[len(leaves) + j]
+        return loss_at(*points)
+
+    parts = [np.real(leaf) for leaf in leaves] + [np.imag(leaves[i]) for i in complex_positions]
+    numeric = numeric_jacobian(loss_of_parts, parts, range(len(parts)), eps=step)[0]
+    for j, i in enumerate(complex_positions):
+        numeric[i] = numeric[i] + 1j * numeric[len(leaves) + j]
     for position, (k, gradient) in enumerate(zip(program.leaves, grads)):
         _assert_close(
             f"gradient of the loss with respect to v{k} (finite differences)",
@@ -1064,10 +1125,7 @@ def _leaf_scipy_linalg(op: str) -> Callable:
 MENU.update({name: _leaf_scipy_linalg(name) for name in ("expm", "solve_triangular", "solve_sylvester")})
 NOT_DRAWN["sqrtm"] = _NO_TWIN
 
-# Complex results: the programs here are real from leaf to loss (their loss is a weighted sum of
-# every value); complex inputs and outputs are drawn per primitive by `check` and the laws
-# (complex128 and complex64, against finite differences and PyTorch's complex autograd).
-_COMPLEX_ONLY = ("reached by check and the laws in complex dtypes; the program fuzzer draws real programs "
-                 "(a complex value in one would need a real loss built of its parts)")
-NOT_DRAWN.update({name: _COMPLEX_ONLY for name in (
-    "angle", "conj", "eig", "fft", "fftn", "ifft", "ifftn", "imag", "irfft", "real", "rfft")})
+# Complex programs (`programs(dtype=np.complex128)`) draw from mytorch.testing.fuzz_complex's menu.
+NOT_DRAWN["eig"] = ("checked by `check` in real and complex dtypes and by tests/test_complex.py: a loss "
+                    "of its eigenvectors depends on the phases NumPy picks, so a random program would "
+                    "compare gauges, not rules")

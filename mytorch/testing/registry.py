@@ -149,6 +149,7 @@ def registry() -> dict[str, OpInfo]:
     """
     from mytorch.assignment import rule_hint
     from mytorch.testing.fuzz import MENU
+    from mytorch.testing.fuzz_complex import COMPLEX_MENU
 
     records = {}
     for name, prim in all_primitives().items():
@@ -162,7 +163,7 @@ def registry() -> dict[str, OpInfo]:
             # complex ones where the primitive declares them (`complex=` in its definition)
             dtypes=_REAL_DTYPES + (_COMPLEX_DTYPES if prim.complex else ()),
             hint=(rule_hint(name, "vjp"), rule_hint(name, "jvp")),
-            fuzz_step=MENU.get(name) or MENU.get(f"leaf+{name}"),
+            fuzz_step=MENU.get(name) or MENU.get(f"leaf+{name}") or COMPLEX_MENU.get(name),
             no_reference=_NO_REFERENCE.get(name, ""),
         )
     return records
