@@ -89,7 +89,12 @@ class Primitive:
 
     @functools.cached_property
     def bare(self) -> Callable[..., np.ndarray]:
-        """The forward rule alone, as an array: this primitive in a plain rule (see `plain_rule`)."""
+        """The forward rule alone, as an array: this primitive in a plain rule (see `plain_rule`).
+
+        A ufunc's is the ufunc itself, a Python call less on every use in a rule; its 0-d result
+        is then a NumPy scalar, which the pullback's fit (`_fitted`) makes an array again."""
+        if self._fresh and self._plain_arity == self.arity:
+            return self.forward
         forward, name, bind = self.forward, self.name, self._bind
         sequence = self.arity is None  # its inputs come as one sequence: forward(*inputs, **params)
 
@@ -524,7 +529,7 @@ def _fitted(primitive: Primitive, position: int, grad: Any, value: Any) -> Any:
             if grad.dtype == value.dtype:
                 return grad
         grad = astype(grad, value.dtype)
-    return grad
+    return grad if isinstance(grad, np.ndarray) else np.asarray(grad)  # a plain rule's 0-d result
 
 
 def _conjugated(vjp: Any) -> Any:
