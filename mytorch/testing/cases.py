@@ -1350,7 +1350,7 @@ def _einsum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
         head, _, tail = term.partition("...")
         shape = tuple(own[c] for c in head) + (batches.pop(0) if "..." in term else ()) + tuple(
             own[c] for c in tail)
-        if draw(st.integers(0, 5)) == 0:  # an integer operand: a constant
+        if draw(st.integers(0, 3)) == 0:  # an integer operand: a constant
             operands.append(_integers(draw, shape, -2, 2))
         else:
             operands.append(_values(draw, shape, dtype, ties, low=-2.0, high=2.0))
