@@ -63,7 +63,9 @@ def factor_hint(
             try:
                 value = np.broadcast_to(value, expected.shape)[where]
             except ValueError:
-                continue
+                if value.size != expected.size:
+                    continue
+                value = value.reshape(expected.shape)[where]  # y of shape (1,) by a 0-d x: its one element
             for power, text in POWERS.items():
                 candidate = value**power
                 varies = np.ptp(candidate) > FIT * np.max(np.abs(candidate), initial=0.0)

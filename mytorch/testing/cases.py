@@ -30,20 +30,20 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from mytorch import functional
 from mytorch.testing.strategies import (
-    arrays_away_from,
+    SEEDS,
     axes,
     broadcast_targets,
     broadcastable_shapes,
-    distinct_arrays,
-    float_arrays,
     indices,
     matmul_shapes,
-    non_tying_pairs,
     reshape_targets,
+    seeded_distinct,
+    seeded_floats,
+    seeded_non_tying,
+    seeded_picks,
     shapes,
     stretched_shapes,
 )
@@ -133,13 +133,23 @@ class Case:
         real axis (tanh at ±iπ/2, arctan at ±i), and on the grid {-0.5, 0, 0.5} when `ties`.
         """
         dtype = np.dtype(dtype)
-        if dtype.kind == "c" and not self.draws_complex:
-            part = np.finfo(dtype).dtype
-            return st.composite(
-                lambda draw: _complexified(draw, self.draw(draw, part, ties), dtype, ties,
-                                           self.complex_inputs)
-            )()
-        return st.composite(lambda draw: self.draw(draw, dtype, ties))()
+        # Made once per case, dtype and ties: st.composite reads its function's source each time
+        # it is called, which cost the checks as much as a drawn example.
+        key = (id(self), dtype, ties)
+        if key not in _EXAMPLES:
+            if dtype.kind == "c" and not self.draws_complex:
+                part = np.finfo(dtype).dtype
+                strategy = st.composite(
+                    lambda draw: _complexified(draw, self.draw(draw, part, ties), dtype, ties,
+                                               self.complex_inputs)
+                )()
+            else:
+                strategy = st.composite(lambda draw: self.draw(draw, dtype, ties))()
+            _EXAMPLES[key] = (self, strategy)  # the case is kept too, so that its id is not reused
+        return _EXAMPLES[key][1]
+
+
+_EXAMPLES: dict[tuple[int, np.dtype, bool], tuple[Case, st.SearchStrategy[Example]]] = {}
 
 
 def _complexified(draw: st.DrawFn, example: Example, dtype: np.dtype, ties: bool,
@@ -155,10 +165,9 @@ def _complexified(draw: st.DrawFn, example: Example, dtype: np.dtype, ties: bool
         value = example.inputs[i]
         if id(value) not in made:
             if ties:
-                grid = st.sampled_from([-0.5, 0.0, 0.5])
-                imaginary = draw(hnp.arrays(np.float64, value.shape, elements=grid, fill=st.nothing()))
+                imaginary = seeded_picks(draw(SEEDS), value.shape, (-0.5, 0.0, 0.5), np.float64)
             else:
-                imaginary = draw(float_arrays(value.shape, np.finfo(dtype).dtype, low=-0.5, high=0.5))
+                imaginary = _values(draw, value.shape, np.finfo(dtype).dtype, low=-0.5, high=0.5)
             made[id(value)] = np.asarray(value + 1j * imaginary, dtype=dtype)
         inputs[i] = made[id(value)]
     return Example(tuple(inputs), dict(example.params))
@@ -217,31 +226,46 @@ def _values(
     low: float = -3.0,
     high: float = 3.0,
 ) -> np.ndarray:
-    """A float array in [low, high]; away from `kinks`, or on the tie grid when `ties`."""
+    """A float array in [low, high]; away from `kinks`, or on the tie grid when `ties`. Drawn seeded
+    (two choices, not a few per element: see mytorch.testing.strategies.SEEDS)."""
     if ties:
         grid = tuple(sorted({v for v in _GRID + kinks if low <= v <= high}))
-        return draw(_grid_arrays(dtype, tuple(shape), grid))
-    if kinks:
-        return draw(arrays_away_from(shape, dtype, kinks=kinks, margin=margin, low=low, high=high))
-    return draw(float_arrays(shape, dtype, low=low, high=high))
+        return seeded_picks(draw(SEEDS), shape, grid, dtype)
+    return seeded_floats(draw(SEEDS), shape, dtype, low=low, high=high, kinks=kinks, margin=margin)
 
 
-@functools.lru_cache(maxsize=4096)  # strategies made once (see mytorch.testing.strategies.floats)
-def _grid_arrays(dtype: np.dtype, shape: tuple[int, ...], grid: tuple[float, ...]
-                 ) -> st.SearchStrategy[np.ndarray]:
-    return hnp.arrays(dtype, shape, elements=st.sampled_from(grid), fill=st.nothing())
+def _integers(draw: st.DrawFn, shape: tuple[int, ...], low: int, high: int, dtype: Any = np.int64
+              ) -> np.ndarray:
+    """An integer array in [low, high] (a constant, an index), drawn seeded as `_values` is."""
+    return seeded_picks(draw(SEEDS), shape, _whole(low, high), dtype)
+
+
+def _booleans(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
+    return seeded_picks(draw(SEEDS), shape, (False, True), np.bool_)
+
+
+@functools.cache
+def _whole(low: int, high: int, zero: bool = True) -> tuple[int, ...]:
+    """The integers in [low, high] (without 0 unless `zero`), nearest zero first: what they shrink to."""
+    return tuple(sorted((k for k in range(low, high + 1) if zero or k), key=lambda k: (abs(k), k < 0)))
+
+
+@functools.cache  # made once (see mytorch.testing.strategies.floats)
+def _one_of(values: tuple[int, ...]) -> st.SearchStrategy[int]:
+    return st.sampled_from(values)
 
 
 def _constant_or(
-    draw: st.DrawFn, shape: tuple[int, ...], make_float: Callable[[], Any], integers: st.SearchStrategy[int]
+    draw: st.DrawFn, shape: tuple[int, ...], make_float: Callable[[], Any], whole: tuple[int, ...]
 ) -> Any:
-    """Usually a float array (from `make_float`); sometimes an int array or a Python number (constants)."""
+    """Usually a float array (from `make_float`); sometimes an int array or a Python number (constants)
+    of the integers `whole` (see `_whole`)."""
     kind = draw(_CONSTANT_KINDS)
     if kind == "float":
         return make_float()
     if kind == "int array":
-        return draw(hnp.arrays(np.int64, shape, elements=integers, fill=st.nothing()))
-    number = draw(integers)
+        return seeded_picks(draw(SEEDS), shape, whole, np.int64)
+    number = draw(_one_of(whole))
     return float(number) if draw(st.booleans()) else number
 
 
@@ -398,10 +422,10 @@ for _name, (_torch_name, _domain) in _UNARY.items():
 _MISMATCH = ((np.ones((2, 3)), np.ones((4, 5))), {}, ("(2, 3)", "(4, 5)"))
 
 
-def _binary_case(name: str, torch_name: str, y_domain: dict, y_integers: st.SearchStrategy[int]) -> None:
+def _binary_case(name: str, torch_name: str, y_domain: dict, y_integers: tuple[int, ...]) -> None:
     def draw_binary(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
         x_shape, y_shape = draw(_elementwise_shapes(2))
-        x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype), st.integers(-3, 3))
+        x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype), _whole(-3, 3))
         y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype, **y_domain), y_integers)
         return Example((x, y))
 
@@ -409,10 +433,10 @@ def _binary_case(name: str, torch_name: str, y_domain: dict, y_integers: st.Sear
     case(name, torch=_torch(torch_name), bad=(inputs, params, (name, *words)))(draw_binary)
 
 
-_binary_case("add", "add", {}, st.integers(-3, 3))
-_binary_case("sub", "sub", {}, st.integers(-3, 3))
-_binary_case("mul", "mul", {}, st.integers(-3, 3))
-_binary_case("div", "div", {"kinks": (0.0,), "margin": 0.5}, st.integers(1, 3) | st.integers(-3, -1))
+_binary_case("add", "add", {}, _whole(-3, 3))
+_binary_case("sub", "sub", {}, _whole(-3, 3))
+_binary_case("mul", "mul", {}, _whole(-3, 3))
+_binary_case("div", "div", {"kinks": (0.0,), "margin": 0.5}, _whole(-3, 3, zero=False))
 
 
 @case("power", torch=_torch("pow"), bad=(*_MISMATCH[:2], ("power", "(2, 3)", "(4, 5)")))
@@ -420,16 +444,14 @@ def _power(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x_shape, p_shape = draw(_elementwise_shapes(2))
     if draw(st.booleans()):  # a positive base, any real exponent
         x = _constant_or(
-            draw, x_shape, lambda: _values(draw, x_shape, dtype, low=0.5, high=2.5), st.integers(1, 3)
+            draw, x_shape, lambda: _values(draw, x_shape, dtype, low=0.5, high=2.5), _whole(1, 3)
         )
         p = _constant_or(
-            draw, p_shape, lambda: _values(draw, p_shape, dtype, low=-2.0, high=2.5), st.integers(0, 3)
+            draw, p_shape, lambda: _values(draw, p_shape, dtype, low=-2.0, high=2.5), _whole(0, 3)
         )
     else:  # any base (away from 0), a constant whole exponent
         x = _values(draw, x_shape, dtype, kinks=(0.0,), margin=0.2)
-        p = draw(
-            st.integers(0, 3) | hnp.arrays(np.int64, p_shape, elements=st.integers(0, 3), fill=st.nothing())
-        )
+        p = draw(st.integers(0, 3)) if draw(st.booleans()) else _integers(draw, p_shape, 0, 3)
     return Example((x, p))
 
 
@@ -440,11 +462,10 @@ def _select_case(name: str, torch_name: str) -> None:
             return Example((_values(draw, x_shape, dtype, True), _values(draw, y_shape, dtype, True)))
         constant = draw(st.sampled_from([None, None, None, 0, 1]))
         if constant is None:  # even and odd multiples of the spacing never tie
-            return Example(draw(non_tying_pairs(x_shape, y_shape, dtype)))
+            return Example(seeded_non_tying(draw(SEEDS), x_shape, y_shape, dtype))
         # An integer constant (array or number) never ties an odd multiple of the spacing.
-        _, odd = draw(non_tying_pairs((), x_shape, dtype))
-        whole = st.integers(-3, 3)
-        integer = draw(whole | hnp.arrays(np.int64, y_shape, elements=whole, fill=st.nothing()))
+        _, odd = seeded_non_tying(draw(SEEDS), (), x_shape, dtype)
+        integer = draw(st.integers(-3, 3)) if draw(st.booleans()) else _integers(draw, y_shape, -3, 3)
         return Example((odd, integer) if constant == 0 else (integer, odd))
 
     case(name, torch=_select_torch(torch_name), bad=(*_MISMATCH[:2], (name, "(2, 3)", "(4, 5)")))(draw_select)
@@ -486,7 +507,7 @@ def _clip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
             if ties
             else _values(draw, shape, dtype, low=centre - 0.2, high=centre + 0.2)
         )
-        return _constant_or(draw, shape, make, st.just(int(centre)))
+        return _constant_or(draw, shape, make, (int(centre),))
 
     which = draw(st.sampled_from(["both", "both", "lo", "hi"]))
     lo = bound(lo_shape, -1.0) if which in ("both", "lo") else None
@@ -502,9 +523,9 @@ def _clip(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 )
 def _where(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     c_shape, x_shape, y_shape = draw(_elementwise_shapes(3))
-    condition = draw(hnp.arrays(np.bool_, c_shape, fill=st.nothing()))
-    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype), st.integers(-3, 3))
-    y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype), st.integers(-3, 3))
+    condition = _booleans(draw, c_shape)
+    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype), _whole(-3, 3))
+    y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype), _whole(-3, 3))
     return Example((condition, x, y))
 
 
@@ -538,7 +559,7 @@ def _mean(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 def _extremum_case(name: str, torch_name: str) -> None:
     def draw_extremum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
         shape = draw(shapes())
-        x = _values(draw, shape, dtype, True) if ties else draw(distinct_arrays(shape, dtype))
+        x = _values(draw, shape, dtype, True) if ties else seeded_distinct(draw(SEEDS), shape, dtype)
         return Example((x,), _reduction_args(draw, len(shape)))
 
     bad = ((np.ones((0, 3)),), {}, (name, "(0, 3)"))
@@ -685,7 +706,7 @@ def _scatter_add(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 def _listed(draw: st.DrawFn, shapes_: list[tuple[int, ...]], dtype: np.dtype) -> tuple:
     """Float arrays of the given shapes; now and then an integer array among them (a constant)."""
     return tuple(
-        draw(hnp.arrays(np.int64, s, elements=st.integers(-3, 3), fill=st.nothing()))
+        _integers(draw, s, -3, 3)
         if draw(st.integers(0, 4)) == 0
         else _values(draw, s, dtype)
         for s in shapes_
@@ -747,7 +768,7 @@ def _matmul(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     constant = draw(st.sampled_from([None, None, None, 0, 1]))  # matmul takes arrays, not numbers
     if constant is not None:
         shape = (a_shape, b_shape)[constant]
-        integers = draw(hnp.arrays(np.int64, shape, elements=st.integers(-2, 2), fill=st.nothing()))
+        integers = _integers(draw, shape, -2, 2)
         a, b = (integers, b) if constant == 0 else (a, integers)
     return Example((a, b))
 
@@ -763,7 +784,7 @@ def _linear(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x_shape = (*lead, n_in)
     x = _values(draw, x_shape, dtype, low=-2.0, high=2.0)
     if draw(st.integers(0, 4)) == 0:  # integer features are constants
-        x = draw(hnp.arrays(np.int64, x_shape, elements=st.integers(-2, 2), fill=st.nothing()))
+        x = _integers(draw, x_shape, -2, 2)
     W = _values(draw, (n_out, n_in), dtype, low=-2.0, high=2.0)
     b = _values(draw, (n_out,), dtype) if draw(st.booleans()) else None
     return Example((x, W, b))
@@ -787,7 +808,7 @@ def _cross_entropy(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     classes = draw(st.integers(1, 4))
     logits = _values(draw, (*lead, classes), dtype, low=-4.0, high=4.0)
     if draw(st.booleans()):  # integer labels: constants
-        target = draw(hnp.arrays(np.int64, lead, elements=st.integers(0, classes - 1), fill=st.nothing()))
+        target = _integers(draw, lead, 0, classes - 1)
     else:  # probability rows: differentiable too
         target = _values(draw, (*lead, classes), dtype, low=0.0, high=1.0)
     return Example((logits, target))
@@ -921,7 +942,7 @@ def _conv_case(name: str, dims: int) -> None:
         )
         x = _values(draw, (batch, channels, *spatial), dtype, low=-2.0, high=2.0)
         if draw(st.integers(0, 4)) == 0:  # an integer signal is a constant
-            x = draw(hnp.arrays(np.int64, x.shape, elements=st.integers(-2, 2), fill=st.nothing()))
+            x = _integers(draw, x.shape, -2, 2)
         W = _values(draw, (out_channels, channels, *kernel), dtype, low=-2.0, high=2.0)
         b = _values(draw, (out_channels,), dtype) if draw(st.booleans()) else None
         return Example((x, W, b), params)
@@ -970,7 +991,7 @@ def _max_pool2d(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
         for k, p in zip(kernel, pads)
     )
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *spatial)
-    x = _values(draw, shape, dtype, True) if ties else draw(distinct_arrays(shape, dtype))
+    x = _values(draw, shape, dtype, True) if ties else seeded_distinct(draw(SEEDS), shape, dtype)
     return Example((x,), params)
 
 
@@ -1022,17 +1043,17 @@ def _twin_binary(torch_name: str) -> Callable[..., Any]:
 @case("logaddexp", torch=_twin_binary("logaddexp"), bad=(*_MISMATCH[:2], ("logaddexp", "(2, 3)", "(4, 5)")))
 def _logaddexp(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x_shape, y_shape = draw(_elementwise_shapes(2))
-    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, ties), st.integers(-3, 3))
-    y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype, ties), st.integers(-3, 3))
+    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, ties), _whole(-3, 3))
+    y = _constant_or(draw, y_shape, lambda: _values(draw, y_shape, dtype, ties), _whole(-3, 3))
     return Example((x, y))
 
 
 @case("xlogy", torch=_twin_binary("special.xlogy"), bad=(*_MISMATCH[:2], ("xlogy", "(2, 3)", "(4, 5)")))
 def _xlogy(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x_shape, y_shape = draw(_elementwise_shapes(2))
-    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, ties), st.integers(-3, 3))
+    x = _constant_or(draw, x_shape, lambda: _values(draw, x_shape, dtype, ties), _whole(-3, 3))
     make_y = lambda: _values(draw, y_shape, dtype, low=0.2, high=3.0)
-    y = _constant_or(draw, y_shape, make_y, st.integers(1, 3))
+    y = _constant_or(draw, y_shape, make_y, _whole(1, 3))
     return Example((x, y))
 
 
@@ -1090,7 +1111,7 @@ def _spread_case(name: str) -> None:
         count = math.prod(shape) if axis is None else math.prod(
             shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
         # std divides by itself: no ties (a constant row has std 0); var is smooth everywhere
-        x = _values(draw, shape, dtype, ties) if name == "var" else draw(distinct_arrays(shape, dtype))
+        x = _values(draw, shape, dtype, ties) if name == "var" else seeded_distinct(draw(SEEDS), shape, dtype)
         params: dict[str, Any] = {} if axis is None else {"axis": axis}
         if count > 1 and draw(st.booleans()):
             params["ddof"] = 1
@@ -1190,7 +1211,7 @@ def _repeat(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     if draw(st.booleans()):
         repeats: Any = draw(st.integers(0, 3))
     else:
-        repeats = draw(hnp.arrays(np.int64, (length,), elements=st.integers(0, 3), fill=st.nothing()))
+        repeats = _integers(draw, (length,), 0, 3)
     return Example((x,), {"repeats": repeats} if axis is None else {"repeats": repeats, "axis": axis})
 
 
@@ -1207,9 +1228,10 @@ def _take(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x = _values(draw, shape, dtype, ties)
     axis = draw(st.none() | st.integers(-len(shape), len(shape) - 1)) if shape else None
     side = math.prod(shape) if axis is None else shape[axis]
-    picked = st.integers(-side, side - 1)
-    many = hnp.arrays(np.intp, shapes(max_dims=2, max_side=3), elements=picked, fill=st.nothing())
-    indices = draw(picked | many)
+    if draw(st.booleans()):
+        indices = draw(st.integers(-side, side - 1))
+    else:
+        indices = _integers(draw, draw(shapes(max_dims=2, max_side=3)), -side, side - 1, np.intp)
     return Example((x,), {"indices": indices} if axis is None else {"indices": indices, "axis": axis})
 
 
@@ -1225,16 +1247,13 @@ def _take_along_axis(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     x = _values(draw, shape, dtype, ties)
     if draw(st.integers(0, 3)) == 0:  # axis=None: a 1-D index into the flattened array
         size = math.prod(shape)
-        flat = hnp.arrays(np.intp, st.integers(0, 5), elements=st.integers(0, size - 1), fill=st.nothing())
-        indices = draw(flat)
+        indices = _integers(draw, (draw(st.integers(0, 5)),), 0, size - 1, np.intp)
         return Example((x,), {"indices": indices, "axis": None})
     axis = draw(st.integers(-len(shape), len(shape) - 1))
     index_shape = list(shape)
     index_shape[axis] = draw(st.integers(0, 4))
     index_shape = [side if draw(st.integers(0, 3)) else 1 for side in index_shape]  # broadcasting
-    indices = draw(
-        hnp.arrays(np.intp, tuple(index_shape), elements=st.integers(0, shape[axis] - 1), fill=st.nothing())
-    )
+    indices = _integers(draw, tuple(index_shape), 0, shape[axis] - 1, np.intp)
     return Example((x,), {"indices": indices} if axis == -1 else {"indices": indices, "axis": axis})
 
 
@@ -1246,7 +1265,7 @@ def _take_along_axis(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 )
 def _sort(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     shape = draw(st.one_of(shapes(min_dims=1), shapes(min_dims=1, min_side=0)))
-    x = _values(draw, shape, dtype, True) if ties else draw(distinct_arrays(shape, dtype))
+    x = _values(draw, shape, dtype, True) if ties else seeded_distinct(draw(SEEDS), shape, dtype)
     axis = draw(st.none() | st.integers(-len(shape), len(shape) - 1))
     return Example((x,), {} if axis == -1 else {"axis": axis})
 
@@ -1299,7 +1318,7 @@ _triangle_case("tril")
 )
 def _outer(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     a_shape, b_shape = draw(shapes(max_dims=2)), draw(shapes(max_dims=2))
-    a = _constant_or(draw, a_shape, lambda: _values(draw, a_shape, dtype, ties), st.integers(-3, 3))
+    a = _constant_or(draw, a_shape, lambda: _values(draw, a_shape, dtype, ties), _whole(-3, 3))
     b = _values(draw, b_shape, dtype, ties)
     if isinstance(a, (int, float)):
         a = _values(draw, a_shape, dtype, ties)
@@ -1333,8 +1352,8 @@ def _einsum(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
         head, _, tail = term.partition("...")
         shape = tuple(own[c] for c in head) + (batches.pop(0) if "..." in term else ()) + tuple(
             own[c] for c in tail)
-        if draw(st.integers(0, 5)) == 0:  # an integer operand: a constant
-            operands.append(draw(hnp.arrays(np.int64, shape, elements=st.integers(-2, 2), fill=st.nothing())))
+        if draw(st.integers(0, 3)) == 0:  # an integer operand: a constant
+            operands.append(_integers(draw, shape, -2, 2))
         else:
             operands.append(_values(draw, shape, dtype, ties, low=-2.0, high=2.0))
     params: dict[str, Any] = {"subscripts": spec}
@@ -1372,7 +1391,7 @@ def _tensordot(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
         params = {"axes": (list(a_axes), list(b_axes))}
     a = _values(draw, a_shape, dtype, ties, low=-2.0, high=2.0)
     b = _constant_or(draw, b_shape, lambda: _values(draw, b_shape, dtype, ties, low=-2.0, high=2.0),
-                     st.integers(-2, 2))
+                     _whole(-2, 2))
     if not isinstance(b, np.ndarray):
         b = _values(draw, b_shape, dtype, ties, low=-2.0, high=2.0)
     return Example((a, b), params)
@@ -1408,7 +1427,7 @@ def _setitem(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     value_shape = picked[draw(st.integers(0, len(picked))) :]  # trailing axes: it broadcasts
     value_shape = tuple(1 if draw(st.integers(0, 3)) == 0 else side for side in value_shape)
     make_value = lambda: _values(draw, value_shape, dtype, ties)
-    value = _constant_or(draw, value_shape, make_value, st.integers(-3, 3))
+    value = _constant_or(draw, value_shape, make_value, _whole(-3, 3))
     return Example((x, value), {"index": index})
 
 
@@ -1452,10 +1471,9 @@ def _norm(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     elif p == 1:
         x = _values(draw, shape, dtype, kinks=(0.0,), margin=0.1)
     elif p == np.inf:  # distinct magnitudes, random signs: one largest |x| per row
-        distinct = st.integers(2, 60 + int(np.prod(shape)))  # enough values for every element
-        steps = hnp.arrays(np.int64, shape, elements=distinct, unique=True, fill=st.nothing())
-        magnitudes = draw(steps) * 0.05
-        signs = draw(hnp.arrays(np.bool_, shape, fill=st.nothing()))
+        steps = seeded_distinct(draw(SEEDS), shape, np.float64, spacing=0.05, low=-1.5)
+        magnitudes = steps - steps.min(initial=0.0) + 0.1  # distinct, and 0.1 at least
+        signs = _booleans(draw, shape)
         x = np.where(signs, magnitudes, -magnitudes).astype(dtype)
     else:
         x = _values(draw, shape, dtype, kinks=(0.0,), margin=0.3)
@@ -1501,7 +1519,7 @@ def _solve(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     else:
         b_shape = (*a.shape[:-2], n, draw(st.integers(1, 3)))
     if draw(st.integers(0, 2)) == 0:  # an integer right-hand side: a constant
-        b = draw(hnp.arrays(np.int64, b_shape, elements=st.integers(-2, 2), fill=st.nothing()))
+        b = _integers(draw, b_shape, -2, 2)
     else:
         b = _values(draw, b_shape, dtype, ties)
     return Example((a, b))
@@ -1545,9 +1563,10 @@ def _eigh(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     # Q diag(λ) Qᵀ with eigenvalues at least 0.5 apart (the eigenvector rule divides by the gaps)
     batch = draw(shapes(max_dims=1, max_side=2))
     n = draw(st.integers(1, 3))
-    steps = draw(hnp.arrays(np.float64, (*batch, n), elements=st.floats(0.5, 1.5), fill=st.nothing()))
+    steps = _values(draw, (*batch, n), np.dtype(np.float64), low=0.5, high=1.5)
     values = np.cumsum(steps, axis=-1) - 2.0
-    q, _ = np.linalg.qr(draw(float_arrays((*batch, n, n), np.float64, low=-1.0, high=1.0)) + 2 * np.eye(n))
+    mixed = _values(draw, (*batch, n, n), np.dtype(np.float64), low=-1.0, high=1.0)
+    q, _ = np.linalg.qr(mixed + 2 * np.eye(n))
     a = q @ (values[..., :, None] * np.swapaxes(q, -1, -2))
     params = draw(st.sampled_from([{}, {"UPLO": "U"}, {"symmetrize": True}]))  # NumPy's, or PyTorch's reading
     return Example((((a + np.swapaxes(a, -1, -2)) / 2).astype(dtype),), params)

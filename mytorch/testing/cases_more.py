@@ -17,19 +17,20 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from mytorch.testing.cases import (
     _ANY_SHAPE,
     _MISMATCH,
     Example,
+    _booleans,
     _elementwise_shapes,
+    _integers,
     _twin_binary,
     _unary_case,
     _values,
     case,
 )
-from mytorch.testing.strategies import shapes
+from mytorch.testing.strategies import SEEDS, seeded_distinct, seeded_picks, shapes
 
 __all__ = ["NO_TORCH_TWIN"]
 
@@ -64,8 +65,8 @@ def _round(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     if decimals == 0:
         return Example((_values(draw, shape, dtype, ties, kinks=_STEPS),))
     # multiples of 0.1, halfway between round(x, 1)'s jumps
-    steps = hnp.arrays(np.int64, shape, elements=st.integers(-30, 30), fill=st.nothing())
-    return Example((np.asarray(draw(steps) * 0.1, dtype=dtype),), {"decimals": 1})
+    steps = _integers(draw, shape, -30, 30)
+    return Example((np.asarray(steps * 0.1, dtype=dtype),), {"decimals": 1})
 
 
 def _wrap_case(name: str, torch_name: str) -> None:
@@ -74,12 +75,12 @@ def _wrap_case(name: str, torch_name: str) -> None:
         x_shape, y_shape = draw(_elementwise_shapes(2))
         out_shape = np.broadcast_shapes(x_shape, y_shape)
         magnitudes = _values(draw, y_shape, np.dtype(np.float64), low=0.5, high=2.0)
-        signs = draw(hnp.arrays(np.bool_, y_shape, fill=st.nothing()))
+        signs = _booleans(draw, y_shape)
         y: Any = np.where(signs, magnitudes, -magnitudes).astype(dtype)
         if draw(st.integers(0, 3)) == 0:  # a constant divisor: an int array or a number
-            divisors = hnp.arrays(np.int64, y_shape, elements=st.sampled_from([1, 2, -2]), fill=st.nothing())
-            y = draw(st.sampled_from([2, -3, 1.5])) if draw(st.booleans()) else draw(divisors)
-        whole = draw(hnp.arrays(np.int64, out_shape, elements=st.integers(-2, 2), fill=st.nothing()))
+            divisors = lambda: seeded_picks(draw(SEEDS), y_shape, (1, 2, -2), np.int64)
+            y = draw(st.sampled_from([2, -3, 1.5])) if draw(st.booleans()) else divisors()
+        whole = _integers(draw, out_shape, -2, 2)
         fraction = _values(draw, out_shape, np.dtype(np.float64), low=0.15, high=0.85)
         divisor = np.broadcast_to(np.asarray(y, np.float64), out_shape)
         x = np.asarray(divisor * (whole + fraction), dtype=dtype)
@@ -105,9 +106,8 @@ def _logaddexp2(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 
 def _orthogonal(draw: st.DrawFn, batch: tuple[int, ...], n: int) -> np.ndarray:
-    from mytorch.testing.strategies import float_arrays
-
-    q, r = np.linalg.qr(draw(float_arrays((*batch, n, n), np.float64, low=-1.0, high=1.0)) + 3 * np.eye(n))
+    mixed = _values(draw, (*batch, n, n), np.dtype(np.float64), low=-1.0, high=1.0)
+    q, r = np.linalg.qr(mixed + 3 * np.eye(n))
     # mixed by a fixed dense rotation: what hypothesis shrinks towards is not a diagonal matrix, where
     # LAPACK's choice of eigenvector signs jumps under a perturbation
     mixing = np.linalg.qr(np.cos(np.arange(1.0, n * n + 1).reshape(n, n)) + 0.1 * np.eye(n))[0]
@@ -116,7 +116,7 @@ def _orthogonal(draw: st.DrawFn, batch: tuple[int, ...], n: int) -> np.ndarray:
 
 def _separated(draw: st.DrawFn, batch: tuple[int, ...], k: int, low: float = 0.5) -> np.ndarray:
     """k values per matrix, ascending, at least 0.4 apart, the smallest at least `low`."""
-    steps = draw(hnp.arrays(np.float64, (*batch, k), elements=st.floats(0.4, 1.0), fill=st.nothing()))
+    steps = _values(draw, (*batch, k), np.dtype(np.float64), low=0.4, high=1.0)
     return np.cumsum(steps, axis=-1) + (low - 0.4)
 
 
@@ -191,14 +191,12 @@ def _qr(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
 
 def _triangle_matrices(draw: st.DrawFn, dtype: np.dtype, uplo: str) -> np.ndarray:
     """Q diag(λ) Qᵀ (eigenvalues at least 0.4 apart) in the triangle `uplo` reads, anything in the other."""
-    from mytorch.testing.strategies import float_arrays
-
     batch = draw(shapes(max_dims=1, max_side=2))
     n = draw(st.integers(1, 3))
     values = _separated(draw, batch, n, low=-1.5)
     q = _orthogonal(draw, batch, n)
     a = q @ (values[..., :, None] * np.swapaxes(q, -1, -2))
-    noise = draw(float_arrays((*batch, n, n), np.float64, low=-2.0, high=2.0))
+    noise = _values(draw, (*batch, n, n), np.dtype(np.float64), low=-2.0, high=2.0)
     a = np.tril(a) + np.triu(noise, 1) if uplo == "L" else np.triu(a) + np.tril(noise, -1)
     return a.astype(dtype)
 
@@ -259,9 +257,10 @@ def _torch_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = Fals
 def _signed_distinct(draw: st.DrawFn, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Distinct magnitudes (a multiple of 0.05 from 0.1 to 3) with random signs."""
     count = int(np.prod(shape))
-    steps = draw(hnp.arrays(np.int64, (count,), elements=st.integers(2, 60), unique=True, fill=st.nothing()))
-    signs = draw(hnp.arrays(np.bool_, (count,), fill=st.nothing()))
-    return np.where(signs, steps * 0.05, -steps * 0.05).reshape(shape).astype(dtype)
+    # distinct multiples of 0.05 in [-1.45, 1.45], moved to [0.1, 3.0]
+    magnitudes = seeded_distinct(draw(SEEDS), (count,), np.float64, spacing=0.05, low=-1.45) + 1.55
+    signs = _booleans(draw, (count,))
+    return np.where(signs, magnitudes, -magnitudes).reshape(shape).astype(dtype)
 
 
 @case("norm", torch=_torch_norm, bad=((np.ones((2, 3)),), {"axis": 3}, ("norm", "(2, 3)")))
@@ -355,12 +354,12 @@ for _name, (_twin, _domain) in _UNARY_SPECIAL.items():
 
 
 def _positive_pair(draw: st.DrawFn, dtype: np.dtype) -> tuple[Any, Any]:
-    from mytorch.testing.cases import _constant_or
+    from mytorch.testing.cases import _constant_or, _whole
 
     a_shape, b_shape = draw(_elementwise_shapes(2))
     make = lambda shape: lambda: _values(draw, shape, dtype, low=0.3, high=3.0)
-    a = _constant_or(draw, a_shape, make(a_shape), st.integers(1, 3))
-    b = _constant_or(draw, b_shape, make(b_shape), st.integers(1, 3))
+    a = _constant_or(draw, a_shape, make(a_shape), _whole(1, 3))
+    b = _constant_or(draw, b_shape, make(b_shape), _whole(1, 3))
     return a, b
 
 
@@ -461,9 +460,7 @@ def _torch_sylvester(a: Any, b: Any, q: Any) -> Any:
 
 
 def _shifted_square(draw: st.DrawFn, n: int, dtype: np.dtype, shift: float) -> np.ndarray:
-    from mytorch.testing.strategies import float_arrays
-
-    return (draw(float_arrays((n, n), np.float64, low=-0.5, high=0.5)) + shift * np.eye(n)).astype(dtype)
+    return (_values(draw, (n, n), np.dtype(np.float64), low=-0.5, high=0.5) + shift * np.eye(n)).astype(dtype)
 
 
 @case("solve_sylvester", torch=_torch_sylvester,
@@ -474,7 +471,7 @@ def _solve_sylvester(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
     a, b = _shifted_square(draw, n, dtype, 2.0), _shifted_square(draw, m, dtype, 1.0)
     q = _values(draw, (n, m), dtype)
     if draw(st.integers(0, 3)) == 0:
-        q = draw(hnp.arrays(np.int64, (n, m), elements=st.integers(-2, 2), fill=st.nothing()))
+        q = _integers(draw, (n, m), -2, 2)
     return Example((a, b, q))
 
 
@@ -490,11 +487,9 @@ NO_TORCH_TWIN["sqrtm"] = "PyTorch has no matrix square root"
 @case("expm", torch=lambda A: __import__("torch").linalg.matrix_exp(A),
       bad=((np.ones((2, 3)),), {}, ("expm", "(2, 3)")))
 def _expm(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    from mytorch.testing.strategies import float_arrays
-
     batch = draw(shapes(max_dims=1, max_side=2))
     n = draw(st.integers(1, 3))
-    return Example((draw(float_arrays((*batch, n, n), dtype, low=-1.0, high=1.0)),))
+    return Example((_values(draw, (*batch, n, n), dtype, low=-1.0, high=1.0),))
 
 
 def _torch_solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
@@ -515,16 +510,14 @@ def _torch_solve_triangular(a: Any, b: Any, trans: Any = 0, lower: bool = False,
 @case("solve_triangular", torch=_torch_solve_triangular,
       bad=((np.eye(2), np.ones(3)), {}, ("solve_triangular", "(2, 2)", "(3,)")))
 def _solve_triangular(draw: st.DrawFn, dtype: np.dtype, ties: bool) -> Example:
-    from mytorch.testing.strategies import float_arrays
-
     n = draw(st.integers(1, 3))
     lower = draw(st.booleans())
     diagonal = _values(draw, (n,), np.dtype(np.float64), low=1.0, high=2.0)
-    a = draw(float_arrays((n, n), np.float64, low=-0.5, high=0.5)) + np.diag(diagonal)
+    a = _values(draw, (n, n), np.dtype(np.float64), low=-0.5, high=0.5) + np.diag(diagonal)
     b_shape = (n,) if draw(st.booleans()) else (n, draw(st.integers(1, 2)))
     b: Any = _values(draw, b_shape, dtype)
     if draw(st.integers(0, 3)) == 0:
-        b = draw(hnp.arrays(np.int64, b_shape, elements=st.integers(-2, 2), fill=st.nothing()))
+        b = _integers(draw, b_shape, -2, 2)
     params: dict[str, Any] = {"lower": lower}
     if draw(st.booleans()):
         params["trans"] = draw(st.sampled_from([0, 1, "T"]))

@@ -383,12 +383,7 @@ def distinct_arrays(
     """
 
     def build(concrete: Shape) -> st.SearchStrategy[np.ndarray]:
-        reach = max(math.prod(concrete), int(-2 * low / spacing))
-        steps = hnp.arrays(
-            np.int64, concrete, elements=st.integers(-reach // 2, reach // 2), unique=True, fill=st.nothing()
-        )
-        # np.asarray: for shape () the product is a NumPy scalar, which would pass for a constant
-        return steps.map(lambda k: np.asarray(k * spacing, dtype=dtype))
+        return SEEDS.map(lambda choice: seeded_distinct(choice, concrete, dtype, spacing=spacing, low=low))
 
     return _with_shape(shape, build)
 
@@ -405,14 +400,9 @@ def non_tying_pairs(
     >>> bool(np.all(np.abs(x - y) >= 0.05 - 1e-12))
     True
     """
-    half = max(1, int(reach / (2 * spacing)))
-    steps = st.integers(-half, half)
-
-    def scaled(shape: Shape, odd: int) -> st.SearchStrategy[np.ndarray]:
-        ints = hnp.arrays(np.int64, shape, elements=steps, fill=st.nothing())
-        return ints.map(lambda k: np.asarray((2 * k + odd) * spacing, dtype=dtype))  # 0-d stays an array
-
-    return st.tuples(scaled(shape_x, 0), scaled(shape_y, 1))
+    return SEEDS.map(
+        lambda choice: seeded_non_tying(choice, shape_x, shape_y, dtype, spacing=spacing, reach=reach)
+    )
 
 
 def well_conditioned_matrices(
@@ -432,12 +422,15 @@ def well_conditioned_matrices(
     """
 
     def build(size: int) -> st.SearchStrategy[np.ndarray]:
-        shape = (*batch_shape, size, size)
-        off = float_arrays(shape, np.float64, low=-1.0, high=1.0)
-        diagonal = arrays_away_from(
-            (*batch_shape, size), np.float64, kinks=(0.0,), margin=1.0, low=-2.0, high=2.0
-        )
-        return st.tuples(off, diagonal).map(lambda parts: _dominant(*parts, size).astype(dtype))
+        def make(choice: tuple[int, int]) -> np.ndarray:
+            # off the diagonal never one number throughout (style 0): with a constant diagonal that is
+            # a matrix of repeated eigenvalues, where eigenvector gradients are not defined
+            off = seeded_floats((2, choice[1]), (*batch_shape, size, size), low=-1.0, high=1.0)
+            diagonal = seeded_floats((choice[0], choice[1] + 1), (*batch_shape, size), kinks=(0.0,),
+                                     margin=1.0, low=-2.0, high=2.0)
+            return _dominant(off, diagonal, size).astype(dtype)
+
+        return SEEDS.map(make)
 
     n = st.integers(1, 4) if n is None else n
     return n.flatmap(build) if isinstance(n, st.SearchStrategy) else build(n)
@@ -447,3 +440,127 @@ def _dominant(off: np.ndarray, diagonal: np.ndarray, size: int) -> np.ndarray:
     scaled = off * (0.5 / max(size - 1, 1))
     eye = np.eye(size, dtype=bool)
     return np.where(eye, diagonal[..., None] * np.ones(size), scaled)
+
+
+# ---- seeded arrays: two choices per array ---------------------------------------------------------
+#
+# Drawn element by element, an array costs hypothesis several choices per element (one_of, floats,
+# map), and that drawing was most of `python -m mytorch check`'s time. A seeded array costs two
+# choices, a style and a seed, and NumPy's generator makes the values from them: the input specs
+# and the checks' adjoints and tangents draw so. Shapes, dtypes, parameters and the choice between
+# the styles stay hypothesis' own, and a seed reproduces its array. Shrinking still ends on readable
+# arrays: style 0 fills the array with one readable number, the seed's (0, 1, -1, 0.5, ... for the
+# seeds 0, 1, 2, 3, ...), which is where hypothesis shrinks a failing example to where it can.
+
+SEEDS: st.SearchStrategy[tuple[int, int]] = st.tuples(st.integers(0, 3), st.integers(0, 2**32 - 1))
+"""(style, seed) of one seeded array. Styles: 0 one readable number throughout (the seed's), 1 a
+readable number at each element, 2 and 3 half readable numbers, the rest spread over the range with
+an eighth at its ends (as hypothesis' own floats favour bounds)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _domain(dtype: np.dtype, low: float, high: float, kinks: tuple[float, ...], margin: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces of [low, high] at least `margin` from each kink (bounds rounded inwards to
+    `dtype`), each piece's share of a spread draw, and the readable numbers in them."""
+    edges = sorted(k for k in kinks if low - margin < k < high + margin)
+    starts = [low] + [k + margin for k in edges]
+    ends = [k - margin for k in edges] + [high]
+    pieces = []
+    for start, end in zip(starts, ends):
+        lo, hi = dtype.type(start), dtype.type(end)
+        if lo < start:
+            lo = np.nextafter(lo, dtype.type(np.inf))
+        if hi > end:
+            hi = np.nextafter(hi, dtype.type(-np.inf))
+        if lo <= hi:
+            pieces.append((float(lo), float(hi)))
+    if not pieces:
+        raise ValueError(f"no room in [{low}, {high}] at {margin} from {list(kinks)}")
+    readable = [x for x in READABLE if any(lo <= x <= hi for lo, hi in pieces)]
+    bounds = np.array(pieces)
+    lengths = bounds[:, 1] - bounds[:, 0]
+    shares = lengths / lengths.sum() if lengths.sum() > 0 else np.full(len(pieces), 1 / len(pieces))
+    return bounds, shares, np.array(readable or sorted({x for piece in pieces for x in piece}))
+
+
+def seeded_floats(choice: tuple[int, int], shape: Shape, dtype: Any = np.float64, *, low: float = -3.0,
+                  high: float = 3.0, kinks: Sequence[float] = (), margin: float = 0.05) -> np.ndarray:
+    """The float array of `choice` (a draw of `SEEDS`): values of `dtype` in [low, high], at least
+    `margin` from each kink, none closer to zero than TINY but zero; a complex `dtype` gets real and
+    imaginary parts so.
+
+    >>> x = seeded_floats((2, 7), (3, 4), np.float32, kinks=(0.0,), margin=0.1)
+    >>> x.dtype, bool(np.all((np.abs(x) >= 0.1) & (np.abs(x) <= 3)))
+    (dtype('float32'), True)
+    >>> seeded_floats((0, 1), (2,)).tolist()  # style 0 and a small seed: what shrinking ends on
+    [1.0, 1.0]
+    """
+    dtype, shape = np.dtype(dtype), tuple(shape)
+    if dtype.kind == "c":
+        parts = seeded_floats(choice, (2, *shape), np.finfo(dtype).dtype, low=low, high=high,
+                              kinks=kinks, margin=margin)
+        return np.asarray(parts[0] + 1j * parts[1], dtype=dtype)
+    bounds, shares, readable = _domain(dtype, float(low), float(high), tuple(float(k) for k in kinks),
+                                       float(margin))
+    style, seed = choice
+    size = math.prod(shape)
+    if style == 0:
+        return np.full(shape, readable[seed % len(readable)], dtype)
+    rng = np.random.default_rng(seed)
+    values = rng.choice(readable, size).astype(dtype)
+    if style >= 2:
+        kind = rng.integers(0, 8, size)  # 0-3 readable, 4 an end of a piece, 5-7 anywhere in one
+        piece = bounds[rng.choice(len(bounds), size, p=shares)].astype(dtype)
+        spread = piece[:, 0] + (piece[:, 1] - piece[:, 0]) * rng.random(size).astype(dtype)
+        spread = np.clip(spread, piece[:, 0], piece[:, 1])  # rounding may step out
+        for i in np.flatnonzero((spread != 0) & (np.abs(spread) < TINY)):
+            spread[i] = _away_from_tiny(float(spread[i]), float(piece[i, 0]), float(piece[i, 1]))
+        ends = np.where(rng.random(size) < 0.5, piece[:, 0], piece[:, 1])
+        values = np.where(kind >= 5, spread, np.where(kind == 4, ends, values))
+    return values.reshape(shape)
+
+
+def seeded_picks(choice: tuple[int, int], shape: Shape, values: Sequence[Any], dtype: Any) -> np.ndarray:
+    """An array of `dtype` with each element one of `values` (style 0: one of them throughout).
+
+    >>> seeded_picks((1, 5), (2, 3), (-1, 0, 1), np.int64).dtype
+    dtype('int64')
+    """
+    style, seed = choice
+    if style == 0:
+        return np.full(tuple(shape), values[seed % len(values)], dtype)
+    return np.asarray(np.random.default_rng(seed).choice(np.asarray(values), tuple(shape)), dtype=dtype)
+
+
+def seeded_distinct(choice: tuple[int, int], shape: Shape, dtype: Any = np.float64, *,
+                    spacing: float = 0.05, low: float = -3.0) -> np.ndarray:
+    """Distinct multiples of `spacing` (no two elements tie), from about `low` to `-low`; style 0
+    the ones nearest zero.
+
+    >>> x = seeded_distinct((2, 3), (4, 5))
+    >>> len(set(x.ravel().tolist())) == 20
+    True
+    """
+    style, seed = choice
+    size = math.prod(shape)
+    reach = max(size, int(-2 * low / spacing))
+    rng = np.random.default_rng(seed)
+    if style == 0:
+        steps = rng.permutation(size) - size // 2
+    else:
+        steps = rng.choice(np.arange(-(reach // 2), reach // 2 + 1), size, replace=False)
+    # np.asarray: for shape () the product is a NumPy scalar, which would pass for a constant
+    return np.asarray((steps * spacing).reshape(tuple(shape)), dtype=dtype)
+
+
+def seeded_non_tying(choice: tuple[int, int], shape_x: Shape, shape_y: Shape, dtype: Any = np.float64, *,
+                     spacing: float = 0.05, reach: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """x of even multiples of `spacing` and y of odd ones in [-reach, reach]: no element of x ties
+    one of y (see non_tying_pairs)."""
+    half = max(1, int(reach / (2 * spacing)))
+    steps = range(-half, half + 1)
+    style, seed = choice
+    x = seeded_picks((style, seed), shape_x, steps, np.int64)
+    y = seeded_picks((style, seed + 1), shape_y, steps, np.int64)
+    return np.asarray(2 * x * spacing, dtype=dtype), np.asarray((2 * y + 1) * spacing, dtype=dtype)
