@@ -399,3 +399,44 @@ def test_check_command_refuses_unknown_ops(capsys):
 def test_importing_mytorch_does_not_import_hypothesis():
     code = "import sys, mytorch; assert 'hypothesis' not in sys.modules; mytorch.testing.check_primitive"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_SEEDED_CHECKS_AROUND_IMPORTS = """
+import importlib, sys
+from mytorch.testing import check_primitive
+
+def errors():
+    reports = [check_primitive(op, seed=11, max_examples=30, second_order=False) for op in ("div", "matmul")]
+    return [(r.examples, r.max_abs_error, r.max_rel_error) for r in reports]
+
+before = errors()
+sys.path.insert(0, sys.argv[1])
+importlib.import_module("check_history_constants")
+for name in ("mytorch.nn", "mytorch.optim", "mytorch.course.handout"):
+    importlib.import_module(name)
+print(errors() == before)
+"""
+
+
+def test_a_seeded_check_depends_on_its_seed_alone(tmp_path):
+    # Hypothesis may draw numbers from the constants of the process's own modules, so which modules
+    # were loaded changed what a seeded check drew (see mytorch.testing.reproducible). A new process:
+    # the test session has loaded every module already.
+    (tmp_path / "check_history_constants.py").write_text(
+        "SCALES = (0.3141, 2.718, -1.4142, 7.25, 11, 13, 17, 19, 23, 29, 31, 1e-3, -0.5772, 4.669, 3, 2, 1)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", _SEEDED_CHECKS_AROUND_IMPORTS, str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.stdout.strip() == "True", run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("z", [0j, -1 + 0j, -2.5 + 0j])
+def test_no_tied_twin_where_the_forward_has_no_derivative(z):
+    # x ** x at 0 (log 0) and on the negative real axis (the branch cut of log, where the value may
+    # still be continuous: (-1) ** (-1) from either side) has no derivative for the finite
+    # differences to take; at a smooth point the twin is judged.
+    from mytorch.testing.cases import Example
+    from mytorch.testing.checks import tied_twin
+
+    assert tied_twin(F.power, Example((np.array(z), np.array(2.0 + 0j)))) is None
+    assert tied_twin(F.power, Example((np.array(1.5 + 0.5j), np.array(2.0 + 0j)))) is not None

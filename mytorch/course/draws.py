@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+
+from mytorch.testing.reproducible import history_free
 
 # ---- drawing the inputs -------------------------------------------------------------------------------
 
@@ -45,7 +46,7 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
     def collect(example: Any) -> None:
         pool.append(example)
 
-    with _DRAWING, _history_free():  # hypothesis is not made for threads
+    with _DRAWING, history_free():  # hypothesis is not made for threads
         collect()
         pool = _distinct(pool)
         kinds = corners(op)
@@ -55,37 +56,6 @@ def draw_examples(op: str, count: int, seed: int) -> list[Any]:
                 found = _search(CASES[op].examples(np.float64), has, seed)
                 pool += [found] if found is not None else []
     return sorted(_covering(pool, count, kinds), key=simplicity)
-
-
-@contextmanager
-def _history_free() -> Iterator[None]:
-    """Hypothesis draws made here depend on their seed alone, not on what the process did before.
-
-    Hypothesis (6.131 and later) sometimes draws a number from the constants found in the source
-    of the process's "local" modules (outside site-packages and the standard library: mytorch, a
-    student's submission, the course's scripts). Which of those are in `sys.modules` when a draw is
-    made depends on what ran before, and the constants drawn from, and how many random choices a draw
-    takes, changed with it: the same seed gave other examples after other tests or imports had run.
-    Here the local constants are empty (hypothesis's built-in constants stay), and the cache of the
-    constants each kind of draw may take is emptied on the way in (it may hold local ones) and out
-    (it holds none)."""
-    try:
-        from hypothesis.internal.conjecture import providers
-        from hypothesis.internal.constants_ast import Constants
-    except ImportError:  # a hypothesis from before local constants: its draws depend on the seed alone
-        yield
-        return
-    if not hasattr(providers, "_get_local_constants"):
-        yield
-        return
-    found, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
-    providers._get_local_constants = Constants
-    cache.clear()
-    try:
-        yield
-    finally:
-        providers._get_local_constants = found
-        cache.clear()
 
 
 SEARCH = 200  # draws spent looking for a corner that the pool missed
