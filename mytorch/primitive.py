@@ -280,8 +280,9 @@ class Primitive:
             # A first-order walk: the rules in their plain form, on plain arrays (see `plain_rules`).
             plain_form = self._plain_form
             rules = plain_form[1] if plain_form[0] is rules else self._made_plain(rules)
-            if type(output) is Tracked:
-                output, inputs = output.view(np.ndarray), plain_each(inputs)
+            if type(output) is Tracked:  # a ufunc's views the array the ufunc made: that one, as it is
+                output = output.base if self._fresh else output.view(np.ndarray)
+                inputs = plain_each(inputs)
         if type(rules) is tuple or type(rules) is list:  # one rule per input: only those needed run
             if len(rules) == 2 and not params:  # the usual case: two inputs, positional calls
                 rule_x, rule_y = rules
