@@ -326,19 +326,27 @@ def _clip(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
     return Step("clip", (k, Const(lo), Const(hi)))
 
 
-def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
-    """A new weight leaf W (in, out) and x @ W: the shape of a layer."""
+def _weight_leaf(draw: st.DrawFn, values: list[np.ndarray], k: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A new weight leaf for value `k`'s layer: of its dtype, in [-1, 1]."""
+    return draw(float_arrays(shape, values[k].dtype, low=-1.0, high=1.0))
+
+
+def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray],
+                 leaf: Callable = _weight_leaf) -> list[Step] | None:
+    """A new weight leaf W (in, out) and x @ W: the shape of a layer. `leaf(draw, values, k, shape)`
+    draws W (the complex fuzzer's draws a complex one)."""
     k = _pick(draw, values, lambda v: v.ndim >= 1)
     if k is None:
         return None
     inner, out = values[k].shape[-1], draw(st.integers(1, 3))
     if not _size_ok(values[k].shape[:-1] + (out,)) or not _size_ok((inner, out)):
         return None
-    weight = draw(float_arrays((inner, out), values[k].dtype, low=-1.0, high=1.0))
+    weight = leaf(draw, values, k, (inner, out))
     return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
 
 
-def _leaf_linear(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
+def _leaf_linear(draw: st.DrawFn, values: list[np.ndarray],
+                 leaf: Callable = _weight_leaf) -> list[Step] | None:
     """New leaves W (out, in) and b (out,), and linear(x, W, b): a layer as one primitive."""
     k = _pick(draw, values, lambda v: v.ndim >= 1)
     if k is None:
@@ -346,9 +354,7 @@ def _leaf_linear(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None
     inner, out = values[k].shape[-1], draw(st.integers(1, 3))
     if not _size_ok(values[k].shape[:-1] + (out,)) or not _size_ok((out, inner)):
         return None
-    dtype = values[k].dtype
-    weight = draw(float_arrays((out, inner), dtype, low=-1.0, high=1.0))
-    bias = draw(float_arrays((out,), dtype, low=-1.0, high=1.0))
+    weight, bias = leaf(draw, values, k, (out, inner)), leaf(draw, values, k, (out,))
     return [Step("leaf", params={"value": weight}), Step("leaf", params={"value": bias}),
             Step("linear", (k, len(values), len(values) + 1))]
 
@@ -921,14 +927,26 @@ def _norm(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
     return Step("norm", (k,), {"ord": order, "axis": axis, "keepdims": draw(st.booleans())})
 
 
-def _leaf_matrix(op: str) -> Callable:
-    """A new matrix leaf (well conditioned; symmetric positive definite for cholesky, with
-    well-separated eigenvalues for eigh) and `op` of it; solve takes a value as its right side."""
+def _real_matrix(op: str, draw: st.DrawFn, values: list[np.ndarray], n: int) -> np.ndarray:
+    """A well-conditioned n x n matrix of the program's dtype (symmetric positive definite for
+    cholesky, with well-separated eigenvalues for eigh)."""
+    from mytorch.testing.strategies import well_conditioned_matrices
+
+    a = draw(well_conditioned_matrices(n, np.float64))
+    if op == "cholesky":
+        a = a @ a.T + 0.5 * np.eye(n)
+    if op == "eigh":
+        q, _ = np.linalg.qr(a)
+        a = q @ np.diag(np.arange(n) * 0.7 - 0.5) @ q.T
+        a = (a + a.T) / 2
+    return a.astype(values[-1].dtype)
+
+
+def _leaf_matrix(op: str, matrix: Callable = _real_matrix) -> Callable:
+    """A new matrix leaf, `matrix(op, draw, values, n)` (the complex fuzzer gives its own), and
+    `op` of it; solve takes a value as its right side."""
 
     def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
-        from mytorch.testing.strategies import well_conditioned_matrices
-
-        dtype = values[-1].dtype
         right = None
         if op == "solve":
             right = _pick(draw, values, lambda v: 1 <= v.ndim <= 2 and 0 < v.shape[0] <= 4)
@@ -937,16 +955,8 @@ def _leaf_matrix(op: str) -> Callable:
             n = values[right].shape[0]
         else:
             n = draw(st.integers(1, 3))
-        a = draw(well_conditioned_matrices(n, np.float64))
-        if op == "cholesky":
-            a = a @ a.T + 0.5 * np.eye(n)
-        if op == "eigh":
-            q, _ = np.linalg.qr(a)
-            a = q @ np.diag(np.arange(n) * 0.7 - 0.5) @ q.T
-            a = (a + a.T) / 2
-        leaf = Step("leaf", params={"value": a.astype(dtype)})
-        operands = (len(values), right) if op == "solve" else (len(values),)
-        return [leaf, Step(op, operands)]
+        leaf = Step("leaf", params={"value": matrix(op, draw, values, n)})
+        return [leaf, Step(op, (len(values), right) if op == "solve" else (len(values),))]
 
     return propose
 

@@ -21,6 +21,7 @@ dtype('complex128')
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -69,8 +70,8 @@ def complex_leaf(draw: st.DrawFn, shape: tuple[int, ...], dtype: Any) -> np.ndar
     return draw(float_arrays(shape, dtype, low=-1.0, high=1.0))
 
 
-def _leaf_of(draw: st.DrawFn, values: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    """A weight leaf of the program's complex dtype."""
+def _leaf_of(draw: st.DrawFn, values: list[np.ndarray], k: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A weight leaf of the program's complex dtype (for value `k`'s layer, which may be real)."""
     return complex_leaf(draw, shape, next(v.dtype for v in values if v.dtype.kind == "c"))
 
 
@@ -85,49 +86,10 @@ def _power(draw: st.DrawFn, values: list[np.ndarray]) -> Step | None:
     return None if exponent is None else Step("power", (base, exponent))
 
 
-def _leaf_matmul(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
-    """A complex weight leaf W (in, out) and x @ W."""
-    k = _pick(draw, values, lambda v: v.ndim >= 1)
-    if k is None:
-        return None
-    inner, out = values[k].shape[-1], draw(st.integers(1, 3))
-    if not fuzz._size_ok(values[k].shape[:-1] + (out,)) or not fuzz._size_ok((inner, out)):
-        return None
-    weight = _leaf_of(draw, values, (inner, out))
-    return [Step("leaf", params={"value": weight}), Step("matmul", (k, len(values)))]
-
-
-def _leaf_linear(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
-    """Complex leaves W (out, in) and b (out,), and linear(x, W, b)."""
-    k = _pick(draw, values, lambda v: v.ndim >= 1)
-    if k is None:
-        return None
-    inner, out = values[k].shape[-1], draw(st.integers(1, 3))
-    if not fuzz._size_ok(values[k].shape[:-1] + (out,)) or not fuzz._size_ok((out, inner)):
-        return None
-    weight, bias = _leaf_of(draw, values, (out, inner)), _leaf_of(draw, values, (out,))
-    return [Step("leaf", params={"value": weight}), Step("leaf", params={"value": bias}),
-            Step("linear", (k, len(values), len(values) + 1))]
-
-
-def _leaf_matrix(op: str) -> Callable:
-    """A new complex matrix leaf, well conditioned (its real part near 2·I), and `op` of it;
-    solve takes a value as its right side."""
-
-    def propose(draw: st.DrawFn, values: list[np.ndarray]) -> list[Step] | None:
-        right = None
-        if op == "solve":
-            right = _pick(draw, values, lambda v: 1 <= v.ndim <= 2 and 0 < v.shape[0] <= 4)
-            if right is None:
-                return None
-            n = values[right].shape[0]
-        else:
-            n = draw(st.integers(1, 3))
-        noise = _leaf_of(draw, values, (n, n))
-        leaf = Step("leaf", params={"value": (0.4 * noise + 2 * np.eye(n)).astype(noise.dtype)})
-        return [leaf, Step(op, (len(values), right) if op == "solve" else (len(values),))]
-
-    return propose
+def _complex_matrix(op: str, draw: st.DrawFn, values: list[np.ndarray], n: int) -> np.ndarray:
+    """A well-conditioned complex n x n matrix: its real part near 2·I."""
+    noise = _leaf_of(draw, values, 0, (n, n))
+    return (0.4 * noise + 2 * np.eye(n)).astype(noise.dtype)
 
 
 _REAL_INPUT = ("rfft", "ihfft", "rfftn")
@@ -250,14 +212,14 @@ COMPLEX_MENU: dict[str, Callable] = {
     "power": _power,
     # linear algebra
     "matmul": fuzz._matmul,
-    "leaf+matmul": _leaf_matmul,
-    "leaf+linear": _leaf_linear,
+    "leaf+matmul": functools.partial(fuzz._leaf_matmul, leaf=_leaf_of),
+    "leaf+linear": functools.partial(fuzz._leaf_linear, leaf=_leaf_of),
     "einsum": fuzz._einsum,
     "tensordot": fuzz._tensordot,
     "outer": fuzz._outer,
-    "inv": _leaf_matrix("inv"),
-    "solve": _leaf_matrix("solve"),
-    "det": _leaf_matrix("det"),
+    "inv": fuzz._leaf_matrix("inv", _complex_matrix),
+    "solve": fuzz._leaf_matrix("solve", _complex_matrix),
+    "det": fuzz._leaf_matrix("det", _complex_matrix),
     # reductions, scans and the shape of things
     "sum": fuzz._reduction("sum"),
     "mean": fuzz._reduction("mean"),
