@@ -300,6 +300,7 @@ class _Recording:
                     "create the engine once, outside the compiled function"
                 )
             self.ops = [(op.primitive, op.inputs, op.params or {}, op.output) for op in stretch.records]
+        self.names = {getattr(primitive_, "name", None) for primitive_, _, _, _ in self.ops}
         for primitive_, _, _, _ in self.ops:
             if getattr(primitive_, "forward", None) is None:
                 raise CompileError(
@@ -466,6 +467,9 @@ class _Builder:
         """The text of one operation: NumPy itself where the rule is plain NumPy (checked on the
         recorded values: the inline form must give the recorded output exactly), else its forward."""
         forward = primitive.forward
+        keeping = getattr(primitive, "forward_for_backward", None)  # (forward, the step that reuses)
+        if keeping is not None and keeping[1] in self.recorded.names:
+            forward = keeping[0]  # the program runs that step too: the forward keeps what it reuses
         if isinstance(forward, np.ufunc) and getattr(np, forward.__name__, None) is forward and not params:
             return f"np.{forward.__name__}({', '.join(args)})", "ufunc", list(args)
         keywords = [f"{k}={v}" for k, v in param_texts.items()]

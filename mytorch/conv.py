@@ -288,6 +288,17 @@ def _convolution(name: str, dims: int) -> Any:
 
     def forward(x: np.ndarray, weight: np.ndarray, bias: Any = None, stride: Any = 1, padding: Any = 0,
                 dilation: Any = 1, groups: int = 1) -> np.ndarray:
+        # the backward pass will want these windows again, if it is recorded
+        return computed(x, weight, bias, stride, padding, dilation, groups, keep=is_recording())
+
+    def forward_keeping(x: np.ndarray, weight: np.ndarray, bias: Any = None, stride: Any = 1,
+                        padding: Any = 0, dilation: Any = 1, groups: int = 1) -> np.ndarray:
+        """The forward of a compiled program that runs this convolution's backward too (recording
+        is off there): it keeps its windows for `conv_windows` all the same."""
+        return computed(x, weight, bias, stride, padding, dilation, groups, keep=True)
+
+    def computed(x: np.ndarray, weight: np.ndarray, bias: Any, stride: Any, padding: Any, dilation: Any,
+                 groups: int, keep: bool) -> np.ndarray:
         kernel, stride, pads, dilation, out_size = _conv_geometry(
             x, weight, bias, stride, padding, dilation, groups, name, dims
         )
@@ -303,7 +314,7 @@ def _convolution(name: str, dims: int) -> Any:
                 out += b
             else:
                 out = out + b
-        if is_recording():  # the backward pass will want these windows again
+        if keep:
             _remember_windows(out, cols)
         return out
 
@@ -346,6 +357,8 @@ def _convolution(name: str, dims: int) -> Any:
         ),
         jvp=jvp,
     )
+    # What mytorch.compile's program runs for the forward when it also runs `conv_windows`.
+    conv.forward_for_backward = (forward_keeping, "conv_windows")
     return conv
 
 

@@ -271,3 +271,29 @@ def test_arrays_f_closes_over_are_read_at_every_call_like_eager():
     compiled(np.ones(2))
     W[...] = 0.0  # an optimizer step on a closed-over parameter
     np.testing.assert_array_equal(compiled(np.ones(2)), [0.0, 0.0])
+
+
+def test_a_compiled_conv_step_takes_the_windows_once(monkeypatch):
+    # Eagerly, the forward keeps its windows for the weight gradient while recording; a compiled
+    # program runs with recording off, and took them a second time in its backward until the
+    # program's forward was told the backward follows.
+    from mytorch import conv
+
+    rng = np.random.default_rng(0)
+    X, K, c = rng.normal(size=(2, 3, 6, 6)), rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4)
+    loss = lambda K, c: F.sum(F.mul(F.conv2d(X, K, c, padding=1), F.conv2d(X, K, c, padding=1)))
+    step = mytorch.compile(mytorch.value_and_grad(loss, argnums=(0, 1)))
+    step(K, c)  # traced here
+    taken = []
+    rows = conv._rows
+    monkeypatch.setattr(conv, "_rows", lambda *args, **kwargs: taken.append(1) or rows(*args, **kwargs))
+    value, grads = step(K, c)
+    assert len(taken) == 1  # one convolution (the two calls are one line of the program), one windows
+    expected_value, expected_grads = mytorch.value_and_grad(loss, argnums=(0, 1))(K, c)
+    np.testing.assert_allclose(value, expected_value)
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    with mytorch.no_grad():  # an inference program keeps nothing beside its output
+        plain = mytorch.compile(lambda K, c: F.conv2d(X, K, c, padding=1))
+        out = plain(K, c)
+    assert id(out) not in conv._saved_windows
