@@ -509,3 +509,20 @@ def test_anomaly_mode_still_watches_records_made_on_the_hot_path_engine():
     F.exp(x)  # the thread's recorder is set
     with mytorch.detect_anomaly(), pytest.raises(FloatingPointError, match="log produced nan"):
         F.log(x)
+
+
+def test_a_0d_gradient_is_an_array_when_rules_run_ufuncs_directly():
+    # A first-order walk runs a ufunc primitive in a rule as the bare ufunc, which hands back a NumPy
+    # scalar for 0-d values; the pullback still hands out 0-d arrays, of the inputs' dtypes.
+    x, y, g = np.array(0.5), np.array(-2.0, dtype=np.float32), np.array(3.0)
+    for primitive, inputs, needs in ((F.mul, (x, y), (True, True)), (F.sin, (x,), (True,)),
+                                     (F.tanh, (x,), (True,))):
+        output = primitive.forward(*inputs)
+        grads = primitive.pullback(g, np.asarray(output), inputs, {}, needs, True)
+        for grad, value in zip(grads, inputs):
+            assert type(grad) is np.ndarray and grad.shape == () and grad.dtype == value.dtype
+    engine = Autograd()
+    engine.backward(F.tanh(F.mul(F.sin(x), x)))
+    grad = engine.gradient_buffer.get_param(x)
+    assert type(grad) is np.ndarray and grad.shape == ()
+    assert np.isclose(grad, (1 - np.tanh(np.sin(0.5) * 0.5) ** 2) * (np.cos(0.5) * 0.5 + np.sin(0.5)))
