@@ -214,12 +214,7 @@ class Primitive:
         anomaly mode, or the thread's first operation (its engine is made now)."""
         if state.tracing is not None:
             return self._traced(inputs, params, tracked)
-        output = self._computed(inputs, params, tracked)
-        if not state.recording:
-            return _own(output, inputs, False)
-        output = _own(output, inputs, tracked)
-        engine()._record(self, inputs, output, params)
-        return output
+        return self._computed_and_recorded(inputs, params, tracked)
 
     def _computed(self, inputs: tuple, params: dict, tracked: bool) -> np.ndarray:
         """The forward rule's value, as an array (computed on plain arrays)."""
@@ -242,6 +237,11 @@ class Primitive:
             # no_grad (or a walk that does not record) while compile traces: a step of the
             # program that carries no gradient, as the eager call's constant result carries none.
             return state.tracing.step(self.forward, inputs, params)
+        return self._computed_and_recorded(inputs, params, tracked)
+
+    def _computed_and_recorded(self, inputs: tuple, params: dict, tracked: bool) -> np.ndarray:
+        """The output, an array of its own, recorded on the current engine if recording is on (the
+        careful path: anomaly mode, compile's trace, the thread's first operation)."""
         output = self._computed(inputs, params, tracked)
         if not state.recording:
             return _own(output, inputs, False)
@@ -314,7 +314,7 @@ class Primitive:
                     "one gradient per input, as a tuple (None for an input without one): "
                     "`return (grad_x,)` for one input"
                 )
-        if len(grads) == 1:  # the usual cases, without enumerate and zip
+        if len(grads) == 1:  # the usual cases unrolled (measured: ~1.2k instructions an op on B1)
             grad, value = grads[0], inputs[0]
             if needs[0] and type(grad) is np.ndarray and grad.dtype is value.dtype and (
                 grad.shape == value.shape
@@ -330,7 +330,7 @@ class Primitive:
                                      or grad.dtype is not value.dtype or grad.shape != value.shape):
                 return self._fitted_all(grads, inputs, needs)
             return grads
-        if len(grads) == len(inputs):
+        elif len(grads) == len(inputs):  # the same test as the two above, for any count
             for grad, value, need in zip(grads, inputs, needs):
                 if grad is not None and (not need or type(grad) is not np.ndarray
                                          or grad.dtype is not value.dtype or grad.shape != value.shape):
